@@ -1,0 +1,428 @@
+"""The dependency engine: work is pushed with the variables it reads and writes.
+
+Every array owns an engine :class:`Var`. ``push(fn, reads, writes)`` queues
+``fn`` behind the earlier work on those variables: reads of one variable run
+together, a write runs alone, and each variable sees its operations in push
+order. The threaded engine runs ready work on worker threads (one pool per
+device) so that Python returns at once; the naive engine runs everything at
+push time, which is the mode for debugging.
+
+An exception raised by pushed work is stored on the variables the work
+writes. Work that reads or writes such a variable is skipped and inherits the
+exception, so the failure travels down the dependency chain without running
+anything on garbage. It is raised (as :class:`EngineError`, chained to the
+original traceback) at the next wait on an affected variable, once, or by
+:func:`wait_all`; the engine keeps working afterwards.
+
+Tiny work that is ready at push time runs inline on the pushing thread: a
+thread hand-off costs far more than adding ten numbers.
+"""
+import atexit
+import collections
+import os
+import queue
+import threading
+
+from .base import EngineError
+
+__all__ = [
+    "Var", "NaiveEngine", "ThreadedEngine", "get_engine", "set_engine", "push",
+    "new_var", "wait_for_var", "wait_all", "engine_type",
+]
+
+
+class Var:
+    """An engine variable: the unit of dependency tracking (one per buffer)."""
+
+    __slots__ = ("queue", "readers", "writing", "exc", "__weakref__")
+
+    def __init__(self):
+        self.queue = None      # deque of (opr, is_write) waiting for a grant
+        self.readers = 0       # granted reads not yet completed
+        self.writing = False   # a granted write not yet completed
+        self.exc = None        # EngineError left by failed work that wrote here
+
+
+class _Opr:
+    __slots__ = ("fn", "reads", "writes", "ctx", "name", "wait", "exc", "no_skip", "inline")
+
+    def __init__(self, fn, reads, writes, ctx, name, no_skip, inline):
+        self.fn = fn
+        self.reads = reads
+        self.writes = writes
+        self.ctx = ctx
+        self.name = name
+        self.wait = 0
+        self.exc = None
+        self.no_skip = no_skip
+        self.inline = inline
+
+
+_in_work = threading.local()
+
+
+def _check_not_in_work(what):
+    if getattr(_in_work, "depth", 0):
+        raise EngineError(
+            f"{what} was called from inside work pushed to the engine; waiting there "
+            "would deadlock. Push the dependent work instead.")
+
+
+def _dedupe(reads, writes):
+    """Drop duplicate writes, and reads of variables that are also written."""
+    if len(writes) > 1:
+        seen = []
+        for v in writes:
+            if not any(v is s for s in seen):
+                seen.append(v)
+        writes = seen
+    if writes and reads:
+        reads = [v for v in reads if not any(v is w for w in writes)]
+    return reads, writes
+
+
+class _EngineBase:
+    """What both engines share: exception bookkeeping and the run step."""
+
+    kind = "base"
+
+    def __init__(self):
+        self._errors = []
+        self._lock = threading.Lock()
+
+    def new_var(self):
+        return Var()
+
+    def _run(self, opr):
+        """Run one granted op, or skip it if an input carries an exception."""
+        if not opr.no_skip:
+            for v in opr.reads:
+                if v.exc is not None:
+                    opr.exc = v.exc
+                    return
+            for v in opr.writes:
+                if v.exc is not None:
+                    opr.exc = v.exc
+                    return
+        _in_work.depth = getattr(_in_work, "depth", 0) + 1
+        try:
+            opr.fn()
+        except BaseException as err:  # noqa: BLE001 - every failure must reach a wait
+            opr.exc = _wrap(err, opr)
+            with self._lock:
+                self._errors.append(opr.exc)
+        finally:
+            _in_work.depth -= 1
+
+    def _raise_var_error(self, var):
+        exc = var.exc
+        if exc is not None:
+            var.exc = None
+            with self._lock:
+                self._errors = [e for e in self._errors if e is not exc]
+            raise exc
+
+    def _raise_global_errors(self):
+        with self._lock:
+            errors, self._errors = self._errors, []
+        if errors:
+            raise errors[0]
+
+
+def _wrap(err, opr):
+    if isinstance(err, EngineError):
+        return err
+    where = f" on {opr.ctx}" if opr.ctx is not None else ""
+    wrapped = EngineError(f"{opr.name} failed{where}: {type(err).__name__}: {err}",
+                          op_name=opr.name, original=err)
+    wrapped.__cause__ = err
+    return wrapped
+
+
+class NaiveEngine(_EngineBase):
+    """Runs every push at once on the calling thread (for debugging)."""
+
+    kind = "naive"
+
+    def push(self, fn, reads=(), writes=(), ctx=None, name="op", inline=True, no_skip=False):
+        reads, writes = _dedupe(reads, writes)
+        opr = _Opr(fn, reads, writes, ctx, name, no_skip, True)
+        if ctx is not None and ctx.device_type == "gpu":
+            with ctx.device_scope():
+                self._run(opr)
+        else:
+            self._run(opr)
+        if opr.exc is not None:
+            for v in writes:
+                v.exc = opr.exc
+
+    def wait_for_var(self, var):
+        _check_not_in_work("wait_for_var")
+        self._raise_var_error(var)
+
+    def wait_all(self):
+        _check_not_in_work("wait_all")
+        self._raise_global_errors()
+
+    def shutdown(self):
+        pass
+
+
+class ThreadedEngine(_EngineBase):
+    """Dependency-tracked execution on worker threads, one pool per device.
+
+    Args:
+        cpu_workers: Worker threads for CPU work. Numpy releases the GIL in
+            its kernels, so independent large ops overlap.
+        gpu_workers: Worker threads per GPU, each with its own CUDA stream.
+    """
+
+    kind = "threaded"
+
+    def __init__(self, cpu_workers=2, gpu_workers=2):
+        super().__init__()
+        self._cpu_workers = cpu_workers
+        self._gpu_workers = gpu_workers
+        self._pending = 0
+        self._idle = threading.Condition(self._lock)
+        self._queues = {}
+        self._threads = []
+        self._closed = False
+
+    # -- pushing ---------------------------------------------------------
+    def push(self, fn, reads=(), writes=(), ctx=None, name="op", inline=False, no_skip=False):
+        """Queue ``fn()`` behind earlier work on ``reads`` and ``writes``.
+
+        Args:
+            fn: Callable with no arguments.
+            reads: Variables ``fn`` reads.
+            writes: Variables ``fn`` writes (or reads and writes).
+            ctx: The device whose workers run ``fn`` (CPU when ``None``).
+            name: Shown in errors raised from ``fn``.
+            inline: Allow running on the calling thread when ready at once
+                (for tiny CPU work).
+            no_skip: Run even when an input carries an exception.
+        """
+        if len(writes) > 1 or (writes and reads):
+            reads, writes = _dedupe(reads, writes)
+        opr = _Opr(fn, reads, writes, ctx, name, no_skip, inline)
+        wait = 0
+        with self._lock:
+            self._pending += 1
+            for v in reads:
+                if v.writing or v.queue:
+                    if v.queue is None:
+                        v.queue = collections.deque()
+                    v.queue.append((opr, False))
+                    wait += 1
+                else:
+                    v.readers += 1
+            for v in writes:
+                if v.writing or v.readers or v.queue:
+                    if v.queue is None:
+                        v.queue = collections.deque()
+                    v.queue.append((opr, True))
+                    wait += 1
+                else:
+                    v.writing = True
+            opr.wait = wait
+        if wait == 0:
+            if inline and (ctx is None or ctx.device_type != "gpu"):
+                self._run(opr)
+                self._complete(opr)
+            else:
+                self._dispatch(opr)
+
+    def _dispatch(self, opr):
+        ctx = opr.ctx
+        key = ("cpu", 0) if ctx is None or ctx.device_type != "gpu" else ("gpu", ctx.device_id)
+        q = self._queues.get(key)
+        if q is None:
+            q = self._start_workers(key, ctx)
+        q.put(opr)
+
+    def _start_workers(self, key, ctx):
+        with self._lock:
+            q = self._queues.get(key)
+            if q is not None:
+                return q
+            q = queue.SimpleQueue()
+            count = self._gpu_workers if key[0] == "gpu" else self._cpu_workers
+            for i in range(count):
+                t = threading.Thread(target=self._worker, args=(q, ctx if key[0] == "gpu" else None),
+                                     name=f"deepkit-engine-{key[0]}{key[1]}-{i}", daemon=True)
+                t.start()
+                self._threads.append(t)
+            self._queues[key] = q
+            return q
+
+    def _worker(self, q, gpu_ctx):
+        stream = None
+        if gpu_ctx is not None:
+            cupy = gpu_ctx.xp
+            with gpu_ctx.device_scope():
+                stream = cupy.cuda.Stream(non_blocking=True)
+        while True:
+            opr = q.get()
+            if opr is None:
+                return
+            if stream is None:
+                self._run(opr)
+            else:
+                with gpu_ctx.device_scope(), stream:
+                    self._run(opr)
+                    stream.synchronize()
+            self._complete(opr)
+
+    def _complete(self, opr):
+        ready = None
+        exc = opr.exc
+        with self._lock:
+            for v in opr.reads:
+                v.readers -= 1
+                if v.readers == 0 and v.queue:
+                    ready = _grant(v, ready)
+            for v in opr.writes:
+                if exc is not None:
+                    v.exc = exc
+                v.writing = False
+                if v.queue:
+                    ready = _grant(v, ready)
+            self._pending -= 1
+            if self._pending == 0:
+                self._idle.notify_all()
+        if ready:
+            for o in ready:
+                self._dispatch(o)
+
+    # -- waiting -----------------------------------------------------------
+    def wait_for_var(self, var):
+        """Block until all work that writes ``var`` is done; raise its error once."""
+        _check_not_in_work("wait_for_var")
+        if var.writing or var.queue:
+            done = threading.Event()
+            self.push(done.set, reads=(var,), writes=(), name="wait_for_var", no_skip=True)
+            done.wait()
+        self._raise_var_error(var)
+
+    def wait_for_write(self, var):
+        """Block until all work that reads or writes ``var`` is done."""
+        _check_not_in_work("wait_for_write")
+        if var.writing or var.readers or var.queue:
+            done = threading.Event()
+            self.push(done.set, reads=(), writes=(var,), name="wait_for_write", no_skip=True)
+            done.wait()
+        self._raise_var_error(var)
+
+    def wait_all(self):
+        """Block until every pushed op has finished; raise the first error once."""
+        _check_not_in_work("wait_all")
+        with self._lock:
+            while self._pending:
+                self._idle.wait()
+        self._raise_global_errors()
+
+    def shutdown(self):
+        """Finish pending work and stop the workers (used at exit and on switch)."""
+        with self._lock:
+            while self._pending:
+                self._idle.wait()
+            queues = list(self._queues.values())
+            self._queues = {}
+        for q in queues:
+            for _ in range(max(self._cpu_workers, self._gpu_workers)):
+                q.put(None)
+
+
+def _grant(var, ready):
+    """Grant queued ops on ``var`` in order; collect those that became ready."""
+    q = var.queue
+    while q:
+        opr, is_write = q[0]
+        if is_write:
+            if var.readers == 0 and not var.writing:
+                q.popleft()
+                var.writing = True
+                opr.wait -= 1
+                if opr.wait == 0:
+                    ready = ready or []
+                    ready.append(opr)
+            break
+        q.popleft()
+        var.readers += 1
+        opr.wait -= 1
+        if opr.wait == 0:
+            ready = ready or []
+            ready.append(opr)
+    return ready
+
+
+def _make_engine(kind):
+    if kind == "naive":
+        return NaiveEngine()
+    if kind == "threaded":
+        workers = int(os.environ.get("DEEPKIT_CPU_WORKERS", "2"))
+        return ThreadedEngine(cpu_workers=max(1, workers))
+    raise ValueError(f"DEEPKIT_ENGINE must be 'threaded' or 'naive', got {kind!r}")
+
+
+_engine = _make_engine(os.environ.get("DEEPKIT_ENGINE", "threaded").strip().lower() or "threaded")
+
+
+def get_engine():
+    """The engine in use."""
+    return _engine
+
+
+def engine_type():
+    """``'threaded'`` or ``'naive'``."""
+    return _engine.kind
+
+
+def set_engine(kind):
+    """Switch engines ('threaded' or 'naive'); pending work finishes first.
+
+    Returns the previous kind, so tests can restore it.
+    """
+    global _engine
+    old = _engine
+    new = _make_engine(kind)
+    try:
+        old.wait_all()
+    finally:
+        old.shutdown()
+        _engine = new
+    return old.kind
+
+
+def new_var():
+    return _engine.new_var()
+
+
+def push(fn, reads=(), writes=(), ctx=None, name="op", inline=False, no_skip=False):
+    """Push ``fn`` to the current engine; see :meth:`ThreadedEngine.push`."""
+    _engine.push(fn, reads, writes, ctx, name, inline, no_skip)
+
+
+def wait_for_var(var):
+    _engine.wait_for_var(var)
+
+
+def wait_for_write(var):
+    """Wait until nothing reads or writes ``var`` any more (before mutating it in place)."""
+    if isinstance(_engine, ThreadedEngine):
+        _engine.wait_for_write(var)
+    else:
+        _engine.wait_for_var(var)
+
+
+def wait_all():
+    _engine.wait_all()
+
+
+@atexit.register
+def _finish_at_exit():
+    try:
+        _engine.shutdown()
+    except Exception:  # noqa: BLE001 - never block interpreter exit
+        pass

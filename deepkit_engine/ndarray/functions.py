@@ -1,0 +1,79 @@
+"""``nd.<Op>`` functions generated from the operator registry."""
+from ..base import ParamError
+from ..context import Context
+from ..ops import registry as _registry
+from .ndarray import _SCALAR_OPS, NDArray, binary_dispatch, invoke
+
+__all__ = ["make_function", "generate_functions"]
+
+
+def _to_nd(value, ctx):
+    if isinstance(value, NDArray):
+        return value
+    from . import array  # noqa: PLC0415 - package import order
+    return array(value, ctx=ctx, dtype=getattr(value, "dtype", None))
+
+
+def make_function(op, public_name=None):
+    """Build the imperative function for ``op``: inputs first, params as keywords."""
+    binary_name = op.name if op.name in _SCALAR_OPS else None
+
+    def function(*args, out=None, name=None, ctx=None, **kwargs):
+        if binary_name is not None and len(args) == 2 and not kwargs:
+            if not (isinstance(args[0], NDArray) and isinstance(args[1], NDArray)):
+                result = binary_dispatch(binary_name, args[0], args[1], out)
+                if result is not NotImplemented:
+                    return result
+        arrays = {k: v for k, v in kwargs.items() if isinstance(v, NDArray)}
+        params = {k: v for k, v in kwargs.items() if k not in arrays}
+        if op.variadic:
+            inputs = list(args[0]) if len(args) == 1 and isinstance(args[0], (list, tuple)) \
+                else list(args)
+            params.setdefault("num_args", len(inputs))
+            attrs = op.parse_attrs(params)
+        else:
+            attrs = op.parse_attrs(params)
+            names = op.input_names(attrs)
+            if len(args) > len(names):
+                raise ParamError(f"{op.name}: takes {len(names)} input(s) ({', '.join(names)}) "
+                                 f"but {len(args)} were given", op=op.name)
+            slots = dict(zip(names, args))
+            for k, v in arrays.items():
+                if k not in names:
+                    raise ParamError(f"{op.name}: unknown input '{k}'"
+                                     f"{_registry.did_you_mean(k, names)}; inputs are "
+                                     f"{', '.join(names) or 'none'}", op=op.name, param=k)
+                if k in slots:
+                    raise ParamError(f"{op.name}: input '{k}' given twice", op=op.name, param=k)
+                slots[k] = v
+            missing = [n for n in names if n not in slots]
+            if missing:
+                raise ParamError(f"{op.name}: missing input(s) {', '.join(missing)}",
+                                 op=op.name, param=missing[0])
+            inputs = [slots[n] for n in names]
+        if inputs:
+            place = next((x._ctx for x in inputs if isinstance(x, NDArray)), ctx)
+            inputs = [_to_nd(x, place) for x in inputs]
+        elif ctx is not None and not isinstance(ctx, Context):
+            ctx = Context(ctx)
+        return invoke(op, inputs, attrs, out, ctx)
+
+    function.__name__ = public_name or op.name
+    function.__qualname__ = function.__name__
+    function.__doc__ = op.docstring()
+    return function
+
+
+def generate_functions(namespace):
+    """Add one function per registered name (aliases included) to ``namespace``."""
+    made = {}
+    for name in _registry.list_ops():
+        op = _registry.get_op(name)
+        fn = made.get(op.name)
+        if fn is None:
+            fn = made[op.name] = make_function(op)
+        if name not in namespace:
+            namespace[name] = fn
+    return made
+
+

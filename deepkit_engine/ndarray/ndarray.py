@@ -1,0 +1,578 @@
+"""The lazy :class:`NDArray` handle and the imperative op dispatch.
+
+An NDArray is a buffer (a numpy or cupy array, allocated when the handle is
+made) plus the engine variable that orders the work on it. Views made by
+basic indexing share their base's buffer *and* variable, so every write
+through a view is ordered with every read of the base. Operations infer the
+output shape and dtype at the call (errors are raised there, not later), then
+push the kernel to the engine and return at once; only reading values waits.
+"""
+import numbers
+
+import numpy as np
+
+from .. import engine as _engine_mod
+from ..base import ContextError, DeepkitError, DTypeError, ShapeError
+from ..context import Context, context_of_array, current_context
+from ..ops import registry as _registry
+
+__all__ = ["NDArray", "invoke", "INLINE_MAX_SIZE"]
+
+#: Work on at most this many elements runs on the calling thread when ready:
+#: a thread hand-off costs more than the arithmetic.
+INLINE_MAX_SIZE = 1 << 14
+
+_BASIC_INDEX_TYPES = (int, np.integer, slice, type(Ellipsis), type(None))
+
+
+def _engine():
+    return _engine_mod._engine
+
+
+class NDArray:
+    """A multi-dimensional array whose operations run on the dependency engine.
+
+    Create one with :func:`deepkit_engine.nd.array`, ``zeros``, ``ones``, ...;
+    read it with :meth:`asnumpy`. Arithmetic, comparisons, ``@`` and indexing
+    work as in numpy (binary operators broadcast), but they return before the
+    work is done.
+    """
+
+    __slots__ = ("_data", "_var", "_ctx", "_grad", "_grad_req", "_tape", "__weakref__")
+    __array_priority__ = 1000.0
+    __hash__ = object.__hash__
+
+    def __init__(self, data, ctx=None, var=None):
+        self._data = data
+        self._ctx = ctx if ctx is not None else context_of_array(data)
+        self._var = var if var is not None else _engine_mod._engine.new_var()
+        self._grad = None
+        self._grad_req = "null"
+        self._tape = None
+
+    # -- metadata (never waits) --------------------------------------------
+    @property
+    def shape(self):
+        return self._data.shape
+
+    @property
+    def dtype(self):
+        return self._data.dtype
+
+    @property
+    def ctx(self):
+        return self._ctx
+
+    context = ctx
+
+    @property
+    def size(self):
+        return self._data.size
+
+    @property
+    def ndim(self):
+        return self._data.ndim
+
+    @property
+    def T(self):
+        return invoke_by_name("transpose", [self], {})
+
+    @property
+    def grad(self):
+        """The gradient buffer attached by ``attach_grad`` (autograd)."""
+        return self._grad
+
+    # -- reading (waits) -----------------------------------------------------
+    def wait_to_read(self):
+        """Block until all pending writes to this array are done."""
+        _engine_mod._engine.wait_for_var(self._var)
+        return self
+
+    def asnumpy(self):
+        """A numpy copy of the values (waits for pending work)."""
+        _engine_mod._engine.wait_for_var(self._var)
+        data = self._data
+        if isinstance(data, np.ndarray):
+            return data.copy()
+        return data.get()
+
+    def asscalar(self):
+        """The value of a one-element array as a Python scalar."""
+        if self.size != 1:
+            raise ShapeError(f"asscalar: the array has shape {self.shape}; only one-element "
+                             "arrays convert to a scalar", expected=(1,), actual=self.shape)
+        return self.asnumpy().reshape(()).item()
+
+    item = asscalar
+
+    def tolist(self):
+        return self.asnumpy().tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        self.wait_to_read()
+        data = self._data if isinstance(self._data, np.ndarray) else self._data.get()
+        if dtype is not None and np.dtype(dtype) != data.dtype:
+            return data.astype(dtype)
+        return data.copy() if copy else data
+
+    def __dlpack__(self, stream=None, **kwargs):
+        self.wait_to_read()
+        if stream is None:
+            return self._data.__dlpack__(**kwargs)
+        return self._data.__dlpack__(stream=stream, **kwargs)
+
+    def __dlpack_device__(self):
+        return self._data.__dlpack_device__()
+
+    def __repr__(self):
+        values = self.asnumpy()
+        shape = "x".join(map(str, self.shape)) if self.shape else "scalar"
+        return f"{values}\n<NDArray {shape} @{self._ctx}>"
+
+    def __str__(self):
+        return self.__repr__()
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of a 0-d NDArray")
+        return self.shape[0]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __bool__(self):
+        if self.size != 1:
+            raise ValueError(f"the truth value of an NDArray of shape {self.shape} is ambiguous; "
+                             "use .asnumpy().any() or .all()")
+        return bool(self.asscalar())
+
+    def __float__(self):
+        return float(self.asscalar())
+
+    def __int__(self):
+        return int(self.asscalar())
+
+    def __index__(self):
+        if self.dtype.kind not in "iub":
+            raise TypeError(f"only integer NDArrays can be used as an index, not {self.dtype}")
+        return int(self.asscalar())
+
+    # -- copies and conversions ------------------------------------------------
+    def copy(self):
+        """A new array with the same values on the same context."""
+        return self.copyto(self._ctx)
+
+    def copyto(self, other):
+        """Copy into ``other`` (an NDArray of the same shape) or onto a Context.
+
+        Returns the destination array.
+        """
+        if isinstance(other, Context):
+            other.check_available()
+            dst = NDArray(other.xp.empty(self.shape, self.dtype), other)
+        elif isinstance(other, NDArray):
+            if other.shape != self.shape:
+                raise ShapeError(f"copyto: source shape {self.shape} does not match destination "
+                                 f"shape {other.shape}", expected=self.shape, actual=other.shape)
+            if other is self:
+                return other
+            dst = other
+        else:
+            raise TypeError(f"copyto: expected a Context or an NDArray, got {type(other).__name__}")
+        src_data, dst_data = self._data, dst._data
+        work_ctx = dst._ctx if dst._ctx.is_gpu else self._ctx
+        _engine_mod._engine.push(lambda: _copy_between(src_data, dst_data), (self._var,),
+                                 (dst._var,), work_ctx, "copyto", self.size <= INLINE_MAX_SIZE)
+        return dst
+
+    def as_in_context(self, ctx):
+        """This array if it is already on ``ctx``, else a copy there."""
+        return self if self._ctx == ctx else self.copyto(ctx)
+
+    def astype(self, dtype, copy=True):
+        """The values cast to ``dtype`` (a new array unless ``copy=False`` and equal)."""
+        if not copy and np.dtype(dtype) == self.dtype:
+            return self
+        return invoke_by_name("cast", [self], {"dtype": dtype})
+
+    def reshape(self, *shape, **kwargs):
+        """Reshape, with MXNet's special values (0, -1, -2, -3, -4) and ``reverse``."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        if "shape" in kwargs:
+            shape = kwargs.pop("shape")
+        return invoke_by_name("reshape", [self], dict(kwargs, shape=shape))
+
+    # -- indexing --------------------------------------------------------------
+    def __getitem__(self, key):
+        basic = _basic_key(key)
+        if basic is not None:
+            try:
+                view = self._data[basic]
+            except IndexError as err:
+                raise IndexError(f"NDArray of shape {self.shape}: index {key!r} is out of "
+                                 f"range ({err})") from None
+            return NDArray(view, self._ctx, self._var)
+        key = _resolve_advanced_key(key, self._ctx)
+        self.wait_to_read()
+        try:
+            result = self._data[key]
+        except IndexError as err:
+            raise IndexError(f"NDArray of shape {self.shape}: index is out of range ({err})") \
+                from None
+        if not hasattr(result, "shape") or result.ndim == 0 and not isinstance(result, type(self._data)):
+            result = self._ctx.xp.asarray(result)
+        return NDArray(result, self._ctx)
+
+    def __setitem__(self, key, value):
+        basic = _basic_key(key)
+        if basic is None:
+            self._set_advanced(key, value)
+            return
+        try:
+            target = self._data[basic]
+        except IndexError as err:
+            raise IndexError(f"NDArray of shape {self.shape}: index {key!r} is out of range "
+                             f"({err})") from None
+        reads = ()
+        if isinstance(value, NDArray):
+            if value._ctx != self._ctx:
+                raise ContextError(f"slice assignment: value is on {value._ctx} but the array is "
+                                   f"on {self._ctx}; use value.as_in_context({self._ctx})")
+            _check_assignable(value.shape, target.shape, key, self.shape)
+            source = value._data
+            reads = (value._var,)
+        elif isinstance(value, numbers.Number):
+            source = value
+        else:
+            source = np.asarray(value)
+            _check_assignable(source.shape, target.shape, key, self.shape)
+            source = self._ctx.xp.asarray(source, dtype=self.dtype)
+            if source is value:
+                source = source.copy()
+        xp = self._ctx.xp
+
+        def assign():
+            if target.ndim == 0 or not hasattr(source, "shape") or source.shape != target.shape:
+                xp.copyto(target, source, casting="unsafe")
+            else:
+                target[...] = source
+        _engine_mod._engine.push(assign, reads, (self._var,), self._ctx, "slice_assign",
+                                 target.size <= INLINE_MAX_SIZE)
+
+    def _set_advanced(self, key, value):
+        key = _resolve_advanced_key(key, self._ctx)
+        if isinstance(value, NDArray):
+            value.wait_to_read()
+            value = value._data
+        _engine_mod.wait_for_write(self._var)
+        try:
+            self._data[key] = value
+        except (IndexError, ValueError) as err:
+            raise type(err)(f"NDArray of shape {self.shape}: cannot assign at index ({err})") \
+                from None
+
+    # -- arithmetic ------------------------------------------------------------
+    def __neg__(self):
+        return invoke_by_name("negative", [self], {})
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return invoke_by_name("abs", [self], {})
+
+    def __invert__(self):
+        return invoke_by_name("logical_not", [self], {})
+
+    def __add__(self, other):
+        return binary_dispatch("add", self, other)
+
+    def __radd__(self, other):
+        return binary_dispatch("add", other, self)
+
+    def __iadd__(self, other):
+        return binary_dispatch("add", self, other, out=self)
+
+    def __sub__(self, other):
+        return binary_dispatch("subtract", self, other)
+
+    def __rsub__(self, other):
+        return binary_dispatch("subtract", other, self)
+
+    def __isub__(self, other):
+        return binary_dispatch("subtract", self, other, out=self)
+
+    def __mul__(self, other):
+        return binary_dispatch("multiply", self, other)
+
+    def __rmul__(self, other):
+        return binary_dispatch("multiply", other, self)
+
+    def __imul__(self, other):
+        return binary_dispatch("multiply", self, other, out=self)
+
+    def __truediv__(self, other):
+        return binary_dispatch("divide", self, other)
+
+    def __rtruediv__(self, other):
+        return binary_dispatch("divide", other, self)
+
+    def __itruediv__(self, other):
+        return binary_dispatch("divide", self, other, out=self)
+
+    def __mod__(self, other):
+        return binary_dispatch("mod", self, other)
+
+    def __rmod__(self, other):
+        return binary_dispatch("mod", other, self)
+
+    def __imod__(self, other):
+        return binary_dispatch("mod", self, other, out=self)
+
+    def __pow__(self, other):
+        return binary_dispatch("power", self, other)
+
+    def __rpow__(self, other):
+        return binary_dispatch("power", other, self)
+
+    def __ipow__(self, other):
+        return binary_dispatch("power", self, other, out=self)
+
+    def __matmul__(self, other):
+        return invoke_by_name("dot", [self, _as_nd(other, self)], {})
+
+    def __rmatmul__(self, other):
+        return invoke_by_name("dot", [_as_nd(other, self), self], {})
+
+    def __eq__(self, other):
+        return binary_dispatch("equal", self, other)
+
+    def __ne__(self, other):
+        return binary_dispatch("not_equal", self, other)
+
+    def __lt__(self, other):
+        return binary_dispatch("lesser", self, other)
+
+    def __le__(self, other):
+        return binary_dispatch("lesser_equal", self, other)
+
+    def __gt__(self, other):
+        return binary_dispatch("greater", self, other)
+
+    def __ge__(self, other):
+        return binary_dispatch("greater_equal", self, other)
+
+
+# -- helpers -------------------------------------------------------------------
+
+def _copy_between(src, dst):
+    if isinstance(dst, np.ndarray):
+        if isinstance(src, np.ndarray):
+            np.copyto(dst, src)
+        else:
+            src.get(out=dst)
+    else:
+        if isinstance(src, np.ndarray):
+            dst.set(src)
+        else:
+            dst[...] = src
+
+
+def _basic_key(key):
+    """Normalise a basic index so that numpy returns a view; None if advanced."""
+    if isinstance(key, tuple):
+        for k in key:
+            if not isinstance(k, _BASIC_INDEX_TYPES) or isinstance(k, bool):
+                return None
+        return key if Ellipsis in key else key + (Ellipsis,)
+    if isinstance(key, _BASIC_INDEX_TYPES) and not isinstance(key, bool):
+        return (key, Ellipsis)
+    return None
+
+
+def _resolve_advanced_key(key, ctx):
+    xp = ctx.xp
+
+    def conv(k):
+        if isinstance(k, NDArray):
+            k.wait_to_read()
+            data = k._data
+            return data.astype(np.int64) if data.dtype.kind == "f" else data
+        if isinstance(k, (list, np.ndarray)):
+            return xp.asarray(k)
+        return k
+    if isinstance(key, tuple):
+        return tuple(conv(k) for k in key)
+    return conv(key)
+
+
+def _check_assignable(value_shape, target_shape, key, full_shape):
+    try:
+        result = np.broadcast_shapes(tuple(value_shape), tuple(target_shape))
+    except ValueError:
+        result = None
+    if result != tuple(target_shape):
+        raise ShapeError(f"slice assignment: value of shape {tuple(value_shape)} cannot be "
+                         f"assigned to index {key!r} of an NDArray of shape {full_shape} "
+                         f"(the selection has shape {tuple(target_shape)})",
+                         expected=tuple(target_shape), actual=tuple(value_shape))
+
+
+def _as_nd(value, like):
+    if isinstance(value, NDArray):
+        return value
+    return NDArray(like._ctx.xp.asarray(np.asarray(value, dtype=like.dtype)), like._ctx)
+
+
+# -- dispatch ------------------------------------------------------------------
+
+_SCALAR_OPS = {
+    # name: (array-op-scalar, scalar-op-array)
+    "add": ("_plus_scalar", "_plus_scalar"),
+    "subtract": ("_minus_scalar", "_rminus_scalar"),
+    "multiply": ("_mul_scalar", "_mul_scalar"),
+    "divide": ("_div_scalar", "_rdiv_scalar"),
+    "mod": ("_mod_scalar", "_rmod_scalar"),
+    "power": ("_power_scalar", "_rpower_scalar"),
+    "maximum": ("_maximum_scalar", "_maximum_scalar"),
+    "minimum": ("_minimum_scalar", "_minimum_scalar"),
+    "hypot": ("_hypot_scalar", "_hypot_scalar"),
+    "equal": ("_equal_scalar", "_equal_scalar"),
+    "not_equal": ("_not_equal_scalar", "_not_equal_scalar"),
+    "greater": ("_greater_scalar", "_lesser_scalar"),
+    "greater_equal": ("_greater_equal_scalar", "_lesser_equal_scalar"),
+    "lesser": ("_lesser_scalar", "_greater_scalar"),
+    "lesser_equal": ("_lesser_equal_scalar", "_greater_equal_scalar"),
+    "logical_and": ("_logical_and_scalar", "_logical_and_scalar"),
+    "logical_or": ("_logical_or_scalar", "_logical_or_scalar"),
+    "logical_xor": ("_logical_xor_scalar", "_logical_xor_scalar"),
+}
+
+
+def binary_dispatch(name, lhs, rhs, out=None):
+    """``lhs <name> rhs`` where either side may be a Python scalar."""
+    if isinstance(lhs, NDArray):
+        if isinstance(rhs, NDArray):
+            op = _registry._REGISTRY[name]
+            return invoke(op, [lhs, rhs], op.default_attrs, out)
+        if isinstance(rhs, numbers.Number):
+            op = _registry._REGISTRY[_SCALAR_OPS[name][0]]
+            return invoke(op, [lhs], _registry.Attrs(scalar=float(rhs)), out)
+        if isinstance(rhs, (np.ndarray, list, tuple)):
+            op = _registry._REGISTRY[name]
+            return invoke(op, [lhs, _as_nd(rhs, lhs)], op.default_attrs, out)
+    elif isinstance(rhs, NDArray):
+        if isinstance(lhs, numbers.Number):
+            op = _registry._REGISTRY[_SCALAR_OPS[name][1]]
+            return invoke(op, [rhs], _registry.Attrs(scalar=float(lhs)), out)
+        if isinstance(lhs, (np.ndarray, list, tuple)):
+            op = _registry._REGISTRY[name]
+            return invoke(op, [_as_nd(lhs, rhs), rhs], op.default_attrs, out)
+    return NotImplemented
+
+
+def invoke_by_name(name, inputs, kwargs, out=None):
+    op = _registry.get_op(name)
+    return invoke(op, inputs, op.parse_attrs(kwargs), out)
+
+
+def invoke(op, inputs, attrs, out=None, ctx=None):
+    """Run ``op`` imperatively: infer at the call, push the kernel, return outputs.
+
+    Args:
+        op: The :class:`OpDef`.
+        inputs: NDArrays, in the op's input order.
+        attrs: Parsed parameters (``op.parse_attrs``).
+        out: An NDArray or list of NDArrays to write into instead of new ones.
+        ctx: The context for ops without inputs (creation, random).
+
+    Returns:
+        One NDArray, or a list when the op has several outputs.
+    """
+    if inputs:
+        first = inputs[0]
+        ctx = first._ctx
+        in_shapes = [first._data.shape]
+        in_dtypes = [first._data.dtype]
+        for x in inputs[1:]:
+            if x._ctx is not ctx and x._ctx != ctx:
+                raise ContextError(
+                    f"{op.name}: inputs are on different contexts ({ctx} and {x._ctx}); "
+                    f"move them with as_in_context()")
+            in_shapes.append(x._data.shape)
+            in_dtypes.append(x._data.dtype)
+    else:
+        ctx = ctx or current_context()
+        in_shapes, in_dtypes = [], []
+    _, out_shapes = op.run_infer_shape(attrs, in_shapes, None, in_dtypes)
+    _, out_dtypes = op.run_infer_type(attrs, in_dtypes, None, in_shapes)
+    xp = ctx.xp
+    if out is None:
+        outputs = [NDArray(xp.empty(s, d), ctx) for s, d in zip(out_shapes, out_dtypes)]
+    else:
+        outputs = [out] if isinstance(out, NDArray) else list(out)
+        _check_out(op, outputs, out_shapes, out_dtypes, ctx)
+    in_data = [x._data for x in inputs]
+    out_data = [o._data for o in outputs]
+    req = ["write"] * len(outputs)
+    kernel = op.forward_gpu if ctx.device_type == "gpu" else op.forward_cpu
+    size = max([d.size for d in out_data] + [d.size for d in in_data])
+    if op.resources:
+        resources, extra_writes = _resources(op, ctx)
+
+        def run():
+            kernel(xp, attrs, in_data, out_data, req, **resources)
+        writes = [o._var for o in outputs] + extra_writes
+    else:
+        def run():
+            kernel(xp, attrs, in_data, out_data, req)
+        writes = [o._var for o in outputs]
+    _engine_mod._engine.push(run, [x._var for x in inputs], writes, ctx, op.name,
+                             size <= INLINE_MAX_SIZE)
+    if _record_hook is not None:
+        _record_hook(op, attrs, inputs, outputs)
+    if len(outputs) == 1:
+        return outputs[0]
+    return outputs
+
+
+#: Set by autograd while recording; called as hook(op, attrs, inputs, outputs).
+_record_hook = None
+
+
+def _resources(op, ctx):
+    from .. import random as _random  # noqa: PLC0415 - avoid an import cycle
+    resources, writes = {}, []
+    for r in op.resources:
+        if r == "rng":
+            state = _random.state_for(ctx)
+            resources["rng"] = state.generator
+            writes.append(state.var)
+        elif r == "is_train":
+            from .. import autograd as _autograd  # noqa: PLC0415
+            resources["is_train"] = _autograd.is_training()
+        else:
+            raise DeepkitError(f"{op.name}: unknown resource {r!r}")
+    return resources, writes
+
+
+def _check_out(op, outputs, shapes, dtypes, ctx):
+    if len(outputs) != len(shapes):
+        raise ShapeError(f"{op.name}: out= has {len(outputs)} arrays but the op has "
+                         f"{len(shapes)} outputs")
+    for i, (o, s, d) in enumerate(zip(outputs, shapes, dtypes)):
+        if not isinstance(o, NDArray):
+            raise TypeError(f"{op.name}: out= must be an NDArray, got {type(o).__name__}")
+        if o.shape != tuple(s):
+            raise ShapeError(f"{op.name}: output {i} has shape {tuple(s)} but out= has shape "
+                             f"{o.shape}", op=op.name, argument="out", expected=tuple(s),
+                             actual=o.shape)
+        if o.dtype != d:
+            raise DTypeError(f"{op.name}: output {i} has dtype {np.dtype(d).name} but out= has "
+                             f"dtype {o.dtype.name}", op=op.name, argument="out", expected=d,
+                             actual=o.dtype)
+        if o._ctx != ctx:
+            raise ContextError(f"{op.name}: out= is on {o._ctx} but the inputs are on {ctx}")
+

@@ -1,0 +1,415 @@
+"""The operator registry: every op is declared here once.
+
+An :class:`OpDef` holds everything about an op: its inputs and outputs, its
+typed parameters, shape and type inference, the forward kernel and (filled by
+the graph layer) its gradient. ``nd.<Op>``, ``sym.<Op>``, their docstrings and
+the test enumeration are all generated from these declarations.
+
+Kernel contract::
+
+    forward(xp, attrs, inputs, outputs, req, **resources)
+
+``xp`` is numpy or cupy, ``inputs``/``outputs`` are raw arrays (outputs are
+preallocated with the inferred shapes and dtypes), and ``req[i]`` says how to
+produce output ``i``: ``'write'`` (overwrite), ``'inplace'`` (the output shares
+an input's memory), ``'add'`` (accumulate into it) or ``'null'`` (skip).
+Ops that list ``resources`` get them as keyword arguments: ``rng`` (the
+context's random generator), ``is_train`` (training or inference mode).
+
+Shape inference::
+
+    infer_shape(attrs, in_shapes) -> (in_shapes, out_shapes)
+
+Entries of ``in_shapes`` may be ``None`` when unknown; an op that can deduce
+them (a weight from the data shape) returns them filled in, which is how
+graph-level inference runs backwards. Type inference has the same form with
+dtypes. Inference raises :class:`ShapeError`/:class:`DTypeError` with a message
+about the arguments; the caller adds the op name, node name and all input
+shapes.
+"""
+import ast
+
+import numpy as np
+
+from ..base import DTypeError, ParamError, ShapeError, did_you_mean
+
+__all__ = [
+    "REQUIRED", "Param", "Attrs", "OpDef", "register", "get_op", "list_ops",
+    "canonical_ops", "write_result", "same_shape", "same_dtype", "Shape", "Axes",
+    "DType",
+]
+
+
+class _Required:
+    def __repr__(self):
+        return "REQUIRED"
+
+
+REQUIRED = _Required()
+
+
+class Shape:
+    """Parameter type: a tuple of ints (accepts an int, a list, or "(2, 3)")."""
+
+
+class Axes:
+    """Parameter type: ``None``, an int, or a tuple of ints."""
+
+
+class DType:
+    """Parameter type: a numpy dtype (accepts a name such as 'float32')."""
+
+
+_TYPE_NAMES = {int: "int", float: "float", bool: "bool", str: "str", Shape: "shape",
+               Axes: "int or tuple of int", DType: "dtype"}
+
+
+class Param:
+    """A typed operator parameter with a default, validation and a doc line.
+
+    Args:
+        type: ``int``, ``float``, ``bool``, ``str``, :class:`Shape`,
+            :class:`Axes` or :class:`DType`.
+        default: The default value, or :data:`REQUIRED`. A default of ``None``
+            also allows ``None`` to be passed.
+        doc: One line for the generated docstring.
+        choices: Allowed values (for strings).
+        min: Smallest allowed value (numbers, and each entry of a shape).
+        max: Largest allowed value (numbers).
+    """
+
+    __slots__ = ("type", "default", "doc", "choices", "min", "max", "name")
+
+    def __init__(self, type, default=REQUIRED, doc="", choices=None, min=None, max=None):
+        self.type, self.default, self.doc = type, default, doc
+        self.choices, self.min, self.max = choices, min, max
+        self.name = None
+
+    def parse(self, op_name, value):
+        """Convert ``value`` (a Python value or its string form) and validate it."""
+        if value is None and (self.default is None or self.type is Axes):
+            return None
+        try:
+            parsed = self._convert(value)
+        except (TypeError, ValueError, SyntaxError):
+            raise ParamError(
+                f"{op_name}: param {self.name}={value!r} is not a valid "
+                f"{_TYPE_NAMES.get(self.type, self.type)}", op=op_name, param=self.name,
+                value=value) from None
+        self._check(op_name, parsed, value)
+        return parsed
+
+    def _convert(self, value):
+        t = self.type
+        if isinstance(value, str) and t is not str and t is not DType:
+            if t is bool:
+                low = value.strip().lower()
+                if low in ("true", "1"):
+                    return True
+                if low in ("false", "0"):
+                    return False
+                raise ValueError(value)
+            value = ast.literal_eval(value.strip()) if value.strip() not in ("None", "") else None
+            if value is None:
+                if self.default is None or t is Axes:
+                    return None
+                raise ValueError("None")
+        if t is bool:
+            if isinstance(value, (bool, np.bool_)) or value in (0, 1):
+                return bool(value)
+            raise ValueError(value)
+        if t is int:
+            if isinstance(value, (bool, np.bool_)) or float(value) != int(value):
+                raise ValueError(value)
+            return int(value)
+        if t is float:
+            if isinstance(value, (bool, np.bool_)):
+                raise ValueError(value)
+            return float(value)
+        if t is str:
+            if not isinstance(value, str):
+                raise TypeError(value)
+            return value
+        if t is Shape:
+            if isinstance(value, (int, np.integer)):
+                return (int(value),)
+            return tuple(_as_int(v) for v in value)
+        if t is Axes:
+            if value is None:
+                return None
+            if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+                return int(value)
+            return tuple(_as_int(v) for v in value)
+        if t is DType:
+            if value is None:
+                return None
+            return np.dtype(value)
+        raise TypeError(f"unknown param type {t!r}")
+
+    def _check(self, op_name, parsed, raw):
+        if self.choices is not None and parsed not in self.choices:
+            raise ParamError(
+                f"{op_name}: param {self.name}={raw!r} must be one of "
+                f"{', '.join(map(repr, self.choices))}{did_you_mean(raw, self.choices)}",
+                op=op_name, param=self.name, value=raw)
+        if self.min is not None:
+            values = parsed if isinstance(parsed, tuple) else (parsed,)
+            if any(v < self.min for v in values):
+                raise ParamError(f"{op_name}: param {self.name}={raw!r} must be >= {self.min}",
+                                 op=op_name, param=self.name, value=raw)
+        if self.max is not None and parsed > self.max:
+            raise ParamError(f"{op_name}: param {self.name}={raw!r} must be <= {self.max}",
+                             op=op_name, param=self.name, value=raw)
+
+    def describe(self):
+        kind = _TYPE_NAMES.get(self.type, str(self.type))
+        if self.choices is not None:
+            kind = "{" + ", ".join(map(repr, self.choices)) + "}"
+        default = "required" if self.default is REQUIRED else f"default={self.default!r}"
+        return f"{kind}, {default}"
+
+
+def _as_int(v):
+    if isinstance(v, (bool, np.bool_)) or int(v) != v:
+        raise ValueError(v)
+    return int(v)
+
+
+class Attrs(dict):
+    """Parsed op parameters: a dict that also allows ``attrs.name`` access."""
+
+    __slots__ = ()
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+class OpDef:
+    """The single declaration of an operator. See the module docstring.
+
+    Args:
+        name: Registered name (MXNet's where one exists).
+        forward: The kernel ``forward(xp, attrs, inputs, outputs, req, **res)``,
+            or a dict ``{'cpu': f, 'gpu': g}`` for per-backend kernels.
+        inputs: Input names, or ``callable(attrs) -> names``.
+        params: ``{name: Param}``.
+        infer_shape: ``(attrs, in_shapes) -> (in_shapes, out_shapes)``;
+            defaults to "all inputs share one shape, as does the output".
+        infer_type: ``(attrs, in_dtypes) -> (in_dtypes, out_dtypes)``;
+            defaults to "all inputs share one dtype, as does the output".
+        outputs: Output names, or ``callable(attrs) -> names``.
+        aliases: Other names for the same op (MXNet internal names).
+        variadic: Inputs come as ``*args``; their count is param ``num_args``.
+        inplace: ``(input_index, output_index)`` pairs that may share memory.
+        resources: Extra kernel arguments: ``'rng'``, ``'is_train'``.
+        gradient: The graph-level gradient (filled by the gradient pass's
+            declarations); ``None`` means not declared yet.
+        differentiable: False for ops with no gradient at all (argmax, ...).
+        doc: What the op computes; parameters are appended automatically.
+    """
+
+    def __init__(self, name, forward, inputs=("data",), params=None, infer_shape=None,
+                 infer_type=None, outputs=("output",), aliases=(), variadic=False, inplace=(),
+                 resources=(), gradient=None, differentiable=True, doc=""):
+        self.name = name
+        if isinstance(forward, dict):
+            self.forward_cpu = forward["cpu"]
+            self.forward_gpu = forward.get("gpu", forward["cpu"])
+        else:
+            self.forward_cpu = self.forward_gpu = forward
+        self.inputs = inputs
+        self.params = dict(params or {})
+        for pname, p in self.params.items():
+            p.name = pname
+        if variadic and "num_args" not in self.params:
+            self.params["num_args"] = Param(int, None, "Number of inputs (set automatically).",
+                                            min=0)
+            self.params["num_args"].name = "num_args"
+        self.infer_shape = infer_shape or same_shape
+        self.infer_type = infer_type or same_dtype
+        self.outputs = outputs
+        self.aliases = tuple(aliases)
+        self.variadic = variadic
+        self.inplace = tuple(inplace)
+        self.resources = tuple(resources)
+        self.gradient = gradient
+        self.differentiable = differentiable
+        self.doc = doc
+        self.default_attrs = self._defaults_or_none()
+        self.num_static_outputs = None if callable(outputs) else len(outputs)
+
+    def _defaults_or_none(self):
+        if any(p.default is REQUIRED for p in self.params.values()):
+            return None
+        return Attrs({k: p.default for k, p in self.params.items()})
+
+    def parse_attrs(self, kwargs):
+        """Validate keyword parameters against the declaration; fill defaults."""
+        if not kwargs and self.default_attrs is not None:
+            return self.default_attrs
+        attrs = Attrs()
+        params = self.params
+        for key, value in kwargs.items():
+            p = params.get(key)
+            if p is None:
+                raise ParamError(
+                    f"{self.name}: unknown param '{key}'{did_you_mean(key, params)}; "
+                    f"valid params: {', '.join(params) or 'none'}", op=self.name, param=key,
+                    value=value)
+            attrs[key] = p.parse(self.name, value)
+        for key, p in params.items():
+            if key not in attrs:
+                if p.default is REQUIRED:
+                    raise ParamError(f"{self.name}: missing required param '{key}' "
+                                     f"({p.describe()})", op=self.name, param=key)
+                attrs[key] = p.default
+        return attrs
+
+    def input_names(self, attrs):
+        if self.variadic:
+            return tuple(f"arg{i}" for i in range(attrs.get("num_args") or 0))
+        return self.inputs(attrs) if callable(self.inputs) else self.inputs
+
+    def output_names(self, attrs):
+        return self.outputs(attrs) if callable(self.outputs) else self.outputs
+
+    def num_outputs(self, attrs):
+        n = self.num_static_outputs
+        return n if n is not None else len(self.outputs(attrs))
+
+    def kernel(self, ctx):
+        return self.forward_gpu if ctx is not None and ctx.device_type == "gpu" else self.forward_cpu
+
+    def describe_inputs(self, names, shapes, dtypes=None):
+        parts = []
+        for i, (n, s) in enumerate(zip(names, shapes)):
+            d = f" {np.dtype(dtypes[i]).name}" if dtypes is not None and dtypes[i] is not None else ""
+            parts.append(f"{n}={tuple(s) if s is not None else '?'}{d}")
+        return ", ".join(parts)
+
+    def run_infer_shape(self, attrs, in_shapes, node=None, in_dtypes=None):
+        """Shape inference with errors that name the op, the node and all inputs."""
+        try:
+            return self.infer_shape(attrs, in_shapes)
+        except (ShapeError, DTypeError) as err:
+            raise self._decorate(err, attrs, in_shapes, node, in_dtypes) from None
+
+    def run_infer_type(self, attrs, in_dtypes, node=None, in_shapes=None):
+        try:
+            return self.infer_type(attrs, in_dtypes)
+        except (ShapeError, DTypeError) as err:
+            raise self._decorate(err, attrs, in_shapes, node, in_dtypes) from None
+
+    def _decorate(self, err, attrs, in_shapes, node, in_dtypes):
+        names = self.input_names(attrs) if attrs is not None else ()
+        if in_shapes is None:
+            in_shapes = [None] * len(names)
+        who = f"{self.name} '{node}'" if node else self.name
+        msg = f"{who}: {err}\n  inputs: {self.describe_inputs(names, in_shapes, in_dtypes)}"
+        new = type(err)(msg, op=self.name, node=node, argument=getattr(err, "argument", None),
+                        expected=getattr(err, "expected", None),
+                        actual=getattr(err, "actual", None))
+        return new
+
+    def docstring(self):
+        """The generated docstring: the op's doc, its inputs and its params."""
+        lines = [self.doc.strip() or f"The {self.name} operator.", ""]
+        if self.variadic:
+            lines += ["Args:", "    *data: NDArray or Symbol inputs."]
+        else:
+            names = self.inputs if not callable(self.inputs) else ("(depends on params)",)
+            lines += ["Args:"] + [f"    {n}: NDArray or Symbol input." for n in names]
+        for pname, p in self.params.items():
+            if pname == "num_args" and self.variadic:
+                continue
+            lines.append(f"    {pname} ({p.describe()}): {p.doc}")
+        lines += ["    out: NDArray to write the result into (nd only).",
+                  "    name: Node name (sym only).", "",
+                  f"Returns:\n    {self.num_static_outputs or 'several'} output(s)."]
+        if self.aliases:
+            lines += ["", "Also registered as: " + ", ".join(self.aliases) + "."]
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return f"<OpDef {self.name}>"
+
+
+_REGISTRY = {}
+_CANONICAL = {}
+
+
+def register(op):
+    """Add an :class:`OpDef` (and its aliases) to the registry; return it."""
+    for n in (op.name,) + op.aliases:
+        if n in _REGISTRY:
+            raise ValueError(f"operator '{n}' is registered twice")
+        _REGISTRY[n] = op
+    _CANONICAL[op.name] = op
+    return op
+
+
+def get_op(name):
+    """Look up an op by name or alias; unknown names get a did-you-mean."""
+    op = _REGISTRY.get(name)
+    if op is None:
+        raise ParamError(f"unknown operator '{name}'{did_you_mean(name, _REGISTRY)}",
+                         op=name)
+    return op
+
+
+def list_ops():
+    """Every registered name, aliases included, sorted."""
+    return sorted(_REGISTRY)
+
+
+def canonical_ops():
+    """``{name: OpDef}`` for every op under its canonical name (no aliases)."""
+    return dict(_CANONICAL)
+
+
+# -- helpers shared by op declarations ---------------------------------------
+
+def write_result(xp, out, value, req):
+    """Store ``value`` into ``out`` honouring ``req`` (write/inplace/add/null)."""
+    if req == "add":
+        out += value
+    elif req != "null":
+        if out.shape == () or (hasattr(value, "shape") and value.shape != out.shape):
+            xp.copyto(out, xp.broadcast_to(value, out.shape), casting="unsafe")
+        else:
+            out[...] = value
+
+
+def same_shape(attrs, in_shapes):
+    """Inference for elementwise ops: every input and the output share one shape."""
+    known = None
+    for i, s in enumerate(in_shapes):
+        if s is not None:
+            if known is None:
+                known = s
+            elif s != known:
+                raise ShapeError(f"input {i} has shape {tuple(s)} but input 0 has {tuple(known)}; "
+                                 "use the broadcast_* op to broadcast", argument=i,
+                                 expected=known, actual=s)
+    if known is None:
+        return in_shapes, [None]
+    return [known] * len(in_shapes), [known]
+
+
+def same_dtype(attrs, in_dtypes):
+    """Inference for most ops: every input and the output share one dtype."""
+    known = None
+    for i, d in enumerate(in_dtypes):
+        if d is not None:
+            if known is None:
+                known = d
+            elif d != known:
+                raise DTypeError(f"input {i} has dtype {np.dtype(d).name} but input 0 has "
+                                 f"{np.dtype(known).name}; cast one with astype()",
+                                 argument=i, expected=known, actual=d)
+    if known is None:
+        return in_dtypes, [None]
+    return [known] * len(in_dtypes), [known]

@@ -1,0 +1,96 @@
+"""Declarative op test cases: inputs, parameters and a float64 numpy reference.
+
+Each ``test_<family>.py`` module lists ``CASES``; ``forward_params(CASES)``
+expands them over dtypes for ``pytest.mark.parametrize``. The registry-wide
+test in ``test_registry_coverage.py`` fails when a registered op has no case.
+"""
+import dataclasses
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from deepkit_engine.testing import check_op_forward
+
+#: Shapes every elementwise op is checked on: scalar, size-1, zero-size, general.
+ELEMWISE_SHAPES = [(), (1,), (0,), (3, 4), (2, 1, 3), (2, 0, 3)]
+#: Broadcasting pairs, including size-1 and zero-size dimensions.
+BROADCAST_SHAPES = [((3, 4), (3, 4)), ((3, 4), (1, 4)), ((2, 1, 3), (4, 1)), ((3, 1), ()),
+                    ((0, 4), (1, 4)), ((1,), (5,))]
+
+
+@dataclasses.dataclass
+class Int:
+    """An integer input: values in [low, high) with the given shape."""
+    shape: tuple
+    low: int = 0
+    high: int = 10
+    dtype: str = "int64"
+
+
+@dataclasses.dataclass
+class Const:
+    """A fixed input array (its dtype is the case's dtype when float)."""
+    value: Any
+
+
+@dataclasses.dataclass
+class OpCase:
+    """One forward check of ``nd.<op>(*inputs, **params)`` against ``ref``.
+
+    Attributes:
+        op: Registered op name (call name).
+        inputs: Per input: a shape (uniform floats in [low, high] of the case
+            dtype), an :class:`Int`, a :class:`Const`, or a callable
+            ``(rng, dtype) -> array``.
+        ref: ``ref(*float64_inputs, **params)``: numpy reference.
+        params: Op parameters.
+        dtypes: Float dtypes to run.
+        low, high: Range of random float inputs.
+        rtol, atol: Tolerances (default by dtype).
+        grad: Whether the numeric gradient check applies to this case.
+        name: Extra id text.
+    """
+    op: str
+    inputs: list
+    ref: Callable
+    params: dict = dataclasses.field(default_factory=dict)
+    dtypes: tuple = ("float32", "float64")
+    low: float = -1.0
+    high: float = 1.0
+    rtol: float | None = None
+    atol: float | None = None
+    grad: bool = True
+    name: str = ""
+
+    def make_inputs(self, rng, dtype):
+        arrays = []
+        for spec in self.inputs:
+            if isinstance(spec, Int):
+                arrays.append(rng.integers(spec.low, spec.high, size=spec.shape).astype(spec.dtype))
+            elif isinstance(spec, Const):
+                v = np.asarray(spec.value)
+                arrays.append(v.astype(dtype) if v.dtype.kind == "f" else v)
+            elif callable(spec):
+                arrays.append(np.asarray(spec(rng, dtype)))
+            else:
+                arrays.append(rng.uniform(self.low, self.high, size=tuple(spec)).astype(dtype))
+        return arrays
+
+
+def case_id(case):
+    shapes = ",".join("x".join(map(str, getattr(s, "shape", s))) if not callable(s) else "fn"
+                      for s in case.inputs if not isinstance(s, Const))
+    extra = ",".join(f"{k}={v}" for k, v in case.params.items())
+    return "-".join(p for p in (case.op, shapes, extra, case.name) if p)
+
+
+def forward_params(cases):
+    """``pytest.param(case, dtype)`` for every case and each of its dtypes."""
+    return [pytest.param(c, d, id=f"{case_id(c)}-{d}") for c in cases for d in c.dtypes]
+
+
+def run_forward(case, dtype, ctx, seed=0):
+    rng = np.random.default_rng(seed)
+    inputs = case.make_inputs(rng, dtype)
+    return check_op_forward(case.op, inputs, case.ref, case.params, ctx, case.rtol, case.atol)
