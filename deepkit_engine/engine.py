@@ -70,15 +70,16 @@ def _check_not_in_work(what):
 
 def _dedupe(reads, writes):
     """Drop duplicate writes, and reads of variables that are also written."""
-    if len(writes) > 1:
-        seen = []
-        for v in writes:
-            if not any(v is s for s in seen):
-                seen.append(v)
-        writes = seen
-    if writes and reads:
-        reads = [v for v in reads if not any(v is w for w in writes)]
-    return reads, writes
+    if len(writes) == 1:
+        w = writes[0]
+        if w in reads:  # Var has no __eq__: this is an identity test
+            reads = [v for v in reads if v is not w]
+        return reads, writes
+    unique = []
+    for v in writes:
+        if v not in unique:
+            unique.append(v)
+    return [v for v in reads if v not in unique], unique
 
 
 class _EngineBase:
@@ -89,13 +90,14 @@ class _EngineBase:
     def __init__(self):
         self._errors = []
         self._lock = threading.Lock()
+        self._poisoned = 0  # variables that carry an exception right now
 
     def new_var(self):
         return Var()
 
     def _run(self, opr):
         """Run one granted op, or skip it if an input carries an exception."""
-        if not opr.no_skip:
+        if self._poisoned and not opr.no_skip:
             for v in opr.reads:
                 if v.exc is not None:
                     opr.exc = v.exc
@@ -104,21 +106,25 @@ class _EngineBase:
                 if v.exc is not None:
                     opr.exc = v.exc
                     return
-        _in_work.depth = getattr(_in_work, "depth", 0) + 1
         try:
             opr.fn()
         except BaseException as err:  # noqa: BLE001 - every failure must reach a wait
             opr.exc = _wrap(err, opr)
             with self._lock:
                 self._errors.append(opr.exc)
-        finally:
-            _in_work.depth -= 1
+
+    def _poison(self, var, exc):
+        """Mark ``var`` as carrying ``exc`` (called with the lock held)."""
+        if var.exc is None:
+            self._poisoned += 1
+        var.exc = exc
 
     def _raise_var_error(self, var):
         exc = var.exc
         if exc is not None:
-            var.exc = None
             with self._lock:
+                var.exc = None
+                self._poisoned -= 1
                 self._errors = [e for e in self._errors if e is not exc]
             raise exc
 
@@ -153,8 +159,9 @@ class NaiveEngine(_EngineBase):
         else:
             self._run(opr)
         if opr.exc is not None:
-            for v in writes:
-                v.exc = opr.exc
+            with self._lock:
+                for v in writes:
+                    self._poison(v, opr.exc)
 
     def wait_for_var(self, var):
         _check_not_in_work("wait_for_var")
@@ -184,6 +191,7 @@ class ThreadedEngine(_EngineBase):
         self._cpu_workers = cpu_workers
         self._gpu_workers = gpu_workers
         self._pending = 0
+        self._waiters = 0  # threads blocked in wait_all/shutdown
         self._idle = threading.Condition(self._lock)
         self._queues = {}
         self._threads = []
@@ -203,7 +211,7 @@ class ThreadedEngine(_EngineBase):
                 (for tiny CPU work).
             no_skip: Run even when an input carries an exception.
         """
-        if len(writes) > 1 or (writes and reads):
+        if writes and reads or len(writes) > 1:
             reads, writes = _dedupe(reads, writes)
         opr = _Opr(fn, reads, writes, ctx, name, no_skip, inline)
         wait = 0
@@ -257,6 +265,7 @@ class ThreadedEngine(_EngineBase):
             return q
 
     def _worker(self, q, gpu_ctx):
+        _in_work.depth = 1  # waiting from inside pushed work would deadlock
         stream = None
         if gpu_ctx is not None:
             cupy = gpu_ctx.xp
@@ -284,12 +293,12 @@ class ThreadedEngine(_EngineBase):
                     ready = _grant(v, ready)
             for v in opr.writes:
                 if exc is not None:
-                    v.exc = exc
+                    self._poison(v, exc)
                 v.writing = False
                 if v.queue:
                     ready = _grant(v, ready)
             self._pending -= 1
-            if self._pending == 0:
+            if self._pending == 0 and self._waiters:
                 self._idle.notify_all()
         if ready:
             for o in ready:
@@ -317,16 +326,22 @@ class ThreadedEngine(_EngineBase):
     def wait_all(self):
         """Block until every pushed op has finished; raise the first error once."""
         _check_not_in_work("wait_all")
-        with self._lock:
-            while self._pending:
-                self._idle.wait()
+        self._wait_idle()
         self._raise_global_errors()
+
+    def _wait_idle(self):
+        with self._lock:
+            self._waiters += 1
+            try:
+                while self._pending:
+                    self._idle.wait()
+            finally:
+                self._waiters -= 1
 
     def shutdown(self):
         """Finish pending work and stop the workers (used at exit and on switch)."""
+        self._wait_idle()
         with self._lock:
-            while self._pending:
-                self._idle.wait()
             queues = list(self._queues.values())
             self._queues = {}
         for q in queues:

@@ -32,6 +32,8 @@ def make_function(op, public_name=None):
             params.setdefault("num_args", len(inputs))
             attrs = op.parse_attrs(params)
         else:
+            if not callable(op.inputs):
+                args, params = op.positional_params(op.inputs, args, params)
             attrs = op.parse_attrs(params)
             names = op.input_names(attrs)
             if len(args) > len(names):

@@ -12,6 +12,7 @@ import numbers
 import numpy as np
 
 from .. import engine as _engine_mod
+from ..engine import Var as _Var
 from ..base import ContextError, DeepkitError, DTypeError, ShapeError
 from ..context import Context, context_of_array, current_context
 from ..ops import registry as _registry
@@ -45,7 +46,7 @@ class NDArray:
     def __init__(self, data, ctx=None, var=None):
         self._data = data
         self._ctx = ctx if ctx is not None else context_of_array(data)
-        self._var = var if var is not None else _engine_mod._engine.new_var()
+        self._var = var if var is not None else _Var()
         self._grad = None
         self._grad_req = "null"
         self._tape = None
@@ -203,6 +204,21 @@ class NDArray:
         if "shape" in kwargs:
             shape = kwargs.pop("shape")
         return invoke_by_name("reshape", [self], dict(kwargs, shape=shape))
+
+    def attach_grad(self, grad_req="write"):
+        """Allocate ``.grad`` and mark this array as a variable for autograd."""
+        from .. import autograd  # noqa: PLC0415
+        autograd.attach_grad(self, grad_req)
+
+    def backward(self, out_grad=None, retain_graph=False, train_mode=True):
+        """Differentiate this recorded result into the attached variables' ``.grad``."""
+        from .. import autograd  # noqa: PLC0415
+        autograd.backward([self], None if out_grad is None else [out_grad], retain_graph,
+                          train_mode)
+
+    def detach(self):
+        """The same values, cut off from the autograd tape."""
+        return NDArray(self._data, self._ctx, self._var)
 
     # -- indexing --------------------------------------------------------------
     def __getitem__(self, key):
@@ -494,48 +510,63 @@ def invoke(op, inputs, attrs, out=None, ctx=None):
     if inputs:
         first = inputs[0]
         ctx = first._ctx
-        in_shapes = [first._data.shape]
-        in_dtypes = [first._data.dtype]
-        for x in inputs[1:]:
-            if x._ctx is not ctx and x._ctx != ctx:
-                raise ContextError(
-                    f"{op.name}: inputs are on different contexts ({ctx} and {x._ctx}); "
-                    f"move them with as_in_context()")
-            in_shapes.append(x._data.shape)
-            in_dtypes.append(x._data.dtype)
+        if len(inputs) == 1:
+            in_shapes = [first._data.shape]
+            in_dtypes = [first._data.dtype]
+        else:
+            in_shapes = []
+            in_dtypes = []
+            for x in inputs:
+                if x._ctx is not ctx and x._ctx != ctx:
+                    raise ContextError(
+                        f"{op.name}: inputs are on different contexts ({ctx} and {x._ctx}); "
+                        f"move them with as_in_context()")
+                data = x._data
+                in_shapes.append(data.shape)
+                in_dtypes.append(data.dtype)
     else:
         ctx = ctx or current_context()
         in_shapes, in_dtypes = [], []
-    _, out_shapes = op.run_infer_shape(attrs, in_shapes, None, in_dtypes)
-    _, out_dtypes = op.run_infer_type(attrs, in_dtypes, None, in_shapes)
+    out_shapes = op.run_infer_shape(attrs, in_shapes, None, in_dtypes)[1]
+    out_dtypes = op.run_infer_type(attrs, in_dtypes, None, in_shapes)[1]
     xp = ctx.xp
     if out is None:
-        outputs = [NDArray(xp.empty(s, d), ctx) for s, d in zip(out_shapes, out_dtypes)]
+        if len(out_shapes) == 1:
+            outputs = [NDArray(xp.empty(out_shapes[0], out_dtypes[0]), ctx)]
+        else:
+            outputs = [NDArray(xp.empty(s, d), ctx) for s, d in zip(out_shapes, out_dtypes)]
     else:
         outputs = [out] if isinstance(out, NDArray) else list(out)
         _check_out(op, outputs, out_shapes, out_dtypes, ctx)
     in_data = [x._data for x in inputs]
     out_data = [o._data for o in outputs]
-    req = ["write"] * len(outputs)
+    req = _WRITE_REQS[len(outputs)] if len(outputs) < 8 else ["write"] * len(outputs)
     kernel = op.forward_gpu if ctx.device_type == "gpu" else op.forward_cpu
-    size = max([d.size for d in out_data] + [d.size for d in in_data])
+    small = out_data[0].size <= INLINE_MAX_SIZE if out_data else True
+    if small:
+        for d in in_data:
+            if d.size > INLINE_MAX_SIZE:
+                small = False
+                break
+    writes = [o._var for o in outputs]
     if op.resources:
         resources, extra_writes = _resources(op, ctx)
+        writes += extra_writes
 
         def run():
             kernel(xp, attrs, in_data, out_data, req, **resources)
-        writes = [o._var for o in outputs] + extra_writes
     else:
         def run():
             kernel(xp, attrs, in_data, out_data, req)
-        writes = [o._var for o in outputs]
-    _engine_mod._engine.push(run, [x._var for x in inputs], writes, ctx, op.name,
-                             size <= INLINE_MAX_SIZE)
+    _engine_mod._engine.push(run, [x._var for x in inputs], writes, ctx, op.name, small)
     if _record_hook is not None:
         _record_hook(op, attrs, inputs, outputs)
     if len(outputs) == 1:
         return outputs[0]
     return outputs
+
+
+_WRITE_REQS = [("write",) * n for n in range(8)]
 
 
 #: Set by autograd while recording; called as hook(op, attrs, inputs, outputs).

@@ -141,8 +141,10 @@ class Param:
                 return int(value)
             return tuple(_as_int(v) for v in value)
         if t is DType:
-            if value is None:
-                return None
+            if value is None or (isinstance(value, str) and value.strip() == "None"):
+                if self.default is None:
+                    return None
+                raise ValueError(value)
             return np.dtype(value)
         raise TypeError(f"unknown param type {t!r}")
 
@@ -205,6 +207,18 @@ class OpDef:
         variadic: Inputs come as ``*args``; their count is param ``num_args``.
         inplace: ``(input_index, output_index)`` pairs that may share memory.
         resources: Extra kernel arguments: ``'rng'``, ``'is_train'``.
+        aux: Names of inputs that are auxiliary states: the op updates them
+            in place (BatchNorm's moving statistics); they are listed by
+            ``list_auxiliary_states`` and get no gradient.
+        partial_infer: ``infer_shape`` and ``infer_type`` cope with unknown
+            (``None``) inputs. Otherwise graph inference calls them only once
+            every input is known (``same_shape``/``same_dtype`` always cope).
+        loss_head: The op is a loss head: its gradient does not use the
+            incoming output gradient (MXNet's SoftmaxOutput and friends).
+        mirror: Cheap to recompute: with ``mirror=True`` binding, its outputs
+            are recomputed in backward instead of kept from forward.
+        unbroadcast: The gradient pass sums each input gradient down to that
+            input's shape (for broadcasting ops, so they never do it themselves).
         gradient: The graph-level gradient (filled by the gradient pass's
             declarations); ``None`` means not declared yet.
         differentiable: False for ops with no gradient at all (argmax, ...).
@@ -213,7 +227,8 @@ class OpDef:
 
     def __init__(self, name, forward, inputs=("data",), params=None, infer_shape=None,
                  infer_type=None, outputs=("output",), aliases=(), variadic=False, inplace=(),
-                 resources=(), gradient=None, differentiable=True, doc=""):
+                 resources=(), gradient=None, differentiable=True, doc="", aux=(),
+                 partial_infer=None, loss_head=False, mirror=None, unbroadcast=False):
         self.name = name
         if isinstance(forward, dict):
             self.forward_cpu = forward["cpu"]
@@ -224,12 +239,20 @@ class OpDef:
         self.params = dict(params or {})
         for pname, p in self.params.items():
             p.name = pname
+            if p.default is not REQUIRED and p.default is not None:
+                p.default = p.parse(name, p.default)
         if variadic and "num_args" not in self.params:
             self.params["num_args"] = Param(int, None, "Number of inputs (set automatically).",
                                             min=0)
             self.params["num_args"].name = "num_args"
         self.infer_shape = infer_shape or same_shape
         self.infer_type = infer_type or same_dtype
+        self.aux = tuple(aux)
+        self.partial_infer = (infer_shape is None or infer_shape is same_shape) \
+            if partial_infer is None else partial_infer
+        self.loss_head = loss_head
+        self.mirror = mirror
+        self.unbroadcast = unbroadcast
         self.outputs = outputs
         self.aliases = tuple(aliases)
         self.variadic = variadic
@@ -268,6 +291,28 @@ class OpDef:
                 attrs[key] = p.default
         return attrs
 
+    def positional_params(self, names, args, params):
+        """Move positional values beyond the inputs into params, in declaration order.
+
+        MXNet's generated functions take params positionally after the inputs
+        (``nd.clip(x, 0, 1)``); so do ours.
+        """
+        extra = args[len(names):]
+        if not extra:
+            return args, params
+        order = [k for k in self.params if k != "num_args"]
+        if len(extra) > len(order):
+            raise ParamError(f"{self.name}: takes {len(names)} input(s) ({', '.join(names)}) "
+                             f"and {len(order)} param(s) but {len(args)} positional values "
+                             "were given", op=self.name)
+        params = dict(params)
+        for k, v in zip(order, extra):
+            if k in params:
+                raise ParamError(f"{self.name}: param '{k}' given both positionally and by "
+                                 "keyword", op=self.name, param=k)
+            params[k] = v
+        return args[:len(names)], params
+
     def input_names(self, attrs):
         if self.variadic:
             return tuple(f"arg{i}" for i in range(attrs.get("num_args") or 0))
@@ -294,13 +339,13 @@ class OpDef:
         """Shape inference with errors that name the op, the node and all inputs."""
         try:
             return self.infer_shape(attrs, in_shapes)
-        except (ShapeError, DTypeError) as err:
+        except (ShapeError, DTypeError, ParamError) as err:
             raise self._decorate(err, attrs, in_shapes, node, in_dtypes) from None
 
     def run_infer_type(self, attrs, in_dtypes, node=None, in_shapes=None):
         try:
             return self.infer_type(attrs, in_dtypes)
-        except (ShapeError, DTypeError) as err:
+        except (ShapeError, DTypeError, ParamError) as err:
             raise self._decorate(err, attrs, in_shapes, node, in_dtypes) from None
 
     def _decorate(self, err, attrs, in_shapes, node, in_dtypes):
@@ -308,11 +353,15 @@ class OpDef:
         if in_shapes is None:
             in_shapes = [None] * len(names)
         who = f"{self.name} '{node}'" if node else self.name
-        msg = f"{who}: {err}\n  inputs: {self.describe_inputs(names, in_shapes, in_dtypes)}"
-        new = type(err)(msg, op=self.name, node=node, argument=getattr(err, "argument", None),
-                        expected=getattr(err, "expected", None),
-                        actual=getattr(err, "actual", None))
-        return new
+        text = str(err)
+        if text.startswith(self.name + ":"):
+            text = text[len(self.name) + 1:].lstrip()
+        msg = f"{who}: {text}\n  inputs: {self.describe_inputs(names, in_shapes, in_dtypes)}"
+        if isinstance(err, ParamError):
+            return ParamError(msg, op=self.name, param=err.param, value=err.value)
+        return type(err)(msg, op=self.name, node=node, argument=getattr(err, "argument", None),
+                         expected=getattr(err, "expected", None),
+                         actual=getattr(err, "actual", None))
 
     def docstring(self):
         """The generated docstring: the op's doc, its inputs and its params."""
@@ -375,7 +424,7 @@ def canonical_ops():
 def write_result(xp, out, value, req):
     """Store ``value`` into ``out`` honouring ``req`` (write/inplace/add/null)."""
     if req == "add":
-        out += value
+        xp.add(out, value, out=out, casting="unsafe")
     elif req != "null":
         if out.shape == () or (hasattr(value, "shape") and value.shape != out.shape):
             xp.copyto(out, xp.broadcast_to(value, out.shape), casting="unsafe")

@@ -10,7 +10,9 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
-from deepkit_engine.testing import check_op_forward
+from deepkit_engine import symbol as sym
+from deepkit_engine.ops.registry import get_op
+from deepkit_engine.testing import check_numeric_gradient, check_op_forward
 
 #: Shapes every elementwise op is checked on: scalar, size-1, zero-size, general.
 ELEMWISE_SHAPES = [(), (1,), (0,), (3, 4), (2, 1, 3), (2, 0, 3)]
@@ -94,3 +96,24 @@ def run_forward(case, dtype, ctx, seed=0):
     rng = np.random.default_rng(seed)
     inputs = case.make_inputs(rng, dtype)
     return check_op_forward(case.op, inputs, case.ref, case.params, ctx, case.rtol, case.atol)
+
+
+def gradient_params(cases):
+    """``pytest.param(case)`` for every case whose op is differentiable and ``grad`` is set."""
+    return [pytest.param(c, id=case_id(c)) for c in cases
+            if c.grad and get_op(c.op).differentiable]
+
+
+def run_gradient(case, ctx, seed=0, eps=1e-5, rtol=1e-4, atol=1e-6):
+    """Numeric gradient check of ``sym.<op>`` at random float64 inputs.
+
+    Every float input is checked; integer inputs (indices) are not.
+    """
+    rng = np.random.default_rng(seed)
+    inputs = case.make_inputs(rng, "float64")
+    variables = [sym.Variable(f"in{i}") for i in range(len(inputs))]
+    net = getattr(sym, case.op)(*variables, **case.params)
+    location = {f"in{i}": x for i, x in enumerate(inputs)}
+    floats = [f"in{i}" for i, x in enumerate(inputs) if x.dtype.kind == "f"]
+    check_numeric_gradient(net, location, grad_nodes=floats, numeric_eps=eps, rtol=rtol,
+                           atol=atol, ctx=ctx)

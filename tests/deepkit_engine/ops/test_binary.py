@@ -2,13 +2,397 @@
 import numpy as np
 import pytest
 
-from .op_cases import BROADCAST_SHAPES, OpCase, forward_params, run_forward
+import deepkit_engine as dk
+from deepkit_engine.base import DTypeError, ParamError, ShapeError
+from deepkit_engine.ops import get_op
+from deepkit_engine.testing import assert_almost_equal
+
+from .op_cases import BROADCAST_SHAPES, Const, Int, OpCase, forward_params, run_forward
+
+nd = dk.nd
 
 CASES = [OpCase("add", [a, b], np.add) for a, b in BROADCAST_SHAPES]
 CASES += [OpCase("_plus_scalar", [s], lambda x, scalar: x + scalar, {"scalar": 2.5})
           for s in [(3, 4), (), (0, 2)]]
 
 
+def _nonzero(shape, low=0.5, high=2.0):
+    """Values of either sign with low <= |x| <= high (divisors)."""
+    def make(rng, dtype):
+        size = rng.uniform(low, high, size=shape)
+        return np.asarray(size * rng.choice([-1.0, 1.0], size=shape)).astype(dtype)
+    return make
+
+
+def _small_ints(shape, low=-2, high=3):
+    """Integer-valued floats, so that equal values and zeros occur."""
+    def make(rng, dtype):
+        return np.asarray(rng.integers(low, high, size=shape)).astype(dtype)
+    return make
+
+
+def _ref_mod(a, b):
+    """MXNet's mod: fmod, moved to the divisor's sign; 0 where b == 0."""
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    out = np.zeros(a.shape)
+    for i in np.ndindex(a.shape):
+        if b[i] != 0:
+            r = np.fmod(a[i], b[i])
+            out[i] = r + b[i] if r != 0 and (r < 0) != (b[i] < 0) else r
+    return out
+
+
+def _as01(fn):
+    return lambda a, b: fn(a, b).astype(np.float64)
+
+
+#: (op, reference, lhs maker, rhs maker); None means uniform in [low, high].
+BINARY = [
+    ("subtract", lambda a, b: a - b, None, None),
+    ("multiply", lambda a, b: a * b, None, None),
+    ("divide", lambda a, b: a / b, None, _nonzero),
+    ("mod", _ref_mod, None, _nonzero),
+    ("maximum", lambda a, b: np.where(a >= b, a, b), None, None),
+    ("minimum", lambda a, b: np.where(a <= b, a, b), None, None),
+    ("hypot", lambda a, b: np.sqrt(a * a + b * b), None, None),
+    ("arctan2", np.arctan2, None, None),
+    ("equal", _as01(lambda a, b: a == b), _small_ints, _small_ints),
+    ("not_equal", _as01(lambda a, b: a != b), _small_ints, _small_ints),
+    ("greater", _as01(lambda a, b: a > b), _small_ints, _small_ints),
+    ("greater_equal", _as01(lambda a, b: a >= b), _small_ints, _small_ints),
+    ("lesser", _as01(lambda a, b: a < b), _small_ints, _small_ints),
+    ("lesser_equal", _as01(lambda a, b: a <= b), _small_ints, _small_ints),
+    ("logical_and", _as01(lambda a, b: (a != 0) & (b != 0)), _small_ints, _small_ints),
+    ("logical_or", _as01(lambda a, b: (a != 0) | (b != 0)), _small_ints, _small_ints),
+    ("logical_xor", _as01(lambda a, b: (a != 0) ^ (b != 0)), _small_ints, _small_ints),
+]
+
+CASES += [OpCase(op, [lm(a) if lm else a, rm(b) if rm else b], ref, low=-3, high=3)
+          for op, ref, lm, rm in BINARY for a, b in BROADCAST_SHAPES]
+CASES += [OpCase("power", [a, b], lambda x, y: np.exp(y * np.log(x)), low=0.1, high=2)
+          for a, b in BROADCAST_SHAPES]
+CASES += [OpCase("power", [Const([-2.0, -1.5, 3.0]), Const([2.0, 3.0, -1.0])],
+                 lambda x, y: np.array([4.0, -3.375, 1 / 3]), name="negative-base")]
+CASES += [OpCase("mod", [Const([7.0, -7.0, 7.0, -7.0, 5.0, 0.0, -2.5]),
+                         Const([3.0, 3.0, -3.0, -3.0, 0.0, 2.0, 1.0])],
+                 lambda a, b: np.array([1.0, 2.0, -2.0, -1.0, 0.0, 0.0, 0.5]), name="signs")]
+# Integer inputs: results in the input dtype, as MXNet.
+CASES += [OpCase(op, [Int((3, 4), -6, 7, "int32"), Int((1, 4), 1, 4, "int32")], ref,
+                 dtypes=("float32",), name="int")
+          for op, ref in [("subtract", np.subtract), ("multiply", np.multiply),
+                          ("divide", lambda a, b: np.trunc(a / b)), ("mod", _ref_mod),
+                          ("maximum", np.maximum), ("greater", np.greater),
+                          ("power", lambda a, b: np.trunc(np.float64(a) ** b)),
+                          ("logical_and", lambda a, b: (a != 0) & (b != 0))]]
+CASES += [OpCase("power", [Const(np.array([2, -2, 3, 1, -1], "int64")),
+                           Const(np.array([-1, -1, 0, -3, -3], "int64"))],
+                 lambda a, b: np.array([0, 0, 1, 1, -1]), dtypes=("float32",),
+                 name="int-negative-exponent")]
+
+
+def _cond(shape):
+    return _small_ints(shape, 0, 3)
+
+
+CASES += [OpCase("where", [_cond(c), x, x],
+                 lambda c, a, b: np.where(c.reshape(c.shape + (1,) * (a.ndim - c.ndim)) != 0, a, b))
+          for c, x in [((3, 4), (3, 4)), ((3,), (3, 4)), ((), ()), ((0, 4), (0, 4)), ((0,), (0, 4)),
+                       ((1,), (1,)), ((2,), (2, 1, 3)), ((2, 1, 3), (2, 1, 3))]]
+CASES += [OpCase("where", [Int((3, 4), 0, 2, "int32"), (3, 4), (3, 4)],
+                 lambda c, a, b: np.where(c != 0, a, b), name="int-condition"),
+          OpCase("where", [Const(np.array([True, False])), (2, 3), (2, 3)],
+                 lambda c, a, b: np.where(c[:, None], a, b), name="bool-condition")]
+
+SCALAR_SHAPES = [(3, 4), (), (0, 2)]
+#: (op, reference(x, s), scalars, data maker, low, high)
+SCALAR = [
+    ("_minus_scalar", lambda x, s: x - s, (2.5, -1.5), None, -2, 2),
+    ("_rminus_scalar", lambda x, s: s - x, (2.5, -1.5), None, -2, 2),
+    ("_mul_scalar", lambda x, s: x * s, (2.5, -1.5), None, -2, 2),
+    ("_div_scalar", lambda x, s: x / s, (2.5, -1.5), None, -2, 2),
+    ("_rdiv_scalar", lambda x, s: s / x, (2.5, -1.5), _nonzero, -2, 2),
+    ("_mod_scalar", lambda x, s: _ref_mod(x, s), (2.5, -1.5, 0.0), None, -4, 4),
+    ("_rmod_scalar", lambda x, s: _ref_mod(s, x), (2.5, -1.5), _nonzero, -4, 4),
+    ("_power_scalar", lambda x, s: np.exp(s * np.log(x)), (2.5, -1.5), None, 0.1, 2),
+    ("_rpower_scalar", lambda x, s: np.exp(x * np.log(s)), (2.5, 0.5), None, -2, 2),
+    ("_maximum_scalar", lambda x, s: np.where(x > s, x, s), (0.5, -0.5), None, -2, 2),
+    ("_minimum_scalar", lambda x, s: np.where(x < s, x, s), (0.5, -0.5), None, -2, 2),
+    ("_hypot_scalar", lambda x, s: np.sqrt(x * x + s * s), (2.5, -1.5), None, -2, 2),
+    ("_equal_scalar", lambda x, s: (x == s) * 1.0, (1.0, -1.0), _small_ints, 0, 0),
+    ("_not_equal_scalar", lambda x, s: (x != s) * 1.0, (1.0, -1.0), _small_ints, 0, 0),
+    ("_greater_scalar", lambda x, s: (x > s) * 1.0, (1.0, -1.0), _small_ints, 0, 0),
+    ("_greater_equal_scalar", lambda x, s: (x >= s) * 1.0, (1.0, -1.0), _small_ints, 0, 0),
+    ("_lesser_scalar", lambda x, s: (x < s) * 1.0, (1.0, -1.0), _small_ints, 0, 0),
+    ("_lesser_equal_scalar", lambda x, s: (x <= s) * 1.0, (1.0, -1.0), _small_ints, 0, 0),
+    ("_logical_and_scalar", lambda x, s: ((x != 0) & (s != 0)) * 1.0, (0.0, -1.5), _small_ints,
+     0, 0),
+    ("_logical_or_scalar", lambda x, s: ((x != 0) | (s != 0)) * 1.0, (0.0, -1.5), _small_ints,
+     0, 0),
+    ("_logical_xor_scalar", lambda x, s: ((x != 0) ^ (s != 0)) * 1.0, (0.0, -1.5), _small_ints,
+     0, 0),
+]
+CASES += [OpCase(op, [maker(s) if maker else s], lambda x, scalar, ref=ref: ref(x, scalar),
+                 {"scalar": v}, low=lo, high=hi)
+          for op, ref, values, maker, lo, hi in SCALAR for v in values for s in SCALAR_SHAPES]
+
+
 @pytest.mark.parametrize("case,dtype", forward_params(CASES))
 def test_forward(case, dtype, ctx):
     run_forward(case, dtype, ctx)
+
+
+ALIASES = {
+    "subtract": ["broadcast_sub", "broadcast_minus", "elemwise_sub", "_sub", "_minus", "_Minus"],
+    "multiply": ["broadcast_mul", "elemwise_mul", "_mul", "_Mul"],
+    "divide": ["broadcast_div", "elemwise_div", "_div", "_Div"],
+    "mod": ["broadcast_mod", "_mod", "_Mod"],
+    "power": ["broadcast_power", "_power", "_Power"],
+    "maximum": ["broadcast_maximum", "_maximum", "_Maximum"],
+    "minimum": ["broadcast_minimum", "_minimum", "_Minimum"],
+    "hypot": ["broadcast_hypot", "_hypot", "_Hypot"],
+    "arctan2": ["_npi_arctan2"],
+    "equal": ["broadcast_equal", "_equal", "_Equal"],
+    "not_equal": ["broadcast_not_equal", "_not_equal", "_Not_Equal"],
+    "greater": ["broadcast_greater", "_greater", "_Greater"],
+    "greater_equal": ["broadcast_greater_equal", "_greater_equal", "_Greater_Equal"],
+    "lesser": ["broadcast_lesser", "_lesser", "_Lesser"],
+    "lesser_equal": ["broadcast_lesser_equal", "_lesser_equal", "_Lesser_Equal"],
+    "logical_and": ["broadcast_logical_and", "_logical_and", "_Logical_And"],
+    "logical_or": ["broadcast_logical_or", "_logical_or", "_Logical_Or"],
+    "logical_xor": ["broadcast_logical_xor", "_logical_xor", "_Logical_Xor"],
+    "_minus_scalar": ["_MinusScalar"], "_rminus_scalar": ["_RMinusScalar"],
+    "_mul_scalar": ["_MulScalar"], "_div_scalar": ["_DivScalar"], "_rdiv_scalar": ["_RDivScalar"],
+    "_mod_scalar": ["_ModScalar"], "_rmod_scalar": ["_RModScalar"],
+    "_power_scalar": ["_PowerScalar"], "_rpower_scalar": ["_RPowerScalar"],
+    "_maximum_scalar": ["_MaximumScalar"], "_minimum_scalar": ["_MinimumScalar"],
+    "_hypot_scalar": ["_HypotScalar"], "_equal_scalar": ["_EqualScalar"],
+    "_not_equal_scalar": ["_NotEqualScalar"], "_greater_scalar": ["_GreaterScalar"],
+    "_greater_equal_scalar": ["_GreaterEqualScalar"], "_lesser_scalar": ["_LesserScalar"],
+    "_lesser_equal_scalar": ["_LesserEqualScalar"], "_logical_and_scalar": ["_LogicalAndScalar"],
+    "_logical_or_scalar": ["_LogicalOrScalar"], "_logical_xor_scalar": ["_LogicalXorScalar"],
+}
+
+
+def test_aliases_resolve_to_the_canonical_op():
+    for name, aliases in ALIASES.items():
+        assert get_op(name).name == name
+        for alias in aliases:
+            assert get_op(alias) is get_op(name), alias
+
+
+def test_scalar_dispatch_table_ops_exist():
+    from deepkit_engine.ndarray.ndarray import _SCALAR_OPS
+    for name, (forward, reverse) in _SCALAR_OPS.items():
+        assert get_op(name).name == name
+        assert get_op(forward).params.keys() == {"scalar"}
+        assert get_op(reverse).params.keys() == {"scalar"}
+
+
+def test_differentiable_flags():
+    for name in ("equal", "not_equal", "greater", "greater_equal", "lesser", "lesser_equal",
+                 "logical_and", "logical_or", "logical_xor", "_equal_scalar", "_lesser_scalar",
+                 "_logical_xor_scalar"):
+        assert not get_op(name).differentiable, name
+    for name in ("subtract", "mod", "power", "where", "_rpower_scalar", "_mod_scalar"):
+        assert get_op(name).differentiable, name
+
+
+# -- MXNet semantics ------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
+def test_comparisons_return_the_input_dtype(dtype, ctx):
+    a = nd.array([1, 2, 3], ctx=ctx, dtype=dtype)
+    b = nd.array([3, 2, 1], ctx=ctx, dtype=dtype)
+    for result, expected in [(a == b, [0, 1, 0]), (a != b, [1, 0, 1]), (a > b, [0, 0, 1]),
+                             (a >= b, [0, 1, 1]), (a < b, [1, 0, 0]), (a <= b, [1, 1, 0]),
+                             (a == 2, [0, 1, 0]), (2 < a, [0, 0, 1]), (2 >= a, [1, 1, 0]),
+                             (nd.logical_xor(a > 1, b > 1), [1, 0, 1]),
+                             (nd._logical_and_scalar(a - 1, scalar=1), [0, 1, 1])]:
+        assert result.dtype == np.dtype(dtype)
+        assert result.asnumpy().tolist() == expected
+
+
+def test_mod_by_zero_is_zero(ctx):
+    a = nd.array([5.0, -3.0, 0.0], ctx=ctx)
+    assert (a % 0).asnumpy().tolist() == [0, 0, 0]
+    assert (7 % nd.array([0.0, 2.0, -2.0], ctx=ctx)).asnumpy().tolist() == [0, 1, -1]
+    b = nd.array([0.0, 2.0, -2.0], ctx=ctx)
+    assert nd.mod(nd.array([[5.0], [-5.0]], ctx=ctx), b).asnumpy().tolist() == [[0, 1, -1],
+                                                                                 [0, 1, -1]]
+    i = nd.array([7, -7, 7], ctx=ctx, dtype="int32")
+    assert nd.mod(i, nd.array([0, 3, -3], ctx=ctx, dtype="int32")).asnumpy().tolist() == [0, 2, -2]
+
+
+@pytest.mark.parametrize("op,args", [
+    ("mod", [np.array([[5.0, -5.0], [7.5, 1.0]]), np.array([0.0, -2.0])]),
+    ("power", [np.array([[2.0, 3.0]]), np.array([[2.0], [0.5]])]),
+    ("subtract", [np.array([1.0, 2.0]), np.array([[3.0], [4.0]])]),
+    ("lesser", [np.array([1.0, 2.0]), np.array([2.0, 2.0])]),
+])
+@pytest.mark.parametrize("req", ["add", "null", "inplace"])
+def test_binary_kernel_requests(op, args, req):
+    opdef = get_op(op)
+    shape = np.broadcast_shapes(*(a.shape for a in args))
+    expected = np.empty(shape)
+    opdef.forward_cpu(np, opdef.default_attrs, [a.copy() for a in args], [expected], ["write"])
+    if req == "inplace":
+        for i, a in enumerate(args):
+            if a.shape == shape:
+                ins = [x.copy() for x in args]
+                opdef.forward_cpu(np, opdef.default_attrs, ins, [ins[i]], ["inplace"])
+                assert_almost_equal(ins[i], expected)
+    else:
+        out = np.full(shape, 0.5)
+        opdef.forward_cpu(np, opdef.default_attrs, args, [out], [req])
+        assert_almost_equal(out, expected + 0.5 if req == "add" else np.full(shape, 0.5))
+
+
+@pytest.mark.parametrize("op,scalar", [("_mod_scalar", 0.0), ("_mod_scalar", 2.0),
+                                       ("_rmod_scalar", 3.0), ("_rpower_scalar", 2.0),
+                                       ("_greater_scalar", 0.0)])
+@pytest.mark.parametrize("req", ["add", "inplace"])
+def test_scalar_kernel_requests(op, scalar, req):
+    opdef = get_op(op)
+    attrs = opdef.parse_attrs({"scalar": scalar})
+    x = np.array([[-2.5, 0.0, 1.0], [3.0, -1.0, 2.0]])
+    expected = np.empty_like(x)
+    opdef.forward_cpu(np, attrs, [x.copy()], [expected], ["write"])
+    if req == "inplace":
+        buf = x.copy()
+        opdef.forward_cpu(np, attrs, [buf], [buf], ["inplace"])
+        assert_almost_equal(buf, expected)
+    else:
+        out = np.ones_like(x)
+        opdef.forward_cpu(np, attrs, [x], [out], ["add"])
+        assert_almost_equal(out, expected + 1)
+
+
+@pytest.mark.parametrize("req", ["add", "null", "inplace"])
+def test_where_requests(req):
+    op = get_op("where")
+    cond, x, y = np.array([1.0, 0.0, 2.0]), np.array([1.0, 2.0, 3.0]), np.array([7.0, 8.0, 9.0])
+    if req == "inplace":  # output buffer shared with x, then with y
+        for i in (1, 2):
+            ins = [cond, x.copy(), y.copy()]
+            op.forward_cpu(np, op.default_attrs, ins, [ins[i]], ["write"])
+            assert ins[i].tolist() == [1.0, 8.0, 3.0]
+    else:
+        out = np.full(3, 0.5)
+        op.forward_cpu(np, op.default_attrs, [cond, x, y], [out], [req])
+        assert out.tolist() == ([1.5, 8.5, 3.5] if req == "add" else [0.5] * 3)
+
+
+# -- NDArray operators -------------------------------------------------------------------
+
+def test_ndarray_operators(ctx):
+    an = np.array([[0.5, -1.5, 2.0], [3.0, 1.0, -0.25]])
+    bn = np.array([1.0, -1.5, 0.5])
+    a = nd.array(an, ctx=ctx, dtype="float64")
+    b = nd.array(bn, ctx=ctx, dtype="float64")
+    checks = [
+        (a + b, an + bn), (a - b, an - bn), (a * b, an * bn), (a / b, an / bn),
+        (a - 2, an - 2), (2 - a, 2 - an), (a * 2, an * 2), (2 * a, 2 * an), (a + 1, an + 1),
+        (1 + a, 1 + an), (a / 4, an / 4), (2 / a, 2 / an), (a ** 2, an ** 2),
+        (2 ** a, 2 ** an), (abs(a) ** 0.5, np.abs(an) ** 0.5), (a % 3, an % 3),
+        (a % b, an % bn), (3 % b, 3 % bn), (abs(a) ** b, np.abs(an) ** bn),
+        ((a == b), (an == bn) * 1.0), ((a != b), (an != bn) * 1.0), ((a < 1), (an < 1) * 1.0),
+        ((a <= 1), (an <= 1) * 1.0), ((a > b), (an > bn) * 1.0), ((a >= 2), (an >= 2) * 1.0),
+        (-a, -an), (abs(a), np.abs(an)), (a + bn, an + bn), (bn - a, bn - an),
+    ]
+    for got, expected in checks:
+        assert got.dtype == np.float64
+        assert_almost_equal(got, expected)
+
+
+def test_inplace_operators_keep_the_object(ctx):
+    an = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], dtype=np.float32)
+    a = nd.array(an, ctx=ctx)
+    b = nd.array([10.0, 20.0, 30.0], ctx=ctx)
+    original = a
+    a += b
+    assert a is original
+    assert_almost_equal(a, an + [10.0, 20.0, 30.0])
+    a *= 2
+    assert a is original
+    assert_almost_equal(a, (an + [10.0, 20.0, 30.0]) * 2)
+    a -= 1
+    a /= b
+    assert a is original
+    assert_almost_equal(a, ((an + [10.0, 20.0, 30.0]) * 2 - 1) / [10.0, 20.0, 30.0])
+    c = nd.array([5.0, 7.0], ctx=ctx)
+    c %= 3
+    c **= 2
+    assert c.asnumpy().tolist() == [4.0, 1.0]
+    with pytest.raises(ShapeError, match=r"add: output 0 has shape \(2, 3\) but out= has shape "
+                                         r"\(3,\)"):
+        b += a  # the result would not fit in b
+    assert b.asnumpy().tolist() == [10.0, 20.0, 30.0]
+
+
+def test_generated_functions_accept_scalars(ctx):
+    a = nd.array([1.0, 2.0], ctx=ctx)
+    assert nd.subtract(a, 1).asnumpy().tolist() == [0.0, 1.0]
+    assert nd.subtract(3, a).asnumpy().tolist() == [2.0, 1.0]
+    assert nd.power(2, a).asnumpy().tolist() == [2.0, 4.0]
+    assert nd.broadcast_maximum(a, 1.5).asnumpy().tolist() == [1.5, 2.0]
+    assert nd._rminus_scalar(a, scalar=5).asnumpy().tolist() == [4.0, 3.0]
+    assert nd._RDivScalar(a, scalar=4).asnumpy().tolist() == [4.0, 2.0]
+
+
+# -- errors ------------------------------------------------------------------------------
+
+def test_non_broadcastable_shapes():
+    a, b = nd.ones((3, 4)), nd.ones((2, 4))
+    for call, name in [(lambda: nd.subtract(a, b), "subtract"), (lambda: a * b, "multiply"),
+                       (lambda: nd.broadcast_div(a, b), "divide"), (lambda: a == b, "equal"),
+                       (lambda: nd.mod(a, b), "mod"), (lambda: nd.hypot(a, b), "hypot"),
+                       (lambda: nd.logical_or(a, b), "logical_or")]:
+        with pytest.raises(ShapeError) as err:
+            call()
+        message = str(err.value)
+        assert message.startswith(f"{name}: operand shapes (3, 4) and (2, 4) cannot be "
+                                  "broadcast together"), message
+        assert "lhs=(3, 4) float32, rhs=(2, 4) float32" in message
+        assert err.value.op == name
+
+
+def test_mixed_dtypes():
+    a, b = nd.ones((2, 2)), nd.ones((2, 2), dtype="float64")
+    with pytest.raises(DTypeError, match=r"^multiply: input 1 has dtype float64 but input 0 has "
+                                         r"float32; cast one with astype\(\)") as err:
+        nd.multiply(a, b)
+    assert "lhs=(2, 2) float32, rhs=(2, 2) float64" in str(err.value)
+    with pytest.raises(DTypeError, match=r"^greater: input 1 has dtype float64"):
+        a > b
+    with pytest.raises(DTypeError, match=r"^power: "):
+        nd.power(nd.ones(2, dtype="int32"), nd.ones(2))
+
+
+def test_scalar_param_errors():
+    with pytest.raises(ParamError, match=r"_mul_scalar: param scalar='two' is not a valid float"):
+        nd._mul_scalar(nd.ones(2), scalar="two")
+    with pytest.raises(ParamError, match=r"_minus_scalar: unknown param 'scalr'"):
+        nd._minus_scalar(nd.ones(2), scalr=1)
+
+
+def test_where_errors():
+    x = nd.ones((3, 4))
+    with pytest.raises(ShapeError, match=r"^where: condition has shape \(4,\) but must equal x's "
+                                         r"shape \(3, 4\) or be 1-D of length x.shape\[0\] = 3"):
+        nd.where(nd.ones(4), x, x)
+    with pytest.raises(ShapeError, match=r"^where: condition has shape \(4, 3\)"):
+        nd.where(nd.ones((4, 3)), x, x)
+    with pytest.raises(ShapeError, match=r"^where: x has shape \(3, 4\) but y has \(3, 1\)"):
+        nd.where(nd.ones((3, 4)), x, nd.ones((3, 1)))
+    with pytest.raises(ShapeError, match=r"x is 0-d"):
+        nd.where(nd.ones(1), nd.ones(()), nd.ones(()))
+    with pytest.raises(DTypeError, match=r"^where: x has dtype float32 but y has float64"):
+        nd.where(nd.ones((3, 4)), x, nd.ones((3, 4), dtype="float64"))
+
+
+def test_where_shape_inference_with_unknowns():
+    infer = get_op("where").infer_shape
+    assert infer(None, [None, (2, 3), None]) == ([None, (2, 3), (2, 3)], [(2, 3)])
+    assert infer(None, [(2, 3), None, None]) == ([(2, 3), (2, 3), (2, 3)], [(2, 3)])
+    assert infer(None, [(2,), None, None]) == ([(2,), None, None], [None])
+    assert infer(None, [(2,), None, (2, 5)]) == ([(2,), (2, 5), (2, 5)], [(2, 5)])

@@ -1,0 +1,504 @@
+"""Executors: a bound, memory-planned program for a symbol's forward and backward.
+
+``bind`` differentiates the symbol with respect to the arguments that want
+gradients, infers every shape and dtype, plans memory (sharing and in-place
+reuse, optionally recomputing cheap activations), preallocates every buffer
+and compiles the kernels into two flat programs. ``forward`` and ``backward``
+each push *one* engine operation that runs a whole program, so engine
+overhead is per pass, not per op, and both return at once.
+"""
+import collections
+
+import numpy as np
+
+from . import engine as _engine_mod
+from . import random as _random
+from .base import ContextError, DeepkitError, ShapeError
+from .context import Context, current_context
+from .graph.gradient import build_gradient, check_gradients
+from .graph.infer import infer_shapes, infer_types
+from .graph.mirror import apply_mirror
+from .graph.node import Graph, Node
+from .graph.plan_memory import plan_memory
+from .ndarray import NDArray
+from .ndarray import array as _nd_array
+from .ndarray import zeros as _nd_zeros
+
+__all__ = ["Executor", "simple_bind"]
+
+_GRAD_REQS = ("write", "add", "null")
+#: Passes over arrays smaller than this run on the calling thread.
+_INLINE_BYTES = 1 << 20
+
+
+def _normalize_arrays(kind, names, given, allow_missing=False):
+    if given is None:
+        given = {}
+    if isinstance(given, (list, tuple)):
+        if len(given) != len(names):
+            raise DeepkitError(f"bind: {kind} has {len(given)} arrays but the symbol has "
+                               f"{len(names)} ({', '.join(names)})")
+        given = dict(zip(names, given))
+    unknown = [k for k in given if k not in names]
+    if unknown:
+        raise DeepkitError(f"bind: {kind} names {unknown} which are not in the symbol "
+                           f"({', '.join(names)})")
+    missing = [n for n in names if given.get(n) is None]
+    if missing and not allow_missing:
+        raise DeepkitError(f"bind: missing {kind} for: {', '.join(missing)}")
+    return collections.OrderedDict((n, given.get(n)) for n in names)
+
+
+def _normalize_grad_req(grad_req, names):
+    if isinstance(grad_req, str):
+        reqs = {n: grad_req for n in names}
+    elif isinstance(grad_req, (list, tuple)):
+        if len(grad_req) != len(names):
+            raise DeepkitError(f"bind: grad_req has {len(grad_req)} entries for {len(names)} "
+                               "arguments")
+        reqs = dict(zip(names, grad_req))
+    elif isinstance(grad_req, dict):
+        unknown = [k for k in grad_req if k not in names]
+        if unknown:
+            raise DeepkitError(f"bind: grad_req names {unknown}, not arguments of the symbol")
+        reqs = {n: grad_req.get(n, "null") for n in names}
+    else:
+        raise TypeError(f"bind: grad_req must be a str, list or dict, got {grad_req!r}")
+    for n, r in reqs.items():
+        if r not in _GRAD_REQS:
+            raise DeepkitError(f"bind: grad_req for '{n}' is {r!r}; use 'write', 'add' or 'null'")
+    return reqs
+
+
+class Executor:
+    """A compiled forward/backward program with its bound arrays.
+
+    Attributes:
+        arg_dict, grad_dict, aux_dict: ``{name: NDArray}``.
+        arg_arrays, grad_arrays, aux_arrays: The same, as lists in symbol order
+            (``None`` in ``grad_arrays`` where no gradient is requested).
+        outputs: The output NDArrays (valid after ``forward``).
+    """
+
+    def __init__(self, symbol, ctx=None, args=None, args_grad=None, grad_req="write",
+                 aux_states=None, shared_exec=None, mirror=False, plan_memory=True):
+        self._symbol = symbol
+        self._ctx = ctx = Context(ctx) if ctx is not None else current_context()
+        ctx.check_available()
+        arg_names = symbol.list_arguments()
+        aux_names = symbol.list_auxiliary_states()
+        self.arg_dict = _normalize_arrays("args", arg_names, args)
+        self.aux_dict = _normalize_arrays("aux_states", aux_names, aux_states)
+        reqs = _normalize_grad_req(grad_req, arg_names)
+        grads = _normalize_arrays("args_grad", arg_names, args_grad, allow_missing=True)
+        for n in arg_names:
+            if grads[n] is None:
+                reqs[n] = "null"
+        self._grad_req = reqs
+        self.grad_dict = collections.OrderedDict(
+            (n, g) for n, g in grads.items() if reqs[n] != "null")
+        for kind, arrays in (("argument", self.arg_dict), ("aux state", self.aux_dict),
+                             ("gradient", self.grad_dict)):
+            for n, a in arrays.items():
+                if not isinstance(a, NDArray):
+                    raise TypeError(f"bind: {kind} '{n}' must be an NDArray, got "
+                                    f"{type(a).__name__}")
+                if a.ctx != ctx:
+                    raise ContextError(f"bind: {kind} '{n}' is on {a.ctx} but the executor is "
+                                       f"on {ctx}; move it with as_in_context({ctx})")
+        for n, g in self.grad_dict.items():
+            if g.shape != self.arg_dict[n].shape:
+                raise ShapeError(f"bind: gradient array for '{n}' has shape {g.shape} but the "
+                                 f"argument has shape {self.arg_dict[n].shape}", argument=n,
+                                 expected=self.arg_dict[n].shape, actual=g.shape)
+        self._mirror = mirror
+        self._plan_enabled = plan_memory
+        self._compile(symbol)
+        self._last_train = None
+
+    # -- public views ------------------------------------------------------------
+    @property
+    def arg_arrays(self):
+        return list(self.arg_dict.values())
+
+    @property
+    def grad_arrays(self):
+        return [self.grad_dict.get(n) for n in self.arg_dict]
+
+    @property
+    def aux_arrays(self):
+        return list(self.aux_dict.values())
+
+    @property
+    def output_dict(self):
+        return collections.OrderedDict(zip(self._symbol.list_outputs(), self.outputs))
+
+    # -- compilation ---------------------------------------------------------------
+    def _compile(self, symbol):
+        from . import symbol as F  # noqa: PLC0415
+        heads = list(symbol._outputs)
+        var_nodes = {n.name: n for n in symbol._nodes() if n.op is None}
+        wrt_names = [n for n, r in self._grad_req.items() if r != "null"]
+        head_grad_nodes = []
+        grad_entries, checks = [], []
+        if wrt_names:
+            head_grads = []
+            for k, (node, idx) in enumerate(heads):
+                if node.op is not None and node.op.loss_head:
+                    head_grads.append(None)
+                    head_grad_nodes.append(None)
+                else:
+                    hg = Node(None, f"__head_grad_{k}__")
+                    head_grad_nodes.append(hg)
+                    head_grads.append((hg, 0))
+            grad_entries, checks = build_gradient(heads, head_grads,
+                                                  [var_nodes[n] for n in wrt_names])
+            if self._mirror:
+                grad_entries = apply_mirror(heads, grad_entries)
+            grad_entries = self._own_grad_entries(F, heads, grad_entries)
+        self._head_grad_nodes = head_grad_nodes
+        outputs = heads + [e for e in grad_entries if e is not None]
+        graph = Graph(outputs)
+        self._graph = graph
+
+        # shapes and dtypes: forward first, then the head gradients, then all
+        known_shapes, known_types = {}, {}
+        for n, a in list(self.arg_dict.items()) + list(self.aux_dict.items()):
+            eid = graph.entry_id(var_nodes[n])
+            known_shapes[eid] = a.shape
+            known_types[eid] = a.dtype
+        fwd_graph = Graph(heads)
+        fwd_known_s = {fwd_graph.entry_id(var_nodes[n]): a.shape
+                       for n, a in list(self.arg_dict.items()) + list(self.aux_dict.items())}
+        fwd_known_t = {fwd_graph.entry_id(var_nodes[n]): a.dtype
+                       for n, a in list(self.arg_dict.items()) + list(self.aux_dict.items())}
+        fwd_shapes = infer_shapes(fwd_graph, fwd_known_s)
+        fwd_types = infer_types(fwd_graph, fwd_known_t)
+        for k, (node, idx) in enumerate(heads):
+            hg = head_grad_nodes[k] if head_grad_nodes else None
+            if hg is not None:
+                known_shapes[graph.entry_id(hg)] = fwd_shapes[fwd_graph.entry_id(node, idx)]
+                known_types[graph.entry_id(hg)] = fwd_types[fwd_graph.entry_id(node, idx)]
+        shapes = infer_shapes(graph, known_shapes)
+        dtypes = infer_types(graph, known_types)
+        unknown = sorted({graph.entry_name(e) for e in range(graph.num_entries)
+                          if shapes[e] is None or dtypes[e] is None})
+        if unknown:
+            raise ShapeError("bind: cannot infer the shape or dtype of: " + ", ".join(unknown))
+        check_gradients(graph, shapes, checks)
+        self._shapes, self._dtypes = shapes, dtypes
+
+        xp = self._ctx.xp
+        arrays = [None] * graph.num_entries
+        external = set()
+        for n, a in list(self.arg_dict.items()) + list(self.aux_dict.items()):
+            eid = graph.entry_id(var_nodes[n])
+            arrays[eid] = a
+            external.add(eid)
+        self._head_grad_arrays = []
+        for hg in head_grad_nodes:
+            if hg is None:
+                self._head_grad_arrays.append(None)
+                continue
+            eid = graph.entry_id(hg)
+            arr = NDArray(xp.ones(shapes[eid], dtypes[eid]), self._ctx)
+            arrays[eid] = arr
+            external.add(eid)
+            self._head_grad_arrays.append(arr)
+        self.outputs = []
+        for node, idx in heads:
+            eid = graph.entry_id(node, idx)
+            if arrays[eid] is None:
+                arrays[eid] = NDArray(xp.zeros(shapes[eid], dtypes[eid]), self._ctx)
+                external.add(eid)
+            self.outputs.append(arrays[eid])
+        grad_req_of_entry = {}
+        self._zero_grads = []
+        for name, entry in zip(wrt_names, grad_entries):
+            if entry is None:
+                if self._grad_req[name] == "write":
+                    self._zero_grads.append(self.grad_dict[name])
+                continue
+            eid = graph.entry_id(*entry)
+            arrays[eid] = self.grad_dict[name]
+            external.add(eid)
+            grad_req_of_entry[eid] = "add" if self._grad_req[name] == "add" else "write"
+
+        fwd_ids = {id(n) for n in fwd_graph.nodes}
+        op_nodes = [n for n in graph.nodes if n.op is not None]
+        fwd_nodes = [n for n in op_nodes if id(n) in fwd_ids]
+        bwd_nodes = [n for n in op_nodes if id(n) not in fwd_ids]
+        plan = plan_memory(graph, fwd_nodes + bwd_nodes, shapes, dtypes, external,
+                           share=self._plan_enabled, allow_inplace=self._plan_enabled)
+        self._plan = plan
+        self._pool = []
+        for size in plan.sizes:
+            self._pool.append(xp.empty(max(size, 1), np.uint8))
+        raw = [None] * graph.num_entries
+        for eid in range(graph.num_entries):
+            if arrays[eid] is not None:
+                raw[eid] = arrays[eid]._data
+            elif plan.storage[eid] >= 0:
+                block = self._pool[plan.storage[eid]]
+                raw[eid] = block[:plan.entry_bytes[eid]].view(dtypes[eid]).reshape(shapes[eid])
+            else:
+                raw[eid] = xp.empty(shapes[eid], dtypes[eid])
+        self._raw = raw
+        self._fwd_program = self._program(fwd_nodes, graph, raw, plan, grad_req_of_entry)
+        self._bwd_program = self._program(bwd_nodes, graph, raw, plan, grad_req_of_entry)
+        self._internal_var = _engine_mod.Var()
+        self._uses_rng = any("rng" in n.op.resources for n in op_nodes)
+        total = plan.planned_bytes + sum(a.size * a.dtype.itemsize for a in self.arg_dict.values())
+        self._inline = total <= _INLINE_BYTES and not self._ctx.is_gpu
+
+    def _own_grad_entries(self, F, heads, grad_entries):
+        """Give each argument gradient a node of its own to write into its array."""
+        counts = collections.Counter(e for e in grad_entries if e is not None)
+        consumers = collections.Counter()
+        graph = Graph(heads + [e for e in grad_entries if e is not None])
+        for n in graph.nodes:
+            for src, i in n.inputs:
+                consumers[(id(src), i)] += 1
+        head_set = {(id(n), i) for n, i in heads}
+        result = []
+        for e in grad_entries:
+            if e is None:
+                result.append(None)
+                continue
+            node, idx = e
+            key = (id(node), idx)
+            if node.op is None or counts[e] > 1 or consumers[key] > 0 or key in head_set:
+                copy = F.identity(F.Symbol([e]), name=f"{node.name}_gradcopy")
+                result.append(copy._outputs[0])
+            else:
+                result.append(e)
+        return result
+
+    def _program(self, nodes, graph, raw, plan, grad_req_of_entry):
+        steps = []
+        xp = self._ctx.xp
+        for node in nodes:
+            in_ids = graph.input_entry_ids(node)
+            out_ids = graph.output_entry_ids(node)
+            req = []
+            for k, eid in enumerate(out_ids):
+                if eid in grad_req_of_entry:
+                    req.append(grad_req_of_entry[eid])
+                elif (node, k) in plan.inplace:
+                    req.append("inplace")
+                else:
+                    req.append("write")
+            op = node.op
+            kernel = op.forward_gpu if self._ctx.is_gpu else op.forward_cpu
+            steps.append((kernel, node.attrs, [raw[e] for e in in_ids],
+                          [raw[e] for e in out_ids], tuple(req), op.resources, node))
+        return steps, xp
+
+    # -- running -------------------------------------------------------------------
+    def _run(self, program, is_train, phase):
+        steps, xp = program
+        rng = _random.state_for(self._ctx).generator if self._uses_rng else None
+        node = None
+        try:
+            for kernel, attrs, ins, outs, req, resources, node in steps:
+                if resources:
+                    extra = {}
+                    for r in resources:
+                        if r == "rng":
+                            extra["rng"] = rng
+                        elif r == "is_train":
+                            extra["is_train"] = is_train
+                    kernel(xp, attrs, ins, outs, req, **extra)
+                else:
+                    kernel(xp, attrs, ins, outs, req)
+        except Exception as err:
+            where = f"{node.op.name} '{node.name}'" if node is not None else "executor"
+            raise DeepkitError(f"{phase}: {where} failed: {type(err).__name__}: {err}") from err
+
+    def _vars(self, arrays):
+        return [a._var for a in arrays if a is not None]
+
+    def forward(self, is_train=False, **kwargs):
+        """Run the forward pass (returns at once; read ``outputs`` to wait).
+
+        Args:
+            is_train: Training mode (Dropout active, BatchNorm batch statistics
+                and moving-average updates); required before ``backward``.
+            **kwargs: New values for arguments, copied in first.
+
+        Returns:
+            The list of output NDArrays.
+        """
+        for name, value in kwargs.items():
+            target = self.arg_dict.get(name)
+            if target is None:
+                raise DeepkitError(f"forward: '{name}' is not an argument; arguments are "
+                                   f"{', '.join(self.arg_dict)}")
+            if not isinstance(value, NDArray):
+                value = _nd_array(value, ctx=self._ctx, dtype=target.dtype)
+            if value.shape != target.shape:
+                raise ShapeError(f"forward: '{name}' has shape {value.shape} but the executor "
+                                 f"was bound with {target.shape}; use reshape() to rebind",
+                                 argument=name, expected=target.shape, actual=value.shape)
+            value.copyto(target)
+        is_train = bool(is_train)
+        reads = self._vars(self.arg_dict.values())
+        writes = self._vars(self.outputs) + self._vars(self.aux_dict.values())
+        writes.append(self._internal_var)
+        if self._uses_rng:
+            writes.append(_random.state_for(self._ctx).var)
+        program = self._fwd_program
+        _engine_mod._engine.push(lambda: self._run(program, is_train, "forward"), reads, writes,
+                                 self._ctx, "forward", self._inline)
+        self._last_train = is_train
+        return self.outputs
+
+    def backward(self, out_grads=None, is_train=True):
+        """Run the backward pass, writing (or adding to) the gradient arrays.
+
+        Args:
+            out_grads: Gradients of the outputs (NDArray or list). Loss heads
+                (SoftmaxOutput, MakeLoss, ...) ignore them; other heads default
+                to ones.
+        """
+        if not self._last_train:
+            raise DeepkitError("backward() needs a forward(is_train=True) first: the last "
+                               "forward ran in inference mode (is_train=False), or none ran")
+        if not self.grad_dict:
+            raise DeepkitError("backward(): nothing to differentiate; bind with grad_req "
+                               "'write' or 'add' and gradient arrays")
+        if out_grads is not None:
+            if isinstance(out_grads, NDArray):
+                out_grads = [out_grads]
+            if len(out_grads) != len(self.outputs):
+                raise DeepkitError(f"backward: {len(out_grads)} out_grads for "
+                                   f"{len(self.outputs)} outputs")
+            for k, (g, dst) in enumerate(zip(out_grads, self._head_grad_arrays)):
+                if dst is None or g is None:
+                    continue
+                if not isinstance(g, NDArray):
+                    g = _nd_array(g, ctx=self._ctx, dtype=dst.dtype)
+                if g.shape != dst.shape:
+                    raise ShapeError(f"backward: out_grads[{k}] has shape {g.shape} but output "
+                                     f"{k} has shape {dst.shape}", expected=dst.shape,
+                                     actual=g.shape)
+                g.copyto(dst)
+        for g in self._zero_grads:
+            g[:] = 0
+        reads = self._vars(self.arg_dict.values()) + self._vars(self.aux_dict.values()) \
+            + self._vars(self._head_grad_arrays) + self._vars(self.outputs)
+        writes = self._vars(self.grad_dict.values()) + [self._internal_var]
+        program = self._bwd_program
+        _engine_mod._engine.push(lambda: self._run(program, is_train, "backward"), reads,
+                                 writes, self._ctx, "backward", self._inline)
+
+    # -- sharing and reshaping -----------------------------------------------------
+    def copy_params_from(self, arg_params, aux_params=None, allow_extra_params=False):
+        """Copy parameter values (``{name: NDArray}``) into the bound arrays."""
+        for params, target, kind in ((arg_params, self.arg_dict, "argument"),
+                                     (aux_params or {}, self.aux_dict, "aux state")):
+            for name, value in params.items():
+                if name not in target:
+                    if allow_extra_params:
+                        continue
+                    raise DeepkitError(f"copy_params_from: '{name}' is not an {kind} of this "
+                                       "executor (pass allow_extra_params=True to skip it)")
+                value = value if isinstance(value, NDArray) else _nd_array(value)
+                value.as_in_context(self._ctx).copyto(target[name])
+
+    def reshape(self, partial_shaping=False, allow_up_sizing=False, **shapes):
+        """A new executor for new input shapes that shares the parameter arrays.
+
+        Arguments whose shape is unchanged keep the same NDArrays (so
+        parameters and their gradients are shared); the others get new ones.
+        """
+        arg_shapes, _, aux_shapes = self._symbol.infer_shape(**shapes)
+        if arg_shapes is None:
+            raise ShapeError(f"reshape: the shapes {shapes} do not determine every argument")
+        names = list(self.arg_dict)
+        if not partial_shaping:
+            changed = [n for n, s in zip(names, arg_shapes)
+                       if s != self.arg_dict[n].shape and n not in shapes]
+            if changed:
+                raise ShapeError(f"reshape: the new shapes also change {changed}; pass "
+                                 "partial_shaping=True to allow it")
+        args, grads = {}, {}
+        for n, s in zip(names, arg_shapes):
+            old = self.arg_dict[n]
+            same = s == old.shape
+            if not same and not allow_up_sizing and int(np.prod(s)) > old.size \
+                    and n not in shapes:
+                raise ShapeError(f"reshape: '{n}' would grow from {old.shape} to {s}; pass "
+                                 "allow_up_sizing=True")
+            args[n] = old if same else _nd_zeros(s, self._ctx, old.dtype)
+            if n in self.grad_dict:
+                g = self.grad_dict[n]
+                grads[n] = g if same else _nd_zeros(s, self._ctx, g.dtype)
+        aux = {n: (a if a.shape == s else _nd_zeros(s, self._ctx, a.dtype))
+               for (n, a), s in zip(self.aux_dict.items(), aux_shapes)}
+        return Executor(self._symbol, self._ctx, args, grads, self._grad_req, aux,
+                        mirror=self._mirror, plan_memory=self._plan_enabled)
+
+    # -- reports -------------------------------------------------------------------
+    def memory_report(self, top=10):
+        """Planned internal memory: with reuse, without reuse, and the largest buffers.
+
+        Returns:
+            ``{'planned_bytes', 'unplanned_bytes', 'external_bytes', 'largest'}``
+            where ``largest`` lists ``(entry name, bytes)`` of the biggest
+            internal entries.
+        """
+        plan = self._plan
+        graph = self._graph
+        internal = [(graph.entry_name(e), plan.entry_bytes[e]) for e in range(graph.num_entries)
+                    if plan.storage[e] >= 0]
+        internal.sort(key=lambda t: -t[1])
+        external = sum(a.size * a.dtype.itemsize for a in
+                       list(self.arg_dict.values()) + list(self.grad_dict.values())
+                       + list(self.aux_dict.values()) + list(self.outputs))
+        return {"planned_bytes": plan.planned_bytes, "unplanned_bytes": plan.unplanned_bytes,
+                "external_bytes": int(external), "largest": internal[:top],
+                "inplace": len(plan.inplace)}
+
+    def debug_str(self):
+        """The program, and the planned memory in MB."""
+        report = self.memory_report()
+        lines = [self._symbol.debug_str(), "",
+                 f"Total {report['planned_bytes'] / 2**20:.3f} MB planned for internal buffers "
+                 f"({report['unplanned_bytes'] / 2**20:.3f} MB without reuse), "
+                 f"{report['inplace']} in-place outputs"]
+        return "\n".join(lines)
+
+
+def simple_bind(symbol, ctx=None, grad_req="write", type_dict=None, shared_exec=None,
+                mirror=False, plan_memory=True, shapes=None):
+    """Bind with every array allocated (zeros) from the given input shapes."""
+    ctx = Context(ctx) if ctx is not None else current_context()
+    shapes = dict(shapes or {})
+    arg_shapes, _, aux_shapes = symbol.infer_shape_partial(**shapes)
+    names = symbol.list_arguments()
+    missing = [n for n, s in zip(names, arg_shapes) if s is None]
+    aux_names = symbol.list_auxiliary_states()
+    missing += [n for n, s in zip(aux_names, aux_shapes) if s is None]
+    if missing:
+        raise ShapeError(f"simple_bind: cannot infer shapes for: {', '.join(missing)}; provide "
+                         f"input shapes, e.g. simple_bind(ctx, {names[0] if names else 'data'}="
+                         "(N, ...))")
+    types = dict(type_dict or {})
+    arg_types, _, aux_types = symbol.infer_type(**{n: types.get(n, np.float32) for n in names
+                                                   if n in types or n in shapes})
+    if arg_types is None:
+        arg_types = [np.dtype(types.get(n, np.float32)) for n in names]
+        aux_types = [np.dtype(np.float32)] * len(aux_names)
+    reqs = _normalize_grad_req(grad_req, names)
+    shared = shared_exec.arg_dict if shared_exec is not None else {}
+    shared_grads = shared_exec.grad_dict if shared_exec is not None else {}
+    args, grads = {}, {}
+    for n, s, t in zip(names, arg_shapes, arg_types):
+        prev = shared.get(n)
+        args[n] = prev if prev is not None and prev.shape == s else _nd_zeros(s, ctx, t)
+        if reqs[n] != "null":
+            prev_g = shared_grads.get(n)
+            grads[n] = prev_g if prev_g is not None and prev_g.shape == s else _nd_zeros(s, ctx, t)
+    aux = {n: _nd_zeros(s, ctx, t) for n, s, t in zip(aux_names, aux_shapes, aux_types)}
+    return Executor(symbol, ctx, args, grads, reqs, aux, mirror=mirror, plan_memory=plan_memory)

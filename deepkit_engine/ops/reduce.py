@@ -1,0 +1,293 @@
+"""Reductions: sum, mean, prod, max, min, nan-aware forms, norm, argmax/argmin.
+
+MXNet 1.x semantics throughout:
+
+* ``axis`` is ``None``, an int or a tuple of ints (negative counts from the
+  end); ``None`` and the empty tuple both mean "every axis".
+* ``exclude=True`` reduces over every axis *not* listed in ``axis``.
+* A reduction over every axis with ``keepdims=False`` gives shape ``(1,)``,
+  not a 0-d array, as in MXNet 1.x (whose arrays are at least 1-D).
+* ``argmax``/``argmin`` return indices in the input's dtype (float for float
+  inputs), as MXNet does, so they mix with other float arrays freely.
+
+Kernels reduce straight into the preallocated output (viewed with the reduced
+axes kept as size 1), so no temporary is made on the common path.
+"""
+import numpy as np
+
+from ..base import ShapeError
+from .registry import Axes, DType, OpDef, Param, register, write_result
+
+__all__ = ["reduce_axes", "reduce_shape"]
+
+
+# -- shape helpers -------------------------------------------------------------
+
+def _normalize_axis(axis, ndim, name="axis"):
+    """``axis`` made non-negative; ShapeError naming it and ``ndim`` if out of range."""
+    if not -ndim <= axis < ndim:
+        raise ShapeError(f"{name}={axis} is out of range for an input with {ndim} dimension(s) "
+                         f"(valid: {-ndim} to {ndim - 1})" if ndim else
+                         f"{name}={axis} is out of range for a 0-d input (it has no axes)",
+                         argument=name, expected=f"[{-ndim}, {ndim})", actual=axis)
+    return axis + ndim if axis < 0 else axis
+
+
+def reduce_axes(axis, ndim, exclude=False):
+    """The sorted tuple of axes to reduce over.
+
+    Args:
+        axis: ``None``, an int or a tuple of ints (MXNet's ``axis`` param);
+            ``None`` and ``()`` mean all axes.
+        ndim: Number of dimensions of the input.
+        exclude: Reduce over the axes *not* in ``axis`` instead.
+
+    Raises:
+        ShapeError: An axis is out of range or listed twice.
+    """
+    if axis is None or axis == ():
+        return tuple(range(ndim))
+    listed = (axis,) if isinstance(axis, int) else axis
+    axes = sorted(_normalize_axis(a, ndim) for a in listed)
+    for a, b in zip(axes, axes[1:]):
+        if a == b:
+            raise ShapeError(f"axis={axis} lists axis {a} twice", argument="axis", actual=axis)
+    if exclude:
+        chosen = set(axes)
+        return tuple(i for i in range(ndim) if i not in chosen)
+    return tuple(axes)
+
+
+def reduce_shape(shape, axes, keepdims):
+    """Output shape of reducing ``shape`` over ``axes`` (MXNet: never 0-d)."""
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    out = tuple(d for i, d in enumerate(shape) if i not in axes)
+    return out if out else (1,)
+
+
+def _kept_shape(shape, axes):
+    return tuple(1 if i in axes else d for i, d in enumerate(shape))
+
+
+def _reduce_infer(nonempty):
+    def infer_shape(attrs, in_shapes):
+        (shape,) = in_shapes
+        if shape is None:
+            return in_shapes, [None]
+        axes = reduce_axes(attrs.axis, len(shape), attrs.exclude)
+        if nonempty:
+            _check_nonempty(shape, axes)
+        return in_shapes, [reduce_shape(shape, axes, attrs.keepdims)]
+    return infer_shape
+
+
+def _check_nonempty(shape, axes):
+    empty = [a for a in axes if shape[a] == 0]
+    if empty:
+        raise ShapeError(f"cannot reduce over axis {empty[0]} of size 0 of an input of shape "
+                         f"{tuple(shape)}: the result is undefined for an empty axis",
+                         argument="data", actual=tuple(shape))
+
+
+# -- kernels -------------------------------------------------------------------
+
+def _reduce_into(xp, fn, x, out, req, axes):
+    """``fn(x, axis=axes, keepdims=True)`` stored into ``out`` honouring ``req``."""
+    if req == "null":
+        return
+    kshape = _kept_shape(x.shape, axes)
+    if x.dtype == np.float16:
+        # Accumulate half precision in float32 (as MXNet does), then round once.
+        write_result(xp, out, fn(x, axis=axes, dtype=np.float32, keepdims=True)
+                     .reshape(out.shape), req)
+    elif req != "add" and out.flags.c_contiguous and out.dtype == x.dtype:
+        fn(x, axis=axes, keepdims=True, out=out.reshape(kshape))
+    else:
+        write_result(xp, out, fn(x, axis=axes, keepdims=True).reshape(out.shape), req)
+
+
+def _reduce_forward(fn_name):
+    def forward(xp, attrs, inputs, outputs, req):
+        x = inputs[0]
+        axes = reduce_axes(attrs.axis, x.ndim, attrs.exclude)
+        _reduce_into(xp, getattr(xp, fn_name), x, outputs[0], req[0], axes)
+    forward.__name__ = f"forward_{fn_name}"
+    return forward
+
+
+def _max_min_forward(fn_name):
+    # amax/amin take no dtype argument; half precision is exact for them anyway.
+    def forward(xp, attrs, inputs, outputs, req):
+        x, out, r = inputs[0], outputs[0], req[0]
+        if r == "null":
+            return
+        axes = reduce_axes(attrs.axis, x.ndim, attrs.exclude)
+        fn = getattr(xp, fn_name)
+        if r != "add" and out.flags.c_contiguous:
+            fn(x, axis=axes, keepdims=True, out=out.reshape(_kept_shape(x.shape, axes)))
+        else:
+            write_result(xp, out, fn(x, axis=axes, keepdims=True).reshape(out.shape), r)
+    forward.__name__ = f"forward_{fn_name}"
+    return forward
+
+
+def _mean_forward(xp, attrs, inputs, outputs, req):
+    x, out, r = inputs[0], outputs[0], req[0]
+    if r == "null":
+        return
+    axes = reduce_axes(attrs.axis, x.ndim, attrs.exclude)
+    count = 1
+    for a in axes:
+        count *= x.shape[a]
+    if count == 0:
+        # The mean of nothing: NaN for floats (as numpy), without numpy's warning.
+        fill = np.nan if out.dtype.kind in "fc" else 0
+        if r == "add":
+            out += fill
+        else:
+            out.fill(fill)
+        return
+    if r != "add" and out.flags.c_contiguous and x.dtype != np.float16:
+        view = out.reshape(_kept_shape(x.shape, axes))
+        xp.sum(x, axis=axes, keepdims=True, out=view)
+        xp.true_divide(view, count, out=view, casting="unsafe")
+    else:
+        kw = {"dtype": np.float32} if x.dtype == np.float16 else {}
+        total = xp.sum(x, axis=axes, keepdims=True, **kw).reshape(out.shape)
+        write_result(xp, out, xp.true_divide(total, count).astype(out.dtype, copy=False), r)
+
+
+def _norm_axes(attrs, ndim):
+    return reduce_axes(attrs.axis, ndim)
+
+
+def _norm_infer_shape(attrs, in_shapes):
+    (shape,) = in_shapes
+    if shape is None:
+        return in_shapes, [None]
+    axes = _norm_axes(attrs, len(shape))
+    return in_shapes, [reduce_shape(shape, axes, attrs.keepdims)]
+
+
+def _norm_infer_type(attrs, in_dtypes):
+    (dtype,) = in_dtypes
+    if attrs.out_dtype is not None:
+        return in_dtypes, [attrs.out_dtype]
+    return in_dtypes, [dtype]
+
+
+def _norm_forward(xp, attrs, inputs, outputs, req):
+    x, out, r = inputs[0], outputs[0], req[0]
+    if r == "null":
+        return
+    axes = _norm_axes(attrs, x.ndim)
+    terms = xp.abs(x) if attrs.ord == 1 else xp.square(x)
+    wide = {"dtype": np.float32} if x.dtype == np.float16 else {}
+    direct = r != "add" and out.flags.c_contiguous and out.dtype == x.dtype and not wide
+    if direct:
+        view = out.reshape(_kept_shape(x.shape, axes))
+        xp.sum(terms, axis=axes, keepdims=True, out=view)
+        if attrs.ord == 2:
+            xp.sqrt(view, out=view, casting="unsafe")
+        return
+    total = xp.sum(terms, axis=axes, keepdims=True, **wide).reshape(out.shape)
+    if attrs.ord == 2:
+        total = xp.sqrt(total)
+    write_result(xp, out, total.astype(out.dtype, copy=False), r)
+
+
+def _arg_infer_shape(attrs, in_shapes):
+    (shape,) = in_shapes
+    if shape is None:
+        return in_shapes, [None]
+    ndim = len(shape)
+    if attrs.axis is None:
+        if 0 in shape:
+            raise ShapeError(f"cannot take the index of the extreme of an empty input of shape "
+                             f"{tuple(shape)}", argument="data", actual=tuple(shape))
+        return in_shapes, [(1,) * ndim if attrs.keepdims and ndim else (1,)]
+    axis = _normalize_axis(attrs.axis, ndim)
+    _check_nonempty(shape, (axis,))
+    return in_shapes, [reduce_shape(shape, (axis,), attrs.keepdims)]
+
+
+def _arg_forward(fn_name):
+    def forward(xp, attrs, inputs, outputs, req):
+        x, out, r = inputs[0], outputs[0], req[0]
+        if r == "null":
+            return
+        fn = getattr(xp, fn_name)
+        if attrs.axis is None:
+            index = fn(x)
+        else:
+            index = fn(x, axis=attrs.axis).reshape(out.shape)
+        if r == "add":
+            out += index
+        else:
+            out[...] = index  # integer indices cast to the output (input) dtype
+    forward.__name__ = f"forward_{fn_name}"
+    return forward
+
+
+# -- declarations --------------------------------------------------------------
+
+def _reduce_params():
+    return {
+        "axis": Param(Axes, None, "Axis or axes to reduce; None or () reduces over all axes."),
+        "keepdims": Param(bool, False, "Keep the reduced axes as size-1 dimensions."),
+        "exclude": Param(bool, False, "Reduce over every axis that is NOT in `axis`."),
+    }
+
+
+def _reduce(name, forward, aliases=(), nonempty=False, doc=""):
+    return register(OpDef(name, forward, params=_reduce_params(),
+                          infer_shape=_reduce_infer(nonempty), aliases=aliases, doc=doc))
+
+
+_reduce("sum", _reduce_forward("sum"), aliases=("sum_axis",),
+        doc="Sum of the elements over the given axes (over all elements by default).")
+_reduce("mean", _mean_forward,
+        doc="Arithmetic mean over the given axes; NaN for a float reduction over no elements.")
+_reduce("prod", _reduce_forward("prod"),
+        doc="Product of the elements over the given axes (1 over an empty axis).")
+_reduce("nansum", _reduce_forward("nansum"),
+        doc="Sum over the given axes, treating NaN as zero.")
+_reduce("nanprod", _reduce_forward("nanprod"),
+        doc="Product over the given axes, treating NaN as one.")
+_reduce("max", _max_min_forward("amax"), aliases=("max_axis",), nonempty=True,
+        doc="Maximum over the given axes; reducing an axis of size 0 is an error.")
+_reduce("min", _max_min_forward("amin"), aliases=("min_axis",), nonempty=True,
+        doc="Minimum over the given axes; reducing an axis of size 0 is an error.")
+
+register(OpDef(
+    "norm", _norm_forward,
+    params={
+        # min/max rather than choices=(1, 2): registry.did_you_mean only handles strings.
+        "ord": Param(int, 2, "Order of the norm: 1 (sum of absolute values) or 2 (Euclidean).",
+                     min=1, max=2),
+        "axis": Param(Axes, None, "Axis or axes to take the norm over (an int for vector "
+                                  "norms, a pair for entrywise matrix norms); None: all."),
+        "out_dtype": Param(DType, None, "Output dtype; None keeps the input dtype."),
+        "keepdims": Param(bool, False, "Keep the reduced axes as size-1 dimensions."),
+    },
+    infer_shape=_norm_infer_shape, infer_type=_norm_infer_type,
+    doc="The L1 or L2 norm over the given axes (entrywise over all of them; with two axes "
+        "and ord=2 this is the Frobenius norm)."))
+
+
+def _arg_params():
+    return {
+        "axis": Param(int, None, "Axis to search along; None searches the flattened input."),
+        "keepdims": Param(bool, False, "Keep the searched axis as a size-1 dimension."),
+    }
+
+
+register(OpDef("argmax", _arg_forward("argmax"), params=_arg_params(),
+               infer_shape=_arg_infer_shape, differentiable=False,
+               doc="Index of the maximum along an axis (first one on ties), in the input's "
+                   "dtype as in MXNet."))
+register(OpDef("argmin", _arg_forward("argmin"), params=_arg_params(),
+               infer_shape=_arg_infer_shape, differentiable=False,
+               doc="Index of the minimum along an axis (first one on ties), in the input's "
+                   "dtype as in MXNet."))

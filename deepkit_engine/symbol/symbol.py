@@ -1,0 +1,513 @@
+"""``Symbol``: a composable, inspectable description of a computation (MXNet 1.x).
+
+A symbol is a list of output entries of graph nodes. Symbols are built with
+``Variable`` and ``sym.<Op>``, combined with Python operators and by call
+(``net(data=other)``), inspected (``list_arguments``, ``infer_shape``,
+``get_internals``), saved as JSON, and bound to an executor to run.
+"""
+import numbers
+
+import numpy as np
+
+from ..base import DeepkitError, ShapeError
+from ..graph.infer import infer_shapes, infer_types
+from ..graph.node import Graph, Node, merge_variables, topo_order
+from ..ops import registry as _registry
+from .naming import current_attr_scope, current_name_manager
+
+__all__ = ["Symbol", "Variable", "var", "Group"]
+
+
+class Symbol:
+    """One or more outputs of a graph. See the module docstring."""
+
+    __slots__ = ("_outputs", "__weakref__")
+    __hash__ = object.__hash__
+
+    def __init__(self, outputs):
+        self._outputs = list(outputs)
+
+    # -- identity --------------------------------------------------------------
+    @property
+    def name(self):
+        """The node name of a single-output symbol (None for groups)."""
+        if len(self._outputs) != 1:
+            return None
+        return self._outputs[0][0].name
+
+    def __repr__(self):
+        if len(self._outputs) == 1:
+            return f"<Symbol {self.name}>"
+        return f"<Symbol group [{', '.join(self.list_outputs())}]>"
+
+    def __len__(self):
+        return len(self._outputs)
+
+    def __iter__(self):
+        return (Symbol([e]) for e in self._outputs)
+
+    def __getitem__(self, index):
+        if isinstance(index, str):
+            names = self.list_outputs()
+            if index not in names:
+                raise KeyError(f"no output named '{index}'{_registry.did_you_mean(index, names)};"
+                               f" outputs are {names}")
+            index = names.index(index)
+        if isinstance(index, slice):
+            return Symbol(self._outputs[index])
+        return Symbol([self._outputs[index]])
+
+    def __copy__(self):
+        return Symbol(self._outputs)
+
+    def __deepcopy__(self, memo):
+        return Symbol(self._outputs)
+
+    # -- structure -------------------------------------------------------------
+    def _nodes(self):
+        return topo_order(self._outputs)
+
+    def _aux_variable_ids(self, nodes=None):
+        aux = set()
+        for node in nodes or self._nodes():
+            if node.op is not None and node.op.aux:
+                names = node.input_names()
+                for (src, _), n in zip(node.inputs, names):
+                    if n in node.op.aux and src.op is None:
+                        aux.add(id(src))
+        return aux
+
+    def list_arguments(self):
+        """Names of the inputs (variables that are not auxiliary states), in order."""
+        nodes = self._nodes()
+        aux = self._aux_variable_ids(nodes)
+        return [n.name for n in nodes if n.op is None and id(n) not in aux]
+
+    def list_auxiliary_states(self):
+        """Names of the auxiliary states (e.g. BatchNorm's moving mean/var)."""
+        nodes = self._nodes()
+        aux = self._aux_variable_ids(nodes)
+        return [n.name for n in nodes if n.op is None and id(n) in aux]
+
+    def list_inputs(self):
+        """Every variable: arguments and auxiliary states, in graph order."""
+        return [n.name for n in self._nodes() if n.op is None]
+
+    def list_outputs(self):
+        """Output names: ``<node>_<output>`` (``fc1_output``) or a variable's name."""
+        return [node.output_names()[i] for node, i in self._outputs]
+
+    def get_internals(self):
+        """A symbol whose outputs are every output of every node, in graph order."""
+        entries = []
+        for node in self._nodes():
+            entries.extend((node, i) for i in range(node.num_outputs()))
+        return Symbol(entries)
+
+    def get_children(self):
+        """The inputs of this symbol's node as one grouped symbol (None for a variable)."""
+        entries = []
+        for node, _ in self._outputs:
+            entries.extend(node.inputs)
+        return Symbol(entries) if entries else None
+
+    # -- attributes --------------------------------------------------------------
+    def attr(self, key):
+        """A user attribute of this single-output symbol's node (``lr_mult`` ...)."""
+        if len(self._outputs) != 1:
+            raise DeepkitError("attr() needs a single-output symbol")
+        attrs = self._outputs[0][0].user_attrs
+        value = attrs.get(key)
+        if value is None:
+            value = attrs.get(f"__{key}__")
+        return value
+
+    def list_attr(self):
+        """User attributes of this symbol's node."""
+        if len(self._outputs) != 1:
+            raise DeepkitError("list_attr() needs a single-output symbol")
+        return dict(self._outputs[0][0].user_attrs)
+
+    def attr_dict(self):
+        """``{node_name: {key: value}}`` for every node with user attributes."""
+        return {n.name: dict(n.user_attrs) for n in self._nodes() if n.user_attrs}
+
+    def _set_attr(self, **kwargs):
+        for node, _ in self._outputs:
+            node.user_attrs.update({k: str(v) for k, v in kwargs.items()})
+
+    # -- inference ---------------------------------------------------------------
+    def _known_from_variables(self, graph, key, kwargs, args, kind):
+        names = self.list_arguments()
+        given = dict(kwargs)
+        if args:
+            if len(args) > len(names):
+                raise ShapeError(f"infer_{kind}: {len(args)} positional values but the symbol has "
+                                 f"only {len(names)} arguments ({', '.join(names)})")
+            for n, v in zip(names, args):
+                if v is not None:
+                    given[n] = v
+        known = {}
+        variables = {n.name: n for n in graph.nodes if n.op is None}
+        for name, value in given.items():
+            if name not in variables:
+                raise ShapeError(f"infer_{kind}: '{name}' is not an input of this symbol"
+                                 f"{_registry.did_you_mean(name, variables)}; inputs are "
+                                 f"{', '.join(variables)}")
+            if value is not None:
+                if kind == "shape":
+                    value = (int(value),) if isinstance(value, numbers.Integral) else tuple(value)
+                known[graph.entry_id(variables[name])] = value
+        for node in variables.values():
+            eid = graph.entry_id(node)
+            if eid not in known and node.user_attrs.get(key):
+                text = node.user_attrs[key]
+                known[eid] = _parse_shape_attr(text) if kind == "shape" else np.dtype(text)
+        return known
+
+    def _infer(self, kind, args, kwargs):
+        graph = Graph(self._outputs)
+        key = "__shape__" if kind == "shape" else "__dtype__"
+        known = self._known_from_variables(graph, key, kwargs, args, kind)
+        values = (infer_shapes if kind == "shape" else infer_types)(graph, known)
+        nodes = graph.nodes
+        aux = self._aux_variable_ids(nodes)
+        arg = [values[graph.entry_id(n)] for n in nodes if n.op is None and id(n) not in aux]
+        aux_v = [values[graph.entry_id(n)] for n in nodes if n.op is None and id(n) in aux]
+        out = [values[graph.entry_id(n, i)] for n, i in self._outputs]
+        return arg, out, aux_v
+
+    def infer_shape(self, *args, **kwargs):
+        """Infer every shape from some given ones.
+
+        Returns:
+            ``(arg_shapes, out_shapes, aux_shapes)`` in the order of
+            ``list_arguments``, ``list_outputs`` and ``list_auxiliary_states``;
+            ``(None, None, None)`` when some shape stays unknown (use
+            :meth:`infer_shape_partial` to see which).
+        """
+        arg, out, aux = self._infer("shape", args, kwargs)
+        if any(s is None for s in arg + out + aux):
+            return None, None, None
+        return arg, out, aux
+
+    def infer_shape_partial(self, *args, **kwargs):
+        """Like :meth:`infer_shape`, with ``None`` for the shapes that stay unknown."""
+        return self._infer("shape", args, kwargs)
+
+    def infer_type(self, *args, **kwargs):
+        """Infer every dtype from some given ones; ``(None, None, None)`` if incomplete."""
+        arg, out, aux = self._infer("type", args, kwargs)
+        if any(t is None for t in arg + out + aux):
+            return None, None, None
+        return arg, out, aux
+
+    # -- composition -------------------------------------------------------------
+    def __call__(self, *args, **kwargs):
+        """Compose: replace this symbol's variables by other symbols.
+
+        ``net(data=other)`` or ``net(other)`` (positionally, in
+        ``list_arguments`` order) returns a new symbol; this one is unchanged.
+        """
+        name = kwargs.pop("name", None)
+        names = self.list_arguments()
+        subs = {}
+        if len(args) > len(names):
+            raise DeepkitError(f"compose: {len(args)} positional symbols but only {len(names)} "
+                               "arguments")
+        for n, s in zip(names, args):
+            subs[n] = s
+        for k, s in kwargs.items():
+            if k not in self.list_inputs():
+                raise DeepkitError(f"compose: '{k}' is not an input of this symbol"
+                                   f"{_registry.did_you_mean(k, names)}; inputs are {names}")
+            subs[k] = s
+        for k, s in subs.items():
+            if not isinstance(s, Symbol) or len(s._outputs) != 1:
+                raise DeepkitError(f"compose: the value for '{k}' must be a single-output Symbol")
+        return Symbol(_substitute(self._outputs, {k: s._outputs[0] for k, s in subs.items()},
+                                  name))
+
+    # -- serialization -----------------------------------------------------------
+    def tojson(self):
+        """The graph as MXNet-compatible JSON text."""
+        from .json_io import to_json  # noqa: PLC0415
+        return to_json(self)
+
+    def save(self, fname):
+        """Write :meth:`tojson` to ``fname`` (atomically)."""
+        from ..ndarray.serialization import atomic_path  # noqa: PLC0415
+        with atomic_path(fname) as tmp:
+            with open(tmp, "w") as f:
+                f.write(self.tojson())
+
+    def debug_str(self):
+        """A readable listing of the nodes, their params and inputs."""
+        lines = []
+        for node in self._nodes():
+            if node.op is None:
+                lines.append(f"Variable:{node.name}")
+                continue
+            lines.append("-" * 40)
+            lines.append(f"Op:{node.op.name}, Name={node.name}")
+            lines.append("Inputs:")
+            for i, (src, idx) in enumerate(node.inputs):
+                lines.append(f"\targ[{i}]={src.output_names()[idx]}")
+            if node.attrs:
+                lines.append("Attrs:")
+                lines.extend(f"\t{k}={v}" for k, v in node.attrs.items())
+        return "\n".join(lines)
+
+    # -- binding -----------------------------------------------------------------
+    def simple_bind(self, ctx=None, grad_req="write", type_dict=None, shared_exec=None,
+                    mirror=False, plan_memory=True, **shapes):
+        """Allocate every array from the given input shapes and bind (see ``bind``)."""
+        from ..executor import simple_bind  # noqa: PLC0415
+        return simple_bind(self, ctx, grad_req, type_dict, shared_exec, mirror, plan_memory,
+                           shapes)
+
+    def bind(self, ctx=None, args=None, args_grad=None, grad_req="write", aux_states=None,
+             shared_exec=None, mirror=False, plan_memory=True):
+        """Bind arrays to the arguments and compile an :class:`Executor`."""
+        from ..executor import Executor  # noqa: PLC0415
+        return Executor(self, ctx, args, args_grad, grad_req, aux_states, shared_exec, mirror,
+                        plan_memory)
+
+    def eval(self, ctx=None, **kwargs):
+        """Bind the given arrays, run forward, and return the outputs."""
+        exe = self.bind(ctx, kwargs, grad_req="null")
+        return exe.forward()
+
+    # -- operators -----------------------------------------------------------------
+    def __add__(self, other):
+        return _arith(self, other, "_Plus", "_PlusScalar", "_PlusScalar", False)
+
+    def __radd__(self, other):
+        return _arith(self, other, "_Plus", "_PlusScalar", "_PlusScalar", True)
+
+    def __sub__(self, other):
+        return _arith(self, other, "_Minus", "_MinusScalar", "_RMinusScalar", False)
+
+    def __rsub__(self, other):
+        return _arith(self, other, "_Minus", "_MinusScalar", "_RMinusScalar", True)
+
+    def __mul__(self, other):
+        return _arith(self, other, "_Mul", "_MulScalar", "_MulScalar", False)
+
+    def __rmul__(self, other):
+        return _arith(self, other, "_Mul", "_MulScalar", "_MulScalar", True)
+
+    def __truediv__(self, other):
+        return _arith(self, other, "_Div", "_DivScalar", "_RDivScalar", False)
+
+    def __rtruediv__(self, other):
+        return _arith(self, other, "_Div", "_DivScalar", "_RDivScalar", True)
+
+    def __mod__(self, other):
+        return _arith(self, other, "_Mod", "_ModScalar", "_RModScalar", False)
+
+    def __rmod__(self, other):
+        return _arith(self, other, "_Mod", "_ModScalar", "_RModScalar", True)
+
+    def __pow__(self, other):
+        return _arith(self, other, "_Power", "_PowerScalar", "_RPowerScalar", False)
+
+    def __rpow__(self, other):
+        return _arith(self, other, "_Power", "_PowerScalar", "_RPowerScalar", True)
+
+    def __neg__(self):
+        return _call("negative", self)
+
+    def __abs__(self):
+        return _call("abs", self)
+
+    def __eq__(self, other):
+        return _arith(self, other, "_equal", "_equal_scalar", "_equal_scalar", False)
+
+    def __ne__(self, other):
+        return _arith(self, other, "_not_equal", "_not_equal_scalar", "_not_equal_scalar", False)
+
+    def __gt__(self, other):
+        return _arith(self, other, "_greater", "_greater_scalar", "_lesser_scalar", False)
+
+    def __ge__(self, other):
+        return _arith(self, other, "_greater_equal", "_greater_equal_scalar",
+                      "_lesser_equal_scalar", False)
+
+    def __lt__(self, other):
+        return _arith(self, other, "_lesser", "_lesser_scalar", "_greater_scalar", False)
+
+    def __le__(self, other):
+        return _arith(self, other, "_lesser_equal", "_lesser_equal_scalar",
+                      "_greater_equal_scalar", False)
+
+
+def _call(name, *args, **kwargs):
+    from . import _functions  # noqa: PLC0415
+    return _functions[name](*args, **kwargs)
+
+
+def _arith(sym, other, binary, scalar, rscalar, reflected):
+    if isinstance(other, Symbol):
+        return _call(binary, other, sym) if reflected else _call(binary, sym, other)
+    if isinstance(other, numbers.Number):
+        return _call(rscalar if reflected else scalar, sym, scalar=float(other))
+    return NotImplemented
+
+
+def _parse_shape_attr(text):
+    import ast  # noqa: PLC0415
+    value = ast.literal_eval(text)
+    return (int(value),) if isinstance(value, int) else tuple(int(v) for v in value)
+
+
+def _substitute(outputs, subs, name=None):
+    """Copy the graph behind ``outputs`` with variables replaced by entries."""
+    memo = {}
+
+    def copy_node(node):
+        got = memo.get(id(node))
+        if got is not None:
+            return got
+        if node.op is None:
+            memo[id(node)] = node
+            return node
+        new_inputs = []
+        for src, idx in node.inputs:
+            if src.op is None and src.name in subs:
+                new_inputs.append(subs[src.name])
+            else:
+                new_inputs.append((copy_node(src), idx))
+        new = Node(node.op, node.name, node.attrs, new_inputs, node.user_attrs)
+        memo[id(node)] = new
+        return new
+    result = []
+    for node, idx in outputs:
+        if node.op is None and node.name in subs:
+            result.append(subs[node.name])
+        else:
+            result.append((copy_node(node), idx))
+    for node, _ in result:
+        node.variables()  # refuse duplicate variable names now
+    return result
+
+
+def Variable(name, attr=None, shape=None, lr_mult=None, wd_mult=None, dtype=None, init=None,
+             **kwargs):
+    """A named input of a graph (data, label, weight, ...).
+
+    Args:
+        name: The variable's name; arrays are bound to it by name.
+        attr: Extra string attributes.
+        shape: Known shape (used by shape inference).
+        lr_mult, wd_mult: Learning-rate and weight-decay multipliers.
+        dtype: Known dtype.
+        init: Initializer description (a string, or an object with ``dumps()``).
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"Variable: name must be a non-empty str, got {name!r}")
+    attrs = current_attr_scope().get(attr)
+    if shape is not None:
+        attrs["__shape__"] = str(tuple(shape))
+    if lr_mult is not None:
+        attrs["__lr_mult__"] = str(float(lr_mult))
+    if wd_mult is not None:
+        attrs["__wd_mult__"] = str(float(wd_mult))
+    if dtype is not None:
+        attrs["__dtype__"] = np.dtype(dtype).name
+    if init is not None:
+        attrs["__init__"] = init if isinstance(init, str) else init.dumps()
+    for k, v in kwargs.items():
+        if k.startswith("__") and k.endswith("__"):
+            attrs[k] = str(v)
+        else:
+            raise TypeError(f"Variable: unknown argument '{k}'; extra attributes must be "
+                            "spelled '__name__' or passed in attr=")
+    return Symbol([(Node(None, name, user_attrs=attrs), 0)])
+
+
+var = Variable
+
+
+def Group(symbols):
+    """One symbol whose outputs are the outputs of ``symbols``, in order."""
+    entries = []
+    merged = {}
+    for s in symbols:
+        if not isinstance(s, Symbol):
+            raise TypeError(f"Group: expected Symbols, got {type(s).__name__}")
+        for node, _ in s._outputs:
+            merged = merge_variables(merged, node.variables(), "Group")
+        entries.extend(s._outputs)
+    return Symbol(entries)
+
+
+def make_function(op, call_name):
+    """The ``sym.<call_name>`` function for ``op``; node names use ``call_name`` as hint."""
+    hint = call_name.lower()
+    scalar_form = _SCALAR_FORMS.get(op.name)
+
+    def function(*args, name=None, attr=None, **kwargs):
+        if scalar_form is not None and len(args) == 2:
+            a, b = args
+            if isinstance(b, numbers.Number) and isinstance(a, Symbol):
+                return _call(scalar_form[0], a, scalar=float(b), name=name, attr=attr)
+            if isinstance(a, numbers.Number) and isinstance(b, Symbol):
+                return _call(scalar_form[1], b, scalar=float(a), name=name, attr=attr)
+        symbols = {k: v for k, v in kwargs.items() if isinstance(v, Symbol)}
+        params = {k: v for k, v in kwargs.items() if k not in symbols}
+        if op.variadic:
+            inputs = list(args[0]) if len(args) == 1 and isinstance(args[0], (list, tuple)) \
+                else list(args)
+            params.setdefault("num_args", len(inputs))
+        elif not callable(op.inputs):
+            args, params = op.positional_params(op.inputs, args, params)
+        attrs = op.parse_attrs(params)
+        node_name = current_name_manager().get(name, hint)
+        if not op.variadic:
+            names = op.input_names(attrs)
+            if len(args) > len(names):
+                raise DeepkitError(f"{op.name} '{node_name}': takes {len(names)} input(s) "
+                                   f"({', '.join(names)}) but {len(args)} were given")
+            slots = dict(zip(names, args))
+            for k, v in symbols.items():
+                if k not in names:
+                    raise DeepkitError(f"{op.name} '{node_name}': unknown input '{k}'"
+                                       f"{_registry.did_you_mean(k, names)}; inputs are "
+                                       f"{', '.join(names) or 'none'}")
+                slots[k] = v
+            inputs = []
+            for n in names:
+                s = slots.get(n)
+                if s is None:
+                    s = Variable(f"{node_name}_{n}")
+                inputs.append(s)
+        entries = []
+        for i, s in enumerate(inputs):
+            if not isinstance(s, Symbol):
+                raise TypeError(f"{op.name} '{node_name}': input {i} must be a Symbol, got "
+                                f"{type(s).__name__}")
+            if len(s._outputs) != 1:
+                raise DeepkitError(f"{op.name} '{node_name}': input {i} is a group of "
+                                   f"{len(s._outputs)} outputs; pick one with [index]")
+            entries.append(s._outputs[0])
+        node = Node(op, node_name, attrs, entries, current_attr_scope().get(attr))
+        node.variables()  # refuse duplicate variable names at composition
+        return Symbol([(node, i) for i in range(node.num_outputs())])
+
+    function.__name__ = call_name
+    function.__qualname__ = call_name
+    function.__doc__ = op.docstring()
+    return function
+
+
+_SCALAR_FORMS = {
+    "add": ("_plus_scalar", "_plus_scalar"),
+    "subtract": ("_minus_scalar", "_rminus_scalar"),
+    "multiply": ("_mul_scalar", "_mul_scalar"),
+    "divide": ("_div_scalar", "_rdiv_scalar"),
+    "mod": ("_mod_scalar", "_rmod_scalar"),
+    "power": ("_power_scalar", "_rpower_scalar"),
+    "maximum": ("_maximum_scalar", "_maximum_scalar"),
+    "minimum": ("_minimum_scalar", "_minimum_scalar"),
+}

@@ -1,0 +1,1 @@
+"""Classic architectures, their registry and pre-trained weights."""

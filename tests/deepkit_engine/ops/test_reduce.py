@@ -1,0 +1,289 @@
+"""Forward checks of the reductions (sum, mean, ..., norm, argmax) against numpy (float64)."""
+import numpy as np
+import pytest
+
+from deepkit_engine import ndarray as nd
+from deepkit_engine.base import ShapeError
+from deepkit_engine.ops import get_op
+
+from .op_cases import OpCase, case_id, forward_params, run_forward
+
+
+def check_kernel_requests(case, req, strided):
+    """Run the numpy kernel directly into outputs prefilled with 0.5.
+
+    ``req='add'`` must accumulate onto them; ``'write'`` must overwrite them;
+    ``'null'`` must leave them alone.
+    ``strided`` makes the outputs non-contiguous views, so that the kernels'
+    fallback paths run (the nd forward tests cover contiguous writes).
+    """
+    op = get_op(case.op)
+    inputs = case.make_inputs(np.random.default_rng(0), "float64")
+    params = dict(case.params)
+    if op.variadic:
+        params["num_args"] = len(inputs)
+    attrs = op.parse_attrs(params)
+    _, shapes = op.infer_shape(attrs, [x.shape for x in inputs])
+    _, dtypes = op.infer_type(attrs, [x.dtype for x in inputs])
+    if strided:
+        outs = [np.full(tuple(s) + (2,), 0.5, d)[..., 0] for s, d in zip(shapes, dtypes)]
+    else:
+        outs = [np.full(s, 0.5, d) for s, d in zip(shapes, dtypes)]
+    op.forward_cpu(np, attrs, inputs, outs, [req] * len(outs))
+    expected = case.ref(*inputs, **case.params)
+    expected = expected if isinstance(expected, (list, tuple)) else [expected]
+    for got, want in zip(outs, expected):
+        want = np.asarray(want, dtype=np.float64)
+        if req == "null":
+            want = np.full(want.shape, 0.5)
+        elif req == "add":
+            want = want + 0.5
+        np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9)
+
+
+def _mx_axes(axis, ndim, exclude):
+    """The axes MXNet reduces over (None/() = all; exclude = the complement)."""
+    if axis is None or axis == ():
+        return tuple(range(ndim))
+    listed = [a % ndim for a in ((axis,) if isinstance(axis, int) else axis)]
+    if exclude:
+        return tuple(i for i in range(ndim) if i not in listed)
+    return tuple(sorted(listed))
+
+
+def _mx_reduce(fn, x, axis=None, keepdims=False, exclude=False):
+    """numpy ``fn`` over MXNet's axes; a full reduction without keepdims has shape (1,)."""
+    axes = _mx_axes(axis, x.ndim, exclude)
+    result = np.asarray(fn(x, axis=axes, keepdims=True))
+    if keepdims:
+        return result
+    shape = tuple(d for i, d in enumerate(x.shape) if i not in axes)
+    return result.reshape(shape or (1,))
+
+
+def _ref(fn):
+    return lambda x, **p: _mx_reduce(fn, x, **p)
+
+
+def _loop_prod(x, axis, keepdims):
+    """A product by explicit loops (independent of np.prod)."""
+    out_shape = tuple(1 if i in axis else d for i, d in enumerate(x.shape))
+    out = np.ones(out_shape)
+    for idx in np.ndindex(*x.shape):
+        out[tuple(0 if i in axis else j for i, j in enumerate(idx))] *= x[idx]
+    return out
+
+
+def _with_nans(shape):
+    def make(rng, dtype):
+        x = rng.uniform(-1, 1, size=shape).astype(dtype)
+        x[rng.random(shape) < 0.3] = np.nan
+        return x
+    return make
+
+
+# (shape, params) combinations every sum-like reduction runs on.
+_REDUCE_PARAMS = [
+    ((3, 4), {}),
+    ((3, 4), {"axis": 0}),
+    ((3, 4), {"axis": -1, "keepdims": True}),
+    ((2, 3, 4), {"axis": (0, 2)}),
+    ((2, 3, 4), {"axis": (-1, 0), "keepdims": True}),
+    ((2, 3, 4), {"axis": 1, "exclude": True}),
+    ((2, 3, 4), {"axis": (0, -1), "exclude": True, "keepdims": True}),
+    ((2, 3, 4), {"axis": ()}),
+    ((2, 3, 4), {"keepdims": True}),
+    ((1,), {}),
+    ((1, 5), {"axis": 0}),
+    ((4, 1, 2), {"axis": 1}),
+    ((), {}),
+    ((0, 3), {"axis": 0}),
+    ((0, 3), {"axis": 1}),
+    ((2, 0, 3), {"axis": 1, "keepdims": True}),
+    ((2, 0, 3), {}),
+]
+
+CASES = []
+for _shape, _params in _REDUCE_PARAMS:
+    CASES.append(OpCase("sum", [_shape], _ref(np.sum), _params))
+    CASES.append(OpCase("prod", [_shape], lambda x, **p: _mx_reduce(_loop_prod, x, **p),
+                        _params, low=0.5, high=1.5))
+    CASES.append(OpCase("nansum", [_with_nans(_shape)], _ref(np.nansum), _params))
+    CASES.append(OpCase("nanprod", [_with_nans(_shape)], _ref(np.nanprod), _params,
+                        name="nan"))
+    axes = _mx_axes(_params.get("axis"), len(_shape), _params.get("exclude", False))
+    if all(_shape[a] for a in axes):
+        # Only non-empty selections: the mean of nothing and the max of nothing are
+        # tested on their own below.
+        CASES.append(OpCase("mean", [_shape], _ref(np.mean), _params))
+        CASES.append(OpCase("max", [_shape], _ref(np.max), _params))
+        CASES.append(OpCase("min", [_shape], _ref(np.min), _params))
+
+
+def _ref_norm(x, ord=2, axis=None, keepdims=False):
+    fn = (lambda v, axis, keepdims: np.sqrt(np.sum(v * v, axis=axis, keepdims=keepdims))) \
+        if ord == 2 else (lambda v, axis, keepdims: np.sum(np.abs(v), axis=axis,
+                                                          keepdims=keepdims))
+    return _mx_reduce(fn, x, axis, keepdims)
+
+
+CASES += [OpCase("norm", [s], _ref_norm, p) for s, p in [
+    ((3, 4), {}),
+    ((3, 4), {"ord": 1}),
+    ((3, 4), {"axis": 1}),
+    ((2, 3, 4), {"axis": (1, 2), "keepdims": True}),
+    ((2, 3, 4), {"ord": 1, "axis": -1}),
+    ((1,), {}),
+    ((0, 3), {"axis": 0}),
+    ((2, 0), {"ord": 1}),
+]]
+
+
+def _ref_arg(fn):
+    def ref(x, axis=None, keepdims=False):
+        if axis is None:
+            flat = x.reshape(-1)
+            best = 0
+            for i in range(flat.size):
+                if fn(flat[i], flat[best]):
+                    best = i
+            return np.full((1,) * x.ndim if keepdims and x.ndim else (1,), float(best))
+        moved = np.moveaxis(x, axis, -1)
+        out = np.zeros(moved.shape[:-1])
+        for idx in np.ndindex(*moved.shape[:-1]):
+            row = moved[idx]
+            best = 0
+            for i in range(row.size):
+                if fn(row[i], row[best]):
+                    best = i
+            out[idx] = best
+        return np.expand_dims(out, axis) if keepdims else out.reshape(out.shape or (1,))
+    return ref
+
+
+for _op, _cmp in (("argmax", lambda a, b: a > b), ("argmin", lambda a, b: a < b)):
+    CASES += [OpCase(_op, [s], _ref_arg(_cmp), p, grad=False) for s, p in [
+        ((3, 4), {}),
+        ((3, 4), {"axis": 1}),
+        ((3, 4), {"axis": -2, "keepdims": True}),
+        ((2, 3, 4), {"axis": 1}),
+        ((2, 3, 4), {"keepdims": True}),
+        ((1,), {"axis": 0}),
+        ((0, 3), {"axis": 1}),
+        ((5,), {"axis": 0}),
+    ]]
+
+
+@pytest.mark.parametrize("case,dtype", forward_params(CASES))
+def test_forward(case, dtype, ctx):
+    run_forward(case, dtype, ctx)
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=case_id(c)) for c in CASES])
+@pytest.mark.parametrize("req,strided", [("add", False), ("add", True), ("write", True),
+                                         ("null", False)])
+def test_kernel_requests_and_output_layouts(case, req, strided):
+    check_kernel_requests(case, req, strided)
+
+
+# -- particular behaviours ---------------------------------------------------------
+
+def test_aliases_resolve_to_the_same_op():
+    assert get_op("sum_axis") is get_op("sum")
+    assert get_op("max_axis") is get_op("max")
+    assert get_op("min_axis") is get_op("min")
+
+
+def test_full_reduction_has_shape_one_as_in_mxnet(ctx):
+    x = nd.array(np.arange(6).reshape(2, 3), ctx=ctx)
+    assert nd.sum(x).shape == (1,)
+    assert nd.sum(x, axis=(0, 1)).shape == (1,)
+    assert nd.sum(x, keepdims=True).shape == (1, 1)
+    assert nd.mean(x).asscalar() == pytest.approx(2.5)
+
+
+def test_empty_tuple_axis_means_all_even_with_exclude(ctx):
+    x = nd.array(np.ones((2, 3)), ctx=ctx)
+    assert nd.sum(x, axis=(), exclude=True).asnumpy().tolist() == [6.0]
+
+
+def test_zero_size_reductions(ctx):
+    x = nd.zeros((2, 0, 3), ctx=ctx)
+    assert nd.sum(x, axis=1).asnumpy().tolist() == [[0.0] * 3] * 2
+    assert nd.prod(x, axis=1).asnumpy().tolist() == [[1.0] * 3] * 2
+    assert np.isnan(nd.mean(x, axis=1).asnumpy()).all()
+
+
+def test_argmax_returns_the_input_float_dtype(ctx):
+    x = nd.array([[1, 5, 2], [7, 0, 7]], ctx=ctx, dtype="float64")
+    result = nd.argmax(x, axis=1)
+    assert result.dtype == np.float64
+    assert result.asnumpy().tolist() == [1.0, 0.0]  # first index on a tie
+    assert nd.argmin(x).asnumpy().tolist() == [4.0]
+    assert not get_op("argmax").differentiable and not get_op("argmin").differentiable
+
+
+def test_integer_inputs_keep_their_dtype(ctx):
+    x = nd.array(np.arange(6).reshape(2, 3), ctx=ctx, dtype="int32")
+    assert nd.sum(x, axis=0).dtype == np.int32
+    assert nd.sum(x, axis=0).asnumpy().tolist() == [3, 5, 7]
+    assert nd.max(x).asnumpy().tolist() == [5]
+
+
+def test_float16_accumulates_in_float32(ctx):
+    x = nd.array(np.full(4096, 1.0), ctx=ctx, dtype="float16")
+    assert nd.sum(x).asnumpy().tolist() == [4096.0]
+
+
+def test_norm_out_dtype(ctx):
+    x = nd.array([[3.0, 4.0]], ctx=ctx, dtype="float32")
+    result = nd.norm(x, out_dtype="float64")
+    assert result.dtype == np.float64 and result.asnumpy().tolist() == [5.0]
+
+
+def test_out_argument_and_strided_out(ctx):
+    x = nd.array(np.arange(12).reshape(3, 4), ctx=ctx)
+    target = nd.zeros((4, 2), ctx=ctx)
+    nd.sum(x, axis=0, out=target[:, 1])
+    assert target.asnumpy()[:, 1].tolist() == [12.0, 15.0, 18.0, 21.0]
+    assert target.asnumpy()[:, 0].tolist() == [0.0] * 4
+
+
+# -- errors --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("op", ["sum", "mean", "max", "nansum"])
+def test_axis_out_of_range(op, ctx):
+    x = nd.ones((2, 3), ctx=ctx)
+    with pytest.raises(ShapeError, match=rf"(?s)^{op}: axis=2 is out of range for an input with 2 "
+                                         r"dimension.*data=\(2, 3\)"):
+        getattr(nd, op)(x, axis=(0, 2))
+    with pytest.raises(ShapeError, match=rf"{op}: axis=-3 is out of range"):
+        getattr(nd, op)(x, axis=-3)
+
+
+def test_duplicate_axis():
+    with pytest.raises(ShapeError, match=r"sum: axis=\(1, -1\) lists axis 1 twice"):
+        nd.sum(nd.ones((2, 3)), axis=(1, -1))
+
+
+@pytest.mark.parametrize("op", ["max", "min", "argmax", "argmin"])
+def test_extreme_of_an_empty_axis_is_an_error(op):
+    x = nd.ones((2, 0, 3))
+    with pytest.raises(ShapeError, match=rf"(?s)^{op}: cannot reduce over axis 1 of size 0 .*"
+                                         r"\(2, 0, 3\)"):
+        getattr(nd, op)(x, axis=1)
+    # Other axes may be empty: the result is empty too.
+    assert getattr(nd, op)(x, axis=2).shape == (2, 0)
+
+
+def test_argmax_of_an_empty_input_without_axis():
+    with pytest.raises(ShapeError, match=r"argmax: .*empty input of shape \(0, 3\)"):
+        nd.argmax(nd.ones((0, 3)))
+
+
+def test_norm_bad_ord():
+    from deepkit_engine.base import ParamError
+    with pytest.raises(ParamError, match="norm: param ord=3 must be <= 2"):
+        nd.norm(nd.ones((2,)), ord=3)
+    with pytest.raises(ParamError, match="norm: param ord=0 must be >= 1"):
+        nd.norm(nd.ones((2,)), ord=0)
