@@ -302,9 +302,9 @@ class OpDef:
             return args, params
         order = [k for k in self.params if k != "num_args"]
         if len(extra) > len(order):
-            raise ParamError(f"{self.name}: takes {len(names)} input(s) ({', '.join(names)}) "
-                             f"and {len(order)} param(s) but {len(args)} positional values "
-                             "were given", op=self.name)
+            params_text = f" and {len(order)} param(s)" if order else ""
+            raise ParamError(f"{self.name}: takes {len(names)} input(s) ({', '.join(names)})"
+                             f"{params_text} but {len(args)} were given", op=self.name)
         params = dict(params)
         for k, v in zip(order, extra):
             if k in params:

@@ -365,6 +365,14 @@ def test_dot_writes_into_out_and_strided_out(ctx):
     assert wide.asnumpy()[0].tolist() == [[0.0] * 4] * 2
 
 
+def test_integer_products(ctx):
+    a = nd.array([[1, 2], [3, 4]], ctx=ctx, dtype="int32")
+    assert nd.dot(a, a).asnumpy().tolist() == [[7, 10], [15, 22]]
+    assert nd.linalg_gemm2(a, a, alpha=2.0).asnumpy().tolist() == [[14, 20], [30, 44]]
+    b = nd.array([[[1, 2]], [[3, 4]]], ctx=ctx, dtype="int32")  # (2, 1, 2): rows on axis 0
+    assert nd.linalg_gemm2(b, b, transpose_b=True, alpha=2.0, axis=0).dtype == np.int32
+
+
 def test_split_outputs_and_single_output(ctx):
     x = nd.array(np.arange(12).reshape(2, 6), ctx=ctx)
     parts = nd.split(x, num_outputs=3)

@@ -228,6 +228,8 @@ def test_integer_inputs_keep_their_dtype(ctx):
     assert nd.sum(x, axis=0).dtype == np.int32
     assert nd.sum(x, axis=0).asnumpy().tolist() == [3, 5, 7]
     assert nd.max(x).asnumpy().tolist() == [5]
+    assert nd.mean(x, axis=1).asnumpy().tolist() == [1, 4]  # integer division, as MXNet
+    assert nd.norm(nd.array([[3, 4]], ctx=ctx, dtype="int32")).asnumpy().tolist() == [5]
 
 
 def test_float16_accumulates_in_float32(ctx):
