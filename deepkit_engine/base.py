@@ -64,5 +64,5 @@ class OpBugError(DeepkitError, AssertionError):
 
 def did_you_mean(name, candidates):
     """Return ``" (did you mean 'x'?)"`` for the closest candidate, or ``""``."""
-    close = difflib.get_close_matches(str(name), list(candidates), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""

@@ -54,10 +54,12 @@ def _infer(graph, known, kind):
         for node, in_ids, out_ids in (ops if sweep % 2 == 0 else reversed(ops)):
             ins = [values[e] for e in in_ids]
             outs = [values[e] for e in out_ids]
-            if None not in ins and None not in outs:
+            # identity tests: numpy says dtype('float64') == None
+            ins_missing = any(v is None for v in ins)
+            if not ins_missing and all(v is not None for v in outs):
                 continue
             op = node.op
-            if None in ins:
+            if ins_missing:
                 partial = op.partial_infer or (kind == "type" and op.infer_type is same_dtype)
                 if not partial:
                     continue

@@ -549,6 +549,9 @@ def invoke(op, inputs, attrs, out=None, ctx=None):
                 small = False
                 break
     writes = [o._var for o in outputs]
+    if op.aux:
+        names = op.input_names(attrs)
+        writes += [x._var for x, n in zip(inputs, names) if n in op.aux]
     if op.resources:
         resources, extra_writes = _resources(op, ctx)
         writes += extra_writes

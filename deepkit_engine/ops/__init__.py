@@ -6,7 +6,8 @@ from .registry import OpDef, Param, canonical_ops, get_op, list_ops, register
 __all__ = ["OpDef", "Param", "register", "get_op", "list_ops", "canonical_ops"]
 
 #: Modules that declare ops; each registers its ops when imported.
-FAMILIES = ("unary", "binary", "reduce", "matrix", "indexing", "random_ops", "grad_ops")
+FAMILIES = ("unary", "binary", "reduce", "matrix", "indexing", "random_ops", "grad_ops",
+            "dense", "activation", "loss", "optimizer_ops")
 
 for _family in FAMILIES:
     try:

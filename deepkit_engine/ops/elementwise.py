@@ -28,10 +28,19 @@ def unary_forward(ufunc_name):
 
 
 def broadcast_shape(attrs, in_shapes):
-    """Shape inference for binary broadcasting ops (numpy rules)."""
+    """Shape inference for binary broadcasting ops (numpy rules).
+
+    In a graph where one operand's shape is unknown, it is taken to be the
+    other's: that is what MXNet's ``_Plus``-style symbol operators (which are
+    elementwise there) infer, and it lets ``fc + bias_var`` size the variable.
+    Give the shape explicitly to broadcast instead.
+    """
     a, b = in_shapes
     if a is None or b is None:
-        return in_shapes, [None]
+        known = a if b is None else b
+        if known is None:
+            return in_shapes, [None]
+        return [known, known], [known]
     if a == b:
         return in_shapes, [a]
     try:
@@ -40,6 +49,9 @@ def broadcast_shape(attrs, in_shapes):
         raise ShapeError(f"operand shapes {tuple(a)} and {tuple(b)} cannot be broadcast together",
                          argument="rhs", expected=tuple(a), actual=tuple(b)) from None
     return in_shapes, [out]
+
+
+broadcast_shape.partial = True
 
 
 def scalar_param():

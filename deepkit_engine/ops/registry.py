@@ -248,8 +248,9 @@ class OpDef:
         self.infer_shape = infer_shape or same_shape
         self.infer_type = infer_type or same_dtype
         self.aux = tuple(aux)
-        self.partial_infer = (infer_shape is None or infer_shape is same_shape) \
-            if partial_infer is None else partial_infer
+        if partial_infer is None:
+            partial_infer = infer_shape is None or getattr(infer_shape, "partial", False)
+        self.partial_infer = partial_infer
         self.loss_head = loss_head
         self.mirror = mirror
         self.unbroadcast = unbroadcast
@@ -446,6 +447,9 @@ def same_shape(attrs, in_shapes):
     if known is None:
         return in_shapes, [None]
     return [known] * len(in_shapes), [known]
+
+
+same_shape.partial = True
 
 
 def same_dtype(attrs, in_dtypes):

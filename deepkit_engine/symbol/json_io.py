@@ -27,6 +27,14 @@ def _to_str(value):
     return str(value)
 
 
+def _is_default(value, default):
+    if default is _registry.REQUIRED:
+        return False
+    if default is None or value is None:
+        return value is None and default is None
+    return type(value) is type(default) and value == default
+
+
 def to_json(symbol):
     nodes = topo_order(symbol._outputs)
     index = {id(n): i for i, n in enumerate(nodes)}
@@ -40,8 +48,7 @@ def to_json(symbol):
             defaults = n.op.params
             for k, v in n.attrs.items():
                 p = defaults.get(k)
-                if p is not None and p.default is not _registry.REQUIRED and v == p.default \
-                        and k != "num_args":
+                if p is not None and k != "num_args" and _is_default(v, p.default):
                     continue
                 attrs[k] = _to_str(v)
         attrs.update(n.user_attrs)
