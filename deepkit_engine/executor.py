@@ -156,10 +156,13 @@ class Executor:
             if self._mirror:
                 grad_entries = apply_mirror(heads, grad_entries)
             grad_entries = self._own_grad_entries(F, heads, grad_entries)
-        self._head_grad_nodes = head_grad_nodes
         outputs = heads + [e for e in grad_entries if e is not None]
         graph = Graph(outputs)
         self._graph = graph
+        # a head whose gradient no backward node reads (no path to any argument)
+        head_grad_nodes = [hg if hg is not None and id(hg) in graph.node_id else None
+                           for hg in head_grad_nodes]
+        self._head_grad_nodes = head_grad_nodes
 
         # shapes and dtypes: forward first, then the head gradients, then all
         known_shapes, known_types = {}, {}

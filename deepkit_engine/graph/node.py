@@ -40,6 +40,9 @@ class Node:
     def num_outputs(self):
         return 1 if self.op is None else self.op.num_outputs(self.attrs)
 
+    def num_visible_outputs(self):
+        return 1 if self.op is None else self.op.num_visible_outputs(self.attrs)
+
     def output_names(self):
         if self.op is None:
             return [self.name]

@@ -566,6 +566,9 @@ def invoke(op, inputs, attrs, out=None, ctx=None):
         _record_hook(op, attrs, inputs, outputs)
     if len(outputs) == 1:
         return outputs[0]
+    if op.visible_outputs is not None:
+        visible = op.num_visible_outputs(attrs)
+        return outputs[0] if visible == 1 else outputs[:visible]
     return outputs
 
 

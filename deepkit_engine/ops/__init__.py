@@ -7,7 +7,8 @@ __all__ = ["OpDef", "Param", "register", "get_op", "list_ops", "canonical_ops"]
 
 #: Modules that declare ops; each registers its ops when imported.
 FAMILIES = ("unary", "binary", "reduce", "matrix", "indexing", "random_ops", "grad_ops",
-            "dense", "activation", "loss", "optimizer_ops")
+            "dense", "activation", "loss", "optimizer_ops", "convolution", "pooling",
+            "normalization", "nn_misc", "rnn")
 
 for _family in FAMILIES:
     try:

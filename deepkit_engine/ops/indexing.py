@@ -17,6 +17,17 @@ always check, with the ``'raise'`` rule.
 Sorting is stable in both directions: equal values keep their index order,
 so ``argsort`` and ``topk`` indices are deterministic and the same on CPU
 and GPU.
+
+Gradients: the index inputs never get one. ``take``, ``pick`` and
+``gather_nd`` send the incoming gradient back to the positions they read,
+summing over repeated indices (``_backward_take``, ``_backward_pick``,
+``_backward_gather_nd``, which take the forward data only as a shape
+reference); ``scatter_nd``'s gradient is ``gather_nd`` of it. ``sort`` and
+``topk`` (its values) send each value's gradient back to the position it came
+from (``_backward_topk``, which recomputes the stable order from the data).
+Each backward op is linear in the incoming gradient and has a gradient
+itself, so higher orders work. ``argsort``, ``one_hot`` and ``topk``'s
+indices and mask are not differentiable (piecewise constant).
 """
 import numpy as np
 
@@ -128,6 +139,36 @@ def _flat(data, axis):
     return (data.reshape(-1), 0) if axis is None else (data, axis)
 
 
+def _scatter_add(xp, target, key, values):
+    """``target[key] += values``, with repeated positions accumulating."""
+    if xp is np or hasattr(xp.add, "at"):  # numpy, cupy >= 13
+        xp.add.at(target, key, values)
+    else:  # pragma: no cover - older cupy
+        import cupyx  # noqa: PLC0415
+        cupyx.scatter_add(target, key, values)
+
+
+def _grad_type(attrs, in_dtypes):
+    """Backward ops ``(ograd, indices, like)``: ``like`` and the output share ograd's dtype."""
+    ograd, index, like = in_dtypes
+    check_index_dtype(index, 1)
+    known = ograd if ograd is not None else like
+    if ograd is not None and like is not None and ograd != like:
+        raise DTypeError(f"ograd has dtype {np.dtype(ograd).name} but like has "
+                         f"{np.dtype(like).name}", argument="like", expected=ograd, actual=like)
+    if known is None:
+        return in_dtypes, [None]
+    return [known, index if index is not None else known, known], [known]
+
+
+def _check_grad_shape(ograd, expected):
+    """ShapeError unless the incoming gradient has the forward output's shape."""
+    if ograd is not None and expected is not None and tuple(ograd) != tuple(expected):
+        raise ShapeError(f"ograd has shape {tuple(ograd)} but the forward output had "
+                         f"{tuple(expected)}", argument="ograd", expected=tuple(expected),
+                         actual=tuple(ograd))
+
+
 # -- take ---------------------------------------------------------------------------
 
 def _take_shape(attrs, in_shapes):
@@ -161,9 +202,51 @@ register(OpDef(
                           "'wrap' wraps around, 'raise' fails (negative ones count from the "
                           "end).", choices=_INDEX_MODES)},
     infer_shape=_take_shape, infer_type=_data_index_type,
+    gradient=lambda F, node, ograds: [
+        F._backward_take(ograds[0], node.inputs[1], node.inputs[0], axis=node.attrs.axis,
+                         mode=node.attrs.mode), None],
     doc="Slices of `a` at the given indices along `axis`; the output shape is "
         "``a.shape[:axis] + indices.shape + a.shape[axis+1:]``. The `indices` input gets no "
         "gradient."))
+
+
+def _backward_take_shape(attrs, in_shapes):
+    ograd, indices, like = in_shapes
+    if like is None:
+        return in_shapes, [None]
+    if indices is not None:
+        _, (expected,) = _take_shape(attrs, [like, indices])
+        _check_grad_shape(ograd, expected)
+        ograd = expected
+    return [ograd, indices, like], [like]
+
+
+def _backward_take_forward(xp, attrs, inputs, outputs, req):
+    ograd, indices, like = inputs
+    out = outputs[0]
+    if req[0] == "null":
+        return
+    axis = attrs.axis % like.ndim
+    size = like.shape[axis]
+    pre, post = int(np.prod(like.shape[:axis])), int(np.prod(like.shape[axis + 1:]))
+    grad = xp.zeros((pre, size, post), out.dtype)
+    if ograd.size:
+        idx = _apply_mode(xp, "take", indices, size, attrs.mode, f"axis {axis}").reshape(-1)
+        _scatter_add(xp, grad, (slice(None), idx), ograd.reshape(pre, idx.size, post))
+    write_result(xp, out, grad.reshape(out.shape), req[0])
+
+
+register(OpDef(
+    "_backward_take", _backward_take_forward, inputs=("ograd", "indices", "like"),
+    params={"axis": Param(int, 0, "The axis of the forward take."),
+            "mode": Param(str, "clip", "The forward take's mode.", choices=_INDEX_MODES)},
+    infer_shape=_backward_take_shape, infer_type=_grad_type, partial_infer=True,
+    gradient=lambda F, node, ograds: [
+        F.take(ograds[0], node.inputs[1], axis=node.attrs.axis, mode=node.attrs.mode),
+        None, None],
+    doc="The gradient of take: zeros of `like`'s shape with each slice of `ograd` added "
+        "at its index along `axis` (repeated indices accumulate; `mode` as in the forward "
+        "take). Only `like`'s shape and dtype are used."))
 
 
 # -- pick ---------------------------------------------------------------------------
@@ -204,9 +287,51 @@ register(OpDef(
             "mode": Param(str, "clip", "Out-of-range indices: 'clip', 'wrap' or 'raise' "
                           "(as for take).", choices=_INDEX_MODES)},
     infer_shape=_pick_shape, infer_type=_data_index_type, partial_infer=True,
+    gradient=lambda F, node, ograds: [
+        F._backward_pick(ograds[0], node.inputs[1], node.inputs[0], axis=node.attrs.axis,
+                         keepdims=node.attrs.keepdims, mode=node.attrs.mode), None],
     doc="One element per position along `axis`: ``out[i, j] = data[i, index[i, j], j]``. "
         "`index` has the data shape without `axis` (or with it as size 1) and gets no "
         "gradient."))
+
+
+def _backward_pick_shape(attrs, in_shapes):
+    ograd, index, like = in_shapes
+    if like is None:
+        return in_shapes, [None]
+    (_, index), (expected,) = _pick_shape(attrs, [like, index])
+    _check_grad_shape(ograd, expected)
+    return [expected, index, like], [like]
+
+
+def _backward_pick_forward(xp, attrs, inputs, outputs, req):
+    ograd, index, like = inputs
+    out = outputs[0]
+    if req[0] == "null":
+        return
+    axis = attrs.axis % like.ndim
+    size = like.shape[axis]
+    kept = like.shape[:axis] + (1,) + like.shape[axis + 1:]
+    if out.size == 0:
+        return
+    idx = _apply_mode(xp, "pick", index, size, attrs.mode, f"axis {axis}").reshape(kept)
+    # Each output position reads one element, and no two read the same one.
+    along = xp.arange(size, dtype=np.int64).reshape((size,) + (1,) * (like.ndim - axis - 1))
+    zero = xp.zeros((), out.dtype)
+    write_result(xp, out, xp.where(along == idx, ograd.reshape(kept), zero), req[0])
+
+
+register(OpDef(
+    "_backward_pick", _backward_pick_forward, inputs=("ograd", "index", "like"),
+    params={"axis": Param(int, -1, "The axis of the forward pick."),
+            "keepdims": Param(bool, False, "The forward pick's keepdims."),
+            "mode": Param(str, "clip", "The forward pick's mode.", choices=_INDEX_MODES)},
+    infer_shape=_backward_pick_shape, infer_type=_grad_type, partial_infer=True,
+    gradient=lambda F, node, ograds: [
+        F.pick(ograds[0], node.inputs[1], axis=node.attrs.axis,
+               keepdims=node.attrs.keepdims, mode=node.attrs.mode), None, None],
+    doc="The gradient of pick: zeros of `like`'s shape with `ograd` at the picked "
+        "positions. Only `like`'s shape and dtype are used."))
 
 
 # -- one_hot ------------------------------------------------------------------------
@@ -285,9 +410,47 @@ def _gather_nd_forward(xp, attrs, inputs, outputs, req):
 register(OpDef(
     "gather_nd", _gather_nd_forward, inputs=("data", "indices"),
     infer_shape=_gather_nd_shape, infer_type=_data_index_type,
+    gradient=lambda F, node, ograds: [
+        F._backward_gather_nd(ograds[0], node.inputs[1], node.inputs[0]), None],
     doc="Gathers slices of `data` at the positions in `indices` (shape (M, Y...)), whose M "
         "rows index the first M dimensions: ``out[y] = data[indices[0, y], ..., "
         "indices[M-1, y]]``. Indices must lie in [-size, size). `indices` gets no gradient."))
+
+
+def _backward_gather_nd_shape(attrs, in_shapes):
+    ograd, indices, like = in_shapes
+    if like is None:
+        return in_shapes, [None]
+    if indices is not None:
+        _, (expected,) = _gather_nd_shape(attrs, [like, indices])
+        _check_grad_shape(ograd, expected)
+        ograd = expected
+    return [ograd, indices, like], [like]
+
+
+def _backward_gather_nd_forward(xp, attrs, inputs, outputs, req):
+    ograd, indices, like = inputs
+    out = outputs[0]
+    if req[0] == "null":
+        return
+    grad = xp.zeros(out.shape, out.dtype)
+    if ograd.size:
+        key = _nd_index(xp, "gather_nd", indices, like.shape)
+        if key:
+            key = tuple(xp.where(k < 0, k + like.shape[i], k) for i, k in enumerate(key))
+            _scatter_add(xp, grad, key, ograd)
+        else:  # no index rows: every position of ograd read the whole data
+            grad += ograd.reshape((-1,) + out.shape).sum(axis=0)
+    write_result(xp, out, grad, req[0])
+
+
+register(OpDef(
+    "_backward_gather_nd", _backward_gather_nd_forward, inputs=("ograd", "indices", "like"),
+    infer_shape=_backward_gather_nd_shape, infer_type=_grad_type, partial_infer=True,
+    gradient=lambda F, node, ograds: [F.gather_nd(ograds[0], node.inputs[1]), None, None],
+    doc="The gradient of gather_nd: zeros of `like`'s shape with the slices of `ograd` "
+        "added at the positions in `indices` (repeated positions accumulate, unlike "
+        "scatter_nd). Only `like`'s shape and dtype are used."))
 
 
 def _scatter_nd_shape(attrs, in_shapes):
@@ -323,9 +486,11 @@ register(OpDef(
     "scatter_nd", _scatter_nd_forward, inputs=("data", "indices"),
     params={"shape": Param(Shape, REQUIRED, "Shape of the output.", min=0)},
     infer_shape=_scatter_nd_shape, infer_type=_data_index_type, partial_infer=True,
+    gradient=lambda F, node, ograds: [F.gather_nd(ograds[0], node.inputs[1]), None],
     doc="The inverse of gather_nd: a zero array of `shape` with the slices of `data` written "
         "at the positions in `indices` (M, Y...). With repeated positions one of the values "
-        "wins (which one is unspecified). `indices` gets no gradient."))
+        "wins (which one is unspecified), while the gradient reaches every one of them. "
+        "`indices` gets no gradient."))
 
 
 # -- sort / argsort / topk ----------------------------------------------------------
@@ -363,6 +528,9 @@ register(OpDef(
     params={"axis": Param(Axes, -1, "Axis to sort along; None sorts the flattened array."),
             "is_ascend": Param(bool, True, "Ascending (True) or descending order.")},
     infer_shape=_sort_infer_shape,
+    gradient=lambda F, node, ograds: [
+        F._backward_topk(ograds[0], node.inputs[0], axis=node.attrs.axis, k=0,
+                         is_ascend=node.attrs.is_ascend)],
     doc="The values of `data` sorted along `axis` (or flattened when `axis` is None)."))
 
 
@@ -445,6 +613,14 @@ def _topk_forward(xp, attrs, inputs, outputs, req):
         write_result(xp, outputs[1], idx, req[1])
 
 
+def _topk_gradient(F, node, ograds):
+    a = node.attrs
+    if a.ret_typ not in ("value", "both"):
+        return [None]  # indices and mask are piecewise constant
+    return [F._backward_topk(ograds[0], node.inputs[0], axis=a.axis, k=a.k,
+                             is_ascend=a.is_ascend)]
+
+
 register(OpDef(
     "topk", _topk_forward, outputs=_topk_outputs,
     params={"axis": Param(Axes, -1, "Axis to select along; None uses the flattened array."),
@@ -457,5 +633,68 @@ register(OpDef(
             "dtype": Param(DType, "float32", "Dtype of the output indices.",
                            choices=_INDEX_DTYPES)},
     infer_shape=_topk_shape, infer_type=_topk_type,
+    gradient=_topk_gradient,
     doc="The k largest (or smallest) elements along `axis`, in order, as values, indices, "
         "both, or a mask of the data shape. Only the values have a gradient."))
+
+
+# -- the gradient of sort and topk --------------------------------------------------
+
+def _backward_topk_shape(attrs, in_shapes):
+    x, keys = in_shapes
+    if keys is None:
+        return in_shapes, [None]
+    value_attrs = dict(attrs, ret_typ="value", dtype=np.dtype(np.int64))
+    _, (selected,) = _topk_shape(type(attrs)(value_attrs), [keys])
+    if attrs.reverse:
+        _check_grad_shape(x, keys)
+        return [tuple(keys), keys], [selected]
+    _check_grad_shape(x, selected)
+    return [selected, keys], [tuple(keys)]
+
+
+def _backward_topk_type(attrs, in_dtypes):
+    x, keys = in_dtypes
+    return in_dtypes, [x]
+
+
+def _backward_topk_forward(xp, attrs, inputs, outputs, req):
+    x, keys = inputs
+    out = outputs[0]
+    if req[0] == "null" or out.size == 0:
+        return
+    keys, axis = _flat(keys, attrs.axis)
+    axis %= max(keys.ndim, 1)
+    size = keys.shape[axis]
+    k = attrs.k if attrs.k > 0 else size
+    order = _stable_order(xp, keys, axis, attrs.is_ascend)
+    if attrs.reverse:  # gather x into the selected order (the forward topk of x by keys)
+        idx = order[(slice(None),) * axis + (slice(0, k),)] if k < size else order
+        write_result(xp, out, xp.take_along_axis(x.reshape(keys.shape), idx, axis), req[0])
+        return
+    if k < size:  # pad ograd with zeros to the full length: unselected ranks read a zero
+        pad = list(keys.shape)
+        pad[axis] = size - k
+        x = xp.concatenate([x, xp.zeros(tuple(pad), x.dtype)], axis=axis)
+    ranks = xp.argsort(order, axis=axis)  # where each element went in the order
+    write_result(xp, out, xp.take_along_axis(x, ranks, axis).reshape(out.shape), req[0])
+
+
+register(OpDef(
+    "_backward_topk", _backward_topk_forward, inputs=("ograd", "keys"),
+    params={"axis": Param(Axes, -1, "The forward's axis; None: the flattened keys."),
+            "k": Param(int, 0, "The forward's k; k < 1 selects them all (sort)."),
+            "is_ascend": Param(bool, False, "The forward's order."),
+            "reverse": Param(bool, False, "False: send `ograd` (the selected values' "
+                             "gradient) back to the positions of `keys` they came from. "
+                             "True: select from `ograd` (of the keys' shape) at those "
+                             "positions instead, as topk would (the gradient of False).")},
+    infer_shape=_backward_topk_shape, infer_type=_backward_topk_type, partial_infer=True,
+    aliases=("_backward_sort",),
+    gradient=lambda F, node, ograds: [
+        F._backward_topk(ograds[0], node.inputs[1], axis=node.attrs.axis, k=node.attrs.k,
+                         is_ascend=node.attrs.is_ascend, reverse=not node.attrs.reverse),
+        None],
+    doc="The gradient of topk's values and of sort: zeros of `keys`' shape with each "
+        "element of `ograd` at the position its value came from (the stable order of `keys` "
+        "along `axis`, recomputed). Only the order of `keys` is used."))

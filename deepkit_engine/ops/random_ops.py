@@ -10,7 +10,9 @@ generators' different method names.
 
 The sampling ops without inputs take ``shape`` (default ``(1,)``: MXNet 1.x's
 ``nd.random.uniform()`` also returns one element) and ``dtype`` (default
-float32). None of these ops has a gradient.
+float32). None of these ops has a gradient (``differentiable=False``): the
+samples do not depend differentiably on the parameters, and ``shuffle`` does
+not keep its permutation; the gradient pass stops at them.
 """
 import numpy as np
 
@@ -301,4 +303,6 @@ def _shuffle_forward(xp, attrs, inputs, outputs, req, rng):
 register(OpDef(
     "shuffle", _shuffle_forward, aliases=("_shuffle",), resources=("rng",),
     differentiable=False,
-    doc="`data` with its first axis randomly permuted (rows move whole)."))
+    doc="`data` with its first axis randomly permuted (rows move whole). It has no gradient "
+        "(the permutation is not kept), so autograd and executors stop at it; to "
+        "differentiate through a shuffle, draw the permutation yourself and use take."))

@@ -219,6 +219,9 @@ class OpDef:
             are recomputed in backward instead of kept from forward.
         unbroadcast: The gradient pass sums each input gradient down to that
             input's shape (for broadcasting ops, so they never do it themselves).
+        visible_outputs: How many of the outputs users see (an int or
+            ``callable(attrs) -> int``); the rest are hidden outputs that only
+            the gradient uses (Dropout's mask). Default: all.
         gradient: The graph-level gradient (filled by the gradient pass's
             declarations); ``None`` means not declared yet.
         differentiable: False for ops with no gradient at all (argmax, ...).
@@ -228,7 +231,8 @@ class OpDef:
     def __init__(self, name, forward, inputs=("data",), params=None, infer_shape=None,
                  infer_type=None, outputs=("output",), aliases=(), variadic=False, inplace=(),
                  resources=(), gradient=None, differentiable=True, doc="", aux=(),
-                 partial_infer=None, loss_head=False, mirror=None, unbroadcast=False):
+                 partial_infer=None, loss_head=False, mirror=None, unbroadcast=False,
+                 visible_outputs=None):
         self.name = name
         if isinstance(forward, dict):
             self.forward_cpu = forward["cpu"]
@@ -254,6 +258,7 @@ class OpDef:
         self.loss_head = loss_head
         self.mirror = mirror
         self.unbroadcast = unbroadcast
+        self.visible_outputs = visible_outputs
         self.outputs = outputs
         self.aliases = tuple(aliases)
         self.variadic = variadic
@@ -325,6 +330,13 @@ class OpDef:
     def num_outputs(self, attrs):
         n = self.num_static_outputs
         return n if n is not None else len(self.outputs(attrs))
+
+    def num_visible_outputs(self, attrs):
+        """How many outputs users see (the rest are hidden, for the gradient)."""
+        v = self.visible_outputs
+        if v is None:
+            return self.num_outputs(attrs)
+        return v(attrs) if callable(v) else v
 
     def kernel(self, ctx):
         return self.forward_gpu if ctx is not None and ctx.device_type == "gpu" else self.forward_cpu

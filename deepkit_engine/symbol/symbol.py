@@ -101,7 +101,7 @@ class Symbol:
         """A symbol whose outputs are every output of every node, in graph order."""
         entries = []
         for node in self._nodes():
-            entries.extend((node, i) for i in range(node.num_outputs()))
+            entries.extend((node, i) for i in range(node.num_visible_outputs()))
         return Symbol(entries)
 
     def get_children(self):
@@ -493,7 +493,7 @@ def make_function(op, call_name):
             entries.append(s._outputs[0])
         node = Node(op, node_name, attrs, entries, current_attr_scope().get(attr))
         node.variables()  # refuse duplicate variable names at composition
-        return Symbol([(node, i) for i in range(node.num_outputs())])
+        return Symbol([(node, i) for i in range(node.num_visible_outputs())])
 
     function.__name__ = call_name
     function.__qualname__ = call_name

@@ -1,17 +1,27 @@
-"""Forward checks of the indexing and sorting ops against plain-numpy loop references."""
+"""Checks of the indexing and sorting ops (and their backward ops) against plain-numpy
+loop references: forward values, numeric gradients, higher orders, executors."""
 import numpy as np
 import pytest
 
-from deepkit_engine import nd
+from deepkit_engine import autograd, nd
+from deepkit_engine import symbol as sym
 from deepkit_engine.base import DTypeError, EngineError, ParamError, ShapeError
 from deepkit_engine.ops import get_op
+from deepkit_engine.testing import assert_almost_equal
 
-from .op_cases import Const, Int, OpCase, forward_params, run_forward
+from .op_cases import (Const, Int, OpCase, forward_params, gradient_params, run_forward,
+                       run_gradient)
+
+
+def _fraction(idx):
+    """Integers moved 0.25 away from zero: they truncate back to themselves, and a
+    finite-difference step stays clear of the jump at the integer."""
+    return idx + np.where(idx < 0, -0.25, 0.25)
 
 
 def float_index(low, high, shape):
     """An index input of the case's float dtype (MXNet passes indices as floats)."""
-    return lambda rng, dtype: rng.integers(low, high, size=shape).astype(dtype)
+    return lambda rng, dtype: _fraction(rng.integers(low, high, size=shape)).astype(dtype)
 
 
 def unique_positions(shape, m, n, dtype=None):
@@ -19,7 +29,8 @@ def unique_positions(shape, m, n, dtype=None):
     def make(rng, case_dtype):
         flat = rng.choice(int(np.prod(shape[:m])), size=n, replace=False)
         idx = np.stack(np.unravel_index(flat, shape[:m])) if n else np.zeros((m, 0), np.int64)
-        return idx.astype(dtype or case_dtype)
+        dtype_ = np.dtype(dtype or case_dtype)
+        return (_fraction(idx) if dtype_.kind == "f" else idx).astype(dtype_)
     return make
 
 
@@ -122,6 +133,55 @@ def ref_topk(data, axis=-1, k=1, ret_typ="indices", is_ascend=False, dtype="floa
     return {"indices": idx, "value": val, "both": (val, idx)}[ret_typ]
 
 
+def ref_backward_take(ograd, indices, like, axis=0, mode="clip"):
+    axis %= like.ndim
+    indices = np.asarray(indices)
+    out = np.zeros(like.shape)
+    lead = (slice(None),) * axis
+    for pos in np.ndindex(*indices.shape):
+        out[lead + (_index(indices[pos], like.shape[axis], mode),)] += ograd[lead + pos]
+    return out
+
+
+def ref_backward_pick(ograd, index, like, axis=-1, keepdims=False, mode="clip"):
+    axis %= like.ndim
+    reduced = like.shape[:axis] + like.shape[axis + 1:]
+    index, ograd = np.asarray(index).reshape(reduced), ograd.reshape(reduced)
+    out = np.zeros(like.shape)
+    for pos in np.ndindex(*reduced):
+        out[pos[:axis] + (_index(index[pos], like.shape[axis], mode),) + pos[axis:]] += ograd[pos]
+    return out
+
+
+def ref_backward_gather_nd(ograd, indices, like):
+    m = indices.shape[0]
+    out = np.zeros(like.shape)
+    for pos in np.ndindex(*indices.shape[1:]):
+        out[tuple(int(indices[(i,) + pos]) for i in range(m))] += ograd[pos]
+    return out
+
+
+def ref_backward_topk(ograd, keys, axis=-1, k=0, is_ascend=False, reverse=False):
+    """Send ograd back through the stable order of ``keys`` (or select by it: reverse)."""
+    flat_axis = -1 if axis is None else axis % keys.ndim
+    moved = np.moveaxis(keys.reshape(-1) if axis is None else keys, flat_axis, -1)
+    size = moved.shape[-1]
+    k = k if k > 0 else size
+    if reverse:
+        x = np.moveaxis(ograd.reshape(-1) if axis is None else ograd, flat_axis, -1)
+        out = np.empty(moved.shape[:-1] + (k,))
+        for pos in np.ndindex(*moved.shape[:-1]):
+            out[pos] = [x[pos][i] for i in _order_1d(moved[pos], is_ascend)[:k]]
+        return np.moveaxis(out, -1, flat_axis)
+    g = np.moveaxis(ograd, flat_axis, -1)
+    out = np.zeros(moved.shape)
+    for pos in np.ndindex(*moved.shape[:-1]):
+        for r, i in enumerate(_order_1d(moved[pos], is_ascend)[:k]):
+            out[pos + (i,)] = g[pos + (r,)]
+    out = np.moveaxis(out, -1, flat_axis)
+    return out.reshape(keys.shape)
+
+
 # -- cases --------------------------------------------------------------------------
 
 TIES = Const([[3.0, 1.0, 3.0, 2.0, 1.0, 3.0], [0.5, 0.5, 0.5, 0.5, 0.5, 0.5]])
@@ -168,9 +228,14 @@ CASES += [
     OpCase("one_hot", [Int((), 0, 3)], ref_one_hot, {"depth": 3}, name="0d"),
     OpCase("one_hot", [Int((0, 2), 0, 3)], ref_one_hot, {"depth": 3}, name="zero-size"),
     OpCase("one_hot", [Int((3,), 0, 1)], ref_one_hot, {"depth": 1}),
-    OpCase("gather_nd", [(3, 4, 5), Int((1, 4), -3, 3)], ref_gather_nd),
-    OpCase("gather_nd", [(3, 4, 5), Int((2, 2, 3), 0, 3)], ref_gather_nd),
-    OpCase("gather_nd", [(3, 4, 5), Int((3, 2), -3, 3, "int32")], ref_gather_nd),
+    OpCase("gather_nd", [(3, 4, 5), Int((1, 4), -3, 3)], ref_gather_nd, grad=False),
+    OpCase("gather_nd", [(3, 4, 5), Int((2, 2, 3), 0, 3)], ref_gather_nd, grad=False),
+    OpCase("gather_nd", [(3, 4, 5), Int((3, 2), -3, 3, "int32")], ref_gather_nd, grad=False),
+    # repeated positions: their gradients add up
+    OpCase("gather_nd", [(2, 3, 2), Int((2, 3, 2), 0, 2)], ref_gather_nd, name="grad"),
+    OpCase("gather_nd", [(2, 3, 2), Int((3, 4), -2, 2, "int32")], ref_gather_nd, name="grad"),
+    OpCase("gather_nd", [(3, 2), Const([[1, 1, 1, 0], [0, 0, 0, 1]])], ref_gather_nd,
+           name="repeated"),
     OpCase("gather_nd", [(3, 4), float_index(0, 3, (2, 5))], ref_gather_nd),
     OpCase("gather_nd", [(3, 4), float_index(-3, 3, (2,))], ref_gather_nd, name="1-position"),
     OpCase("gather_nd", [(3, 4, 5), Int((2, 0), 0, 3)], ref_gather_nd, name="zero-size"),
@@ -191,7 +256,7 @@ for shape, axis in SORT_SHAPES:
         CASES += [OpCase("sort", [shape], ref_sort, {"axis": axis, "is_ascend": ascend}),
                   OpCase("argsort", [shape], ref_argsort, {"axis": axis, "is_ascend": ascend})]
 CASES += [
-    OpCase("sort", [TIES], ref_sort, {"is_ascend": False}, name="ties"),
+    OpCase("sort", [TIES], ref_sort, {"is_ascend": False}, grad=False, name="ties"),
     OpCase("argsort", [TIES], ref_argsort, name="ties"),
     OpCase("argsort", [TIES], ref_argsort, {"is_ascend": False}, name="ties"),
     OpCase("argsort", [TIES], ref_argsort, {"axis": 0, "dtype": "int32"}, name="ties"),
@@ -205,18 +270,65 @@ for ret_typ in ("indices", "value", "both", "mask"):
         OpCase("topk", [(2, 3, 4)], ref_topk, {"ret_typ": ret_typ, "k": 3, "is_ascend": True}),
         OpCase("topk", [(2, 3, 4)], ref_topk, {"ret_typ": ret_typ, "k": 4, "axis": None}),
         OpCase("topk", [(2, 3)], ref_topk, {"ret_typ": ret_typ, "k": 0, "axis": 1}, name="all"),
-        OpCase("topk", [TIES], ref_topk, {"ret_typ": ret_typ, "k": 3}, name="ties"),
+        OpCase("topk", [TIES], ref_topk, {"ret_typ": ret_typ, "k": 3}, grad=False, name="ties"),
         OpCase("topk", [TIES], ref_topk, {"ret_typ": ret_typ, "k": 2, "is_ascend": True},
-               name="ties"),
+               grad=False, name="ties"),
         OpCase("topk", [(0, 4)], ref_topk, {"ret_typ": ret_typ, "k": 2}, name="zero-size"),
     ]
 CASES += [OpCase("topk", [(3, 6)], ref_topk, {"ret_typ": "both", "k": 3, "dtype": "int32"}),
           OpCase("topk", [(3, 6)], ref_topk, {"ret_typ": "indices", "dtype": "float64"})]
 
+# The backward ops, run forward on their own; their gradients (for higher orders)
+# are checked numerically like any op's. `like`/`keys` get no gradient (zero).
+for mode in ("clip", "wrap", "raise"):
+    CASES += [
+        OpCase("_backward_take", [(3,), Int((3,), -5, 5), (5,)], ref_backward_take,
+               {"mode": mode}),
+        OpCase("_backward_take", [(3, 2, 2), Int((2, 2), -3, 3), (3, 3)], ref_backward_take,
+               {"axis": 1, "mode": mode}),
+        OpCase("_backward_pick", [(3,), Int((3,), -4, 4), (3, 4)], ref_backward_pick,
+               {"mode": mode}),
+        OpCase("_backward_pick", [(2, 1, 4), float_index(-3, 3, (2, 4)), (2, 3, 4)],
+               ref_backward_pick, {"axis": 1, "keepdims": True, "mode": mode}),
+    ]
+CASES += [
+    OpCase("_backward_take", [(2, 3, 4), Int((3,), 0, 2), (2, 2, 4)], ref_backward_take,
+           {"axis": 1}, name="repeated"),
+    OpCase("_backward_take", [(0, 3), Int((0,), 0, 4), (4, 3)], ref_backward_take,
+           name="empty-index"),
+    OpCase("_backward_pick", [(0,), Int((0,), 0, 4), (0, 4)], ref_backward_pick,
+           name="zero-size"),
+    OpCase("_backward_gather_nd", [(4,), Const([[0, 2, 0, -1], [1, 1, 1, 0]]), (3, 2)],
+           ref_backward_gather_nd, name="repeated"),
+    OpCase("_backward_gather_nd", [(2, 3, 2), Int((1, 2, 3), 0, 2), (2, 2)],
+           ref_backward_gather_nd),
+    OpCase("_backward_gather_nd", [(0, 2), Int((1, 0), 0, 2), (3, 2)], ref_backward_gather_nd,
+           name="zero-size"),
+]
+for axis, k, ascend in ((-1, 0, True), (0, 2, False), (None, 3, False), (1, 1, True)):
+    for reverse in (False, True):
+        selected = {-1: (2, 4), 0: (2, 4), None: (3,), 1: (3, 1)}[axis]
+        keys_shape = (2, 4) if axis in (-1, None) else (3, 4)
+        CASES.append(OpCase(
+            "_backward_topk", [keys_shape if reverse else selected, keys_shape],
+            ref_backward_topk, {"axis": axis, "k": k, "is_ascend": ascend, "reverse": reverse}))
+CASES += [
+    OpCase("_backward_topk", [(0, 2), (0, 3)], ref_backward_topk, {"k": 2}, name="zero-size"),
+    OpCase("_backward_topk", [(2, 6), TIES], ref_backward_topk, {"is_ascend": True}, grad=False,
+           name="ties"),
+    OpCase("_backward_topk", [(2, 3), TIES], ref_backward_topk, {"k": 3}, grad=False,
+           name="ties"),
+]
+
 
 @pytest.mark.parametrize("case,dtype", forward_params(CASES))
 def test_forward(case, dtype, ctx):
     run_forward(case, dtype, ctx)
+
+
+@pytest.mark.parametrize("case", gradient_params(CASES))
+def test_gradient(case, ctx):
+    run_gradient(case, ctx)
 
 
 def test_output_dtypes(ctx):
@@ -251,8 +363,10 @@ def test_take_out_and_views(ctx):
 
 
 def test_aliases_and_flags():
-    for name in ("take", "pick", "gather_nd", "scatter_nd", "sort", "topk"):
-        assert get_op(name).differentiable
+    for name in ("take", "pick", "gather_nd", "scatter_nd", "sort", "topk", "_backward_take",
+                 "_backward_pick", "_backward_gather_nd", "_backward_topk"):
+        assert get_op(name).differentiable and get_op(name).gradient is not None
+    assert get_op("_backward_sort") is get_op("_backward_topk")
     for name in ("one_hot", "argsort"):
         assert not get_op(name).differentiable
     assert get_op("topk").num_outputs(get_op("topk").parse_attrs({"ret_typ": "both"})) == 2
@@ -359,6 +473,15 @@ REQUEST_CASES = [
     ("argsort", [np.array([[3.0, 1.0, 2.0], [0.0, -1.0, 5.0]])], {"axis": None}),
     ("topk", [np.array([[3.0, 1.0, 2.0], [0.0, -1.0, 5.0]])], {"k": 2, "ret_typ": "both"}),
     ("topk", [np.array([[3.0, 1.0, 2.0], [0.0, -1.0, 5.0]])], {"ret_typ": "mask", "axis": 0}),
+    ("_backward_take", [np.ones((2, 3)), np.array([3.0, 3.0]), np.zeros((4, 3))], {}),
+    ("_backward_pick", [np.arange(4.0), np.array([0, 2, 1, 9]), np.zeros((4, 3))],
+     {"mode": "wrap"}),
+    ("_backward_gather_nd", [np.arange(2.0), np.array([[0, 0], [2, 2]]), np.zeros((4, 3))], {}),
+    ("_backward_topk", [np.array([[1.0, 2.0], [3.0, 4.0]]),
+                        np.array([[3.0, 1.0, 2.0], [0.0, -1.0, 5.0]])], {"k": 2}),
+    ("_backward_topk", [np.arange(6.0).reshape(2, 3),
+                        np.array([[3.0, 1.0, 2.0], [0.0, -1.0, 5.0]])],
+     {"axis": None, "k": 4, "reverse": True}),
 ]
 
 
@@ -378,3 +501,137 @@ def test_kernel_requests(op, inputs, params, req):
     opdef.forward_cpu(np, attrs, inputs, outs, [req] * len(outs))
     for o, b, e in zip(outs, before, expected):
         np.testing.assert_array_equal(o, b + e if req == "add" else b)
+
+
+# -- gradients: higher orders, executors ----------------------------------------------
+
+def _f64(value, ctx, grad=False):
+    x = nd.array(np.asarray(value, dtype=np.float64), ctx=ctx, dtype="float64")
+    if grad:
+        x.attach_grad()
+    return x
+
+
+#: (op call, x, ograd of its output, the forward applied to another array)
+SECOND_ORDER = [
+    ("take", lambda x: nd.take(x, nd.array([2, 0, 2, 5]), axis=1, mode="wrap"), (2, 3), (2, 4),
+     lambda w: ref_take(w, np.array([2, 0, 2, 5]), axis=1, mode="wrap")),
+    ("pick", lambda x: nd.pick(x, nd.array([1, 0, 9]), axis=0, mode="clip"), (2, 3), (3,),
+     lambda w: ref_pick(w, np.array([1, 0, 9]), axis=0)),
+    ("gather_nd", lambda x: nd.gather_nd(x, nd.array([[0, 1, 0], [2, 2, 2]])), (2, 3), (3,),
+     lambda w: ref_gather_nd(w, np.array([[0, 1, 0], [2, 2, 2]]))),
+    ("scatter_nd", lambda x: nd.scatter_nd(x, nd.array([[0, 1], [2, 0]]), shape=(2, 3)), (2,),
+     (2, 3), lambda w: ref_scatter_nd(w, np.array([[0, 1], [2, 0]]), (2, 3))),
+]
+
+
+@pytest.mark.parametrize("name,fn,x_shape,out_shape,apply", SECOND_ORDER,
+                         ids=[c[0] for c in SECOND_ORDER])
+def test_second_order_linear_ops(name, fn, x_shape, out_shape, apply, ctx, rng):
+    """y = f(x) is linear: dy/dx . h = f^T(h), whose derivative in h is f again, in x zero."""
+    x = _f64(rng.uniform(-1, 1, x_shape), ctx, grad=True)
+    h = _f64(rng.uniform(-1, 1, out_shape), ctx, grad=True)
+    w = rng.uniform(-1, 1, x_shape)
+    with autograd.record():
+        y = fn(x)
+        g = autograd.grad(y, x, head_grads=h, create_graph=True)
+    # first order: <f^T(h), w> == <h, f(w)> for every w
+    assert np.isclose((g.asnumpy() * w).sum(), (h.asnumpy() * apply(w)).sum())
+    g.backward(_f64(w, ctx))
+    assert_almost_equal(h.grad, apply(w), names=("d2/dh dx", "f(w)"))
+    assert_almost_equal(x.grad, np.zeros(x_shape), names=("d2/dx2", "zero"))
+
+
+@pytest.mark.parametrize("axis,is_ascend", [(-1, True), (0, False), (None, True)])
+def test_second_order_sort(axis, is_ascend, ctx, rng):
+    v = rng.permutation(12).reshape(3, 4) * 0.5 - 2  # no ties
+    x = _f64(v, ctx, grad=True)
+    out_shape = (12,) if axis is None else (3, 4)
+    h = _f64(rng.uniform(-1, 1, out_shape), ctx, grad=True)
+    w = rng.uniform(-1, 1, (3, 4))
+    with autograd.record():
+        y = nd.sort(x, axis=axis, is_ascend=is_ascend)
+        g = autograd.grad(y, x, head_grads=h, create_graph=True)
+    assert_almost_equal(g, ref_backward_topk(h.asnumpy(), v, axis, 0, is_ascend))
+    g.backward(_f64(w, ctx))
+    # d/dh <g, w> selects w in x's sorted order: the sort of w by the keys x
+    assert_almost_equal(h.grad, ref_backward_topk(w, v, axis, 0, is_ascend, reverse=True))
+    assert_almost_equal(x.grad, np.zeros((3, 4)))
+
+
+def test_third_order_topk(ctx, rng):
+    """topk -> _backward_topk -> its reverse -> the forward direction again."""
+    v = rng.permutation(10).reshape(2, 5).astype(np.float64)
+    x = _f64(v, ctx, grad=True)
+    h = _f64(rng.uniform(-1, 1, (2, 2)), ctx, grad=True)
+    w = _f64(rng.uniform(-1, 1, (2, 5)), ctx, grad=True)
+    u = rng.uniform(-1, 1, (2, 2))
+    with autograd.record():
+        y = nd.topk(x, k=2, ret_typ="value")
+        g = autograd.grad(y, x, head_grads=h, create_graph=True)
+        gg = autograd.grad(g, h, head_grads=w, create_graph=True)
+    # d/dh <g, w>: w selected at x's top-2 positions
+    assert_almost_equal(gg, ref_backward_topk(w.asnumpy(), v, k=2, reverse=True))
+    gg.backward(_f64(u, ctx))
+    assert_almost_equal(w.grad, ref_backward_topk(u, v, k=2))
+
+
+def test_topk_gradient_by_ret_typ(ctx):
+    v = np.array([[0.3, -1.0, 2.0, 0.7], [5.0, 4.0, -3.0, 1.0]])
+    for ret_typ in ("value", "both"):
+        x = _f64(v, ctx, grad=True)
+        with autograd.record():
+            out = nd.topk(x, k=2, ret_typ=ret_typ, is_ascend=True)
+            value = out[0] if ret_typ == "both" else out
+        value.backward(_f64([[1.0, 2.0], [3.0, 4.0]], ctx))
+        assert_almost_equal(x.grad, [[2.0, 1.0, 0.0, 0.0], [0.0, 0.0, 3.0, 4.0]])
+    for ret_typ in ("indices", "mask"):
+        x = _f64(v, ctx, grad=True)
+        with autograd.record():
+            out = nd.topk(x, k=2, ret_typ=ret_typ)
+        out.backward()
+        assert_almost_equal(x.grad, np.zeros_like(v))
+
+
+def test_executor_take_embedding(ctx):
+    """Embedding-style take with repeated rows, under grad_req 'write' and 'add'."""
+    weight = np.arange(12.0).reshape(4, 3)
+    idx = np.array([[1, 3], [1, 1], [9, -2]])  # clip: 9 -> 3, -2 -> 0
+    og = np.arange(18.0).reshape(3, 2, 3) * 0.5
+    expected = ref_backward_take(og, idx, weight)
+    net = sym.take(sym.Variable("w"), sym.Variable("i"))
+    for req in ("write", "add"):
+        grad = nd.ones((4, 3), ctx=ctx)
+        exe = net.bind(ctx, {"w": nd.array(weight, ctx=ctx), "i": nd.array(idx, ctx=ctx)},
+                       args_grad={"w": grad}, grad_req={"w": req, "i": "null"})
+        out = exe.forward(is_train=True)[0]
+        assert_almost_equal(out, ref_take(weight, idx))
+        exe.backward([nd.array(og, ctx=ctx)])
+        assert_almost_equal(grad, expected + (1.0 if req == "add" else 0.0))
+        assert_almost_equal(exe.grad_dict["w"], expected + (1.0 if req == "add" else 0.0))
+
+
+def test_executor_gather_scatter_sort(ctx):
+    """gather_nd accumulates repeated positions; scatter_nd's gradient gathers; sort permutes."""
+    data = np.arange(6.0).reshape(2, 3)
+    idx = np.array([[0, 1, 0, 0], [2, 0, 2, 2]])
+    a, b = sym.Variable("a"), sym.Variable("b")
+    net = sym.Group([sym.gather_nd(a, sym.Variable("i")),
+                     sym.sort(b, axis=0, is_ascend=False),
+                     sym.scatter_nd(a, sym.Variable("j"), shape=(4, 3))])
+    keys = np.array([[0.5, 3.0, -1.0], [2.0, 1.0, 0.0]])
+    j = np.array([[3, 0]])
+    args = {"a": nd.array(data, ctx=ctx), "b": nd.array(keys, ctx=ctx),
+            "i": nd.array(idx, ctx=ctx), "j": nd.array(j, ctx=ctx)}
+    grads = {"a": nd.zeros((2, 3), ctx=ctx), "b": nd.zeros((2, 3), ctx=ctx)}
+    exe = net.bind(ctx, args, args_grad=grads,
+                   grad_req={"a": "write", "b": "write", "i": "null", "j": "null"})
+    exe.forward(is_train=True)
+    og = [np.array([1.0, 2.0, 4.0, 8.0]), np.arange(6.0).reshape(2, 3),
+          np.arange(12.0).reshape(4, 3)]
+    exe.backward([nd.array(o, ctx=ctx) for o in og])
+    # a at (0, 2) is read three times; a also feeds scatter_nd (rows 3 and 0 of og[2])
+    expected_a = ref_backward_gather_nd(og[0], idx, data) + og[2][j[0]]
+    assert_almost_equal(grads["a"], expected_a)
+    assert_almost_equal(grads["b"], ref_backward_topk(og[1], keys, axis=0))
+    assert_almost_equal(grads["b"], [[3.0, 1.0, 5.0], [0.0, 4.0, 2.0]])

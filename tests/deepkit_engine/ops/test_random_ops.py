@@ -8,7 +8,7 @@ the same numbers after re-seeding, on the threaded and the naive engine.
 import numpy as np
 import pytest
 
-from deepkit_engine import engine, nd, random
+from deepkit_engine import autograd, engine, nd, random
 from deepkit_engine.base import DTypeError, ParamError, ShapeError
 from deepkit_engine.ops import get_op
 
@@ -223,6 +223,22 @@ def test_not_differentiable():
         op = get_op(name)
         assert not op.differentiable
         assert op.resources == ("rng",)
+
+
+def test_gradient_stops_at_random_ops(ctx):
+    """shuffle and sample_multinomial pass no gradient on; other paths still do."""
+    x = nd.array([[0.2, 0.8], [0.5, 0.5], [0.9, 0.1]], ctx=ctx, dtype="float64")
+    x.attach_grad()
+    with autograd.record():
+        shuffled = nd.shuffle(x)
+        sampled = nd.sample_multinomial(x, shape=(4,), get_prob=True)
+        taken = nd.take(x, nd.array([2, 2], ctx=ctx))
+    autograd.backward([shuffled, sampled[1], taken])
+    np.testing.assert_array_equal(x.grad.asnumpy(), [[0, 0], [0, 0], [2, 2]])
+    with autograd.record():
+        shuffled = nd.shuffle(x)
+    shuffled.backward()
+    np.testing.assert_array_equal(x.grad.asnumpy(), np.zeros((3, 2)))
 
 
 def test_param_errors():
