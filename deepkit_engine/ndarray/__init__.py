@@ -140,3 +140,7 @@ from .. import ops as _ops  # noqa: E402,F401 - registers every op family
 
 _generated = generate_functions(globals())
 
+
+from ..ops.fluent import attach_fluent_methods  # noqa: E402
+
+attach_fluent_methods(NDArray, globals())

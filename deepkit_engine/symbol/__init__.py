@@ -38,3 +38,7 @@ def load(fname):
 from .. import ops as _ops  # noqa: E402,F401 - registers every op family
 
 _generate()
+
+from ..ops.fluent import attach_fluent_methods  # noqa: E402
+
+attach_fluent_methods(Symbol, _functions)

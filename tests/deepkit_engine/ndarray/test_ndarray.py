@@ -199,3 +199,16 @@ def test_dlpack_with_torch():
     assert x.asnumpy()[0, 0] == 42
     back = torch.from_dlpack(x)
     assert back.shape == (2, 3) and float(back[1, 2]) == 5
+
+
+def test_fluent_methods_match_the_functions():
+    base = np.array([[1.0, -2.0], [3.0, 4.0]], dtype=np.float32)
+    x = nd.array(base)
+    assert_almost_equal(x.sum(axis=1), base.sum(axis=1))
+    assert_almost_equal(x.abs().max(), [4.0])
+    assert_almost_equal(x.exp(), np.exp(base))
+    assert_almost_equal(x.clip(0, 3), np.clip(base, 0, 3))
+    assert_almost_equal(x.transpose(), base.T)
+    assert "Method form of ``sum" in type(x).sum.__doc__
+    from deepkit_engine import symbol as sym  # noqa: PLC0415
+    assert sym.Variable("v").exp().list_outputs()[0].startswith("exp")
