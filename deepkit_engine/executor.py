@@ -111,9 +111,17 @@ class Executor:
                 raise ShapeError(f"bind: gradient array for '{n}' has shape {g.shape} but the "
                                  f"argument has shape {self.arg_dict[n].shape}", argument=n,
                                  expected=self.arg_dict[n].shape, actual=g.shape)
-        self._mirror = mirror
         self._plan_enabled = plan_memory
-        self._compile(symbol)
+        if isinstance(mirror, bool) or mirror is None:
+            self._mirror = bool(mirror)
+            self._compile(symbol)
+        else:
+            # a memory budget in bytes: recompute only when the plain plan exceeds it
+            self._mirror = False
+            self._compile(symbol)
+            if self._plan.planned_bytes > int(mirror):
+                self._mirror = True
+                self._compile(symbol)
         self._last_train = None
 
     # -- public views ------------------------------------------------------------

@@ -397,7 +397,12 @@ def _copy_between(src, dst):
 
 
 def _basic_key(key):
-    """Normalise a basic index so that numpy returns a view; None if advanced."""
+    """Normalise a basic index so that numpy returns a view; None if advanced.
+
+    ``x[:]`` means the whole array whatever its rank (0-d included), as in MXNet.
+    """
+    if key is Ellipsis or (isinstance(key, slice) and key == slice(None)):
+        return (Ellipsis,)
     if isinstance(key, tuple):
         for k in key:
             if not isinstance(k, _BASIC_INDEX_TYPES) or isinstance(k, bool):

@@ -9,7 +9,14 @@ return 1/0 in the input dtype, as MXNet does, not bool.
 numpy's ``mod``; MXNet computes the same), and 0 where the divisor is 0 (MXNet;
 numpy would give NaN for floats). Integer ``power`` is computed in float64 and
 truncated, so negative exponents give 0 or +-1 instead of numpy's error.
+
+Gradients follow MXNet: ``maximum``/``minimum`` give the gradient to lhs on ties,
+``mod``'s are 1 for lhs and ``-floor(lhs / rhs)`` for rhs, and ``where``'s
+condition gets none. Broadcasting ops return output-shaped gradients that the
+gradient pass sums down to each input (``unbroadcast``).
 """
+import math
+
 import numpy as np
 
 from ..base import DTypeError, ShapeError
@@ -17,17 +24,21 @@ from .elementwise import apply_ufunc, broadcast_shape, scalar_param
 from .registry import OpDef, register
 
 
-def _binary(name, ufunc_name, aliases=(), doc="", forward=None, differentiable=True):
+def _binary(name, ufunc_name, aliases=(), doc="", forward=None, differentiable=True,
+            gradient=None):
+    """A broadcasting binary op. ``gradient`` returns output-shaped gradients; the
+    gradient pass sums them down to each input's shape (``unbroadcast``)."""
     if forward is None:
         def forward(xp, attrs, inputs, outputs, req):
             apply_ufunc(getattr(xp, ufunc_name), inputs, outputs[0], req[0])
     return register(OpDef(name, forward, inputs=("lhs", "rhs"), infer_shape=broadcast_shape,
                           aliases=aliases, inplace=((0, 0), (1, 0)),
-                          differentiable=differentiable, doc=doc))
+                          differentiable=differentiable, unbroadcast=differentiable,
+                          gradient=gradient, doc=doc))
 
 
 def _scalar(name, ufunc_name, reverse=False, aliases=(), doc="", forward=None,
-            differentiable=True):
+            differentiable=True, gradient=None):
     if forward is None and reverse:
         def forward(xp, attrs, inputs, outputs, req):
             apply_ufunc(getattr(xp, ufunc_name), (attrs.scalar, inputs[0]), outputs[0], req[0])
@@ -35,46 +46,207 @@ def _scalar(name, ufunc_name, reverse=False, aliases=(), doc="", forward=None,
         def forward(xp, attrs, inputs, outputs, req):
             apply_ufunc(getattr(xp, ufunc_name), (inputs[0], attrs.scalar), outputs[0], req[0])
     return register(OpDef(name, forward, params=scalar_param(), aliases=aliases,
-                          inplace=((0, 0),), differentiable=differentiable, doc=doc))
+                          inplace=((0, 0),), differentiable=differentiable, gradient=gradient,
+                          doc=doc))
 
+
+# -- gradients ----------------------------------------------------------------------
+#
+# Compositions of differentiable ops, so they can be differentiated again. Binary
+# gradients have the output's shape (ograd broadcast against the operands).
+
+def _add_gradient(F, node, ograds):
+    return [ograds[0], ograds[0]]
+
+
+def _subtract_gradient(F, node, ograds):
+    return [ograds[0], -ograds[0]]
+
+
+def _multiply_gradient(F, node, ograds):
+    g = ograds[0]
+    lhs, rhs = node.inputs
+    return [g * rhs, g * lhs]
+
+
+def _divide_gradient(F, node, ograds):
+    # d/dlhs = 1 / rhs; d/drhs = -lhs / rhs^2 = -out / rhs.
+    g, rhs = ograds[0], node.inputs[1]
+    return [g / rhs, -(g * node.outputs[0] / rhs)]
+
+
+def _mod_gradient(F, node, ograds):
+    # MXNet: d/dlhs = 1, d/drhs = -floor(lhs / rhs).
+    g = ograds[0]
+    lhs, rhs = node.inputs
+    return [g, -(g * F.floor(lhs / rhs))]
+
+
+def _power_gradient(F, node, ograds):
+    # d/dlhs = rhs * lhs^(rhs - 1) (finite at lhs = 0); d/drhs = out * log(lhs).
+    g = ograds[0]
+    lhs, rhs = node.inputs
+    return [g * (rhs * F.power(lhs, rhs - 1.0)), g * node.outputs[0] * F.log(lhs)]
+
+
+def _maximum_gradient(F, node, ograds):
+    # Ties go to lhs, as MXNet.
+    g = ograds[0]
+    lhs, rhs = node.inputs
+    return [g * (lhs >= rhs), g * (lhs < rhs)]
+
+
+def _minimum_gradient(F, node, ograds):
+    g = ograds[0]
+    lhs, rhs = node.inputs
+    return [g * (lhs <= rhs), g * (lhs > rhs)]
+
+
+def _hypot_gradient(F, node, ograds):
+    g_over = ograds[0] / node.outputs[0]
+    lhs, rhs = node.inputs
+    return [g_over * lhs, g_over * rhs]
+
+
+def _arctan2_gradient(F, node, ograds):
+    # d/dlhs = rhs / (lhs^2 + rhs^2), d/drhs = -lhs / (lhs^2 + rhs^2).
+    lhs, rhs = node.inputs
+    g_over = ograds[0] / (F.square(lhs) + F.square(rhs))
+    return [g_over * rhs, -(g_over * lhs)]
+
+
+def _scalar_gradient(fn):
+    """A scalar-op gradient from ``fn(F, ograd, data, scalar)``."""
+    def gradient(F, node, ograds):
+        return [fn(F, ograds[0], node.inputs[0], node.attrs.scalar)]
+    gradient.__name__ = fn.__name__
+    return gradient
+
+
+def _output_gradient(fn):
+    """A scalar-op gradient from ``fn(F, ograd, output, scalar)`` (the input can be freed)."""
+    def gradient(F, node, ograds):
+        return [fn(F, ograds[0], node.outputs[0], node.attrs.scalar)]
+    gradient.__name__ = fn.__name__
+    return gradient
+
+
+@_scalar_gradient
+def _plus_scalar_gradient(F, g, x, s):
+    return g
+
+
+@_scalar_gradient
+def _rminus_scalar_gradient(F, g, x, s):
+    return -g
+
+
+@_scalar_gradient
+def _mul_scalar_gradient(F, g, x, s):
+    return g * s
+
+
+@_scalar_gradient
+def _div_scalar_gradient(F, g, x, s):
+    return g / s
+
+
+@_scalar_gradient
+def _rdiv_scalar_gradient(F, g, x, s):
+    # d(s / x)/dx = -s / x^2
+    return g / F.square(x) * -s
+
+
+@_scalar_gradient
+def _maximum_scalar_gradient(F, g, x, s):
+    return g * (x >= s)  # ties go to data, as MXNet
+
+
+@_scalar_gradient
+def _minimum_scalar_gradient(F, g, x, s):
+    return g * (x <= s)
+
+
+def _hypot_scalar_gradient(F, node, ograds):
+    return [ograds[0] * node.inputs[0] / node.outputs[0]]
+
+
+@_scalar_gradient
+def _mod_scalar_gradient(F, g, x, s):
+    # d(x mod s)/dx = 1, except for s = 0, where the output is constant 0
+    return F.zeros_like(g) if s == 0 else g
+
+
+@_scalar_gradient
+def _rmod_scalar_gradient(F, g, x, s):
+    # MXNet: d(s mod x)/dx = -floor(s / x)
+    return -(g * F.floor(s / x))
+
+
+@_scalar_gradient
+def _power_scalar_gradient(F, g, x, s):
+    if s == 0:
+        return F.zeros_like(g)
+    return g * (F._power_scalar(x, scalar=s - 1.0) * s)
+
+
+@_output_gradient
+def _rpower_scalar_gradient(F, g, y, s):
+    # d(s^x)/dx = s^x log(s) (NaN for s <= 0, as log)
+    return g * y * (math.log(s) if s > 0 else (-math.inf if s == 0 else math.nan))
 
 _binary("add", "add", aliases=("broadcast_add", "broadcast_plus", "elemwise_add", "_add", "_plus",
                                "_Plus"),
-        doc="Elementwise sum ``lhs + rhs`` with numpy broadcasting.")
-_scalar("_plus_scalar", "add", aliases=("_PlusScalar",), doc="``data + scalar``.")
+        doc="Elementwise sum ``lhs + rhs`` with numpy broadcasting.", gradient=_add_gradient)
+_scalar("_plus_scalar", "add", aliases=("_PlusScalar",), doc="``data + scalar``.",
+        gradient=_plus_scalar_gradient)
 
 
 # -- arithmetic -------------------------------------------------------------------
 
 _binary("subtract", "subtract", aliases=("broadcast_sub", "broadcast_minus", "elemwise_sub", "_sub",
                                          "_minus", "_Minus"),
-        doc="Elementwise difference ``lhs - rhs`` with numpy broadcasting.")
+        doc="Elementwise difference ``lhs - rhs`` with numpy broadcasting.",
+        gradient=_subtract_gradient)
 _binary("multiply", "multiply", aliases=("broadcast_mul", "elemwise_mul", "_mul", "_Mul"),
-        doc="Elementwise product ``lhs * rhs`` with numpy broadcasting.")
+        doc="Elementwise product ``lhs * rhs`` with numpy broadcasting.",
+        gradient=_multiply_gradient)
 _binary("divide", "divide", aliases=("broadcast_div", "elemwise_div", "_div", "_Div"),
         doc="Elementwise quotient ``lhs / rhs`` with numpy broadcasting (integers truncate "
-            "towards zero).")
+            "towards zero).", gradient=_divide_gradient)
 _binary("maximum", "maximum", aliases=("broadcast_maximum", "_maximum", "_Maximum"),
-        doc="Elementwise maximum with numpy broadcasting (NaN propagates).")
+        doc="Elementwise maximum with numpy broadcasting (NaN propagates); on ties the "
+            "gradient goes to lhs (MXNet).", gradient=_maximum_gradient)
 _binary("minimum", "minimum", aliases=("broadcast_minimum", "_minimum", "_Minimum"),
-        doc="Elementwise minimum with numpy broadcasting (NaN propagates).")
+        doc="Elementwise minimum with numpy broadcasting (NaN propagates); on ties the "
+            "gradient goes to lhs (MXNet).", gradient=_minimum_gradient)
 _binary("hypot", "hypot", aliases=("broadcast_hypot", "_hypot", "_Hypot"),
-        doc="``sqrt(lhs**2 + rhs**2)`` without overflow, with numpy broadcasting.")
+        doc="``sqrt(lhs**2 + rhs**2)`` without overflow, with numpy broadcasting.",
+        gradient=_hypot_gradient)
 _binary("arctan2", "arctan2", aliases=("_npi_arctan2",),
-        doc="Elementwise ``arctan(lhs / rhs)`` in the quadrant of (rhs, lhs), in [-pi, pi].")
+        doc="Elementwise ``arctan(lhs / rhs)`` in the quadrant of (rhs, lhs), in [-pi, pi].",
+        gradient=_arctan2_gradient)
 
-_scalar("_minus_scalar", "subtract", aliases=("_MinusScalar",), doc="``data - scalar``.")
+_scalar("_minus_scalar", "subtract", aliases=("_MinusScalar",), doc="``data - scalar``.",
+        gradient=_plus_scalar_gradient)
 _scalar("_rminus_scalar", "subtract", reverse=True, aliases=("_RMinusScalar",),
-        doc="``scalar - data``.")
-_scalar("_mul_scalar", "multiply", aliases=("_MulScalar",), doc="``data * scalar``.")
-_scalar("_div_scalar", "divide", aliases=("_DivScalar",), doc="``data / scalar``.")
+        doc="``scalar - data``.",
+        gradient=_rminus_scalar_gradient)
+_scalar("_mul_scalar", "multiply", aliases=("_MulScalar",), doc="``data * scalar``.",
+        gradient=_mul_scalar_gradient)
+_scalar("_div_scalar", "divide", aliases=("_DivScalar",), doc="``data / scalar``.",
+        gradient=_div_scalar_gradient)
 _scalar("_rdiv_scalar", "divide", reverse=True, aliases=("_RDivScalar",),
-        doc="``scalar / data``.")
+        doc="``scalar / data``.",
+        gradient=_rdiv_scalar_gradient)
 _scalar("_maximum_scalar", "maximum", aliases=("_MaximumScalar",),
-        doc="``maximum(data, scalar)``.")
+        doc="``maximum(data, scalar)``.",
+        gradient=_maximum_scalar_gradient)
 _scalar("_minimum_scalar", "minimum", aliases=("_MinimumScalar",),
-        doc="``minimum(data, scalar)``.")
-_scalar("_hypot_scalar", "hypot", aliases=("_HypotScalar",), doc="``hypot(data, scalar)``.")
+        doc="``minimum(data, scalar)``.",
+        gradient=_minimum_scalar_gradient)
+_scalar("_hypot_scalar", "hypot", aliases=("_HypotScalar",), doc="``hypot(data, scalar)``.",
+        gradient=_hypot_scalar_gradient)
 
 
 # -- mod: sign of the divisor, 0 where the divisor is 0 (MXNet) ---------------------
@@ -112,12 +284,14 @@ def _rmod_scalar(xp, attrs, inputs, outputs, req):
 
 
 _binary("mod", None, aliases=("broadcast_mod", "_mod", "_Mod"), forward=_mod,
+        gradient=_mod_gradient,
         doc="Elementwise remainder of ``lhs / rhs`` with the sign of ``rhs`` (Python's %), "
             "0 where ``rhs`` is 0 (MXNet), with numpy broadcasting.")
 _scalar("_mod_scalar", None, aliases=("_ModScalar",), forward=_mod_scalar,
-        doc="``data % scalar`` (0 when scalar is 0).")
+        doc="``data % scalar`` (0 when scalar is 0).", gradient=_mod_scalar_gradient)
 _scalar("_rmod_scalar", None, aliases=("_RModScalar",), forward=_rmod_scalar,
-        doc="``scalar % data`` (0 where data is 0).")
+        doc="``scalar % data`` (0 where data is 0).",
+        gradient=_rmod_scalar_gradient)
 
 
 # -- power: integers computed in float64, as MXNet does -----------------------------
@@ -130,10 +304,13 @@ def _power(xp, attrs, inputs, outputs, req):
 
 
 _binary("power", None, aliases=("broadcast_power", "_power", "_Power"), forward=_power,
+        gradient=_power_gradient,
         doc="Elementwise ``lhs ** rhs`` with numpy broadcasting.")
-_scalar("_power_scalar", "power", aliases=("_PowerScalar",), doc="``data ** scalar``.")
+_scalar("_power_scalar", "power", aliases=("_PowerScalar",), doc="``data ** scalar``.",
+        gradient=_power_scalar_gradient)
 _scalar("_rpower_scalar", "power", reverse=True, aliases=("_RPowerScalar",),
-        doc="``scalar ** data``.")
+        doc="``scalar ** data``.",
+        gradient=_rpower_scalar_gradient)
 
 
 # -- comparisons and logic: 1/0 in the input dtype, no gradient --------------------
@@ -219,8 +396,14 @@ def _where(xp, attrs, inputs, outputs, req):
         xp.copyto(out, x, where=mask)
 
 
+def _where_gradient(F, node, ograds):
+    g, cond = ograds[0], node.inputs[0]
+    zeros = F.zeros_like(g)
+    return [None, F.where(cond, g, zeros), F.where(cond, zeros, g)]
+
+
 register(OpDef(
     "where", _where, inputs=("condition", "x", "y"), infer_shape=_where_shape,
-    infer_type=_where_type,
+    infer_type=_where_type, gradient=_where_gradient,
     doc="Elements of x where condition is nonzero, else of y. condition has x's shape, or is "
         "1-D of length x.shape[0] to choose whole rows (MXNet)."))

@@ -33,7 +33,26 @@ def _reduce_to_like_forward(xp, attrs, inputs, outputs, req):
 
 
 def _reduce_to_like_gradient(F, node, ograds):
-    return [F.broadcast_like(ograds[0], node.inputs[0]), None]
+    return [F._broadcast_to_like(ograds[0], node.inputs[0]), None]
+
+
+def _broadcast_to_like_shape(attrs, in_shapes):
+    data, like = in_shapes
+    if data is not None and like is not None:
+        _reduce_to_like_shape(attrs, [like, data])
+    return in_shapes, [like]
+
+
+def _broadcast_to_like_forward(xp, attrs, inputs, outputs, req):
+    value = xp.broadcast_to(inputs[0], outputs[0].shape)
+    if req[0] == "add":
+        outputs[0] += value
+    elif req[0] != "null":
+        outputs[0][...] = value
+
+
+def _broadcast_to_like_gradient(F, node, ograds):
+    return [F._reduce_to_like(ograds[0], node.inputs[0]), None]
 
 
 register(OpDef(
@@ -43,3 +62,10 @@ register(OpDef(
     gradient=_reduce_to_like_gradient,
     doc="Sum ``data`` over the axes along which ``like``'s shape was broadcast to it, giving "
         "``like``'s shape: how the gradient pass un-broadcasts gradients."))
+
+register(OpDef(
+    "_broadcast_to_like", _broadcast_to_like_forward, inputs=("data", "like"),
+    infer_shape=_broadcast_to_like_shape, infer_type=_reduce_to_like_type, partial_infer=True,
+    gradient=_broadcast_to_like_gradient,
+    doc="Broadcast ``data`` to ``like``'s shape with numpy rules (leading axes added): the "
+        "gradient of ``_reduce_to_like``."))

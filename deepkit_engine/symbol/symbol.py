@@ -268,7 +268,23 @@ class Symbol:
 
     def bind(self, ctx=None, args=None, args_grad=None, grad_req="write", aux_states=None,
              shared_exec=None, mirror=False, plan_memory=True):
-        """Bind arrays to the arguments and compile an :class:`Executor`."""
+        """Bind arrays to the arguments and compile an :class:`Executor`.
+
+        Args:
+            ctx: Device.
+            args: Argument arrays: a list in ``list_arguments`` order or a dict.
+            args_grad: Gradient arrays (list or dict); arguments without one
+                get no gradient.
+            grad_req: ``'write'``, ``'add'`` or ``'null'``, or a list/dict of them.
+            aux_states: Auxiliary state arrays (list or dict).
+            shared_exec: Accepted for MXNet compatibility (arrays are shared by
+                passing the same NDArrays).
+            mirror: ``True`` recomputes cheap activations in backward instead
+                of keeping them; an int is a memory budget in bytes: recompute
+                only if the plain plan needs more.
+            plan_memory: ``False`` gives every intermediate its own buffer
+                (for debugging; results are identical).
+        """
         from ..executor import Executor  # noqa: PLC0415
         return Executor(self, ctx, args, args_grad, grad_req, aux_states, shared_exec, mirror,
                         plan_memory)
@@ -342,9 +358,9 @@ class Symbol:
                       "_greater_equal_scalar", False)
 
 
-def _call(name, *args, **kwargs):
+def _call(_op_name, *args, **kwargs):
     from . import _functions  # noqa: PLC0415
-    return _functions[name](*args, **kwargs)
+    return _functions[_op_name](*args, **kwargs)
 
 
 def _arith(sym, other, binary, scalar, rscalar, reflected):

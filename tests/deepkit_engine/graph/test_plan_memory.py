@@ -102,3 +102,11 @@ def test_outputs_and_gradients_are_never_overwritten_by_reuse():
     first = exe.outputs[0].asnumpy()
     exe.backward()
     assert_almost_equal(exe.outputs[0], first)
+
+
+def test_memory_budget_turns_on_recompute_only_when_needed():
+    plain = _cheap_chain().simple_bind(data=(64, 128)).memory_report()["planned_bytes"]
+    roomy = _cheap_chain().simple_bind(data=(64, 128), mirror=plain * 2)
+    tight = _cheap_chain().simple_bind(data=(64, 128), mirror=plain // 2)
+    assert roomy.memory_report()["planned_bytes"] == plain
+    assert tight.memory_report()["planned_bytes"] < plain

@@ -1,13 +1,18 @@
-"""Forward checks of the binary elementwise ops against numpy (float64)."""
+"""Forward and gradient checks of the binary elementwise ops against numpy (float64)."""
+import math
+
 import numpy as np
 import pytest
 
 import deepkit_engine as dk
+from deepkit_engine import autograd
+from deepkit_engine import symbol as sym
 from deepkit_engine.base import DTypeError, ParamError, ShapeError
 from deepkit_engine.ops import get_op
-from deepkit_engine.testing import assert_almost_equal
+from deepkit_engine.testing import assert_almost_equal, check_symbolic_backward
 
-from .op_cases import BROADCAST_SHAPES, Const, Int, OpCase, forward_params, run_forward
+from .op_cases import (BROADCAST_SHAPES, Const, Int, OpCase, forward_params, gradient_params,
+                       run_forward, run_gradient)
 
 nd = dk.nd
 
@@ -28,6 +33,44 @@ def _small_ints(shape, low=-2, high=3):
     """Integer-valued floats, so that equal values and zeros occur."""
     def make(rng, dtype):
         return np.asarray(rng.integers(low, high, size=shape)).astype(dtype)
+    return make
+
+
+def _banded(shape, offset):
+    """Floats in [k + offset, k + offset + 0.3] for integers k: values made with offsets 0
+    and 0.5 are at least 0.2 apart (no ties of maximum/minimum)."""
+    def make(rng, dtype):
+        k = rng.integers(-2, 2, size=shape)
+        return np.asarray(k + offset + rng.uniform(0, 0.3, size=shape)).astype(dtype)
+    return make
+
+
+def _mod_operands(lhs_shape, rhs_shape, seed=11):
+    """``(lhs, rhs)`` makers with lhs / rhs at least 0.2 from an integer (mod's jumps)."""
+    rhs = _nonzero(rhs_shape)(np.random.default_rng(seed), np.float64)
+
+    def make_lhs(rng, dtype):
+        shape = np.broadcast_shapes(lhs_shape, rhs_shape)
+        k = rng.integers(-2, 2, size=shape)
+        value = rhs * (k + rng.uniform(0.2, 0.8, size=shape))
+        assert value.shape == tuple(lhs_shape)
+        return value.astype(dtype)
+    return make_lhs, lambda rng, dtype: rhs.astype(dtype)
+
+
+def _magnitudes_avoiding(shape, points, low, high, margin=0.05):
+    """Floats of either sign with |x| in [low, high], |x| at least ``margin`` from
+    ``points``."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1)
+
+    def make(rng, dtype):
+        size = rng.uniform(low, high, size=shape)
+        for _ in range(1000):
+            bad = np.abs(np.reshape(size, (-1, 1)) - points).min(axis=1).reshape(shape) < margin
+            if not bad.any():
+                break
+            size = np.where(bad, rng.uniform(low, high, size=shape), size)
+        return np.asarray(size * rng.choice([-1.0, 1.0], size=shape)).astype(dtype)
     return make
 
 
@@ -67,18 +110,29 @@ BINARY = [
     ("logical_xor", _as01(lambda a, b: (a != 0) ^ (b != 0)), _small_ints, _small_ints),
 ]
 
-CASES += [OpCase(op, [lm(a) if lm else a, rm(b) if rm else b], ref, low=-3, high=3)
+#: Ops whose gradients jump (ties, mod's wrap-around): checked on the "grad" cases below.
+_JUMPS = {"mod", "maximum", "minimum"}
+CASES += [OpCase(op, [lm(a) if lm else a, rm(b) if rm else b], ref, low=-3, high=3,
+                 grad=op not in _JUMPS)
           for op, ref, lm, rm in BINARY for a, b in BROADCAST_SHAPES]
+CASES += [OpCase(op, [_banded(a, 0.0), _banded(b, 0.5)], ref, name="grad")
+          for op, ref in [("maximum", np.maximum), ("minimum", np.minimum)]
+          for a, b in [((2, 3), (2, 3)), ((2, 3), (3,)), ((3, 1), (1, 4))]]
+CASES += [OpCase(op, [_banded((2, 3), 0.5), _banded((2, 1), 0.0)], ref, name="grad-rhs")
+          for op, ref in [("maximum", np.maximum), ("minimum", np.minimum)]]
+CASES += [OpCase("mod", list(_mod_operands(a, b)), _ref_mod, name="grad")
+          for a, b in [((2, 3), (2, 3)), ((2, 3), (1, 3)), ((3, 2), (2,))]]
 CASES += [OpCase("power", [a, b], lambda x, y: np.exp(y * np.log(x)), low=0.1, high=2)
           for a, b in BROADCAST_SHAPES]
 CASES += [OpCase("power", [Const([-2.0, -1.5, 3.0]), Const([2.0, 3.0, -1.0])],
-                 lambda x, y: np.array([4.0, -3.375, 1 / 3]), name="negative-base")]
+                 lambda x, y: np.array([4.0, -3.375, 1 / 3]), name="negative-base", grad=False)]
 CASES += [OpCase("mod", [Const([7.0, -7.0, 7.0, -7.0, 5.0, 0.0, -2.5]),
                          Const([3.0, 3.0, -3.0, -3.0, 0.0, 2.0, 1.0])],
-                 lambda a, b: np.array([1.0, 2.0, -2.0, -1.0, 0.0, 0.0, 0.5]), name="signs")]
+                 lambda a, b: np.array([1.0, 2.0, -2.0, -1.0, 0.0, 0.0, 0.5]), name="signs",
+                 grad=False)]
 # Integer inputs: results in the input dtype, as MXNet.
 CASES += [OpCase(op, [Int((3, 4), -6, 7, "int32"), Int((1, 4), 1, 4, "int32")], ref,
-                 dtypes=("float32",), name="int")
+                 dtypes=("float32",), name="int", grad=False)
           for op, ref in [("subtract", np.subtract), ("multiply", np.multiply),
                           ("divide", lambda a, b: np.trunc(a / b)), ("mod", _ref_mod),
                           ("maximum", np.maximum), ("greater", np.greater),
@@ -87,19 +141,26 @@ CASES += [OpCase(op, [Int((3, 4), -6, 7, "int32"), Int((1, 4), 1, 4, "int32")], 
 CASES += [OpCase("power", [Const(np.array([2, -2, 3, 1, -1], "int64")),
                            Const(np.array([-1, -1, 0, -3, -3], "int64"))],
                  lambda a, b: np.array([0, 0, 1, 1, -1]), dtypes=("float32",),
-                 name="int-negative-exponent")]
+                 name="int-negative-exponent", grad=False)]
 
 
 def _cond(shape):
     return _small_ints(shape, 0, 3)
 
 
-CASES += [OpCase("where", [_cond(c), x, x],
-                 lambda c, a, b: np.where(c.reshape(c.shape + (1,) * (a.ndim - c.ndim)) != 0, a, b))
+def _ref_where(c, a, b):
+    return np.where(c.reshape(c.shape + (1,) * (a.ndim - c.ndim)) != 0, a, b)
+
+
+# A float condition has no gradient but finite differences would step it across 0: the
+# gradients are checked with integer conditions.
+CASES += [OpCase("where", [_cond(c), x, x], _ref_where, grad=False)
           for c, x in [((3, 4), (3, 4)), ((3,), (3, 4)), ((), ()), ((0, 4), (0, 4)), ((0,), (0, 4)),
                        ((1,), (1,)), ((2,), (2, 1, 3)), ((2, 1, 3), (2, 1, 3))]]
+CASES += [OpCase("where", [Int(c, 0, 3, "int32"), x, x], _ref_where, name="grad")
+          for c, x in [((2, 3), (2, 3)), ((2,), (2, 1, 3)), ((0,), (0, 4)), ((3,), (3, 2))]]
 CASES += [OpCase("where", [Int((3, 4), 0, 2, "int32"), (3, 4), (3, 4)],
-                 lambda c, a, b: np.where(c != 0, a, b), name="int-condition"),
+                 lambda c, a, b: np.where(c != 0, a, b), name="int-condition", grad=False),
           OpCase("where", [Const(np.array([True, False])), (2, 3), (2, 3)],
                  lambda c, a, b: np.where(c[:, None], a, b), name="bool-condition")]
 
@@ -131,14 +192,38 @@ SCALAR = [
     ("_logical_xor_scalar", lambda x, s: ((x != 0) ^ (s != 0)) * 1.0, (0.0, -1.5), _small_ints,
      0, 0),
 ]
+_SCALAR_JUMPS = {"_mod_scalar", "_rmod_scalar", "_maximum_scalar", "_minimum_scalar"}
 CASES += [OpCase(op, [maker(s) if maker else s], lambda x, scalar, ref=ref: ref(x, scalar),
-                 {"scalar": v}, low=lo, high=hi)
+                 {"scalar": v}, low=lo, high=hi, grad=op not in _SCALAR_JUMPS)
           for op, ref, values, maker, lo, hi in SCALAR for v in values for s in SCALAR_SHAPES]
+# Gradient cases away from the jumps: ties with the scalar, x / s or s / x integral.
+_SCALAR_REFS = {op: ref for op, ref, *_ in SCALAR}
+CASES += [OpCase(op, [_magnitudes_avoiding((2, 3), [abs(v)], 0, 2, margin=0.1)],
+                 lambda x, scalar, ref=_SCALAR_REFS[op]: ref(x, scalar), {"scalar": v},
+                 name="grad")
+          for op in ("_maximum_scalar", "_minimum_scalar") for v in (0.5, -0.5, 0.0)]
+CASES += [OpCase("_mod_scalar", [_magnitudes_avoiding((2, 3), [abs(v) * k for k in range(4)],
+                                                      0, 4, margin=0.1)],
+                 lambda x, scalar: _ref_mod(x, scalar), {"scalar": v}, name="grad")
+          for v in (2.5, -1.5, 0.0)]
+CASES += [OpCase("_rmod_scalar", [_magnitudes_avoiding((2, 3), [abs(v) / k for k in range(1, 7)],
+                                                       0.4, 2, margin=0.03)],
+                 lambda x, scalar: _ref_mod(scalar, x), {"scalar": v}, name="grad")
+          for v in (2.5, -1.5)]
+CASES += [OpCase("_power_scalar", [(2, 3)], lambda x, scalar: x ** scalar, {"scalar": v},
+                 low=0.1, high=2, name="grad") for v in (0.0, 1.0, 3.0)]
+CASES += [OpCase("_power_scalar", [(2, 3)], lambda x, scalar: x ** scalar, {"scalar": 2.0},
+                 low=-2, high=2, name="negative-base")]
 
 
 @pytest.mark.parametrize("case,dtype", forward_params(CASES))
 def test_forward(case, dtype, ctx):
     run_forward(case, dtype, ctx)
+
+
+@pytest.mark.parametrize("case", gradient_params(CASES))
+def test_gradient(case, ctx):
+    run_gradient(case, ctx)
 
 
 ALIASES = {
@@ -195,6 +280,198 @@ def test_differentiable_flags():
         assert not get_op(name).differentiable, name
     for name in ("subtract", "mod", "power", "where", "_rpower_scalar", "_mod_scalar"):
         assert get_op(name).differentiable, name
+
+
+# -- gradients ---------------------------------------------------------------------------
+
+def _grads(fn, *values, create=True):
+    """Per input: ``d/dv sum(d fn/d values[0])``, by autograd (second order)."""
+    xs = [nd.array(v, dtype="float64") for v in values]
+    for x in xs:
+        x.attach_grad()
+    with autograd.record():
+        y = fn(*xs)
+        g = autograd.grad(y, xs[0], create_graph=create)
+    g.backward()
+    return g.asnumpy(), [x.grad.asnumpy() for x in xs]
+
+
+_V = np.array([[0.5, 1.25, 2.0], [0.75, 1.5, 0.3]])
+_C = np.array([[1.5, -0.5, 2.5], [0.8, 3.0, -1.2]])
+
+#: (name, function of (x, c NDArray), analytic d2/dx2 at (x, c))
+SECOND_ORDER = [
+    ("multiply-x*x", lambda x, c: x * x, lambda x, c: np.full_like(x, 2.0)),
+    ("divide-c/x", lambda x, c: c / x, lambda x, c: 2 * c / x ** 3),
+    ("divide-x/(x+c)", lambda x, c: x / (x + nd.abs(c)),
+     lambda x, c: -2 * np.abs(c) / (x + np.abs(c)) ** 3),
+    ("power-x**c", lambda x, c: nd.power(x, c), lambda x, c: c * (c - 1) * x ** (c - 2)),
+    ("power-c**x", lambda x, c: nd.power(nd.abs(c), x),
+     lambda x, c: np.abs(c) ** x * np.log(np.abs(c)) ** 2),
+    ("power-x**x", lambda x, c: nd.power(x, x),
+     lambda x, c: x ** x * ((np.log(x) + 1) ** 2 + 1 / x)),
+    ("subtract", lambda x, c: nd.square(c - x) - x, lambda x, c: np.full_like(x, 2.0)),
+    ("add", lambda x, c: nd.exp(x + c), lambda x, c: np.exp(x + c)),
+    ("hypot", lambda x, c: nd.hypot(x, c), lambda x, c: c * c / (x * x + c * c) ** 1.5),
+    ("arctan2", lambda x, c: nd.arctan2(x, c), lambda x, c: -2 * x * c / (x * x + c * c) ** 2),
+    ("arctan2-rhs", lambda x, c: nd.arctan2(c, x), lambda x, c: 2 * x * c / (x * x + c * c) ** 2),
+    ("maximum", lambda x, c: nd.maximum(x * x, c), lambda x, c: np.where(x * x >= c, 2.0, 0.0)),
+    ("minimum", lambda x, c: nd.minimum(c, x * x), lambda x, c: np.where(c <= x * x, 0.0, 2.0)),
+    ("mod", lambda x, c: nd.mod(x * x, nd.abs(c)), lambda x, c: np.full_like(x, 2.0)),
+    ("where", lambda x, c: nd.where(c > 0, x * x * x, x),
+     lambda x, c: np.where(c > 0, 6 * x, 0.0)),
+    ("_power_scalar", lambda x, c: x ** 3, lambda x, c: 6 * x),
+    ("_power_scalar-0", lambda x, c: x ** 0 + x * x, lambda x, c: np.full_like(x, 2.0)),
+    ("_rpower_scalar", lambda x, c: 2 ** x, lambda x, c: 2 ** x * np.log(2) ** 2),
+    ("_rdiv_scalar", lambda x, c: 3 / x, lambda x, c: 6 / x ** 3),
+    ("_div_scalar", lambda x, c: nd.square(x) / 4, lambda x, c: np.full_like(x, 0.5)),
+    ("_mul_scalar", lambda x, c: nd.square(x * 3), lambda x, c: np.full_like(x, 18.0)),
+    ("_plus_minus_scalar", lambda x, c: nd.square(2 - (x + 1) - 0.5),
+     lambda x, c: np.full_like(x, 2.0)),
+    ("_hypot_scalar", lambda x, c: nd._hypot_scalar(x, scalar=1.5),
+     lambda x, c: 2.25 / (x * x + 2.25) ** 1.5),
+    ("_maximum_scalar", lambda x, c: nd.maximum(x * x, 1.0),
+     lambda x, c: np.where(x * x >= 1, 2.0, 0.0)),
+    ("_minimum_scalar", lambda x, c: nd.minimum(x * x, 1.0),
+     lambda x, c: np.where(x * x <= 1, 2.0, 0.0)),
+    ("_mod_scalar", lambda x, c: (x * x) % 0.7, lambda x, c: np.full_like(x, 2.0)),
+    ("_rmod_scalar", lambda x, c: 7.0 % (x * x),
+     lambda x, c: -2 * np.floor(7 / (x * x))),
+]
+
+
+@pytest.mark.parametrize("name,fn,expected", SECOND_ORDER, ids=[t[0] for t in SECOND_ORDER])
+def test_second_order(name, fn, expected):
+    c = nd.array(_C, dtype="float64")
+    _, (second,) = _grads(lambda x: fn(x, c), _V)
+    assert_almost_equal(second, expected(_V, _C), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("shape", [
+    (1, 3),
+    (3,),
+])
+def test_second_order_through_broadcasting(shape):
+    """x broadcast against c (2, 3): the un-broadcast sum is differentiated too."""
+    x = np.array([0.5, -1.0, 2.0]).reshape(shape)
+    c = nd.array(_C, dtype="float64")
+    first, (second,) = _grads(lambda x: nd.square(x) * c, x)
+    assert_almost_equal(first, (2 * x * _C).sum(axis=0).reshape(shape))
+    assert_almost_equal(second, 2 * _C.sum(axis=0).reshape(shape))
+    first, (second,) = _grads(lambda x: nd.exp(c + x), x)
+    assert_almost_equal(first, np.exp(_C + x).sum(axis=0).reshape(shape))
+    assert_almost_equal(second, np.exp(_C + x).sum(axis=0).reshape(shape))
+
+
+def test_mixed_second_order():
+    """d/dy (d/dx f) for f = x * y, x / y, x ** y, with y broadcast along axis 0."""
+    y = np.array([0.5, 1.5, 2.5])
+    cases = [
+        (nd.multiply, lambda x, y: np.ones_like(x)),
+        (nd.divide, lambda x, y: -1 / np.broadcast_to(y, x.shape) ** 2),
+        (nd.power, lambda x, y: x ** (y - 1) * (1 + y * np.log(x))),
+    ]
+    for fn, mixed in cases:
+        first, (gx, gy) = _grads(fn, _V, y)
+        assert_almost_equal(gy, mixed(_V, y).sum(axis=0), rtol=1e-6)
+        assert gx.shape == _V.shape
+
+
+def test_unbroadcast_gradients(ctx):
+    """Gradients of broadcasting ops are summed down to each input's shape."""
+    a, b = sym.Variable("a"), sym.Variable("b")
+    av = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    bv = np.array([[0.5], [2.0]])
+    og = np.array([[1.0, -1.0, 2.0], [0.5, 3.0, -2.0]])
+    checks = [
+        (a + b, og, og.sum(axis=1, keepdims=True)),
+        (a - b, og, -og.sum(axis=1, keepdims=True)),
+        (a * b, og * bv, (og * av).sum(axis=1, keepdims=True)),
+        (a / b, og / bv, (-og * av / bv ** 2).sum(axis=1, keepdims=True)),
+        (sym.maximum(a, b * 4), og * (av >= bv * 4), np.zeros((2, 1))),
+    ]
+    for net, ga, gb in checks:
+        if net is checks[-1][0]:
+            gb = (og * (av < bv * 4) * 4).sum(axis=1, keepdims=True)
+        check_symbolic_backward(net, {"a": av, "b": bv}, [og], {"a": ga, "b": gb}, ctx=ctx,
+                                dtype=np.float64)
+    scalar = sym.Variable("s")
+    check_symbolic_backward(a * scalar, {"a": av, "s": np.array(2.0)}, [og],
+                            {"a": og * 2.0, "s": np.array((og * av).sum())}, ctx=ctx,
+                            dtype=np.float64)
+
+
+def test_maximum_minimum_ties_go_to_lhs(ctx):
+    """As MXNet: on ties maximum and minimum give the whole gradient to lhs."""
+    a, b = sym.Variable("a"), sym.Variable("b")
+    av = np.array([1.0, 2.0, 3.0])
+    bv = np.array([1.0, 0.0, 5.0])
+    og = np.array([2.0, 3.0, 4.0])
+    check_symbolic_backward(sym.maximum(a, b), {"a": av, "b": bv}, [og],
+                            {"a": [2.0, 3.0, 0.0], "b": [0.0, 0.0, 4.0]}, ctx=ctx,
+                            dtype=np.float64)
+    check_symbolic_backward(sym.minimum(a, b), {"a": av, "b": bv}, [og],
+                            {"a": [2.0, 0.0, 4.0], "b": [0.0, 3.0, 0.0]}, ctx=ctx,
+                            dtype=np.float64)
+    check_symbolic_backward(sym._maximum_scalar(a, scalar=2.0), {"a": av}, [og],
+                            {"a": [0.0, 3.0, 4.0]}, ctx=ctx, dtype=np.float64)
+    check_symbolic_backward(sym._minimum_scalar(a, scalar=2.0), {"a": av}, [og],
+                            {"a": [2.0, 3.0, 0.0]}, ctx=ctx, dtype=np.float64)
+
+
+def test_mod_gradients(ctx):
+    """MXNet: d/dlhs = 1, d/drhs = -floor(lhs / rhs); x % 0 is constant 0."""
+    a, b = sym.Variable("a"), sym.Variable("b")
+    av = np.array([7.0, -7.0, 7.5, 1.0])
+    bv = np.array([3.0, 3.0, -2.0, 4.0])
+    og = np.array([1.0, 2.0, 3.0, 4.0])
+    check_symbolic_backward(sym.mod(a, b), {"a": av, "b": bv}, [og],
+                            {"a": og, "b": -og * np.floor(av / bv)}, ctx=ctx, dtype=np.float64)
+    check_symbolic_backward(a % 0, {"a": av}, [og], {"a": np.zeros(4)}, ctx=ctx,
+                            dtype=np.float64)
+    check_symbolic_backward(a % 2.5, {"a": av}, [og], {"a": og}, ctx=ctx, dtype=np.float64)
+    check_symbolic_backward(10.0 % b, {"b": bv}, [og], {"b": -og * np.floor(10.0 / bv)},
+                            ctx=ctx, dtype=np.float64)
+
+
+def test_power_gradient_at_zero_base(ctx):
+    """d/dx x**2 is finite (0) at x = 0: rhs * x**(rhs - 1), not rhs * out / x."""
+    a, b = sym.Variable("a"), sym.Variable("b")
+    av = np.array([0.0, 1.5, 2.0])
+    check_symbolic_backward(sym.power(a, b), {"a": av, "b": np.array([2.0, 3.0, 1.0])},
+                            [np.ones(3)], {"a": [0.0, 6.75, 1.0]}, grad_nodes=["a"], ctx=ctx,
+                            dtype=np.float64)
+    check_symbolic_backward(a ** 2, {"a": av}, [np.ones(3)], {"a": 2 * av}, ctx=ctx,
+                            dtype=np.float64)
+    check_symbolic_backward(a ** 0, {"a": av}, [np.ones(3)], {"a": np.zeros(3)}, ctx=ctx,
+                            dtype=np.float64)
+    check_symbolic_backward(2.0 ** a, {"a": av}, [np.ones(3)],
+                            {"a": 2.0 ** av * math.log(2.0)}, ctx=ctx, dtype=np.float64)
+
+
+def test_where_gradient_rows(ctx):
+    cond, x, y = sym.Variable("c"), sym.Variable("x"), sym.Variable("y")
+    xv = np.arange(6.0).reshape(2, 3)
+    og = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    check_symbolic_backward(sym.where(cond, x, y), {"c": np.array([0.0, 2.0]), "x": xv,
+                                                    "y": -xv},
+                            [og], {"x": og * [[0], [1]], "y": og * [[1], [0]]},
+                            grad_nodes=["x", "y"], ctx=ctx, dtype=np.float64)
+
+
+def test_gradient_declarations():
+    for name in ("add", "subtract", "multiply", "divide", "mod", "power", "maximum", "minimum",
+                 "hypot", "arctan2"):
+        op = get_op(name)
+        assert op.unbroadcast and op.gradient is not None, name
+    for name in ("_plus_scalar", "_minus_scalar", "_rminus_scalar", "_mul_scalar", "_div_scalar",
+                 "_rdiv_scalar", "_mod_scalar", "_rmod_scalar", "_power_scalar",
+                 "_rpower_scalar", "_maximum_scalar", "_minimum_scalar", "_hypot_scalar",
+                 "where"):
+        op = get_op(name)
+        assert not op.unbroadcast and op.gradient is not None, name
+    for name in ("equal", "lesser", "logical_xor", "_greater_scalar"):
+        assert get_op(name).gradient is None and not get_op(name).unbroadcast
 
 
 # -- MXNet semantics ------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Forward checks of the unary elementwise ops, clip, cast, identity, *_like and add_n."""
+"""Forward and gradient checks of the unary elementwise ops, clip, cast, identity, *_like
+and add_n."""
 import math
 import warnings
 
@@ -6,12 +7,15 @@ import numpy as np
 import pytest
 
 import deepkit_engine as dk
+from deepkit_engine import autograd
+from deepkit_engine import symbol as sym
 from deepkit_engine.base import DTypeError, ParamError, ShapeError
 from deepkit_engine.ops import get_op, unary
 from deepkit_engine.ops.registry import Attrs
-from deepkit_engine.testing import assert_almost_equal
+from deepkit_engine.testing import assert_almost_equal, check_symbolic_backward
 
-from .op_cases import ELEMWISE_SHAPES, Const, Int, OpCase, forward_params, run_forward
+from .op_cases import (ELEMWISE_SHAPES, Const, Int, OpCase, forward_params, gradient_params,
+                       run_forward, run_gradient)
 
 nd = dk.nd
 
@@ -52,6 +56,27 @@ def _small_ints(shape, low=-1, high=2):
     def make(rng, dtype):
         return np.asarray(rng.integers(low, high, size=shape)).astype(dtype)
     return make
+
+
+def _avoiding(shape, points, low, high, margin=0.1):
+    """Uniform floats in [low, high] at least ``margin`` away from every one of ``points``
+    (kinks and jumps, where finite differences are meaningless)."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1)
+
+    def make(rng, dtype):
+        x = rng.uniform(low, high, size=shape)
+        for _ in range(1000):
+            bad = np.abs(np.reshape(x, (-1, 1)) - points).min(axis=1).reshape(np.shape(x)) < margin
+            if not bad.any():
+                return np.asarray(x).astype(dtype)
+            x = np.where(bad, rng.uniform(low, high, size=shape), x)
+        raise AssertionError("no values away from the kinks")
+    return make
+
+
+def _polygamma(x, n=0):
+    special = pytest.importorskip("scipy.special")
+    return special.polygamma(n, x)
 
 
 #: (op, reference, low, high): every plain elementwise unary op.
@@ -99,59 +124,109 @@ UNARY = [
     ("radians", lambda x: x * np.pi / 180, -200, 200),
 ]
 
-CASES = [OpCase(op, [s], ref, low=lo, high=hi) for op, ref, lo, hi in UNARY
+# The gradients are checked by the dedicated small cases below (GRAD_INPUTS).
+CASES = [OpCase(op, [s], ref, low=lo, high=hi, grad=False) for op, ref, lo, hi in UNARY
          for s in ELEMWISE_SHAPES]
+#: Gradient-check inputs away from kinks, jumps and singular derivatives; other ops use
+#: their forward range.
+_HALVES = np.arange(-4, 4.5, 0.5)
+GRAD_INPUTS = {
+    "abs": _avoiding((2, 3), [0], -2, 2),
+    "sign": _avoiding((2, 3), [0], -2, 2),
+    "relu": _avoiding((2, 3), [0], -2, 2),
+    "softsign": _avoiding((2, 3), [0], -3, 3),
+    "cbrt": _avoiding((2, 3), [0], -2, 2, margin=0.2),
+    "sqrt": _avoiding((2, 3), [0], 0, 2, margin=0.2),
+    "floor": _avoiding((2, 3), _HALVES, -3, 3),
+    "ceil": _avoiding((2, 3), _HALVES, -3, 3),
+    "round": _avoiding((2, 3), _HALVES, -3, 3),
+    "rint": _avoiding((2, 3), _HALVES, -3, 3),
+    "trunc": _avoiding((2, 3), _HALVES, -3, 3),
+    "fix": _avoiding((2, 3), _HALVES, -3, 3),
+}
+CASES += [OpCase(op, [GRAD_INPUTS.get(op, (2, 3))], ref, low=lo, high=hi, name="grad")
+          for op, ref, lo, hi in UNARY]
+# gamma and gammaln on the negative axis, between the poles.
+CASES += [OpCase(op, [(2, 2)], _vec(ref), low=-2.9, high=-2.1, name="negative")
+          for op, ref in [("gamma", math.gamma), ("gammaln", math.lgamma)]]
+# _psi: polygamma, for the gradients of gamma and gammaln (and of itself).
+CASES += [OpCase("_psi", [(2, 3)], _polygamma, {"n": n}, low=0.2, high=5) for n in (0, 1, 2)]
+CASES += [OpCase("_psi", [s], _polygamma, low=-2.9, high=-2.1, grad=False)
+          for s in [(), (0, 3)]]
 CASES += [OpCase("logical_not", [_small_ints(s)], lambda x: (x == 0).astype(np.float64))
           for s in ELEMWISE_SHAPES]
 # MXNet's rounding of halves, and values where floor(|x| + 0.5) would be wrong.
 TIES = [-3.5, -2.5, -1.5, -0.5, -0.0, 0.5, 1.5, 2.5, 3.5, 0.49999997, 1.4999999]
-CASES += [OpCase(op, [Const(TIES)], _vec(ref), name="ties")
+CASES += [OpCase(op, [Const(TIES)], _vec(ref), name="ties", grad=False)
           for op, ref in [("round", _round_away), ("rint", _rint_mxnet)]]
 CASES += [OpCase(op, [Const([0.49999999999999994, 2.0 ** 52 + 1, -(2.0 ** 52 + 1), 1e300])],
-                 _vec(ref), dtypes=("float64",), name="exact")
+                 _vec(ref), dtypes=("float64",), name="exact", grad=False)
           for op, ref in [("round", _round_away), ("rint", _rint_mxnet)]]
 CASES += [OpCase(op, [Const([16777217.0 - 2, 8388609.0, -8388609.0, 0.49999997])], _vec(ref),
-                 dtypes=("float32",), name="exact")
+                 dtypes=("float32",), name="exact", grad=False)
           for op, ref in [("round", _round_away), ("rint", _rint_mxnet)]]
 # Integer inputs keep their dtype (float functions are truncated back, as MXNet does).
-CASES += [OpCase(op, [Int((3, 4), -4, 5, "int32")], ref, dtypes=("float32",), name="int")
+CASES += [OpCase(op, [Int((3, 4), -4, 5, "int32")], ref, dtypes=("float32",), name="int",
+                 grad=False)
           for op, ref in [("abs", np.abs), ("sign", np.sign), ("negative", np.negative),
                           ("square", np.square), ("relu", lambda x: np.maximum(x, 0)),
                           ("floor", np.floor), ("round", np.asarray), ("rint", np.asarray),
                           ("fix", np.asarray), ("logical_not", lambda x: x == 0),
                           ("sigmoid", lambda x: 1 / (1 + np.exp(-x.astype(np.float64)))),
                           ("erf", _vec(math.erf))]]
-CASES += [OpCase(op, [Int((3, 4), 1, 9, "int64")], ref, dtypes=("float32",), name="int")
+CASES += [OpCase(op, [Int((3, 4), 1, 9, "int64")], ref, dtypes=("float32",), name="int",
+                 grad=False)
           for op, ref in [("sqrt", np.sqrt), ("rsqrt", lambda x: 1 / np.sqrt(x)),
                           ("log", np.log), ("softsign", lambda x: x / (1 + x))]]
 
 # clip, cast, identity, zeros_like, ones_like, add_n.
-CASES += [OpCase("clip", [s], lambda x, a_min, a_max: np.minimum(np.maximum(x, a_min), a_max),
-                 {"a_min": -0.5, "a_max": 0.25}) for s in ELEMWISE_SHAPES]
-CASES += [OpCase("clip", [(3, 4)], lambda x, a_min, a_max: np.minimum(np.maximum(x, a_min), a_max),
-                 {"a_min": 0.5, "a_max": 0.75}, low=0, high=1),
+def _clip_ref(x, a_min, a_max):
+    return np.minimum(np.maximum(x, a_min), a_max)
+
+
+CASES += [OpCase("clip", [s], _clip_ref, {"a_min": -0.5, "a_max": 0.25}, grad=False)
+          for s in ELEMWISE_SHAPES]
+CASES += [OpCase("clip", [_avoiding((2, 3), [-0.5, 0.25], -1, 1)], _clip_ref,
+                 {"a_min": -0.5, "a_max": 0.25}, name="grad"),
+          OpCase("clip", [_avoiding((2, 3), [0.5, 0.75], 0, 1)], _clip_ref,
+                 {"a_min": 0.75, "a_max": 0.5}, name="grad-empty"),
+          OpCase("clip", [(3, 4)], _clip_ref, {"a_min": 0.5, "a_max": 0.75}, low=0, high=1,
+                 grad=False),
           OpCase("clip", [Int((3, 4), -5, 5)], lambda x, a_min, a_max: np.clip(x, -2, 3),
-                 {"a_min": -2, "a_max": 3}, dtypes=("float32",), name="int")]
-CASES += [OpCase("cast", [s], lambda x, dtype: x.astype(dtype), {"dtype": dt}, low=-50, high=50)
+                 {"a_min": -2, "a_max": 3}, dtypes=("float32",), name="int", grad=False)]
+# Gradients: only the float64 -> float64 cast is precise enough for finite differences;
+# test_cast_gradient_dtype checks the others.
+CASES += [OpCase("cast", [s], lambda x, dtype: x.astype(dtype), {"dtype": dt}, low=-50, high=50,
+                 grad=dt == "float64")
           for s in ELEMWISE_SHAPES for dt in ("float16", "float32", "float64", "int32")]
-CASES += [OpCase("cast", [(3, 4)], lambda x, dtype: x.astype(dtype), {"dtype": "uint8"}, low=0,
-                 high=200),
-          OpCase("cast", [Int((2, 3), -9, 9, "int32")], lambda x, dtype: x.astype(dtype),
-                 {"dtype": "float64"}, dtypes=("float32",), name="int"),
+CASES += [OpCase("cast", [Int((2, 3), -9, 9, "int32")], lambda x, dtype: x.astype(dtype),
+                 {"dtype": "float64"}, dtypes=("float32",), name="int", grad=False),
           OpCase("cast", [Int((2, 3), 0, 3, "int64")], lambda x, dtype: x.astype(dtype),
-                 {"dtype": "bool"}, dtypes=("float32",), name="bool")]
+                 {"dtype": "bool"}, dtypes=("float32",), name="bool", grad=False)]
+CASES += [OpCase("cast", [(3, 4)], lambda x, dtype: x.astype(dtype), {"dtype": "uint8"}, low=0,
+                 high=200, grad=False)]
+CASES += [OpCase("_backward_cast", [s, Int(s, -5, 5, "int32")],
+                 lambda g, like: g.astype(np.int32), low=-50, high=50, grad=False)
+          for s in [(2, 3), (), (0, 2)]]
+CASES += [OpCase("_backward_cast", [(2, 3), (2, 3)], lambda g, like: g.copy())]
 CASES += [OpCase("identity", [s], lambda x: x) for s in ELEMWISE_SHAPES]
 CASES += [OpCase("zeros_like", [s], np.zeros_like) for s in ELEMWISE_SHAPES]
 CASES += [OpCase("ones_like", [s], np.ones_like) for s in ELEMWISE_SHAPES]
-CASES += [OpCase("add_n", [s] * n, lambda *xs: sum(xs[1:], xs[0]), name=f"n{n}")
+CASES += [OpCase("add_n", [s] * n, lambda *xs: sum(xs[1:], xs[0]), name=f"n{n}",
+                 grad=n * int(np.prod(s)) <= 30)
           for s in ELEMWISE_SHAPES for n in (1, 2, 4)]
 CASES += [OpCase("add_n", [Int((3,), 0, 5), Int((3,), 0, 5)], lambda a, b: a + b,
-                 dtypes=("float32",), name="int")]
+                 dtypes=("float32",), name="int", grad=False)]
 
 
 @pytest.mark.parametrize("case,dtype", forward_params(CASES))
 def test_forward(case, dtype, ctx):
     run_forward(case, dtype, ctx)
+
+
+@pytest.mark.parametrize("case", gradient_params(CASES))
+def test_gradient(case, ctx):
+    run_gradient(case, ctx)
 
 
 ALIASES = {"cast": ["Cast"], "identity": ["_copy"], "add_n": ["ElementWiseSum"]}
@@ -338,6 +413,197 @@ def test_special_fallback_requests(no_scipy):
     assert_almost_equal(out, [1 + math.lgamma(v) for v in x])
     op.forward_cpu(np, op.default_attrs, [x], [x], ["inplace"])
     assert_almost_equal(x, [math.lgamma(v) for v in (1.5, 2.5, 3.5)])
+
+
+# -- gradients ---------------------------------------------------------------------------
+
+def _second_derivative(fn, values):
+    """``(dy/dx, d2y/dx2)`` of the elementwise ``fn`` at float64 ``values``, by autograd."""
+    x = nd.array(values, dtype="float64")
+    x.attach_grad()
+    with autograd.record():
+        y = fn(x)
+        g = autograd.grad(y, x, create_graph=True)
+    g.backward()
+    return g.asnumpy(), x.grad.asnumpy()
+
+
+def _trigamma(x):
+    return _polygamma(x, 1)
+
+
+def _erfinv_second(x):
+    y = np.vectorize(_erfinv_bisect)(x)
+    return y * np.pi / 2 * np.exp(2 * y * y)
+
+
+#: (op, analytic second derivative, low, high)
+SECOND_ORDER = [
+    ("exp", np.exp, -1, 1),
+    ("expm1", np.exp, -1, 1),
+    ("log", lambda x: -1 / x ** 2, 0.5, 2),
+    ("log1p", lambda x: -1 / (1 + x) ** 2, -0.5, 2),
+    ("log2", lambda x: -1 / (x ** 2 * np.log(2)), 0.5, 2),
+    ("log10", lambda x: -1 / (x ** 2 * np.log(10)), 0.5, 2),
+    ("sqrt", lambda x: -0.25 * x ** -1.5, 0.5, 2),
+    ("rsqrt", lambda x: 0.75 * x ** -2.5, 0.5, 2),
+    ("cbrt", lambda x: -2 / 9 * x ** (-5 / 3), 0.5, 2),
+    ("square", lambda x: np.full_like(x, 2.0), -2, 2),
+    ("reciprocal", lambda x: 2 / x ** 3, 0.5, 2),
+    ("sin", lambda x: -np.sin(x), -3, 3),
+    ("cos", lambda x: -np.cos(x), -3, 3),
+    ("tan", lambda x: 2 * np.tan(x) * (1 + np.tan(x) ** 2), -1, 1),
+    ("arcsin", lambda x: x / (1 - x * x) ** 1.5, -0.8, 0.8),
+    ("arccos", lambda x: -x / (1 - x * x) ** 1.5, -0.8, 0.8),
+    ("arctan", lambda x: -2 * x / (1 + x * x) ** 2, -2, 2),
+    ("sinh", np.sinh, -2, 2),
+    ("cosh", np.cosh, -2, 2),
+    ("tanh", lambda x: -2 * np.tanh(x) * (1 - np.tanh(x) ** 2), -2, 2),
+    ("arcsinh", lambda x: -x / (x * x + 1) ** 1.5, -2, 2),
+    ("arccosh", lambda x: -x / (x * x - 1) ** 1.5, 1.2, 3),
+    ("arctanh", lambda x: 2 * x / (1 - x * x) ** 2, -0.8, 0.8),
+    ("sigmoid", lambda x: (lambda s: s * (1 - s) * (1 - 2 * s))(1 / (1 + np.exp(-x))), -3, 3),
+    ("softsign", lambda x: -2 * np.sign(x) / (1 + np.abs(x)) ** 3, 0.2, 2),
+    ("relu", np.zeros_like, 0.2, 2),
+    ("abs", np.zeros_like, -2, -0.2),
+    ("erf", lambda x: -4 * x / np.sqrt(np.pi) * np.exp(-x * x), -2, 2),
+    ("erfinv", _erfinv_second, -0.8, 0.8),
+    ("gammaln", _trigamma, 0.5, 4),
+    ("gamma", lambda x: np.vectorize(math.gamma)(x) * (_polygamma(x) ** 2 + _trigamma(x)),
+     0.5, 4),
+]
+
+
+@pytest.mark.parametrize("op,expected,low,high", SECOND_ORDER, ids=[t[0] for t in SECOND_ORDER])
+def test_second_order(op, expected, low, high):
+    v = np.random.default_rng(7).uniform(low, high, size=(2, 3))
+    _, second = _second_derivative(getattr(nd, op), v)
+    assert_almost_equal(second, expected(v), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("op,third", [("sin", lambda x: -np.cos(x)), ("exp", np.exp),
+                                      ("log", lambda x: 2 / x ** 3),
+                                      ("gammaln", lambda x: _polygamma(x, 2))])
+def test_third_order(op, third):
+    v = np.array([0.5, 1.25, 2.0])
+    x = nd.array(v, dtype="float64")
+    x.attach_grad()
+    with autograd.record():
+        y = getattr(nd, op)(x)
+        g1 = autograd.grad(y, x, create_graph=True)
+        g2 = autograd.grad(g1, x, create_graph=True)
+    g2.backward()
+    assert_almost_equal(x.grad, third(v), rtol=1e-6)
+
+
+def test_second_order_of_clip_cast_identity_add_n():
+    v = np.array([-0.75, -0.25, 0.1, 0.6])
+    first, second = _second_derivative(lambda x: nd.square(nd.clip(x, -0.5, 0.5)), v)
+    assert_almost_equal(first, [0.0, -0.5, 0.2, 0.0])
+    assert_almost_equal(second, [0.0, 2.0, 2.0, 0.0])
+    first, second = _second_derivative(
+        lambda x: nd.cast(nd.square(nd.cast(x, dtype="float32")), dtype="float64"), v)
+    assert_almost_equal(first, 2 * v, rtol=1e-6)
+    assert_almost_equal(second, np.full(4, 2.0))
+    first, second = _second_derivative(lambda x: nd.add_n(nd.identity(x) * x, x, nd.exp(x)), v)
+    assert_almost_equal(first, 2 * v + 1 + np.exp(v))
+    assert_almost_equal(second, 2 + np.exp(v))
+    first, second = _second_derivative(lambda x: nd.floor(x) * x, v)
+    assert_almost_equal(first, np.floor(v))
+    assert_almost_equal(second, np.zeros(4))
+
+
+def test_clip_gradient_boundaries_pass(ctx):
+    """MXNet: the gradient passes where a_min <= x <= a_max, boundaries included."""
+    x = sym.Variable("x")
+    net = sym.clip(x, a_min=-0.5, a_max=0.5)
+    v = np.array([-1.0, -0.5, 0.0, 0.5, 0.75])
+    og = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    check_symbolic_backward(net, {"x": v}, [og], {"x": [0.0, 2.0, 3.0, 4.0, 0.0]}, ctx=ctx,
+                            dtype=np.float64)
+    inverted = sym.clip(x, a_min=1.0, a_max=-1.0)
+    check_symbolic_backward(inverted, {"x": v}, [og], {"x": np.zeros(5)}, ctx=ctx,
+                            dtype=np.float64)
+
+
+@pytest.mark.parametrize("to", ["float32", "float16", "int32"])
+def test_cast_gradient_executor(to, ctx):
+    """cast's gradient (a _backward_cast node) comes back in the input's dtype."""
+    x = sym.Variable("x")
+    net = sym.cast(sym.square(x), dtype=to) * 3
+    v = np.array([[0.5, -1.25, 2.0], [1.5, -0.75, 0.25]])
+    args = {"x": nd.array(v, ctx=ctx, dtype="float64")}
+    grads = {"x": nd.zeros(v.shape, ctx=ctx, dtype="float64")}
+    exe = net.bind(ctx, args, args_grad=grads)
+    out = exe.forward(is_train=True)[0]
+    assert out.dtype == np.dtype(to)
+    og = np.array([[1.0, 2.0, -1.0], [0.5, 4.0, -3.0]])
+    exe.backward([nd.array(og, ctx=ctx, dtype=to)])
+    grad = exe.grad_dict["x"]
+    assert grad.dtype == np.float64
+    assert_almost_equal(grad, 2 * v * (og.astype(to) * 3).astype(to), rtol=1e-6)
+    assert "_backward_cast" in [n.op.name for n in exe._graph.nodes if n.op is not None]
+
+
+def test_backward_cast_declaration():
+    op = get_op("_backward_cast")
+    assert op.infer_type(None, [np.dtype("float32"), np.dtype("int64")])[1] == [np.dtype("int64")]
+    assert op.infer_type(None, [np.dtype("float32"), None])[1] == [None]
+    assert op.infer_shape(None, [(2, 3), None]) == ([(2, 3), (2, 3)], [(2, 3)])
+    out = np.ones((2, 2), dtype=np.int64)
+    op.forward_cpu(np, op.default_attrs, [np.full((2, 2), 2.7), out], [out], ["add"])
+    assert out.tolist() == [[3, 3], [3, 3]]
+
+
+def test_zero_gradients_keep_no_input(ctx):
+    """Rounding ops give zero gradients, built from ograd (x itself is not needed)."""
+    x = sym.Variable("x")
+    v = np.array([-1.3, 0.4, 2.6])
+    for op in ("sign", "floor", "ceil", "round", "rint", "trunc", "fix"):
+        check_symbolic_backward(getattr(sym, op)(x) + x, {"x": v}, [np.ones(3)],
+                                {"x": np.ones(3)}, ctx=ctx, dtype=np.float64)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3])
+def test_psi_fallback_matches_scipy(no_scipy, n, ctx):
+    special = pytest.importorskip("scipy.special")
+    values = np.array([0.05, 0.5, 1.0, 2.5, 7.0, 40.0, 1e6, -0.5, -2.5, -3.7, 0.0, -1.0])
+    got = nd._psi(nd.array(values, ctx=ctx, dtype="float64"), n=n).asnumpy()
+    expected = special.polygamma(n, values)
+    assert_almost_equal(got, expected, rtol=1e-11, atol=1e-300)
+    assert unary._SPECIAL == {ctx.device_type == "gpu": None}
+
+
+def test_psi_fallback_edge_values():
+    psi = unary._std_polygamma
+    assert psi(0, 0.0) == -math.inf and psi(0, -0.0) == math.inf
+    assert math.isnan(psi(0, -2.0)) and math.isnan(psi(0, math.nan))
+    assert psi(1, -2.0) == math.inf and psi(2, 0.0) == -math.inf
+    assert psi(0, math.inf) == math.inf and psi(1, math.inf) == 0.0
+    assert math.isnan(psi(0, -math.inf)) and psi(1, -math.inf) == math.inf
+    assert psi(0, 1e-320) == -math.inf and psi(1, -1e-320) == math.inf
+    assert psi(2, -1e-320) == math.inf and psi(2, 1e-320) == -math.inf
+    assert math.isnan(psi(2, -1e6 - 0.5))
+    assert psi(0, 1.0) == pytest.approx(-0.5772156649015329, rel=1e-14)
+
+
+def test_gamma_gradient_without_scipy(no_scipy, ctx):
+    x = sym.Variable("x")
+    v = np.array([0.5, 1.5, 3.0, -2.5])
+    digamma = np.array([unary._std_polygamma(0, t) for t in v])
+    gamma = np.array([math.gamma(t) for t in v])
+    check_symbolic_backward(sym.gammaln(x), {"x": v}, [np.ones(4)], {"x": digamma}, ctx=ctx,
+                            dtype=np.float64, rtol=1e-12)
+    check_symbolic_backward(sym.gamma(x), {"x": v}, [np.ones(4)], {"x": gamma * digamma},
+                            ctx=ctx, dtype=np.float64, rtol=1e-12)
+
+
+def test_gradient_declarations():
+    differentiable = [op for op, *_ in UNARY] + ["clip", "cast", "identity", "add_n", "_psi",
+                                                  "_backward_cast"]
+    for name in differentiable:
+        assert get_op(name).differentiable and get_op(name).gradient is not None, name
+        assert not get_op(name).unbroadcast, name
 
 
 # -- errors --------------------------------------------------------------------------
