@@ -162,9 +162,15 @@ class Executor:
             grad_entries, checks = build_gradient(heads, head_grads,
                                                   [var_nodes[n] for n in wrt_names])
             if self._mirror:
-                grad_entries = apply_mirror(heads, grad_entries)
+                grad_entries, rebuilt = apply_mirror(heads, grad_entries)
+                checks = [((rebuilt.get(id(g[0]), g[0]), g[1]), f, n, k)
+                          for g, f, n, k in checks]
             grad_entries = self._own_grad_entries(F, heads, grad_entries)
-        outputs = heads + [e for e in grad_entries if e is not None]
+        # Gradient outputs in reverse argument order: the depth-first schedule
+        # then computes each layer's parameter gradients as soon as that
+        # layer's output gradient exists (last layer first), so activations
+        # die early instead of living until the end of backward.
+        outputs = heads + [e for e in reversed(grad_entries) if e is not None]
         graph = Graph(outputs)
         self._graph = graph
         # a head whose gradient no backward node reads (no path to any argument)

@@ -36,7 +36,8 @@ def apply_mirror(heads, grad_entries):
     """Rewrite the gradient entries so that backward recomputes cheap activations.
 
     Returns:
-        New gradient entries (``None`` kept as is).
+        ``(entries, rebuilt)``: the new gradient entries (``None`` kept as is)
+        and ``{id(old node): new node}`` for every rebuilt backward node.
     """
     forward_ids = {id(n) for n in topo_order(heads)}
     live = [e for e in grad_entries if e is not None]
@@ -64,4 +65,5 @@ def apply_mirror(heads, grad_entries):
             else:
                 new_inputs.append((rebuilt.get(id(src), src), idx))
         rebuilt[id(node)] = Node(node.op, node.name, node.attrs, new_inputs, node.user_attrs)
-    return [None if e is None else (rebuilt.get(id(e[0]), e[0]), e[1]) for e in grad_entries]
+    entries = [None if e is None else (rebuilt.get(id(e[0]), e[0]), e[1]) for e in grad_entries]
+    return entries, rebuilt

@@ -16,6 +16,15 @@ spellings registered as aliases. Two MXNet 1.x rules worth knowing:
 Products run ``xp.matmul`` straight into the output (BLAS, no copy) when
 the request is a plain write; view-like ops (reshape, transpose, broadcast,
 slice) copy their input view into the output once.
+
+Gradients are compositions of these ops (the inverse transpose, a
+``reshape_like`` back, ``_reduce_to_like`` for broadcasts, reshape + sum for
+tile and repeat, ...) except where the graph would need shapes it cannot know:
+``_backward_dot`` (one product per input, any N-D layout), ``_backward_concat``
+and ``_backward_slice``/``_slice_axis``/``_slice_like`` (zeros with the
+incoming gradient in the sliced region). Each of those is linear in the
+incoming gradient and declares its own gradient, so second order works
+throughout. Shape-only inputs (``reshape_like``'s rhs, ...) get no gradient.
 """
 import ast
 
@@ -144,12 +153,8 @@ def _dot_infer_shape(attrs, in_shapes):
     return in_shapes, [_dot_plan(lshape, rshape, attrs.transpose_a, attrs.transpose_b)[3]]
 
 
-def _dot_forward(xp, attrs, inputs, outputs, req):
-    lhs, rhs = inputs
-    out, r = outputs[0], req[0]
-    if r == "null":
-        return
-    ta, tb = attrs.transpose_a, attrs.transpose_b
+def _dot_views(lhs, rhs, ta, tb):
+    """``(a, b, m, k, n)``: the 2-D ``(M, K)`` and ``(K, N)`` operands of the forward product."""
     m, k, n, _ = _dot_plan(lhs.shape, rhs.shape, ta, tb)
     if lhs.ndim == 1:
         a = lhs.reshape(1, k)
@@ -163,11 +168,26 @@ def _dot_forward(xp, attrs, inputs, outputs, req):
         b = rhs.reshape(n, k).T
     else:
         b = rhs.reshape(k, n)
-    view = _contiguous_view(out, (m, n)) if r != "add" else None
+    return a, b, m, k, n
+
+
+def _matmul_into(xp, x, y, out, shape, req):
+    """``x @ y`` (of 2-D ``shape``) stored into ``out`` honouring ``req``."""
+    if req == "null":
+        return
+    view = _contiguous_view(out, shape) if req != "add" else None
     if view is not None:
-        xp.matmul(a, b, out=view)
+        xp.matmul(x, y, out=view)
     else:
-        write_result(xp, out, xp.matmul(a, b).reshape(out.shape), r)
+        write_result(xp, out, xp.matmul(x, y).reshape(out.shape), req)
+
+
+def _dot_forward(xp, attrs, inputs, outputs, req):
+    lhs, rhs = inputs
+    if req[0] == "null":
+        return
+    a, b, m, _, n = _dot_views(lhs, rhs, attrs.transpose_a, attrs.transpose_b)
+    _matmul_into(xp, a, b, outputs[0], (m, n), req[0])
 
 
 def _batch_dot_infer_shape(attrs, in_shapes):
@@ -270,6 +290,89 @@ def _gemm2_forward(xp, attrs, inputs, outputs, req):
         write_result(xp, out, xp.swapaxes(result, row, ndim - 2), r)
 
 
+# Gradients: dot's are _backward_dot nodes (one product each, whatever the N-D layout,
+# which a composition of reshapes could not express without knowing the shapes);
+# batch_dot's and linalg_gemm2's are products of the same kind.
+
+def _backward_dot_infer_shape(attrs, in_shapes):
+    gshape, lshape, rshape = in_shapes
+    target = lshape if attrs.wrt == "lhs" else rshape
+    if lshape is None or rshape is None:
+        return in_shapes, [target]
+    expected = _dot_plan(lshape, rshape, attrs.transpose_a, attrs.transpose_b)[3]
+    if gshape is not None and tuple(gshape) != expected:
+        raise ShapeError(f"ograd has shape {tuple(gshape)} but dot of lhs {tuple(lshape)} and "
+                         f"rhs {tuple(rshape)} gives {expected}", argument="ograd",
+                         expected=expected, actual=tuple(gshape))
+    return [expected, lshape, rshape], [target]
+
+
+def _backward_dot_forward(xp, attrs, inputs, outputs, req):
+    g, lhs, rhs = inputs
+    out, r = outputs[0], req[0]
+    if r == "null":
+        return
+    ta, tb = attrs.transpose_a, attrs.transpose_b
+    a, b, m, k, n = _dot_views(lhs, rhs, ta, tb)
+    g2 = g.reshape(m, n)
+    if attrs.wrt == "lhs":  # d/da = g2 @ b.T, stored as lhs is laid out
+        if ta and lhs.ndim > 1:
+            _matmul_into(xp, b, g2.T, out, (k, m), r)
+        else:
+            _matmul_into(xp, g2, b.T, out, (m, k), r)
+    elif tb and rhs.ndim > 1:  # d/db = a.T @ g2
+        _matmul_into(xp, g2.T, a, out, (n, k), r)
+    else:
+        _matmul_into(xp, a.T, g2, out, (k, n), r)
+
+
+def _dot_gradient(F, node, ograds):
+    g = ograds[0]
+    lhs, rhs = node.inputs
+    flags = {"transpose_a": node.attrs.transpose_a, "transpose_b": node.attrs.transpose_b}
+    return [F._backward_dot(g, lhs, rhs, wrt="lhs", **flags),
+            F._backward_dot(g, lhs, rhs, wrt="rhs", **flags)]
+
+
+def _backward_dot_gradient(F, node, ograds):
+    # dot is bilinear, D(lhs, rhs); this op is D's adjoint in one argument, so with
+    # o = ograd of its output: <o, D_lhs*(g; rhs)> = <D(o, rhs), g>, and likewise for rhs.
+    o = ograds[0]
+    g, lhs, rhs = node.inputs
+    flags = {"transpose_a": node.attrs.transpose_a, "transpose_b": node.attrs.transpose_b}
+    if node.attrs.wrt == "lhs":
+        return [F.dot(o, rhs, **flags), None, F._backward_dot(g, o, rhs, wrt="rhs", **flags)]
+    return [F.dot(lhs, o, **flags), F._backward_dot(g, lhs, o, wrt="lhs", **flags), None]
+
+
+def _matrix_product_gradient(F, node, ograds, product, **extra):
+    """Gradients of ``op(A) @ op(B)`` as two more products of the same kind.
+
+    ``product`` is batch_dot or linalg_gemm2 (``extra``: its alpha and axis),
+    so the gradients are differentiable again in the same way.
+    """
+    g = ograds[0]
+    a, b = node.inputs
+    ta, tb = node.attrs.transpose_a, node.attrs.transpose_b
+    if not ta and not tb:
+        return [product(g, b, transpose_b=True, **extra), product(a, g, transpose_a=True, **extra)]
+    if ta and not tb:
+        return [product(b, g, transpose_b=True, **extra), product(a, g, **extra)]
+    if tb and not ta:
+        return [product(g, b, **extra), product(g, a, transpose_a=True, **extra)]
+    return [product(b, g, transpose_a=True, transpose_b=True, **extra),
+            product(g, a, transpose_a=True, transpose_b=True, **extra)]
+
+
+def _batch_dot_gradient(F, node, ograds):
+    return _matrix_product_gradient(F, node, ograds, F.batch_dot)
+
+
+def _gemm2_gradient(F, node, ograds):
+    return _matrix_product_gradient(F, node, ograds, F.linalg_gemm2, alpha=node.attrs.alpha,
+                                    axis=node.attrs.axis)
+
+
 #: MXNet's storage-type hint, accepted (any value, "None" included) so that MXNet code and
 #: saved graphs load; deepkit arrays are dense, so it changes nothing.
 _FORWARD_STYPE = Param(str, None, "Accepted for MXNet compatibility; the result is always dense.")
@@ -282,14 +385,14 @@ _TRANSPOSE_PARAMS = {
 register(OpDef(
     "dot", _dot_forward, inputs=("lhs", "rhs"),
     params=dict(_TRANSPOSE_PARAMS, forward_stype=_FORWARD_STYPE),
-    infer_shape=_dot_infer_shape,
+    infer_shape=_dot_infer_shape, gradient=_dot_gradient,
     doc="Dot product: contracts the last axis of lhs with the first axis of rhs (MXNet "
         "semantics; 1-D . 1-D gives shape (1,))."))
 
 register(OpDef(
     "batch_dot", _batch_dot_forward, inputs=("lhs", "rhs"),
     params=dict(_TRANSPOSE_PARAMS, forward_stype=_FORWARD_STYPE),
-    infer_shape=_batch_dot_infer_shape,
+    infer_shape=_batch_dot_infer_shape, gradient=_batch_dot_gradient,
     doc="Batched matrix product of (B..., M, K) and (B..., K, N) arrays (3-D in MXNet; more "
         "leading batch axes are accepted)."))
 
@@ -298,8 +401,17 @@ register(OpDef(
     params=dict(_TRANSPOSE_PARAMS,
                 alpha=Param(float, 1.0, "Scalar factor of the product."),
                 axis=Param(int, -2, "Axis of the matrix rows (columns are the last axis).")),
-    infer_shape=_gemm2_infer_shape, aliases=("_linalg_gemm2",),
+    infer_shape=_gemm2_infer_shape, aliases=("_linalg_gemm2",), gradient=_gemm2_gradient,
     doc="``alpha * op(A) @ op(B)`` batched over the leading axes (op: optional transpose)."))
+
+register(OpDef(
+    "_backward_dot", _backward_dot_forward, inputs=("ograd", "lhs", "rhs"),
+    params=dict(_TRANSPOSE_PARAMS,
+                wrt=Param(str, "lhs", "Which input's gradient to compute.",
+                          choices=("lhs", "rhs"))),
+    infer_shape=_backward_dot_infer_shape, gradient=_backward_dot_gradient,
+    doc="Gradient of dot(lhs, rhs) (with the same transpose flags) for lhs or rhs, given "
+        "the gradient of its output: one product, laid out as that input."))
 
 
 # -- reshapes ------------------------------------------------------------------
@@ -417,6 +529,10 @@ def _legacy_target_shape(dshape, target, keep_highest):
     return out
 
 
+def _reshape_gradient(F, node, ograds):
+    return [F.reshape_like(ograds[0], node.inputs[0])]
+
+
 def _reshape_infer_shape(attrs, in_shapes):
     (dshape,) = in_shapes
     if dshape is None:
@@ -437,6 +553,7 @@ register(OpDef(
                                            "of the input with target_shape."),
     },
     infer_shape=_reshape_infer_shape, aliases=("Reshape",), inplace=((0, 0),),
+    gradient=_reshape_gradient,
     doc="The same data in a new shape (C order). Special values in `shape`: 0 copies an "
         "input dim, -1 infers one, -2 copies the rest, -3 merges two, -4 splits one in two."))
 
@@ -476,6 +593,7 @@ register(OpDef(
         "rhs_end": Param(int, None, "End of the rhs axes used (default: ndim)."),
     },
     infer_shape=_reshape_like_infer_shape, infer_type=_first_dtype, inplace=((0, 0),),
+    gradient=lambda F, node, ograds: [F.reshape_like(ograds[0], node.inputs[0]), None],
     doc="lhs reshaped to rhs's shape (or lhs axes [lhs_begin, lhs_end) replaced by rhs axes "
         "[rhs_begin, rhs_end)); rhs only supplies a shape."))
 
@@ -491,7 +609,7 @@ def _flatten_infer_shape(attrs, in_shapes):
 
 
 register(OpDef("flatten", _copy_forward, infer_shape=_flatten_infer_shape,
-               aliases=("Flatten",), inplace=((0, 0),),
+               aliases=("Flatten",), inplace=((0, 0),), gradient=_reshape_gradient,
                doc="Collapses all axes but the first: (N, d1, d2, ...) -> (N, d1*d2*...)."))
 
 
@@ -507,6 +625,7 @@ register(OpDef("expand_dims", _copy_forward,
                params={"axis": Param(int, REQUIRED, "Position of the new size-1 axis, in "
                                                     "[-ndim-1, ndim].")},
                infer_shape=_expand_dims_infer_shape, inplace=((0, 0),),
+               gradient=_reshape_gradient,
                doc="Inserts a size-1 axis at position `axis`."))
 
 
@@ -535,6 +654,7 @@ def _squeeze_infer_shape(attrs, in_shapes):
 register(OpDef("squeeze", _copy_forward,
                params={"axis": Param(Axes, None, "Size-1 axes to remove; None removes all.")},
                infer_shape=_squeeze_infer_shape, inplace=((0, 0),),
+               gradient=_reshape_gradient,
                doc="Removes size-1 axes (MXNet 1.x: an all-ones shape becomes (1,))."))
 
 
@@ -566,9 +686,21 @@ def _transpose_forward(xp, attrs, inputs, outputs, req):
     write_result(xp, outputs[0], xp.transpose(x, _transpose_axes(attrs.axes, x.ndim)), req[0])
 
 
+def _transpose_gradient(F, node, ograds):
+    axes = node.attrs.axes
+    if not axes:
+        return [F.transpose(ograds[0])]  # reversing is its own inverse
+    n = len(axes)
+    perm = [a + n if a < 0 else a for a in axes]
+    inverse = [0] * n
+    for i, a in enumerate(perm):
+        inverse[a] = i
+    return [F.transpose(ograds[0], axes=tuple(inverse))]
+
+
 register(OpDef("transpose", _transpose_forward,
                params={"axes": Param(Shape, (), "Permutation of the axes; () reverses them.")},
-               infer_shape=_transpose_infer_shape,
+               infer_shape=_transpose_infer_shape, gradient=_transpose_gradient,
                doc="Permutes the axes (reverses them by default)."))
 
 
@@ -591,6 +723,8 @@ register(OpDef("swapaxes", _swapaxes_forward,
                params={"dim1": Param(int, 0, "The first axis to swap."),
                        "dim2": Param(int, 0, "The second axis to swap.")},
                infer_shape=_swapaxes_infer_shape, aliases=("SwapAxis",),
+               gradient=lambda F, node, ograds: [
+                   F.swapaxes(ograds[0], dim1=node.attrs.dim1, dim2=node.attrs.dim2)],
                doc="Interchanges two axes."))
 
 
@@ -599,6 +733,11 @@ register(OpDef("swapaxes", _swapaxes_forward,
 def _broadcast_forward(xp, attrs, inputs, outputs, req):
     out = outputs[0]
     write_result(xp, out, xp.broadcast_to(inputs[0], out.shape), req[0])
+
+
+def _broadcast_gradient(F, node, ograds):
+    # Sum over the broadcast axes; shape-only inputs (broadcast_like's rhs) get none.
+    return [F._reduce_to_like(ograds[0], node.inputs[0])] + [None] * (len(node.inputs) - 1)
 
 
 def _broadcast_check(ishape, oshape, what):
@@ -627,7 +766,7 @@ def _broadcast_to_infer_shape(attrs, in_shapes):
 register(OpDef("broadcast_to", _broadcast_forward,
                params={"shape": Param(Shape, REQUIRED, "Target shape; 0 keeps the input's "
                                                        "size on that axis.", min=0)},
-               infer_shape=_broadcast_to_infer_shape,
+               infer_shape=_broadcast_to_infer_shape, gradient=_broadcast_gradient,
                doc="Broadcasts size-1 axes of the input to the target shape."))
 
 
@@ -654,6 +793,7 @@ register(OpDef("broadcast_axis", _broadcast_forward,
                params={"axis": Param(Shape, (), "Axes to broadcast (each of size 1)."),
                        "size": Param(Shape, (), "Target size of each axis.", min=0)},
                infer_shape=_broadcast_axis_infer_shape, aliases=("broadcast_axes",),
+               gradient=_broadcast_gradient,
                doc="Broadcasts the given size-1 axes to the given sizes."))
 
 
@@ -689,6 +829,7 @@ register(OpDef("broadcast_like", _broadcast_forward, inputs=("lhs", "rhs"),
                                                       "all, to rhs's shape)."),
                        "rhs_axes": Param(Shape, None, "Axes of rhs giving the sizes.")},
                infer_shape=_broadcast_like_infer_shape, infer_type=_first_dtype,
+               gradient=_broadcast_gradient,
                doc="Broadcasts lhs to the shape of rhs (or on the given axis pairs); rhs only "
                    "supplies a shape."))
 
@@ -725,11 +866,34 @@ def _tile_forward(xp, attrs, inputs, outputs, req):
         view[...] = src
 
 
+def _tile_gradient(F, node, ograds):
+    g, x = ograds[0], node.inputs[0]
+    reps = node.attrs.reps
+    if 0 in reps:
+        return [F.zeros_like(x)]  # the output is empty
+    # Split each tiled axis (counted from the end, as reps align) into (reps, size) and sum
+    # the copies. reverse=True lets the spec name axes from the end without knowing ndim:
+    # read right to left, 0 copies an axis and (-4, -1, r) splits one into (size, r).
+    spec, axes, after = [], [], 0
+    for r in reversed(reps):
+        if r == 1:
+            spec.append(0)
+            after += 1
+        else:
+            spec += [-4, -1, r]
+            axes.append(-(after + 2))
+            after += 2
+    if not axes:
+        return [F.reshape_like(g, x)]
+    split = F.reshape(g, shape=tuple(reversed(spec + [-2])), reverse=True)
+    return [F.reshape_like(F.sum(split, axis=tuple(axes)), x)]
+
+
 register(OpDef("tile", _tile_forward,
                params={"reps": Param(Shape, REQUIRED, "Repetitions per axis (numpy.tile rules: "
                                                       "the shorter of reps and shape is padded "
                                                       "with leading 1s).", min=0)},
-               infer_shape=_tile_infer_shape,
+               infer_shape=_tile_infer_shape, gradient=_tile_gradient,
                doc="Repeats the whole array along each axis, as numpy.tile."))
 
 
@@ -765,11 +929,27 @@ def _repeat_forward(xp, attrs, inputs, outputs, req):
         view[...] = src
 
 
+def _repeat_gradient(F, node, ograds):
+    g, x = ograds[0], node.inputs[0]
+    r, axis = node.attrs.repeats, node.attrs.axis
+    if r == 0:
+        return [F.zeros_like(x)]  # the output is empty
+    # Split the repeated axis of size n * r into (n, r) and sum the copies.
+    if axis is None:
+        return [F.reshape_like(F.sum(F.reshape(g, shape=(-1, r)), axis=1), x)]
+    if axis >= 0:
+        split = F.reshape(g, shape=(0,) * axis + (-4, -1, r, -2))
+        return [F.sum(split, axis=axis + 1)]
+    # Negative axis: name it from the end (reverse=True reads the spec right to left).
+    split = F.reshape(g, shape=(-2, -1, r, -4) + (0,) * (-axis - 1), reverse=True)
+    return [F.sum(split, axis=axis)]
+
+
 register(OpDef("repeat", _repeat_forward,
                params={"repeats": Param(int, REQUIRED, "Times to repeat each element.", min=0),
                        "axis": Param(int, None, "Axis to repeat along; None repeats the "
                                                 "flattened input.")},
-               infer_shape=_repeat_infer_shape,
+               infer_shape=_repeat_infer_shape, gradient=_repeat_gradient,
                doc="Repeats each element `repeats` times along an axis, as numpy.repeat."))
 
 
@@ -799,6 +979,7 @@ def _flip_forward(xp, attrs, inputs, outputs, req):
 register(OpDef("flip", _flip_forward,
                params={"axis": Param(Axes, REQUIRED, "Axis or axes to reverse (None: all).")},
                infer_shape=_flip_infer_shape, aliases=("reverse",),
+               gradient=lambda F, node, ograds: [F.flip(ograds[0], axis=node.attrs.axis)],
                doc="Reverses the order of the elements along the given axes."))
 
 
@@ -832,12 +1013,60 @@ def _concat_forward(xp, attrs, inputs, outputs, req):
         xp.concatenate(inputs, axis=attrs.dim, out=out)
 
 
+def _concat_gradient(F, node, ograds):
+    parts = F._backward_concat(ograds[0], *node.inputs, dim=node.attrs.dim)
+    return [parts[i] for i in range(len(node.inputs))]
+
+
 register(OpDef("concat", _concat_forward, variadic=True,
                params={"dim": Param(int, 1, "Axis to join along."),
                        "num_args": Param(int, None, "Number of inputs (set automatically).",
                                          min=1)},
                infer_shape=_concat_infer_shape, aliases=("Concat",),
+               gradient=_concat_gradient,
                doc="Joins arrays along an existing axis `dim`."))
+
+
+def _backward_concat_outputs(attrs):
+    return tuple(f"output{i}" for i in range((attrs.num_args or 1) - 1))
+
+
+def _backward_concat_infer_shape(attrs, in_shapes):
+    if _unknown(in_shapes[1:]):
+        return in_shapes, [None] * (len(in_shapes) - 1)
+    _, (expected,) = _concat_infer_shape(attrs, in_shapes[1:])
+    if in_shapes[0] is not None and tuple(in_shapes[0]) != expected:
+        raise ShapeError(f"ograd has shape {tuple(in_shapes[0])} but concatenating the data "
+                         f"gives {expected}", argument="arg0", expected=expected,
+                         actual=tuple(in_shapes[0]))
+    return [expected] + list(in_shapes[1:]), list(in_shapes[1:])
+
+
+def _backward_concat_infer_type(attrs, in_dtypes):
+    return in_dtypes, [in_dtypes[0]] * (len(in_dtypes) - 1)
+
+
+def _backward_concat_forward(xp, attrs, inputs, outputs, req):
+    g = inputs[0]
+    dim = attrs.dim + g.ndim if attrs.dim < 0 else attrs.dim
+    lead = (slice(None),) * dim
+    begin = 0
+    for x, out, r in zip(inputs[1:], outputs, req):
+        end = begin + x.shape[dim]
+        write_result(xp, out, g[lead + (slice(begin, end),)], r)
+        begin = end
+
+
+register(OpDef("_backward_concat", _backward_concat_forward, variadic=True,
+               params={"dim": Param(int, 1, "Axis the inputs were joined along."),
+                       "num_args": Param(int, None, "Number of inputs, ograd included (set "
+                                                    "automatically).", min=2)},
+               infer_shape=_backward_concat_infer_shape,
+               infer_type=_backward_concat_infer_type, outputs=_backward_concat_outputs,
+               gradient=lambda F, node, ograds: [F.concat(*ograds, dim=node.attrs.dim)]
+               + [None] * (len(node.inputs) - 1),
+               doc="Gradient of concat: the first input (ograd) cut along `dim` into pieces "
+                   "shaped as the other inputs, which only supply shapes."))
 
 
 def _stack_infer_shape(attrs, in_shapes):
@@ -868,6 +1097,9 @@ register(OpDef("stack", _stack_forward, variadic=True,
                        "num_args": Param(int, None, "Number of inputs (set automatically).",
                                          min=1)},
                infer_shape=_stack_infer_shape,
+               gradient=lambda F, node, ograds: list(F.split(
+                   ograds[0], num_outputs=len(node.inputs), axis=node.attrs.axis,
+                   squeeze_axis=True)),
                doc="Joins same-shaped arrays along a new axis."))
 
 
@@ -913,13 +1145,19 @@ def _split_forward(xp, attrs, inputs, outputs, req):
         write_result(xp, out, x[key], r)
 
 
+def _split_gradient(F, node, ograds):
+    if node.attrs.squeeze_axis:
+        return [F.stack(*ograds, axis=node.attrs.axis)]
+    return [F.concat(*ograds, dim=node.attrs.axis)]
+
+
 register(OpDef("split", _split_forward,
                params={"num_outputs": Param(int, REQUIRED, "Number of equal parts.", min=1),
                        "axis": Param(int, 1, "Axis to split along."),
                        "squeeze_axis": Param(bool, False, "Remove the split axis (its parts "
                                                           "must have size 1).")},
                infer_shape=_split_infer_shape, infer_type=_split_infer_type,
-               outputs=_split_outputs,
+               outputs=_split_outputs, gradient=_split_gradient,
                aliases=("SliceChannel",),
                doc="Splits an array into `num_outputs` equal parts along an axis."))
 
@@ -965,12 +1203,54 @@ def _slice_forward(xp, attrs, inputs, outputs, req):
     write_result(xp, outputs[0], x[_slice_key(attrs, x.shape)], req[0])
 
 
-register(OpDef("slice", _slice_forward,
-               params={"begin": _OptionalIntsParam(doc="Start per axis (None: from the start)."),
-                       "end": _OptionalIntsParam(doc="Stop per axis, exclusive (None: to the "
-                                                     "end)."),
-                       "step": _OptionalIntsParam((), "Step per axis (None or (): 1).")},
+def _slice_params():
+    return {"begin": _OptionalIntsParam(doc="Start per axis (None: from the start)."),
+            "end": _OptionalIntsParam(doc="Stop per axis, exclusive (None: to the end)."),
+            "step": _OptionalIntsParam((), "Step per axis (None or (): 1).")}
+
+
+def _region_into(xp, out, region, value, req):
+    """Store ``value`` into ``out[region]`` and zeros elsewhere, honouring ``req``.
+
+    The gradient of the slicing ops: the incoming gradient written back where
+    the slice came from.
+    """
+    if req == "null":
+        return
+    if req == "add":
+        out[region] += value
+        return
+    out[...] = 0
+    out[region] = value
+
+
+def _backward_slice_forward(xp, attrs, inputs, outputs, req):
+    g, x = inputs
+    _region_into(xp, outputs[0], _slice_key(attrs, x.shape), g, req[0])
+
+
+def _backward_slice_infer_shape(attrs, in_shapes, forward_infer=_slice_infer_shape,
+                                what="slice"):
+    gshape, dshape = in_shapes[0], in_shapes[1]
+    if dshape is None:
+        return in_shapes, [None]
+    _, (expected,) = forward_infer(attrs, [dshape] + list(in_shapes[2:]))
+    if gshape is not None and tuple(gshape) != tuple(expected):
+        raise ShapeError(f"ograd has shape {tuple(gshape)} but the {what} of data "
+                         f"{tuple(dshape)} has {tuple(expected)}", argument="ograd",
+                         expected=tuple(expected), actual=tuple(gshape))
+    return [tuple(expected)] + list(in_shapes[1:]), [dshape]
+
+
+def _ograd_dtype(attrs, in_dtypes):
+    return in_dtypes, [in_dtypes[0]]
+
+
+register(OpDef("slice", _slice_forward, params=_slice_params(),
                infer_shape=_slice_infer_shape, aliases=("crop",),
+               gradient=lambda F, node, ograds: [F._backward_slice(
+                   ograds[0], node.inputs[0], begin=node.attrs.begin, end=node.attrs.end,
+                   step=node.attrs.step)],
                doc="A strided slice ``data[b0:e0:s0, b1:e1:s1, ...]`` over the leading axes "
                    "(Python slicing rules; axes beyond begin are kept whole)."))
 
@@ -1004,12 +1284,23 @@ def _slice_axis_forward(xp, attrs, inputs, outputs, req):
     write_result(xp, outputs[0], x[(slice(None),) * axis + (slice(begin, end),)], req[0])
 
 
-register(OpDef("slice_axis", _slice_axis_forward,
-               params={"axis": Param(int, REQUIRED, "Axis to slice."),
-                       "begin": Param(int, REQUIRED, "Start index (negative counts from the "
-                                                     "end)."),
-                       "end": Param(int, None, "Stop index, exclusive; None: to the end.")},
+def _slice_axis_params():
+    return {"axis": Param(int, REQUIRED, "Axis to slice."),
+            "begin": Param(int, REQUIRED, "Start index (negative counts from the end)."),
+            "end": Param(int, None, "Stop index, exclusive; None: to the end.")}
+
+
+def _backward_slice_axis_forward(xp, attrs, inputs, outputs, req):
+    g, x = inputs
+    axis, begin, end = _slice_axis_range(attrs, x.shape)
+    _region_into(xp, outputs[0], (slice(None),) * axis + (slice(begin, end),), g, req[0])
+
+
+register(OpDef("slice_axis", _slice_axis_forward, params=_slice_axis_params(),
                infer_shape=_slice_axis_infer_shape,
+               gradient=lambda F, node, ograds: [F._backward_slice_axis(
+                   ograds[0], node.inputs[0], axis=node.attrs.axis, begin=node.attrs.begin,
+                   end=node.attrs.end)],
                doc="``data[..., begin:end, ...]`` on one axis; the range must be non-empty and "
                    "within the axis (as in MXNet)."))
 
@@ -1046,5 +1337,53 @@ def _slice_like_forward(xp, attrs, inputs, outputs, req):
 register(OpDef("slice_like", _slice_like_forward, inputs=("data", "shape_like"),
                params={"axes": Param(Shape, (), "Axes to slice; () slices all of them.")},
                infer_shape=_slice_like_infer_shape, infer_type=_first_dtype,
+               gradient=lambda F, node, ograds: [
+                   F._backward_slice_like(ograds[0], node.inputs[0]), None],
                doc="The leading part of data with the size of shape_like on the given axes; "
                    "shape_like only supplies a shape."))
+
+
+def _backward_slice_like_forward(xp, attrs, inputs, outputs, req):
+    g = inputs[0]
+    _region_into(xp, outputs[0], tuple(slice(0, d) for d in g.shape), g, req[0])
+
+
+def _backward_slice_like_infer_shape(attrs, in_shapes):
+    gshape, dshape = in_shapes
+    if dshape is None:
+        return in_shapes, [None]
+    if gshape is not None:
+        gshape = tuple(gshape)
+        if len(gshape) != len(dshape) or any(a > b for a, b in zip(gshape, dshape)):
+            raise ShapeError(f"ograd {gshape} is not a leading part of data {tuple(dshape)}",
+                             argument="ograd", expected=tuple(dshape), actual=gshape)
+    return in_shapes, [dshape]
+
+
+# The gradients of the slicing ops: zeros shaped as data, with ograd written where the
+# slice came from. data only supplies the shape; each is linear in ograd, and its gradient
+# is the slice again.
+register(OpDef("_backward_slice", _backward_slice_forward, inputs=("ograd", "data"),
+               params=_slice_params(), infer_shape=_backward_slice_infer_shape,
+               infer_type=_ograd_dtype, partial_infer=True,
+               gradient=lambda F, node, ograds: [F.slice(
+                   ograds[0], begin=node.attrs.begin, end=node.attrs.end,
+                   step=node.attrs.step), None],
+               doc="Gradient of slice: zeros shaped as data with ograd in the sliced region."))
+register(OpDef("_backward_slice_axis", _backward_slice_axis_forward, inputs=("ograd", "data"),
+               params=_slice_axis_params(),
+               infer_shape=lambda attrs, in_shapes: _backward_slice_infer_shape(
+                   attrs, in_shapes, _slice_axis_infer_shape, "slice_axis"),
+               infer_type=_ograd_dtype, partial_infer=True,
+               gradient=lambda F, node, ograds: [F.slice_axis(
+                   ograds[0], axis=node.attrs.axis, begin=node.attrs.begin,
+                   end=node.attrs.end), None],
+               doc="Gradient of slice_axis: zeros shaped as data with ograd in the sliced "
+                   "range."))
+register(OpDef("_backward_slice_like", _backward_slice_like_forward, inputs=("ograd", "data"),
+               infer_shape=_backward_slice_like_infer_shape, infer_type=_ograd_dtype,
+               partial_infer=True,
+               gradient=lambda F, node, ograds: [F.slice_like(ograds[0], node.inputs[0]),
+                                                 None],
+               doc="Gradient of slice_like: zeros shaped as data with ograd (a leading part "
+                   "of it) in its leading corner."))

@@ -12,6 +12,14 @@ MXNet 1.x semantics throughout:
 
 Kernels reduce straight into the preallocated output (viewed with the reduced
 axes kept as size 1), so no temporary is made on the common path.
+
+Gradients put the incoming gradient back over the reduced axes with
+``_backward_sum`` (``_backward_mean`` divides by the count): the input only
+supplies the shape, which a graph-level reshape could not know (``axis=None``,
+negative axes, ``exclude``). max/min send it to every position equal to the
+extreme, prod to the product of the other elements (exact at zeros), nansum
+and nanprod none to NaNs. All are compositions of differentiable ops, so they
+can be differentiated again.
 """
 import numpy as np
 
@@ -230,6 +238,132 @@ def _arg_forward(fn_name):
     return forward
 
 
+# -- gradients -----------------------------------------------------------------
+
+def _backward_reduce_infer_shape(attrs, in_shapes):
+    gshape, dshape = in_shapes
+    if dshape is None:
+        return in_shapes, [None]
+    axes = reduce_axes(attrs.axis, len(dshape), attrs.exclude)
+    expected = reduce_shape(dshape, axes, attrs.keepdims)
+    if gshape is not None and tuple(gshape) != expected:
+        raise ShapeError(f"ograd has shape {tuple(gshape)} but reducing data {tuple(dshape)} "
+                         f"over axes {axes} gives {expected}", argument="ograd",
+                         expected=expected, actual=tuple(gshape))
+    return [expected, dshape], [dshape]
+
+
+def _backward_reduce_infer_type(attrs, in_dtypes):
+    # The result takes data's dtype (norm's ograd may have another one: out_dtype).
+    return in_dtypes, [in_dtypes[1]]
+
+
+def _backward_reduce_forward(mean):
+    def forward(xp, attrs, inputs, outputs, req):
+        g, x = inputs
+        out, r = outputs[0], req[0]
+        if r == "null" or out.size == 0:
+            return
+        axes = reduce_axes(attrs.axis, x.ndim, attrs.exclude)
+        value = g.reshape(_kept_shape(x.shape, axes))
+        if mean:
+            count = 1
+            for a in axes:
+                count *= x.shape[a]
+            value = xp.true_divide(value, count)
+        write_result(xp, out, value, r)  # broadcasts over the reduced axes
+    forward.__name__ = "forward_backward_mean" if mean else "forward_backward_sum"
+    return forward
+
+
+def _params_of(attrs, names=("axis", "keepdims", "exclude")):
+    return {k: attrs[k] for k in names if k in attrs}
+
+
+def _unreduce(F, g, data, attrs):
+    """``g`` (a reduction's result) broadcast back over the reduced axes to ``data``'s shape."""
+    return F._backward_sum(g, data, **_params_of(attrs))
+
+
+def _sum_gradient(F, node, ograds):
+    return [_unreduce(F, ograds[0], node.inputs[0], node.attrs)]
+
+
+def _mean_gradient(F, node, ograds):
+    return [F._backward_mean(ograds[0], node.inputs[0], **_params_of(node.attrs))]
+
+
+def _nansum_gradient(F, node, ograds):
+    x = node.inputs[0]
+    return [_unreduce(F, ograds[0], x, node.attrs) * (x == x)]  # zero where x is NaN
+
+
+def _prod_grad(F, x, out, g, attrs):
+    """d prod(x) / dx_i = the product of the *other* elements, exact at zeros.
+
+    ``out`` is prod(x). Where ``x_i != 0`` that is ``out / x_i``; a zero gets
+    the product of the non-zero elements if it is its group's only zero, else
+    0. Built from differentiable ops with piecewise-constant masks, so it can
+    be differentiated again: second derivatives are exact except in groups
+    with two or more zeros (where they come out 0).
+    """
+    zero = x == 0
+    nz = F.where(zero, F.ones_like(x), x)
+    lone = F.sum(zero, **_params_of(attrs)) == 1
+    at_zero = _unreduce(F, F.prod(nz, **_params_of(attrs)) * lone, x, attrs)
+    elsewhere = _unreduce(F, out, x, attrs) / nz
+    return _unreduce(F, g, x, attrs) * F.where(zero, at_zero, elsewhere)
+
+
+def _prod_gradient(F, node, ograds):
+    return [_prod_grad(F, node.inputs[0], node.outputs[0], ograds[0], node.attrs)]
+
+
+def _nanprod_gradient(F, node, ograds):
+    x = node.inputs[0]
+    valid = x == x
+    x1 = F.where(valid, x, F.ones_like(x))  # NaN counts as 1 (nanprod(x) == prod(x1)) ...
+    return [_prod_grad(F, x1, node.outputs[0], ograds[0], node.attrs) * valid]  # ... no grad
+
+
+def _extreme_gradient(F, node, ograds):
+    # All positions equal to the extreme share the gradient (as MXNet): ties get it each.
+    x = node.inputs[0]
+    hit = x == _unreduce(F, node.outputs[0], x, node.attrs)
+    return [_unreduce(F, ograds[0], x, node.attrs) * hit]
+
+
+def _norm_gradient(F, node, ograds):
+    x = node.inputs[0]
+    g = _unreduce(F, ograds[0], x, node.attrs)
+    if node.attrs.ord == 1:
+        return [g * F.sign(x)]
+    norm = _unreduce(F, node.outputs[0], x, node.attrs)
+    # x / norm, with 0 (a subgradient) where the norm is 0 and without a 0/0 anywhere.
+    safe = F.where(norm == 0, F.ones_like(norm), norm)
+    return [g * x / safe]
+
+
+def _backward_sum_gradient(F, node, ograds):
+    return [F.sum(ograds[0], **_params_of(node.attrs)), None]
+
+
+def _backward_mean_gradient(F, node, ograds):
+    # sum(o) / count, written so that an empty reduction gives 0 (mean(o) would give NaN).
+    g, x = node.inputs
+    scale = F._backward_mean(F.ones_like(g), x, **_params_of(node.attrs))
+    return [F.sum(ograds[0] * scale, **_params_of(node.attrs)), None]
+
+
+def _backward_reduce_op(name, mean, doc):
+    params = _reduce_params()
+    register(OpDef(name, _backward_reduce_forward(mean), inputs=("ograd", "data"),
+                   params=params, infer_shape=_backward_reduce_infer_shape,
+                   infer_type=_backward_reduce_infer_type, partial_infer=True,
+                   gradient=_backward_mean_gradient if mean else _backward_sum_gradient,
+                   doc=doc))
+
+
 # -- declarations --------------------------------------------------------------
 
 def _reduce_params():
@@ -240,24 +374,25 @@ def _reduce_params():
     }
 
 
-def _reduce(name, forward, aliases=(), nonempty=False, doc=""):
+def _reduce(name, forward, gradient, aliases=(), nonempty=False, doc=""):
     return register(OpDef(name, forward, params=_reduce_params(),
-                          infer_shape=_reduce_infer(nonempty), aliases=aliases, doc=doc))
+                          infer_shape=_reduce_infer(nonempty), aliases=aliases,
+                          gradient=gradient, doc=doc))
 
 
-_reduce("sum", _reduce_forward("sum"), aliases=("sum_axis",),
+_reduce("sum", _reduce_forward("sum"), _sum_gradient, aliases=("sum_axis",),
         doc="Sum of the elements over the given axes (over all elements by default).")
-_reduce("mean", _mean_forward,
+_reduce("mean", _mean_forward, _mean_gradient,
         doc="Arithmetic mean over the given axes; NaN for a float reduction over no elements.")
-_reduce("prod", _reduce_forward("prod"),
+_reduce("prod", _reduce_forward("prod"), _prod_gradient,
         doc="Product of the elements over the given axes (1 over an empty axis).")
-_reduce("nansum", _reduce_forward("nansum"),
+_reduce("nansum", _reduce_forward("nansum"), _nansum_gradient,
         doc="Sum over the given axes, treating NaN as zero.")
-_reduce("nanprod", _reduce_forward("nanprod"),
+_reduce("nanprod", _reduce_forward("nanprod"), _nanprod_gradient,
         doc="Product over the given axes, treating NaN as one.")
-_reduce("max", _max_min_forward("amax"), aliases=("max_axis",), nonempty=True,
+_reduce("max", _max_min_forward("amax"), _extreme_gradient, aliases=("max_axis",), nonempty=True,
         doc="Maximum over the given axes; reducing an axis of size 0 is an error.")
-_reduce("min", _max_min_forward("amin"), aliases=("min_axis",), nonempty=True,
+_reduce("min", _max_min_forward("amin"), _extreme_gradient, aliases=("min_axis",), nonempty=True,
         doc="Minimum over the given axes; reducing an axis of size 0 is an error.")
 
 register(OpDef(
@@ -271,7 +406,7 @@ register(OpDef(
         "out_dtype": Param(DType, None, "Output dtype; None keeps the input dtype."),
         "keepdims": Param(bool, False, "Keep the reduced axes as size-1 dimensions."),
     },
-    infer_shape=_norm_infer_shape, infer_type=_norm_infer_type,
+    infer_shape=_norm_infer_shape, infer_type=_norm_infer_type, gradient=_norm_gradient,
     doc="The L1 or L2 norm over the given axes (entrywise over all of them; with two axes "
         "and ord=2 this is the Frobenius norm)."))
 
@@ -291,3 +426,13 @@ register(OpDef("argmin", _arg_forward("argmin"), params=_arg_params(),
                infer_shape=_arg_infer_shape, differentiable=False,
                doc="Index of the minimum along an axis (first one on ties), in the input's "
                    "dtype as in MXNet."))
+
+_backward_reduce_op(
+    "_backward_sum", False,
+    "Gradient of sum (and the other reductions' building block): ograd, the result of "
+    "reducing data over the given axes, broadcast back over those axes to data's shape and "
+    "dtype; data only supplies them.")
+_backward_reduce_op(
+    "_backward_mean", True,
+    "Gradient of mean: ograd broadcast back over the reduced axes to data's shape and dtype, "
+    "divided by the number of elements reduced; data only supplies them.")

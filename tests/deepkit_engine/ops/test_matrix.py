@@ -1,13 +1,22 @@
-"""Forward checks of the matrix and shape ops (dot, reshape, concat, slice, ...) against numpy."""
+"""Checks of the matrix and shape ops (dot, reshape, concat, slice, ...) against numpy.
+
+Forward values, numeric first-order gradients, second-order gradients through
+autograd against analytic values, and the ``_backward_*`` ops the gradients
+use (dot, concat, the slices).
+"""
 import numpy as np
 import pytest
 
+from deepkit_engine import autograd
 from deepkit_engine import ndarray as nd
+from deepkit_engine import symbol as sym
 from deepkit_engine.base import ShapeError
 from deepkit_engine.ops import get_op
 from deepkit_engine.ops.matrix import infer_reshape
+from deepkit_engine.testing import assert_almost_equal
 
-from .op_cases import OpCase, case_id, forward_params, run_forward
+from .op_cases import OpCase, case_id, forward_params, gradient_params, run_forward
+from .op_cases import run_gradient
 from .test_reduce import check_kernel_requests
 
 
@@ -268,9 +277,130 @@ CASES += [OpCase("slice_like", [a, b],
                                ((2, 3), (2, 3), {}, (2, 3))]]
 
 
+# -- gradient cases ------------------------------------------------------------------------
+
+# The numeric gradient check costs two forward runs per input element: the larger forward
+# cases skip it, and small cases of the same kinds check it instead.
+def _input_size(case):
+    return sum(x.size for x in case.make_inputs(np.random.default_rng(0), "float64"))
+
+
+for _case in CASES:
+    if _input_size(_case) > 30:
+        _case.grad = False
+
+_TA, _TB = {"transpose_a": True}, {"transpose_b": True}
+_TAB = {"transpose_a": True, "transpose_b": True}
+_SMALL_DOTS = [((2, 3), (3, 2), {}), ((2, 2, 3), (3, 2), {}), ((2, 3), (3, 2, 2), {}),
+               ((3, 2), (3, 2), _TA), ((2, 3), (2, 3), _TB), ((3, 2), (2, 3), _TAB),
+               ((3, 2, 2), (3, 2), _TA), ((2, 3), (2, 2, 3), _TB),
+               ((3, 2, 2), (2, 2, 3), _TAB), ((3,), (3, 2), _TA), ((2, 3), (3,), _TB)]
+CASES += [OpCase("dot", [a, b], _ref_dot, p, name="grad") for a, b, p in _SMALL_DOTS]
+CASES += [OpCase("batch_dot", [a, b], _ref_batch_dot, p, name="grad") for a, b, p in [
+    ((2, 2, 3), (2, 3, 2), {}), ((2, 3, 2), (2, 3, 2), _TA), ((2, 2, 3), (2, 2, 3), _TB),
+    ((2, 3, 2), (2, 2, 3), _TAB), ((2, 1, 2, 3), (2, 1, 3, 2), {})]]
+CASES += [OpCase("linalg_gemm2", [a, b], _ref_gemm2, p, name="grad") for a, b, p in [
+    ((2, 3), (3, 2), {"alpha": 2.5}),
+    ((2, 3, 2), (2, 2, 3), dict(_TAB, alpha=-0.5)),
+    ((2, 2, 3), (3, 2, 2), {"axis": -3}),
+    ((2, 2, 3), (2, 2, 3), {"axis": 0, "transpose_b": True, "alpha": 3.0})]]
+CASES += [OpCase("reshape", [s], lambda x, shape, reverse, out=out: x.reshape(out),
+                 {"shape": t, "reverse": r}, name="grad")
+          for s, t, r, out in [((3, 2, 2), (-1, 0), True, (6, 2)),
+                               ((2, 3, 2, 2), (-3, -3), False, (6, 4))]]
+CASES += [OpCase("reshape_like", [a, b], lambda x, y, out=out, **p: x.reshape(out), p,
+                 name="grad")
+          for a, b, p, out in [
+              ((2, 3, 2), (3, 4), {}, (3, 4)),
+              ((6, 2), (3, 2, 1), {"lhs_begin": 0, "lhs_end": 1, "rhs_begin": 0, "rhs_end": 2},
+               (3, 2, 2)),
+              ((2, 3, 2), (6, 1), {"lhs_begin": -2, "rhs_end": 1}, (2, 6))]]
+CASES += [OpCase("broadcast_like", [(2, 1, 1), (2, 2, 3)],
+                 lambda x, y: np.broadcast_to(x, y.shape), name="grad"),
+          OpCase("concat", [(2, 2, 2)] * 3, _ref_concat, {"dim": -1}, name="grad"),
+          OpCase("slice", [(3, 3, 3)], _ref_slice,
+                 {"begin": (-2, 1), "end": (None, -1), "step": (1, 2)}, name="grad"),
+          OpCase("slice_like", [(3, 2, 3), (2, 1)], lambda x, y, **p: x[:2, :1], {"axes": (0, -2)},
+                 name="grad")]
+
+
+# -- the _backward_* ops --------------------------------------------------------------------
+
+def _ref_backward_dot(g, a, b, transpose_a=False, transpose_b=False, wrt="lhs"):
+    """d sum(g * dot(a, b)) / d(a or b), one basis element at a time (dot is linear)."""
+    flags = {"transpose_a": transpose_a, "transpose_b": transpose_b}
+    target = a if wrt == "lhs" else b
+    out = np.zeros(target.shape)
+    for idx in np.ndindex(*target.shape):
+        e = np.zeros(target.shape)
+        e[idx] = 1.0
+        out[idx] = np.sum(g * (_ref_dot(e, b, **flags) if wrt == "lhs" else
+                               _ref_dot(a, e, **flags)))
+    return out
+
+
+for _a, _b, _p in _SMALL_DOTS[::2] + [((3,), (3,), {}), ((0, 3), (3, 2), {}),
+                                      ((2, 0), (0, 3), {})]:
+    _g = _ref_dot(np.zeros(_a), np.zeros(_b), **_p).shape
+    CASES += [OpCase("_backward_dot", [_g, _a, _b], _ref_backward_dot, dict(_p, wrt=w))
+              for w in ("lhs", "rhs")]
+
+
+def _ref_backward_concat(g, *xs, dim=1):
+    offsets = np.cumsum([x.shape[dim] for x in xs])[:-1]
+    return np.split(g, offsets, axis=dim)
+
+
+CASES += [OpCase("_backward_concat", [_ref_concat(*[np.zeros(x) for x in xs], dim=d).shape]
+                 + xs, _ref_backward_concat, {"dim": d})
+          for xs, d in [([(2, 3), (4, 3)], 0), ([(2, 3), (2, 1), (2, 0)], 1),
+                        ([(2, 2, 2)] * 2, -1), ([(3,)], 0)]]
+
+
+def _ref_region(key_of):
+    """Reference of the slicing ops' gradients: zeros shaped as x, g where the slice was."""
+    def ref(g, x, **params):
+        out = np.zeros(x.shape)
+        out[key_of(x, g, **params)] = g
+        return out
+    return ref
+
+
+def _slice_key(x, g, begin, end, step=()):
+    return tuple(slice(b, e, step[i] if step else None) for i, (b, e) in enumerate(zip(begin,
+                                                                                         end)))
+
+
+def _slice_axis_key(x, g, axis, begin, end=None):
+    return (slice(None),) * (axis % x.ndim) + (slice(begin, end),)
+
+
+for _s, _p in [((3, 4), {"begin": (0, 1), "end": (2, 3)}),
+               ((3, 4), {"begin": (None, None), "end": (None, None), "step": (2, -1)}),
+               ((3, 3, 3), {"begin": (-2, 1), "end": (None, -1), "step": (1, 2)}),
+               ((0, 3), {"begin": (0, 1), "end": (None, 3)}),
+               ((5,), {"begin": (4,), "end": (-6,), "step": (-2,)})]:
+    CASES.append(OpCase("_backward_slice", [_ref_slice(np.zeros(_s), **_p).shape, _s],
+                        _ref_region(_slice_key), _p))
+for _s, _p in [((3, 4), {"axis": 1, "begin": 1, "end": 3}),
+               ((3, 4), {"axis": -1, "begin": -2, "end": None}),
+               ((2, 0), {"axis": 1, "begin": 0, "end": None})]:
+    CASES.append(OpCase("_backward_slice_axis", [_slice_axis_ref(np.zeros(_s), **_p).shape, _s],
+                        _ref_region(_slice_axis_key), _p))
+CASES += [OpCase("_backward_slice_like", [g, x],
+                 _ref_region(lambda x, g: tuple(slice(0, d) for d in g.shape)))
+          for g, x in [((2, 3), (4, 5)), ((3, 1, 5), (3, 4, 5)), ((0, 3), (2, 3)),
+                       ((2, 3), (2, 3))]]
+
+
 @pytest.mark.parametrize("case,dtype", forward_params(CASES))
 def test_forward(case, dtype, ctx):
     run_forward(case, dtype, ctx)
+
+
+@pytest.mark.parametrize("case", gradient_params(CASES))
+def test_gradient(case, ctx):
+    run_gradient(case, ctx)
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=case_id(c)) for c in CASES])
@@ -278,6 +408,170 @@ def test_forward(case, dtype, ctx):
                                          ("null", False)])
 def test_kernel_requests_and_output_layouts(case, req, strided):
     check_kernel_requests(case, req, strided)
+
+
+# -- second-order gradients (autograd) -----------------------------------------------------
+
+def _second_order(fn, values, ctx, wrt=1):
+    """Grads of ``fn(*xs)`` w.r.t. the first ``wrt`` arrays (create_graph), then backward.
+
+    Returns the first-order gradients and every array's ``.grad`` afterwards: per element,
+    the sum over all first-order gradient elements of their derivatives.
+    """
+    xs = [nd.array(v, ctx=ctx, dtype="float64") for v in values]
+    for x in xs:
+        x.attach_grad()
+    with autograd.record():
+        y = fn(*xs)
+        grads = autograd.grad(y, xs[:wrt], create_graph=True)
+    grads = list(grads) if isinstance(grads, (list, tuple)) else [grads]
+    autograd.backward(grads)
+    return [g.asnumpy() for g in grads], [x.grad.asnumpy() for x in xs]
+
+
+_V = np.random.default_rng(7).uniform(-1, 1, (3, 4))
+
+
+@pytest.mark.parametrize("flags,axis", [({"transpose_b": True}, 0), ({"transpose_a": True}, 1)])
+def test_dot_second_order(flags, axis, ctx):
+    # S = sum(x x^T) = sum_k c_k^2 with c the column sums (x^T x: the row sums r):
+    # dS/dx = 2 c (broadcast); each of its elements grows by 2 per element of its group.
+    (g,), (second,) = _second_order(lambda x: nd.dot(x, x, **flags), [_V], ctx)
+    sums = _V.sum(axis=axis, keepdims=True)
+    assert_almost_equal(g, np.broadcast_to(2 * sums, _V.shape))
+    assert_almost_equal(second, np.full(_V.shape, 2.0 * _V.shape[axis]))
+
+
+def test_dot_mixed_second_order(ctx):
+    # y = dot(x, w): dy/dx = ones @ w^T depends on w only; d sum(dy/dx) / dw = rows of x.
+    w = np.random.default_rng(8).uniform(-1, 1, (4, 2))
+    (g,), (xg, wg) = _second_order(lambda x, w: nd.dot(x, w), [_V, w], ctx)
+    assert_almost_equal(g, np.ones((3, 2)) @ w.T)
+    assert_almost_equal(xg, np.zeros(_V.shape))
+    assert_almost_equal(wg, np.full(w.shape, 3.0))
+
+
+def test_nd_dot_and_reshape_second_order(ctx):
+    # y = dot(v, v) with v = reshape(x, (-1,)) (1-D dot): sum of squares; second: 2.
+    v = np.random.default_rng(9).uniform(-1, 1, (2, 3, 2))
+    (g,), (second,) = _second_order(
+        lambda x: nd.dot(nd.reshape(x, shape=(-1,)), nd.reshape(x, shape=(-1,))), [v], ctx)
+    assert_almost_equal(g, 2 * v)
+    assert_almost_equal(second, np.full(v.shape, 2.0))
+    # An N-D dot, (2, 3, 2) . (2, 6) with the rhs x reshaped: S = sum_k C_k R_k with
+    # C_k = sum(x[:, :, k]) and R_k = sum(x[k]) (row k of the reshape), so
+    # dS/dx[a, b, c] = R_c + C_a, and each of those is a sum of 6 elements: second = 12.
+    (g,), (second,) = _second_order(
+        lambda x: nd.dot(x, nd.reshape(x, shape=(2, 6))), [v], ctx)
+    rows, cols = v.sum(axis=(1, 2)), v.sum(axis=(0, 1))
+    assert_almost_equal(g, np.broadcast_to(rows[None, None, :] + cols[:, None, None], v.shape))
+    assert_almost_equal(second, np.full(v.shape, 12.0))
+
+
+@pytest.mark.parametrize("op,extra", [("batch_dot", {}), ("linalg_gemm2", {"alpha": 0.5})])
+def test_batched_products_second_order(op, extra, ctx):
+    v = np.random.default_rng(10).uniform(-1, 1, (2, 3, 4))
+    (g,), (second,) = _second_order(
+        lambda x: getattr(nd, op)(x, x, transpose_b=True, **extra), [v], ctx)
+    alpha = extra.get("alpha", 1.0)
+    sums = v.sum(axis=1, keepdims=True)
+    assert_almost_equal(g, np.broadcast_to(2 * alpha * sums, v.shape))
+    assert_almost_equal(second, np.full(v.shape, 2.0 * alpha * 3))
+
+
+def test_broadcast_to_and_multiply_second_order(ctx):
+    # b = broadcast_to(x (1, 3), (4, 3)); y = b * b: sum(y) = 4 sum(x^2); dy/dx = 8x; second 8.
+    v = np.array([[0.5, -1.0, 2.0]])
+    (g,), (second,) = _second_order(
+        lambda x: nd.broadcast_to(x, shape=(4, 3)) * nd.broadcast_to(x, shape=(4, 3)), [v], ctx)
+    assert_almost_equal(g, 8 * v)
+    assert_almost_equal(second, np.full(v.shape, 8.0))
+
+
+@pytest.mark.parametrize("fn,copies", [
+    (lambda x: nd.tile(x, reps=(2, 1, 2)), 4),
+    (lambda x: nd.repeat(x, repeats=3, axis=-1), 3),
+    (lambda x: nd.repeat(x, repeats=2), 2),
+    (lambda x: nd.broadcast_like(nd.expand_dims(x, axis=0), nd.zeros((3, 2, 3))), 3),
+    (lambda x: nd.concat(x, nd.flip(x, axis=1), dim=0), 2),
+    (lambda x: nd.stack(x, nd.transpose(nd.swapaxes(x, 0, 1)), axis=1), 2),
+])
+def test_copying_ops_second_order(fn, copies, ctx):
+    # y = sum(f(x)^2) with f copying each element `copies` times: dy/dx = 2 copies x.
+    v = np.random.default_rng(11).uniform(-1, 1, (2, 3))
+    (g,), (second,) = _second_order(lambda x: nd.square(fn(x)), [v], ctx)
+    assert_almost_equal(g, 2 * copies * v)
+    assert_almost_equal(second, np.full(v.shape, 2.0 * copies))
+
+
+def test_slicing_ops_second_order(ctx):
+    # y = sum over the slices of x^2 (elements in two slices count twice).
+    v = np.random.default_rng(12).uniform(-1, 1, (3, 4))
+    def f(x):
+        return (nd.sum(nd.square(nd.slice_axis(x, axis=1, begin=1, end=3)))
+                + nd.sum(nd.square(nd.slice(x, begin=(None, 0), end=(None, 4), step=(2, 3))))
+                + nd.sum(nd.square(nd.slice_like(x, nd.zeros((2, 4)))))
+                + nd.sum(nd.square(nd.split(x, num_outputs=2, axis=1)[1])))
+
+    count = np.zeros(v.shape)
+    count[:, 1:3] += 1
+    count[::2, 0:4:3] += 1
+    count[:2, :] += 1
+    count[:, 2:] += 1
+    (g,), (second,) = _second_order(f, [v], ctx)
+    assert_almost_equal(g, 2 * count * v)
+    assert_almost_equal(second, 2 * count)
+
+
+# -- executor-level gradients ------------------------------------------------------------
+
+def test_executor_gradients_through_backward_ops(ctx):
+    # concat, slice and dot in one bound graph (float32), with grad_req='add'.
+    a, b = sym.Variable("a"), sym.Variable("b")
+    joined = sym.concat(a, b, dim=0)                                 # (5, 3)
+    net = sym.Group([sym.dot(sym.slice(joined, begin=(1,), end=(4,)), b, transpose_b=True),
+                     sym.slice_axis(joined, axis=1, begin=2, end=None)])
+    rng = np.random.default_rng(13)
+    va, vb = rng.uniform(-1, 1, (2, 3)), rng.uniform(-1, 1, (3, 3))
+    grads = {"a": nd.ones((2, 3), ctx=ctx), "b": nd.ones((3, 3), ctx=ctx)}
+    exe = net.bind(ctx, {"a": nd.array(va, ctx=ctx), "b": nd.array(vb, ctx=ctx)},
+                   args_grad=grads, grad_req="add")
+    outs = exe.forward(is_train=True)
+    vj = np.concatenate([va, vb])
+    assert_almost_equal(outs[0], vj[1:4] @ vb.T, rtol=1e-5, atol=1e-6)
+    h0, h1 = rng.uniform(-1, 1, (3, 3)), rng.uniform(-1, 1, (5, 1))
+    exe.backward([nd.array(h0, ctx=ctx), nd.array(h1, ctx=ctx)])
+    gj = np.zeros((5, 3))
+    gj[1:4] += h0 @ vb                 # through the slice into the dot's lhs
+    gj[:, 2:] += h1                    # through slice_axis
+    gb = h0.T @ vj[1:4]                # the dot's rhs
+    assert_almost_equal(exe.grad_dict["a"], 1 + gj[:2], rtol=1e-5, atol=1e-6)
+    assert_almost_equal(exe.grad_dict["b"], 1 + gj[2:] + gb, rtol=1e-5, atol=1e-6)
+
+
+def test_executor_split_with_an_unused_output(ctx):
+    x = sym.Variable("x")
+    net = sym.split(x, num_outputs=3, axis=1)[1] * 2.0
+    exe = net.bind(ctx, {"x": nd.array(np.arange(12.0).reshape(2, 6), ctx=ctx)},
+                   args_grad={"x": nd.zeros((2, 6), ctx=ctx)})
+    exe.forward(is_train=True)
+    exe.backward([nd.ones((2, 2), ctx=ctx)])
+    expected = np.zeros((2, 6))
+    expected[:, 2:4] = 2.0
+    assert exe.grad_dict["x"].asnumpy().tolist() == expected.tolist()
+
+
+def test_shape_only_inputs_get_no_gradient(ctx):
+    x, like = sym.Variable("x"), sym.Variable("like")
+    net = sym.Group([sym.reshape_like(x, like), sym.slice_like(x, like),
+                     sym.broadcast_like(sym.slice_axis(x, axis=0, begin=0, end=1), like)])
+    exe = net.bind(ctx, {"x": nd.ones((2, 3), ctx=ctx), "like": nd.ones((2, 3), ctx=ctx)},
+                   args_grad={"x": nd.zeros((2, 3), ctx=ctx),
+                              "like": nd.full((2, 3), 5.0, ctx=ctx)})
+    exe.forward(is_train=True)
+    exe.backward([nd.ones((2, 3), ctx=ctx)] * 3)
+    assert exe.grad_dict["like"].asnumpy().tolist() == [[0.0] * 3] * 2
+    assert exe.grad_dict["x"].asnumpy().tolist() == [[4.0] * 3, [2.0] * 3]
 
 
 # -- reshape's shape computation ---------------------------------------------------------

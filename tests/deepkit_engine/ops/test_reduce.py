@@ -1,12 +1,21 @@
-"""Forward checks of the reductions (sum, mean, ..., norm, argmax) against numpy (float64)."""
+"""Checks of the reductions (sum, mean, ..., norm, argmax) against numpy (float64).
+
+Forward values, numeric first-order gradients of every case, second-order
+gradients through autograd against analytic values, and the ``_backward_sum``
+and ``_backward_mean`` ops the gradients are built from.
+"""
 import numpy as np
 import pytest
 
+from deepkit_engine import autograd
 from deepkit_engine import ndarray as nd
+from deepkit_engine import symbol as sym
 from deepkit_engine.base import ShapeError
 from deepkit_engine.ops import get_op
+from deepkit_engine.testing import assert_almost_equal
 
-from .op_cases import OpCase, case_id, forward_params, run_forward
+from .op_cases import Const, OpCase, case_id, forward_params, gradient_params, run_forward
+from .op_cases import run_gradient
 
 
 def check_kernel_requests(case, req, strided):
@@ -120,6 +129,16 @@ for _shape, _params in _REDUCE_PARAMS:
         CASES.append(OpCase("min", [_shape], _ref(np.min), _params))
 
 
+# prod at zeros: one zero in a group (its gradient is the product of the others) and two
+# (every gradient in the group is 0). prod is linear in each element, so central
+# differences are exact there.
+_PROD_ZEROS = [[0.0, 0.7, -1.3, 1.1], [0.9, 0.0, 0.0, 1.2], [1.1, -0.8, 1.4, 0.6]]
+CASES += [OpCase("prod", [Const(_PROD_ZEROS)], _ref(np.prod), p, name="zeros")
+          for p in ({"axis": 1}, {"axis": 0, "keepdims": True}, {})]
+CASES.append(OpCase("nanprod", [Const([[0.0, np.nan, 0.5], [np.nan, -1.5, 0.8]])],
+                    _ref(np.nanprod), {"axis": -1}, name="zeros"))
+
+
 def _ref_norm(x, ord=2, axis=None, keepdims=False):
     fn = (lambda v, axis, keepdims: np.sqrt(np.sum(v * v, axis=axis, keepdims=keepdims))) \
         if ord == 2 else (lambda v, axis, keepdims: np.sum(np.abs(v), axis=axis,
@@ -161,6 +180,28 @@ def _ref_arg(fn):
     return ref
 
 
+CASES += [OpCase("norm", [Const([[0.0, 0.0], [0.3, -0.4]])], _ref_norm, {"axis": 1},
+                 name="zero-norm")]
+
+
+def _ref_unreduce(mean):
+    """Reference of _backward_sum/_backward_mean: g put back over the reduced axes of x."""
+    def ref(g, x, axis=None, keepdims=False, exclude=False):
+        axes = _mx_axes(axis, x.ndim, exclude)
+        kept = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+        out = np.broadcast_to(g.reshape(kept), x.shape).copy()
+        if mean:
+            out /= max(int(np.prod([x.shape[a] for a in axes])), 1)
+        return out
+    return ref
+
+
+for _shape, _params in _REDUCE_PARAMS:
+    _gshape = _mx_reduce(np.sum, np.zeros(_shape), **_params).shape
+    CASES.append(OpCase("_backward_sum", [_gshape, _shape], _ref_unreduce(False), _params))
+    CASES.append(OpCase("_backward_mean", [_gshape, _shape], _ref_unreduce(True), _params))
+
+
 for _op, _cmp in (("argmax", lambda a, b: a > b), ("argmin", lambda a, b: a < b)):
     CASES += [OpCase(_op, [s], _ref_arg(_cmp), p, grad=False) for s, p in [
         ((3, 4), {}),
@@ -179,11 +220,133 @@ def test_forward(case, dtype, ctx):
     run_forward(case, dtype, ctx)
 
 
+@pytest.mark.parametrize("case", gradient_params(CASES))
+def test_gradient(case, ctx):
+    run_gradient(case, ctx)
+
+
 @pytest.mark.parametrize("case", [pytest.param(c, id=case_id(c)) for c in CASES])
 @pytest.mark.parametrize("req,strided", [("add", False), ("add", True), ("write", True),
                                          ("null", False)])
 def test_kernel_requests_and_output_layouts(case, req, strided):
     check_kernel_requests(case, req, strided)
+
+
+# -- second-order gradients (autograd) -------------------------------------------------
+
+def _second_order(fn, value, ctx):
+    """x.grad after ``g = d fn(x) / dx`` (create_graph) and ``g.backward()``.
+
+    That is, per element, the sum over all elements of g of its derivative.
+    """
+    x = nd.array(value, ctx=ctx, dtype="float64")
+    x.attach_grad()
+    with autograd.record():
+        y = fn(x)
+        g = autograd.grad(y, x, create_graph=True)
+    g = g[0] if isinstance(g, (list, tuple)) else g
+    g.backward()
+    return g.asnumpy(), x.grad.asnumpy()
+
+
+@pytest.mark.parametrize("params", [{"axis": 1}, {"axis": 0, "keepdims": True},
+                                    {"axis": -1, "exclude": True}, {}])
+def test_sum_second_order(params, ctx):
+    # y = sum(s * s), s = sum(x over axes): dy/dx = 2 s (broadcast), and each element of
+    # that changes by 2 per element of its group, which holds count elements.
+    v = np.random.default_rng(0).uniform(-1, 1, (3, 4))
+    g, second = _second_order(lambda x: nd.sum(nd.sum(x, **params) * nd.sum(x, **params)),
+                              v, ctx)
+    s = _mx_reduce(np.sum, v, **params)
+    axes = _mx_axes(params.get("axis"), 2, params.get("exclude", False))
+    kept = tuple(1 if i in axes else d for i, d in enumerate(v.shape))
+    count = int(np.prod([v.shape[a] for a in axes]))
+    assert_almost_equal(g, np.broadcast_to(2 * s.reshape(kept), v.shape))
+    assert_almost_equal(second, np.full(v.shape, 2.0 * count))
+
+
+def test_mean_second_order(ctx):
+    # y = sum_j m_j^2, m = mean over axis 0 (n rows): dy/dx_ij = 2 m_j / n, second: 2 / n.
+    v = np.random.default_rng(1).uniform(-1, 1, (4, 3))
+    g, second = _second_order(lambda x: nd.sum(nd.square(nd.mean(x, axis=0))), v, ctx)
+    assert_almost_equal(g, np.broadcast_to(2 * v.mean(axis=0) / 4, v.shape))
+    assert_almost_equal(second, np.full(v.shape, 2.0 / 4))
+
+
+@pytest.mark.parametrize("op,pick", [("max", np.argmax), ("min", np.argmin)])
+def test_max_min_second_order(op, pick, ctx):
+    # y = sum_i e_i^2 with e the row extreme: dy/dx = 2 e_i at the extreme, 0 elsewhere;
+    # the second derivative is 2 at the extreme (the mask itself is constant).
+    v = np.random.default_rng(2).uniform(-1, 1, (3, 5))
+    g, second = _second_order(lambda x: nd.sum(nd.square(getattr(nd, op)(x, axis=1))), v, ctx)
+    mask = np.zeros_like(v)
+    mask[np.arange(3), pick(v, axis=1)] = 1
+    extreme = getattr(np, op)(v, axis=1, keepdims=True)
+    assert_almost_equal(g, 2 * extreme * mask)
+    assert_almost_equal(second, 2 * mask)
+
+
+def test_prod_second_order_with_a_zero(ctx):
+    # p = x0 x1 x2 per row: d2p / dxi dxk = the remaining element; summed over i != k.
+    v = np.array([[0.0, 2.0, 3.0], [0.5, -1.5, 2.0]])
+    g, second = _second_order(lambda x: nd.prod(x, axis=1), v, ctx)
+    others = np.array([[np.prod(np.delete(row, i)) for i in range(3)] for row in v])
+    assert_almost_equal(g, others)
+    pair_sums = np.array([[sum(row[j] for j in range(3) if j != k) for k in range(3)]
+                          for row in v])
+    assert_almost_equal(second, pair_sums)
+
+
+def test_norm_second_order(ctx):
+    # n = ||x||: dn/dx = x / n; the Hessian is (I - x x^T / n^2) / n, summed over rows.
+    v = np.random.default_rng(3).uniform(-1, 1, (5,))
+    g, second = _second_order(lambda x: nd.norm(x), v, ctx)
+    n = np.sqrt((v * v).sum())
+    hessian = (np.eye(5) - np.outer(v, v) / n ** 2) / n
+    assert_almost_equal(g, v / n)
+    assert_almost_equal(second, hessian.sum(axis=0))
+
+
+def test_nansum_gradient_is_zero_at_nans(ctx):
+    x = nd.array([[1.0, np.nan], [np.nan, 2.0]], ctx=ctx, dtype="float64")
+    x.attach_grad()
+    with autograd.record():
+        y = nd.nansum(x, axis=0)
+    y.backward()
+    assert x.grad.asnumpy().tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def test_max_ties_share_the_gradient(ctx):
+    # As MXNet: every position equal to the maximum gets the gradient.
+    x = nd.array([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]], ctx=ctx, dtype="float64")
+    x.attach_grad()
+    with autograd.record():
+        y = nd.max(x, axis=1)
+    y.backward()
+    assert x.grad.asnumpy().tolist() == [[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]]
+
+
+def test_executor_gradients_of_reductions(ctx):
+    # sum, mean and norm(out_dtype) through one bound graph with grad_req='add'.
+    data = sym.Variable("data")
+    net = sym.Group([sym.sum(data, axis=(0, 2), keepdims=True),
+                     sym.mean(data, axis=1, exclude=True),
+                     sym.norm(data, axis=-1, out_dtype="float64")])
+    v = np.random.default_rng(4).uniform(0.5, 1.5, (2, 3, 4)).astype(np.float32)
+    grad = nd.ones((2, 3, 4), ctx=ctx, dtype="float32")
+    exe = net.bind(ctx, {"data": nd.array(v, ctx=ctx, dtype="float32")},
+                   args_grad={"data": grad}, grad_req="add")
+    outs = exe.forward(is_train=True)
+    assert outs[2].dtype == np.float64
+    heads = [np.arange(3.0).reshape(1, 3, 1), np.array([1.0, -1.0, 2.0]),
+             np.arange(6.0).reshape(2, 3)]
+    exe.backward([nd.array(h, ctx=ctx, dtype=o.dtype) for h, o in zip(heads, outs)])
+    norm = np.sqrt((v.astype(np.float64) ** 2).sum(axis=-1, keepdims=True))
+    expected = (1.0 + np.broadcast_to(heads[0], v.shape)
+                + np.broadcast_to(heads[1].reshape(1, 3, 1), v.shape) / 8
+                + heads[2][..., None] * v / norm)
+    assert exe.grad_dict["data"].dtype == np.float32
+    assert_almost_equal(exe.grad_dict["data"], expected, rtol=1e-5, atol=1e-5)
 
 
 # -- particular behaviours ---------------------------------------------------------
