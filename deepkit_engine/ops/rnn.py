@@ -1,0 +1,633 @@
+"""RNN: MXNet 1.x's fused multi-layer recurrent op (vanilla RNN, LSTM, GRU).
+
+Layout and packing follow MXNet (and cuDNN) exactly, so MXNet parameter
+vectors load unchanged:
+
+* ``data`` is (seq_length T, batch N, input_size I) (layout TNC); ``state``
+  (and ``state_cell`` for LSTM) are (num_layers * D, N, H) with D = 2 when
+  bidirectional, ordered layer by layer, forward direction first.
+* ``parameters`` is one flat vector: for each layer, for each direction, the
+  input-to-hidden weights (G*H, in) then the hidden-to-hidden weights
+  (G*H, H); after ALL the weights, ALL the biases in the same layer/direction
+  order, i2h bias (G*H) then h2h bias (G*H). ``in`` is I for layer 0 and D*H
+  above. G is 1 (rnn_relu, rnn_tanh), 4 (lstm: gates i, f, g, o) or 3 (gru:
+  gates r, z, n). See :func:`rnn_param_size` (MXNet's ``GetRnnParamSize``).
+* GRU uses MXNet's (cuDNN's) formula ``n = tanh(W_in x + b_in + r * (W_hn h +
+  b_hn))``, ``h' = (1 - z) * n + z * h``.
+* The reverse direction reads the sequence from the end; its final state
+  (``state_output``) is the state after reaching t = 0. The output
+  concatenates the directions on the last axis.
+* ``p`` is the dropout rate on the outputs of every layer except the last
+  (training mode only, inverted scaling by 1/(1-p)).
+
+Kernels: both directions of a layer run together, the direction being a
+batch axis of every array (the reverse direction's sequence is stored time
+reversed, "step order"). The input projections of all time steps are one
+GEMM per layer; the time loop does one small batched GEMM and a few
+vectorised elementwise ops per step.
+
+Backward (``_backward_RNN``) keeps nothing hidden from forward except the
+dropout masks (a hidden output, only when ``p > 0`` and there are several
+layers, since random draws cannot be recomputed). It reads the forward's
+``output`` for the last layer's hidden states; the layers below (if any) are
+re-run once with the plain forward loop. Given a layer's hidden-state
+sequence, all its gate activations are recomputed at once with one GEMM (no
+time loop, except the LSTM cell recurrence, which is elementwise), and the
+time loop of backprop-through-time then needs one small GEMM per step. The
+weight gradients are one GEMM each over all time steps.
+"""
+import numpy as np
+
+from ..base import ParamError, ShapeError
+from .random_ops import uniform01
+from .registry import OpDef, Param, register, same_dtype
+
+__all__ = ["rnn_param_size"]
+
+_MODES = ("rnn_relu", "rnn_tanh", "lstm", "gru")
+_GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}
+
+
+def rnn_param_size(mode, input_size, state_size, num_layers=1, bidirectional=False):
+    """Length of RNN's packed ``parameters`` vector (MXNet's ``GetRnnParamSize``).
+
+    Args:
+        mode: 'rnn_relu', 'rnn_tanh', 'lstm' or 'gru'.
+        input_size: Features per time step of the data.
+        state_size: Hidden units H per layer and direction.
+        num_layers: Stacked layers.
+        bidirectional: Two directions per layer.
+
+    Returns:
+        ``D*G*H*(I + H + 2) + (num_layers - 1) * D*G*H*(D*H + H + 2)``.
+    """
+    d = 2 if bidirectional else 1
+    gh = _GATES[mode] * state_size
+    first = d * gh * (input_size + state_size + 2)
+    other = d * gh * (d * state_size + state_size + 2)
+    return first + (num_layers - 1) * other
+
+
+# -- declaration helpers ------------------------------------------------------------
+
+def _dirs(attrs):
+    return 2 if attrs.bidirectional else 1
+
+
+def _is_lstm(attrs):
+    return attrs.mode == "lstm"
+
+
+def _has_mask(attrs):
+    return attrs.p > 0 and attrs.num_layers > 1
+
+
+def _num_state_outputs(attrs):
+    if not attrs.state_outputs:
+        return 0
+    return 2 if _is_lstm(attrs) else 1
+
+
+def _inputs(attrs):
+    if _is_lstm(attrs):
+        return ("data", "parameters", "state", "state_cell")
+    return ("data", "parameters", "state")
+
+
+def _outputs(attrs):
+    names = ("output", "state_output", "statecell_output")[:1 + _num_state_outputs(attrs)]
+    return names + ("dropout_mask",) if _has_mask(attrs) else names
+
+
+def _visible_outputs(attrs):
+    return 1 + _num_state_outputs(attrs)
+
+
+def _check_params(attrs):
+    if not attrs.p < 1:
+        raise ParamError(f"param p={attrs.p!r} must be < 1 (the dropout rate between layers)",
+                         param="p", value=attrs.p)
+    for name in ("projection_size", "lstm_state_clip_min", "lstm_state_clip_max"):
+        if attrs[name] is not None:
+            raise ParamError(f"param {name}={attrs[name]!r} is not supported (only the default "
+                             "None)", param=name, value=attrs[name])
+    if attrs.use_sequence_length:
+        raise ParamError("param use_sequence_length=True is not supported (only False)",
+                         param="use_sequence_length", value=True)
+
+
+def _rnn_shape(attrs, in_shapes):
+    _check_params(attrs)
+    names = _inputs(attrs)
+    n_out = len(_outputs(attrs))
+    data = in_shapes[0]
+    if data is None:
+        return list(in_shapes), [None] * n_out
+    data = tuple(data)
+    if len(data) != 3:
+        raise ShapeError(f"input 'data' has shape {data}; RNN needs a 3-D (seq_length, "
+                         "batch_size, input_size) array (layout TNC)", argument="data",
+                         expected="(seq_length, batch_size, input_size)", actual=data)
+    t, n, i = data
+    d, h, layers = _dirs(attrs), attrs.state_size, attrs.num_layers
+    size = rnn_param_size(attrs.mode, i, h, layers, attrs.bidirectional)
+    state = (layers * d, n, h)
+    want = [data, (size,), state] + ([state] if _is_lstm(attrs) else [])
+    for name, given, expected in zip(names[1:], in_shapes[1:], want[1:]):
+        if given is None or tuple(given) == expected:
+            continue
+        if name == "parameters":
+            why = (f"mode={attrs.mode!r} with input_size={i}, state_size={h}, "
+                   f"num_layers={layers}, bidirectional={attrs.bidirectional} packs {size} "
+                   "values")
+        else:
+            why = (f"(num_layers * directions, batch_size, state_size) = ({layers} * {d}, "
+                   f"{n}, {h})")
+        raise ShapeError(f"input '{name}' has shape {tuple(given)} but {expected} was "
+                         f"expected: {why}", argument=name, expected=expected,
+                         actual=tuple(given))
+    outs = [(t, n, d * h)] + [state] * _num_state_outputs(attrs)
+    if _has_mask(attrs):
+        outs.append((layers - 1, t, n, d * h))
+    return want, outs
+
+
+_rnn_shape.partial = True
+
+
+def _rnn_type(attrs, in_dtypes):
+    ins, outs = same_dtype(attrs, in_dtypes)
+    return ins, outs * len(_outputs(attrs))
+
+
+# -- kernels: shared pieces -----------------------------------------------------------
+
+def _unpack(params, mode, layers, d, input_size, h):
+    """Per layer ``[w_ih (D, GH, in), w_hh (D, GH, H), b_ih (D, GH), b_hh (D, GH)]``.
+
+    All are views into ``params`` (so the same call on a gradient buffer gives
+    views to write the gradients into).
+    """
+    gh = _GATES[mode] * h
+    result, off = [], 0
+    for layer in range(layers):
+        in_size = input_size if layer == 0 else d * h
+        per_dir = gh * (in_size + h)
+        block = params[off:off + d * per_dir].reshape(d, per_dir)
+        result.append([block[:, :gh * in_size].reshape(d, gh, in_size),
+                       block[:, gh * in_size:].reshape(d, gh, h)])
+        off += d * per_dir
+    for layer in range(layers):
+        bias = params[off:off + d * 2 * gh].reshape(d, 2, gh)
+        result[layer] += [bias[:, 0], bias[:, 1]]
+        off += d * 2 * gh
+    return result
+
+
+def _step_order(xp, y, d, h=None):
+    """(T, N, d*h) or (T, N, I) -> (d, T, N, ·) with direction 1 time reversed.
+
+    With ``h`` given, direction k takes features [k*h, (k+1)*h) (an output or its
+    gradient); without, every direction sees all features (a layer input).
+    Always a fresh contiguous array.
+    """
+    t, n = y.shape[:2]
+    width = y.shape[2] if h is None else h
+    out = xp.empty((d, t, n, width), y.dtype)
+    for k in range(d):
+        part = y if h is None else y[:, :, k * h:(k + 1) * h]
+        out[k] = part if k == 0 else part[::-1]
+    return out
+
+
+def _time_order(xp, hs, out=None):
+    """(d, T, N, H) step-ordered states -> (T, N, d*H) output (directions side by side)."""
+    d, t, n, h = hs.shape
+    if out is None:
+        out = xp.empty((t, n, d * h), hs.dtype)
+    for k in range(d):
+        out[:, :, k * h:(k + 1) * h] = hs[k] if k == 0 else hs[k, ::-1]
+    return out
+
+
+def _project(xp, mode, xs, w_ih, b_ih, b_hh):
+    """Input projections of every step, with the biases: (d, T, N, GH), one GEMM."""
+    d, t, n, i = xs.shape
+    gh = w_ih.shape[1]
+    proj = xp.matmul(xs.reshape(d, t * n, i), w_ih.transpose(0, 2, 1))
+    if mode == "gru":  # b_hn stays inside r * (W_hn h + b_hn)
+        h2 = 2 * (gh // 3)
+        bias = b_ih.copy()
+        bias[:, :h2] += b_hh[:, :h2]
+    else:
+        bias = b_ih + b_hh
+    proj += bias[:, None, :]
+    return proj.reshape(d, t, n, gh)
+
+
+def _lstm_scale(xp, h, dtype):
+    """sigmoid(x) = 0.5 * tanh(0.5 x) + 0.5: with the i, f, o pre-activations
+    scaled by 0.5 one tanh serves all four gates, then ``* scale + shift``."""
+    scale = np.full(4 * h, 0.5, dtype)
+    scale[2 * h:3 * h] = 1.0
+    shift = np.full(4 * h, 0.5, dtype)
+    shift[2 * h:3 * h] = 0.0
+    return xp.asarray(scale), xp.asarray(shift)
+
+
+def _sigmoid_(xp, x):
+    """In-place logistic sigmoid through tanh (no overflow for large |x|)."""
+    x *= 0.5
+    xp.tanh(x, out=x)
+    x *= 0.5
+    x += 0.5
+    return x
+
+
+def _layer_forward(xp, mode, xs, w, h0, c0, hs):
+    """One layer, both directions at once, over the whole sequence.
+
+    Args:
+        xs: (d, T, N, I) step-ordered layer input.
+        w: ``[w_ih, w_hh, b_ih, b_hh]`` of the layer.
+        h0, c0: (d, N, H) initial states (c0 None unless LSTM).
+        hs: (d, T, N, H) buffer that receives the hidden state of every step.
+
+    Returns:
+        The last cell state (d, N, H) for LSTM, else None.
+    """
+    w_ih, w_hh, b_ih, b_hh = w
+    d, t, n, _ = xs.shape
+    h = w_hh.shape[2]
+    dtype = hs.dtype
+    proj = _project(xp, mode, xs, w_ih, b_ih, b_hh)
+    prev = h0
+    if mode == "lstm":
+        scale, shift = _lstm_scale(xp, h, dtype)
+        proj *= scale
+        w_t = xp.ascontiguousarray((w_hh * scale[:, None]).transpose(0, 2, 1))
+        gates = xp.empty((d, n, 4 * h), dtype)
+        tmp = xp.empty((d, n, h), dtype)
+        c = c0.copy()
+        ig, fg, gg, og = (gates[..., k * h:(k + 1) * h] for k in range(4))
+        for i in range(t):
+            xp.matmul(prev, w_t, out=gates)
+            gates += proj[:, i]
+            xp.tanh(gates, out=gates)
+            gates *= scale
+            gates += shift
+            c *= fg
+            xp.multiply(ig, gg, out=tmp)
+            c += tmp
+            xp.tanh(c, out=tmp)
+            prev = hs[:, i]
+            xp.multiply(og, tmp, out=prev)
+        return c
+    if mode == "gru":
+        proj[..., :2 * h] *= 0.5
+        w_t = w_hh.copy()
+        w_t[:, :2 * h] *= 0.5
+        w_t = xp.ascontiguousarray(w_t.transpose(0, 2, 1))
+        b_hn = b_hh[:, None, 2 * h:]
+        hh = xp.empty((d, n, 3 * h), dtype)
+        rz, r, z, hn = hh[..., :2 * h], hh[..., :h], hh[..., h:2 * h], hh[..., 2 * h:]
+        for i in range(t):
+            xp.matmul(prev, w_t, out=hh)
+            rz += proj[:, i, :, :2 * h]
+            xp.tanh(rz, out=rz)
+            rz *= 0.5
+            rz += 0.5
+            hn += b_hn
+            hn *= r
+            hn += proj[:, i, :, 2 * h:]
+            xp.tanh(hn, out=hn)
+            out = hs[:, i]
+            xp.subtract(prev, hn, out=out)
+            out *= z
+            out += hn
+            prev = out
+        return None
+    w_t = xp.ascontiguousarray(w_hh.transpose(0, 2, 1))
+    tmp = xp.empty((d, n, h), dtype)
+    for i in range(t):
+        xp.matmul(prev, w_t, out=tmp)
+        out = hs[:, i]
+        xp.add(tmp, proj[:, i], out=out)
+        if mode == "rnn_tanh":
+            xp.tanh(out, out=out)
+        else:
+            xp.maximum(out, 0, out=out)
+        prev = out
+    return None
+
+
+def _target(xp, out, req):
+    """Where to compute an output: itself for write/inplace, else a zeroed scratch."""
+    if req in ("write", "inplace"):
+        return out
+    return xp.zeros(out.shape, out.dtype)
+
+
+def _finish(xp, out, buf, req):
+    if req == "add":
+        out += buf
+
+
+# -- forward --------------------------------------------------------------------------
+
+def _rnn_forward(xp, attrs, inputs, outputs, req, rng=None, is_train=False):
+    mode, layers, d, h = attrs.mode, attrs.num_layers, _dirs(attrs), attrs.state_size
+    lstm = mode == "lstm"
+    data, params, state = inputs[0], inputs[1], inputs[2]
+    cell = inputs[3] if lstm else None
+    t, n, in_size = data.shape
+    dtype = data.dtype
+    n_state = _num_state_outputs(attrs)
+    out = _target(xp, outputs[0], req[0])
+    hy = _target(xp, outputs[1], req[1]) if n_state else None
+    cy = _target(xp, outputs[2], req[2]) if n_state == 2 else None
+    mask = None
+    if _has_mask(attrs):
+        mask = _target(xp, outputs[-1], req[-1])
+        if is_train:
+            keep = uniform01(rng, mask.shape, dtype) >= attrs.p
+            xp.multiply(keep, dtype.type(1.0 / (1.0 - attrs.p)), out=mask)
+        else:
+            mask.fill(1)
+    weights = _unpack(params, mode, layers, d, in_size, h)
+    x = data
+    for layer in range(layers):
+        rows = slice(layer * d, (layer + 1) * d)
+        hs = xp.empty((d, t, n, h), dtype)
+        c_last = _layer_forward(xp, mode, _step_order(xp, x, d), weights[layer], state[rows],
+                                cell[rows] if lstm else None, hs)
+        if hy is not None:
+            hy[rows] = hs[:, t - 1] if t else state[rows]
+        if cy is not None:
+            cy[rows] = c_last
+        if layer < layers - 1:
+            x = _time_order(xp, hs)
+            if mask is not None and is_train:
+                x *= mask[layer]
+        else:
+            _time_order(xp, hs, out)
+    for k, (o, buf) in enumerate(zip(outputs, [out, hy, cy][:1 + n_state])):
+        _finish(xp, o, buf, req[k])
+    if mask is not None:
+        _finish(xp, outputs[-1], mask, req[-1])
+
+
+# -- backward -------------------------------------------------------------------------
+
+def _layer_backward(xp, mode, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx):
+    """Backprop through time of one layer (both directions at once).
+
+    Args:
+        xs: (d, T, N, I) step-ordered layer input; hs: (d, T, N, H) its hidden
+            states; h0, c0: initial states.
+        dhs: (d, T, N, H) step-ordered gradient of hs from above (overwritten).
+        dhy, dcy: (d, N, H) gradients of the final states, or None.
+        w: the layer's weight views; gw: the matching gradient views (written).
+        need_dx: Whether to compute the input gradient.
+
+    Returns:
+        ``(dxs, dh0, dc0)``: dxs (d, T*N, I) step-ordered or None.
+    """
+    w_ih, w_hh, b_ih, b_hh = w
+    gw_ih, gw_hh, gb_ih, gb_hh = gw
+    d, t, n, h = hs.shape
+    in_size = xs.shape[3]
+    dtype = hs.dtype
+    gh = w_hh.shape[1]
+    hprev = xp.empty((d, t, n, h), dtype)
+    if t:
+        hprev[:, 0] = h0
+        hprev[:, 1:] = hs[:, :-1]
+    hprev2 = hprev.reshape(d, t * n, h)
+    buf = xp.zeros((d, n, h), dtype) if dhy is None else dhy.astype(dtype, copy=True)
+    dc0 = None
+    if mode == "lstm":
+        scale, shift = _lstm_scale(xp, h, dtype)
+        acts = xp.matmul(hprev2, w_hh.transpose(0, 2, 1)).reshape(d, t, n, gh)
+        acts += _project(xp, mode, xs, w_ih, b_ih, b_hh)
+        acts *= scale
+        xp.tanh(acts, out=acts)
+        acts *= scale
+        acts += shift
+        ig, fg, gg, og = (acts[..., k * h:(k + 1) * h] for k in range(4))
+        cs = ig * gg  # becomes the cell states c_t
+        c = c0
+        for i in range(t):
+            cur = cs[:, i]
+            cur += fg[:, i] * c
+            c = cur
+        cprev = xp.empty_like(cs)
+        if t:
+            cprev[:, 0] = c0
+            cprev[:, 1:] = cs[:, :-1]
+        tc = xp.tanh(cs)
+        # dpre_i = [dc*F0, dc*F1, dc*F2, dh*F3]; dc_t += dh_t * A_t
+        fac = xp.empty((d, t, n, 4, h), dtype)
+        xp.multiply(gg, ig * (1 - ig), out=fac[..., 0, :])
+        xp.multiply(cprev, fg * (1 - fg), out=fac[..., 1, :])
+        xp.multiply(ig, 1 - gg * gg, out=fac[..., 2, :])
+        xp.multiply(tc, og * (1 - og), out=fac[..., 3, :])
+        a = og * (1 - tc * tc)
+        del cprev, cs
+        dpre = xp.empty((d, t, n, 4, h), dtype)
+        dc = xp.zeros((d, n, h), dtype) if dcy is None else dcy.astype(dtype, copy=True)
+        tmp = xp.empty((d, n, h), dtype)
+        for i in range(t - 1, -1, -1):
+            dh = dhs[:, i]
+            dh += buf
+            xp.multiply(dh, a[:, i], out=tmp)
+            dc += tmp
+            xp.multiply(dc[:, :, None, :], fac[:, i, :, :3], out=dpre[:, i, :, :3])
+            xp.multiply(dh, fac[:, i, :, 3], out=dpre[:, i, :, 3])
+            xp.matmul(dpre[:, i].reshape(d, n, gh), w_hh, out=buf)
+            dc *= fg[:, i]
+        dc0 = dc
+        dx_pre = dh_pre = dpre.reshape(d, t * n, gh)
+    elif mode == "gru":
+        hh = xp.matmul(hprev2, w_hh.transpose(0, 2, 1)).reshape(d, t, n, gh)
+        hh[..., 2 * h:] += b_hh[:, None, None, 2 * h:]
+        proj = _project(xp, mode, xs, w_ih, b_ih, b_hh)
+        rz = proj[..., :2 * h]
+        rz += hh[..., :2 * h]
+        _sigmoid_(xp, rz)
+        r, z, hn = rz[..., :h], rz[..., h:], hh[..., 2 * h:]
+        nn_ = proj[..., 2 * h:]
+        nn_ += r * hn
+        xp.tanh(nn_, out=nn_)
+        a = (1 - z) * (1 - nn_ * nn_)
+        # per step: d(pre_r, pre_z, hh_n) = dh * fac; d(pre_n) = dh * a
+        fac = xp.empty((d, t, n, 3, h), dtype)
+        xp.multiply(a * hn, r * (1 - r), out=fac[..., 0, :])
+        xp.multiply(hprev - nn_, z * (1 - z), out=fac[..., 1, :])
+        xp.multiply(a, r, out=fac[..., 2, :])
+        del hh
+        dh_pre = xp.empty((d, t, n, 3, h), dtype)
+        tmp = xp.empty((d, n, h), dtype)
+        for i in range(t - 1, -1, -1):
+            dh = dhs[:, i]
+            dh += buf
+            xp.multiply(dh[:, :, None, :], fac[:, i], out=dh_pre[:, i])
+            xp.multiply(dh, z[:, i], out=tmp)
+            xp.matmul(dh_pre[:, i].reshape(d, n, gh), w_hh, out=buf)
+            buf += tmp
+        dx_pre = dh_pre.copy()
+        xp.multiply(dhs, a, out=dx_pre[..., 2, :])
+        dx_pre = dx_pre.reshape(d, t * n, gh)
+        dh_pre = dh_pre.reshape(d, t * n, gh)
+    else:
+        if mode == "rnn_tanh":
+            fac = 1 - hs * hs
+        else:
+            fac = (hs > 0).astype(dtype)
+        for i in range(t - 1, -1, -1):
+            dh = dhs[:, i]
+            dh += buf
+            dh *= fac[:, i]
+            xp.matmul(dh, w_hh, out=buf)
+        dx_pre = dh_pre = dhs.reshape(d, t * n, gh)
+    gw_ih[...] = xp.matmul(dx_pre.transpose(0, 2, 1), xs.reshape(d, t * n, in_size))
+    gw_hh[...] = xp.matmul(dh_pre.transpose(0, 2, 1), hprev2)
+    gb_ih[...] = dx_pre.sum(axis=1)
+    gb_hh[...] = gb_ih if dh_pre is dx_pre else dh_pre.sum(axis=1)
+    dxs = xp.matmul(dx_pre, w_ih) if need_dx else None
+    return dxs, buf, dc0
+
+
+def _backward_inputs(attrs):
+    names = ["data", "parameters", "state"] + (["state_cell"] if _is_lstm(attrs) else [])
+    names.append("output")
+    if _has_mask(attrs):
+        names.append("dropout_mask")
+    names.append("ograd_output")
+    names += ["ograd_state_output", "ograd_statecell_output"][:_num_state_outputs(attrs)]
+    return tuple(names)
+
+
+def _backward_outputs(attrs):
+    names = ("data_grad", "parameters_grad", "state_grad")
+    return names + ("state_cell_grad",) if _is_lstm(attrs) else names
+
+
+def _backward_shape(attrs, in_shapes):
+    k = len(_backward_outputs(attrs))
+    return in_shapes, [None if s is None else tuple(s) for s in in_shapes[:k]]
+
+
+_backward_shape.partial = True
+
+
+def _backward_type(attrs, in_dtypes):
+    ins, outs = same_dtype(attrs, in_dtypes)
+    return ins, outs * len(_backward_outputs(attrs))
+
+
+def _rnn_backward(xp, attrs, inputs, outputs, req):
+    mode, layers, d, h = attrs.mode, attrs.num_layers, _dirs(attrs), attrs.state_size
+    lstm = mode == "lstm"
+    values = dict(zip(_backward_inputs(attrs), inputs))
+    data, params, state, cell = (values["data"], values["parameters"], values["state"],
+                                 values.get("state_cell"))
+    mask = values.get("dropout_mask")
+    dhy, dcy = values.get("ograd_state_output"), values.get("ograd_statecell_output")
+    t, n, in_size = data.shape
+    dtype = data.dtype
+    weights = _unpack(params, mode, layers, d, in_size, h)
+    ddata = _target(xp, outputs[0], req[0])
+    dparams = _target(xp, outputs[1], req[1])
+    dstate = _target(xp, outputs[2], req[2])
+    dcell = _target(xp, outputs[3], req[3]) if lstm else None
+    gweights = _unpack(dparams, mode, layers, d, in_size, h)
+    # Re-run the layers below the last one: their inputs and hidden states.
+    xs_all, hs_all = [], []
+    x = data
+    for layer in range(layers):
+        xs = _step_order(xp, x, d)
+        if layer == layers - 1:
+            hs = _step_order(xp, values["output"], d, h)
+        else:
+            rows = slice(layer * d, (layer + 1) * d)
+            hs = xp.empty((d, t, n, h), dtype)
+            _layer_forward(xp, mode, xs, weights[layer], state[rows],
+                           cell[rows] if lstm else None, hs)
+            x = _time_order(xp, hs)
+            if mask is not None:
+                x *= mask[layer]
+        xs_all.append(xs)
+        hs_all.append(hs)
+    grad = values["ograd_output"]
+    for layer in range(layers - 1, -1, -1):
+        rows = slice(layer * d, (layer + 1) * d)
+        need_dx = layer > 0 or req[0] != "null"
+        dxs, dh0, dc0 = _layer_backward(
+            xp, mode, xs_all[layer], hs_all[layer], state[rows], cell[rows] if lstm else None,
+            _step_order(xp, grad, d, h), None if dhy is None else dhy[rows],
+            None if dcy is None else dcy[rows], weights[layer], gweights[layer], need_dx)
+        dstate[rows] = dh0
+        if lstm:
+            dcell[rows] = dc0
+        xs_all[layer] = hs_all[layer] = None
+        if not need_dx:
+            break
+        dxs = dxs.reshape(d, t, n, dxs.shape[-1])
+        target = ddata if layer == 0 else xp.empty((t, n, d * h), dtype)
+        if d == 1:
+            target[...] = dxs[0]
+        else:
+            xp.add(dxs[0], dxs[1, ::-1], out=target)
+        grad = target
+        if layer > 0 and mask is not None:
+            grad *= mask[layer - 1]
+    for k, buf in enumerate([ddata, dparams, dstate, dcell][:len(outputs)]):
+        _finish(xp, outputs[k], buf, req[k])
+
+
+def _rnn_gradient(F, node, ograds):
+    attrs = node.attrs
+    n_state = _num_state_outputs(attrs)
+    args = list(node.inputs) + [node.outputs[0]]
+    if _has_mask(attrs):
+        args.append(node.outputs[-1])
+    args += ograds[:1 + n_state]
+    grads = F._backward_RNN(*args, **dict(attrs))
+    return [grads[k] for k in range(len(node.inputs))]
+
+
+_PARAMS = {
+    "state_size": Param(int, doc="Hidden units H of each layer (and direction).", min=1),
+    "num_layers": Param(int, 1, "Number of stacked recurrent layers.", min=1),
+    "mode": Param(str, doc="The recurrence: vanilla RNN with ReLU or tanh, LSTM, or GRU.",
+                  choices=_MODES),
+    "bidirectional": Param(bool, False, "Run each layer in both directions and concatenate "
+                                        "them on the feature axis."),
+    "state_outputs": Param(bool, False, "Also output the final states (state_output, and "
+                                        "statecell_output for LSTM)."),
+    "p": Param(float, 0.0, "Dropout rate on the outputs of each layer except the last "
+                           "(training only); 0 <= p < 1.", min=0.0),
+    "projection_size": Param(int, None, "LSTM projection size; only None is supported."),
+    "lstm_state_clip_min": Param(float, None, "LSTM cell clipping; only None is supported."),
+    "lstm_state_clip_max": Param(float, None, "LSTM cell clipping; only None is supported."),
+    "lstm_state_clip_nan": Param(bool, False, "Clip NaN cell states (ignored without a "
+                                              "clipping range)."),
+    "use_sequence_length": Param(bool, False, "Per-sample sequence lengths; only False is "
+                                              "supported."),
+}
+
+register(OpDef(
+    "_backward_RNN", _rnn_backward, inputs=_backward_inputs, outputs=_backward_outputs,
+    params=dict(_PARAMS), infer_shape=_backward_shape, infer_type=_backward_type,
+    partial_infer=True, differentiable=False,
+    doc="Gradient of RNN by backpropagation through time: gradients of data, parameters, "
+        "state (and state_cell), from the forward inputs, output and output gradients."))
+
+register(OpDef(
+    "RNN", _rnn_forward, inputs=_inputs, outputs=_outputs, visible_outputs=_visible_outputs,
+    params=dict(_PARAMS), infer_shape=_rnn_shape, infer_type=_rnn_type, partial_infer=True,
+    resources=("rng", "is_train"), gradient=_rnn_gradient,
+    doc="Fused multi-layer (optionally bidirectional) vanilla RNN, LSTM or GRU over a "
+        "(seq_length, batch, input_size) sequence, with MXNet's packed parameter vector and "
+        "gate order (LSTM i, f, g, o; GRU r, z, n)."))
