@@ -102,6 +102,8 @@ class Param:
     def _convert(self, value):
         t = self.type
         if isinstance(value, str) and t is not str and t is not DType:
+            if value.strip() in ("None", "") and (self.default is None or t is Axes):
+                return None
             if t is bool:
                 low = value.strip().lower()
                 if low in ("true", "1"):
