@@ -75,6 +75,11 @@ def build_gradient(heads, head_grads, wrt):
         if all(g is None for g in incoming) and not (op.loss_head and _is_head(node, heads)):
             continue
         if not op.differentiable:
+            if op.name.startswith("_backward_"):
+                raise DeepkitError(
+                    f"{op.name} '{node.name}': differentiating a gradient of "
+                    f"{op.name[len('_backward_'):]} again is not supported (it has no "
+                    "second-order gradient); use create_graph only through ops that do")
             continue
         if op.gradient is None:
             raise DeepkitError(f"{op.name} '{node.name}': no gradient is declared for this op, "

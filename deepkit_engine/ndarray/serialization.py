@@ -5,41 +5,17 @@ folder and renamed over the target only when complete, so an interrupted
 save never leaves a half-written file where a good one was.
 """
 import os
-import tempfile
 
 import h5py
 import numpy as np
 
 from ..base import DeepkitError
+from ..fileio import atomic_path
 
-__all__ = ["save", "load", "atomic_path"]
+__all__ = ["save", "load"]
 
 _FORMAT = "deepkit.ndarray"
 _VERSION = 1
-
-
-class atomic_path:
-    """``with atomic_path(target) as tmp:`` write ``tmp``; it replaces ``target`` on success."""
-
-    def __init__(self, target):
-        self.target = os.fspath(target)
-        self.tmp = None
-
-    def __enter__(self):
-        folder = os.path.dirname(os.path.abspath(self.target))
-        if not os.path.isdir(folder):
-            raise FileNotFoundError(f"cannot write {self.target}: folder {folder} does not exist")
-        fd, self.tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(self.target),
-                                        dir=folder)
-        os.close(fd)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            os.replace(self.tmp, self.target)
-        elif os.path.exists(self.tmp):
-            os.remove(self.tmp)
-        return False
 
 
 def save(fname, data):

@@ -236,7 +236,7 @@ class Symbol:
 
     def save(self, fname):
         """Write :meth:`tojson` to ``fname`` (atomically)."""
-        from ..ndarray.serialization import atomic_path  # noqa: PLC0415
+        from ..fileio import atomic_path  # noqa: PLC0415
         with atomic_path(fname) as tmp:
             with open(tmp, "w") as f:
                 f.write(self.tojson())
