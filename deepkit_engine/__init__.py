@@ -4,18 +4,22 @@ on its public API.
 """
 from . import autograd, engine, ops, random
 from . import ndarray as nd
+from . import symbol as sym
+from . import executor
+from .executor import Executor
 from .base import (ContextError, DeepkitError, DTypeError, EngineError, OpBugError, ParamError,
                    ShapeError)
 from .context import Context, cpu, current_context, gpu, num_gpus
 from .ndarray import NDArray
 
 ndarray = nd
+symbol = sym
 waitall = nd.waitall
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "nd", "ndarray", "NDArray", "Context", "cpu", "gpu", "num_gpus", "current_context",
+    "nd", "ndarray", "NDArray", "sym", "symbol", "executor", "Executor", "Context", "cpu", "gpu", "num_gpus", "current_context",
     "engine", "random", "ops", "autograd", "waitall", "DeepkitError", "ShapeError",
     "DTypeError", "ParamError", "ContextError", "EngineError", "OpBugError",
 ]

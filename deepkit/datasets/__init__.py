@@ -1,0 +1,9 @@
+"""Keras-style dataset modules: ``deepkit.datasets.mnist.load_data()``.
+
+The loaders themselves (look-up order, checksums, downloads) live in
+:mod:`deepkit.data.datasets`; the MNIST files are bundled with the package
+under ``deepkit/datasets/data/mnist``.
+"""
+from . import mnist
+
+__all__ = ["mnist"]
