@@ -350,7 +350,7 @@ class Model(Layer):
         if verbose:
             cbs.append(callbacks_mod.ProgbarLogger(verbose))
         cbs.append(history)
-        params = {"epochs": epochs, "steps": len(source), "batch_size": batch_size,
+        params = {"epochs": epochs, "steps": source.num_batches, "batch_size": batch_size,
                   "verbose": verbose}
         cb = callbacks_mod.CallbackList(cbs, self, params)
         self.stop_training = False
@@ -391,7 +391,7 @@ class Model(Layer):
             loss_sum += exe.outputs[0] * n
             seen += n
             self._update_metrics(exe, n)
-            if cb.callbacks and self._wants_batch_logs(cb, step, len(source)):
+            if cb.callbacks and self._wants_batch_logs(cb, step, source.num_batches):
                 logs = batch_logs(loss_sum, seen, metrics)
                 logs["samples/s"] = round(seen / max(time.perf_counter() - start, 1e-9))
                 logs["data"] = f"{100 * timer.share():.0f}%"

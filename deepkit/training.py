@@ -58,7 +58,8 @@ class ArraySource:
         self.shuffle = shuffle
         self.rng = rng
 
-    def __len__(self):
+    @property
+    def num_batches(self):
         return -(-self.n // self.batch_size)
 
     def batches(self):
@@ -87,7 +88,9 @@ class IteratorSource:
         self.input_names, self.output_names = input_names, output_names
         self.data_iter = hasattr(it, "provide_data") and hasattr(it, "reset")
 
-    def __len__(self):
+    @property
+    def num_batches(self):
+        """Batches per epoch, or None when the iterable does not say."""
         if self.steps is not None:
             return self.steps
         try:
