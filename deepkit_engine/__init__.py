@@ -2,7 +2,7 @@
 symbolic graphs and executors. It knows nothing of layers; ``deepkit`` builds
 on its public API.
 """
-from . import autograd, engine, ops, random
+from . import autograd, engine, io, ops, random
 from . import ndarray as nd
 from . import symbol as sym
 from . import executor
@@ -20,6 +20,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "nd", "ndarray", "NDArray", "sym", "symbol", "executor", "Executor", "Context", "cpu", "gpu", "num_gpus", "current_context",
-    "engine", "random", "ops", "autograd", "waitall", "DeepkitError", "ShapeError",
+    "engine", "random", "ops", "autograd", "io", "waitall", "DeepkitError", "ShapeError",
     "DTypeError", "ParamError", "ContextError", "EngineError", "OpBugError",
 ]

@@ -324,6 +324,7 @@ class _Pool:
         self.worker_type = worker_type
         self.executor = None
         self.closed = False
+        self.stuck = False  # a worker overran its timeout: do not wait for it at shutdown
 
     def submit(self, *args):
         if self.num_workers == 0:
@@ -340,7 +341,7 @@ class _Pool:
     def shutdown(self):
         self.closed = True
         if self.executor is not None:
-            self.executor.shutdown(wait=True, cancel_futures=True)
+            self.executor.shutdown(wait=not self.stuck, cancel_futures=True)
             self.executor = None
 
 
@@ -356,8 +357,10 @@ def _scan_folder(root, extensions):
         found = []
         for dirpath, dirnames, filenames in os.walk(root / name, followlinks=True):
             dirnames.sort()
-            found.extend(os.path.join(dirpath, f) for f in sorted(filenames)
-                         if f.lower().endswith(extensions) and not f.startswith("."))
+            found.extend(path for path in (os.path.join(dirpath, f) for f in sorted(filenames)
+                                           if f.lower().endswith(extensions)
+                                           and not f.startswith("."))
+                         if os.path.isfile(path))  # regular files only (no FIFOs)
         if not found:
             empty.append(str(root / name))
         samples.extend((f, label) for f in found)
@@ -446,7 +449,11 @@ class ImageFolderIter(DataIter):
         last_batch_handle: ``'pad'`` (the last batch repeats its own images to
             fill up, ``pad`` counts them), ``'discard'`` or ``'roll_over'``.
         num_workers: Worker threads/processes (0: decode in the calling thread).
-        worker_type: ``'thread'`` or ``'process'``.
+        worker_type: ``'thread'`` (the default: Pillow and numpy release the GIL,
+            so threads run in parallel without copying images between
+            processes) or ``'process'`` (for augmentations that hold the GIL;
+            processes are started with ``spawn``, so a script needs the usual
+            ``if __name__ == "__main__":`` guard).
         on_error: ``'skip'`` or ``'raise'`` for undecodable images.
         seed: Seed of shuffling and augmentation (default: the global seed).
         num_classes: Number of classes; labels must lie in ``[0, num_classes)``.
@@ -575,6 +582,7 @@ class ImageFolderIter(DataIter):
     def hard_reset(self):
         """Start the next epoch and forget rolled-over images."""
         self._leftover = None
+        self._carry = np.zeros(0, np.int64)
         self.reset()
 
     # -- production
@@ -595,6 +603,7 @@ class ImageFolderIter(DataIter):
         try:
             return future.result(timeout=self.timeout)
         except cf.TimeoutError:
+            self._pool.stuck = True
             raise ImageDecodeError(f"ImageFolderIter: decoding {path} took longer than "
                                    f"{self.timeout} s (timeout=)") from None
         except cf.process.BrokenProcessPool as err:
@@ -685,6 +694,3 @@ class ImageFolderIter(DataIter):
     def close(self):
         """Stop the worker pool (idempotent)."""
         self._finalizer()
-
-    def __len__(self):
-        return self.num_samples
