@@ -204,3 +204,14 @@ def test_whole_graph_numeric_gradients(builder, ctx):
         net = sym.FullyConnected(sym.tanh(h), weight=w, num_hidden=4, no_bias=True, name="l2")
         loc = {"x": rng.normal(size=(2, 4)), "w": rng.normal(size=(4, 4))}
     check_numeric_gradient(net, loc, ctx=ctx, numeric_eps=1e-5)
+
+
+def test_non_differentiable_op_in_the_middle_of_a_graph():
+    x = sym.Variable("x")
+    net = sym.argmax(x * 2, axis=1) + sym.sum(x, axis=1)
+    exe = net.simple_bind(x=(2, 3))
+    exe.arg_dict["x"][:] = np.array([[1.0, 3.0, 2.0], [0.0, -1.0, 5.0]])
+    out = exe.forward(is_train=True)[0]
+    assert_almost_equal(out, [1 + 6.0, 2 + 4.0])
+    exe.backward()
+    assert_almost_equal(exe.grad_dict["x"], np.ones((2, 3)))
