@@ -1,0 +1,27 @@
+"""The examples run, in reduced form, and learn (floors a broken loop cannot reach)."""
+import importlib.util
+import pathlib
+
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_engine_demo_recovers_the_weights():
+    assert load("engine_demo").main(samples=4000, steps=100) < 0.01
+
+
+@pytest.mark.slow
+def test_mnist_mlp_reduced():
+    assert load("mnist_mlp").main(epochs=1, samples=6000, verbose=0) > 0.85
+
+
+def test_custom_layer_reduced():
+    assert load("custom_layer").main(epochs=1, samples=4000, verbose=0) > 0.8
