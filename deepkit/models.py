@@ -74,7 +74,12 @@ class Model(Layer):
             raise ValueError(f"Model '{self.name}': layer names must be unique, these repeat: "
                              f"{dup}")
         self.input_names = [t.layer.name for t in self.inputs]
-        self.output_names = [t.layer.name for t in self.outputs]
+        self.output_names = []
+        for t in self.outputs:  # a shared layer may give several outputs: number them
+            name = t.layer.name
+            if name in self.output_names:
+                name = f"{name}_{sum(n.startswith(name) for n in self.output_names)}"
+            self.output_names.append(name)
         self.built = True
 
     def _discover(self):
@@ -214,7 +219,7 @@ class Model(Layer):
             rows.append((f"{layer.name} ({type(layer).__name__})", str(shape), f"{count:,}"))
         lines = [f'Model: "{self.name}"', "=" * line_length]
         for i, row in enumerate(rows):
-            lines.append("".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+            lines.append("".join((c + " ").ljust(w) for c, w in zip(row, widths)).rstrip())
             lines.append(("=" if i == 0 else "_") * line_length)
         trainable = sum(int(np.prod(p.shape)) for p in self._all_params() if p.trainable)
         total = sum(int(np.prod(p.shape)) for p in self._all_params())

@@ -1,6 +1,18 @@
 """The layer catalog. Images are NCHW (``channels_first``) by default."""
 from .base import Input, InputLayer, Layer, Parameter, SymbolicTensor
+from .convolutional import (Conv1D, Conv2D, Conv2DTranspose, Conv3D, DepthwiseConv2D,
+                            SeparableConv2D)
 from .core import Activation, Dense, Dropout, Flatten, Lambda, Permute, RepeatVector, Reshape
+from .pooling import (AveragePooling1D, AveragePooling2D, AveragePooling3D,
+                      GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalAveragePooling3D,
+                      GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D, MaxPooling1D,
+                      MaxPooling2D, MaxPooling3D)
+from .reshaping import Cropping2D, UpSampling2D, ZeroPadding2D
 
 __all__ = ["Layer", "Parameter", "SymbolicTensor", "Input", "InputLayer", "Dense", "Activation",
-           "Dropout", "Flatten", "Reshape", "Permute", "RepeatVector", "Lambda"]
+           "Dropout", "Flatten", "Reshape", "Permute", "RepeatVector", "Lambda", "Conv1D",
+           "Conv2D", "Conv3D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D",
+           "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
+           "AveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
+           "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
+           "UpSampling2D", "ZeroPadding2D", "Cropping2D"]

@@ -146,6 +146,11 @@ class Flatten(Layer):
     def call(self, inputs):
         return sym.flatten(inputs, name=self.name)
 
+    def get_config(self):
+        config = super().get_config()
+        config["data_format"] = self.data_format
+        return config
+
 
 class Reshape(Layer):
     """Reshapes each sample to ``target_shape`` (one entry may be -1)."""

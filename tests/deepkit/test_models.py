@@ -108,3 +108,17 @@ def test_calling_a_built_layer_on_a_wrong_shape_is_refused():
     dense(deepkit.Input(shape=(4,)))
     with pytest.raises(ValueError, match=r"Input 0 of layer 'dense'.*\(None, 4\).*\(None, 5\)"):
         dense(deepkit.Input(shape=(5,)))
+
+
+def test_keras_layer_names_and_a_shared_layer_as_two_outputs():
+    assert L.Conv2D(4, 3).name == "conv2d" and L.Conv2D(4, 3).name == "conv2d_1"
+    assert L.GlobalAveragePooling2D().name == "global_average_pooling2d"
+    shared = L.Dense(2, activation="softmax", name="head")
+    a, b = deepkit.Input(shape=(3,), name="a"), deepkit.Input(shape=(3,), name="b")
+    model = deepkit.Model([a, b], [shared(a), shared(b)])
+    assert model.output_names == ["head", "head_1"]
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x = np.ones((8, 3), np.float32)
+    y = np.zeros(8)
+    history = model.fit([x, x], [y, y], batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
