@@ -61,7 +61,6 @@ def rng_state():
 
 
 def set_rng_state(state):
+    """Restore :func:`rng_state` in place, so holders of the generator see it too."""
     _state["seed"] = state.get("seed")
-    gen = np.random.default_rng()
-    gen.bit_generator.state = state["bit_generator"]
-    _state["rng"] = gen
+    _state["rng"].bit_generator.state = state["bit_generator"]

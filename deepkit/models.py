@@ -44,6 +44,8 @@ class Model(Layer):
         self._trainers = {}
         self.stop_training = False
         self.history = None
+        self._initial_epoch = None  # set by BackupAndRestore.on_train_begin
+        self._last_batch = None  # the batch being trained on, for TerminateOnNaN(debug=True)
         if inputs is not None or outputs is not None:
             self._init_graph(inputs, outputs)
 
@@ -133,6 +135,20 @@ class Model(Layer):
     def compute_output_shape(self, input_shape):
         shapes = [t.shape for t in self.outputs]
         return shapes if len(shapes) > 1 else shapes[0]
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        """Freeze or unfreeze every layer of the model (Keras's fine-tuning idiom)."""
+        self._trainable = bool(value)
+        for layer in getattr(self, "layers", []):
+            if not isinstance(layer, InputLayer):
+                layer.trainable = value
+        from .layers.base import _bump_graph_version  # noqa: PLC0415
+        _bump_graph_version()
 
     def _all_params(self):
         params, seen = [], set()
@@ -311,25 +327,7 @@ class Model(Layer):
             if loss is None:
                 continue
             out_shape = (len(value),) + tuple(self.outputs[i].shape[1:])
-            want = loss.label_shape(out_shape)
-            got = tuple(np.shape(value))
-            if got == want:
-                continue
-            if isinstance(loss, losses_mod.CategoricalCrossentropy) and got == want[:-1] \
-                    or (len(got) == 2 and got[1] == 1 and got[:1] == want[:1]
-                        and isinstance(loss, losses_mod.CategoricalCrossentropy)):
-                raise ValueError(
-                    f"Output '{name}': categorical_crossentropy expects one-hot labels of shape "
-                    f"{want}, but the labels have shape {got} (integer class indices?). Use "
-                    "loss='sparse_categorical_crossentropy' for integer labels, or one-hot "
-                    "encode them")
-            if isinstance(loss, losses_mod.SparseCategoricalCrossentropy) and got == out_shape:
-                raise ValueError(
-                    f"Output '{name}': sparse_categorical_crossentropy expects integer class "
-                    f"labels of shape {want}, but the labels have shape {got} (one-hot?). Use "
-                    "loss='categorical_crossentropy' for one-hot labels")
-            raise ValueError(f"Output '{name}': labels have shape {got} but the output has shape "
-                             f"{out_shape} and {loss.name} expects labels of shape {want}")
+            loss.check_label_shape(tuple(np.shape(value)), out_shape, name)
 
     # -- training ----------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
@@ -343,6 +341,7 @@ class Model(Layer):
         """
         self._build_from_data(x)
         trainer = self._trainer(ctx)
+        self._ensure_initialized(trainer.ctx)
         self._check_data(x, y)
         if validation_split and validation_data is None:
             x, y, sample_weight, validation_data = self._split(x, y, sample_weight,
@@ -361,6 +360,8 @@ class Model(Layer):
         self.stop_training = False
         self.history = history
         cb.call("on_train_begin", {})
+        if self._initial_epoch is not None:  # BackupAndRestore resumes here
+            initial_epoch, self._initial_epoch = self._initial_epoch, None
         for epoch in range(initial_epoch, epochs):
             cb.call("on_epoch_begin", epoch, {})
             logs = self._train_epoch(trainer, source, cb)
@@ -385,18 +386,20 @@ class Model(Layer):
         timer = StepTimer()
         start = time.perf_counter()
         for step, (n, xs, ys, sws) in enumerate(_timed(source.batches(), timer)):
+            self._last_batch = (n, xs, ys, sws)
             cb.call("on_train_batch_begin", step, {})
             t0 = time.perf_counter()
             exe = trainer.executor("train", n)
             self._feed(exe, xs, ys, sws, n)
             timer.data_s += time.perf_counter() - t0
             exe.forward(is_train=True)
-            exe.backward()
-            self.optimizer.apply(trainer.trainable_pairs(exe))
+            if exe.grad_dict:
+                exe.backward()
+                self.optimizer.apply(trainer.trainable_pairs(exe))
             loss_sum += exe.outputs[0] * n
             seen += n
             self._update_metrics(exe, n)
-            if cb.callbacks and self._wants_batch_logs(cb, step, source.num_batches):
+            if cb.requires_batch_logs or self._wants_batch_logs(cb, step, source.num_batches):
                 logs = batch_logs(loss_sum, seen, metrics)
                 logs["samples/s"] = round(seen / max(time.perf_counter() - start, 1e-9))
                 logs["data"] = f"{100 * timer.share():.0f}%"
@@ -405,6 +408,7 @@ class Model(Layer):
                 cb.call("on_train_batch_end", step, None)
             if self.stop_training:
                 break
+        self._last_batch = None
         logs = batch_logs(loss_sum, seen, metrics)
         return logs
 
@@ -546,8 +550,9 @@ class Model(Layer):
         exe = trainer.executor("train", n)
         self._feed(exe, xs, ys, sws, n)
         exe.forward(is_train=True)
-        exe.backward()
-        self.optimizer.apply(trainer.trainable_pairs(exe))
+        if exe.grad_dict:
+            exe.backward()
+            self.optimizer.apply(trainer.trainable_pairs(exe))
         self._update_metrics(exe, n)
         logs = batch_logs(exe.outputs[0], 1, metrics)
         if return_dict:

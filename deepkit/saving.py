@@ -221,13 +221,13 @@ def load_weights(model, path, skip_mismatch=False):
 # -- whole models ----------------------------------------------------------------------
 
 def _training_config(model):
-    from . import losses, optimizers  # noqa: PLC0415
+    from . import losses, metrics, optimizers  # noqa: PLC0415
     if model.optimizer is None:
         return None
     return {"optimizer": optimizers.serialize(model.optimizer),
             "loss": {name: (losses.serialize(l) if l is not None else None)
                      for name, l in zip(model.output_names, model._losses)},
-            "metrics": {name: [m.name.split(f"{name}_", 1)[-1] for m in ms]
+            "metrics": {name: [metrics.serialize(m) for m in ms]
                         for name, ms in zip(model.output_names, model._metrics)},
             "loss_weights": dict(zip(model.output_names, model._loss_weights))}
 
@@ -267,11 +267,15 @@ def load_model(path, custom_objects=None, compile=True):
         _read_weights(f["weights"], model, False, path)
         training = f.attrs.get("training_config")
         if training is not None and compile:
-            from . import optimizers  # noqa: PLC0415
+            from . import losses, metrics, optimizers  # noqa: PLC0415
             training = json.loads(training)
-            model.compile(optimizer=optimizers.get(training["optimizer"]),
-                          loss={k: v for k, v in training["loss"].items()},
-                          metrics=training["metrics"], loss_weights=training["loss_weights"])
+            model.compile(
+                optimizer=optimizers.get(training["optimizer"]),
+                loss={k: (losses.get(v, custom_objects) if v is not None else None)
+                      for k, v in training["loss"].items()},
+                metrics={k: [metrics.get(m, custom_objects) if isinstance(m, dict) else m
+                             for m in ms] for k, ms in training["metrics"].items()},
+                loss_weights=training["loss_weights"])
             if "optimizer" in f:
                 g = f["optimizer"]
                 state = {"iterations": int(g.attrs["iterations"]),

@@ -9,7 +9,7 @@ import numpy as np
 from . import engine as _engine
 from .context import Context, current_context
 
-__all__ = ["seed", "state_for", "uniform", "normal", "randint"]
+__all__ = ["seed", "state_for", "get_state", "set_state", "uniform", "normal", "randint"]
 
 _seed_value = None
 _states = {}
@@ -59,6 +59,29 @@ def seed(seed_state, ctx="all"):
         ctx = Context(ctx)
         state = state_for(ctx)
         state.generator = _make_generator(ctx, int(seed_state))
+
+
+def get_state(ctx=None):
+    """The generator state of ``ctx`` (default cpu) as plain data, for exact resumption.
+
+    Waits for pending random work on that device first. GPU generators (cupy)
+    expose no state: ``None`` is returned for them.
+    """
+    ctx = Context(ctx) if ctx is not None else Context("cpu", 0)
+    state = state_for(ctx)
+    _engine.wait_for_write(state.var)
+    bit_generator = getattr(state.generator, "bit_generator", None)
+    return None if bit_generator is None else bit_generator.state
+
+
+def set_state(value, ctx=None):
+    """Restore what :func:`get_state` returned (ignored for ``None``)."""
+    if value is None:
+        return
+    ctx = Context(ctx) if ctx is not None else Context("cpu", 0)
+    state = state_for(ctx)
+    _engine.wait_for_write(state.var)
+    state.generator.bit_generator.state = value
 
 
 def _call(op_name, ctx, kwargs):

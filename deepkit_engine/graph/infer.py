@@ -9,7 +9,7 @@ shapes and every known input shape.
 import numpy as np
 
 from ..base import DTypeError, ShapeError
-from ..ops.registry import same_dtype
+from ..ops.registry import same_dtype, same_shape
 
 __all__ = ["infer_shapes", "infer_types"]
 
@@ -64,6 +64,8 @@ def _infer(graph, known, kind):
                 if not partial:
                     continue
             if kind == "shape":
+                if ins_missing and op.infer_shape is same_shape and outs[0] is not None:
+                    ins = [s if s is not None else outs[0] for s in ins]  # backwards
                 new_ins, new_outs = op.run_infer_shape(node.attrs, ins, node.name,
                                                        None)
             else:

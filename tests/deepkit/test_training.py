@@ -136,7 +136,8 @@ def test_label_and_input_shape_mismatches_are_explained():
     with pytest.raises(ValueError, match=r"expects samples of shape \(8,\).*\(256, 9\)"):
         model.fit(np.ones((256, 9)), y, verbose=0)
     model.compile("sgd", "mse")
-    with pytest.raises(ValueError, match=r"labels have shape \(256, 3\).*output has shape"):
+    with pytest.raises(ValueError, match=r"expects labels of shape \(256, 2\).*labels have "
+                                         r"shape \(256, 3\)"):
         model.fit(x, np.ones((256, 3)), verbose=0)
 
 
@@ -162,3 +163,20 @@ def test_progress_bar_in_a_log_prints_one_line_per_epoch(capsys):
     lines = [l for l in err.splitlines() if l.strip()]
     assert len(lines) == 2 and lines[0].startswith("Epoch 1/2") and "\r" not in err
     assert "loss:" in lines[1] and "accuracy:" in lines[1]
+
+
+def test_freezing_a_nested_model_freezes_its_layers_and_fit_still_runs():
+    inp = deepkit.Input(shape=(8,))
+    base = deepkit.Model(inp, L.Dense(4, activation="relu")(inp), name="base")
+    outer_in = deepkit.Input(shape=(8,))
+    model = deepkit.Model(outer_in, L.Dense(2, activation="softmax")(base(outer_in)))
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = _data(n=64)
+    base.trainable = False
+    before = base.get_weights()
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    for a, b in zip(before, base.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    model.trainable = False  # nothing left to train: fit still runs and reports the loss
+    history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])

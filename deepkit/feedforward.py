@@ -1,0 +1,851 @@
+"""FeedForward: MXNet 1.x's one-class trainer (``mx.model.FeedForward``) on deepkit's ``fit``.
+
+``FeedForward(symbol, num_epoch=10, learning_rate=0.1).fit(train_iter,
+eval_data=val_iter)`` trains a raw engine symbol whose loss heads
+(``SoftmaxOutput``, ``LinearRegressionOutput``, ...) give the gradients, with
+MXNet's conventions:
+
+* parameters are the symbol's arguments other than the data and labels, and
+  are initialized by name (``mx.init``: weights by the initializer, biases and
+  ``beta`` zeros, ``gamma`` ones, ``moving_mean`` zeros, ``moving_var`` ones);
+* the optimizer gets ``rescale_grad = 1 / batch_size`` and MXNet's coupled
+  weight decay (``wd``), with no decay for parameters not ending in
+  ``_weight``/``_gamma``;
+* metrics are ``mx.metric`` objects (``'acc'``, ``'ce'``, ...), logged as
+  ``Epoch[0] Train-accuracy=0.91``, ``Epoch[0] Time cost=1.234`` and
+  ``Epoch[0] Validation-accuracy=0.92``; batch callbacks
+  (``mx.callback.Speedometer``) receive ``BatchEndParam(epoch, nbatch,
+  eval_metric, locals)`` and epoch callbacks ``(epoch, symbol, arg_params,
+  aux_params)``;
+* ``save(prefix, epoch)`` writes ``prefix-symbol.json`` and
+  ``prefix-%04d.params`` (HDF5 through ``nd.save``, keys ``arg:<name>`` and
+  ``aux:<name>``; never pickle).
+
+It is not a second trainer: the symbol is wrapped in a small
+:class:`~deepkit.models.Model` subclass and trained by ``Model.fit``, so
+executors are bound once per batch shape and cached, updates and metrics are
+pushed to the engine without waiting, and Keras callbacks
+(``fit(..., callbacks=[EarlyStopping(...)])``) work as with any model. The
+training program is the symbol itself plus one monitoring output (the
+cross-entropy of ``SoftmaxOutput`` heads, squared/absolute error of the
+regression heads) that is cut off from the gradient; it gives the ``loss``
+that Keras callbacks and ``History`` see.
+
+Progress is logged to the ``deepkit.feedforward`` logger. When the
+application has not configured :mod:`logging`, deepkit's own handler prints
+these INFO lines to stderr, so progress shows without ``basicConfig``.
+
+Differences from MXNet: training runs on the first context of ``ctx`` (no
+multi-device data parallelism yet, ``kvstore`` is ignored); metrics and
+predictions leave out the filler samples of a padded last batch (MXNet counts
+them); numpy ``eval_data`` is evaluated in order, every sample once; the
+``Time cost`` of an epoch is measured after its last update has finished.
+"""
+import collections
+import json
+import logging
+import sys
+import time
+import warnings
+
+import numpy as np
+
+import deepkit_engine as dk
+from deepkit_engine import io as dk_io
+from deepkit_engine import nd
+from deepkit_engine import symbol as sym
+from deepkit_engine.base import DeepkitError
+
+from . import optimizers as optimizers_mod
+from .callbacks import Callback
+from .compat import mx_init, mx_metric, mx_optimizer
+from .layers.base import Parameter
+from .models import Model
+from .training import Trainer, fill
+
+__all__ = ["FeedForward", "BatchEndParam", "save_checkpoint", "load_checkpoint",
+           "ensure_logging"]
+
+#: What batch-end callbacks receive (MXNet's ``mx.model.BatchEndParam``).
+BatchEndParam = collections.namedtuple("BatchEndParams",
+                                       ["epoch", "nbatch", "eval_metric", "locals"])
+
+_LOSS_HEADS = ("SoftmaxOutput", "Softmax", "LinearRegressionOutput", "MAERegressionOutput",
+               "LogisticRegressionOutput")
+
+
+# -- logging ---------------------------------------------------------------------------
+class _FallbackHandler(logging.StreamHandler):
+    """Prints deepkit's records to stderr while the application has configured no logging.
+
+    As soon as the root logger has a handler (``logging.basicConfig``, a
+    notebook, pytest) it steps aside and the records reach the application's
+    handlers by propagation instead, so nothing is printed twice.
+    """
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    def emit(self, record):
+        if logging.getLogger().handlers:
+            return
+        self.stream = sys.stderr  # the current one: tests and notebooks replace it
+        super().emit(record)
+
+
+def ensure_logging():
+    """Make deepkit's INFO progress visible when the application has not configured logging.
+
+    Gives the ``deepkit`` logger a stderr handler (active only while the root
+    logger has no handler) and level INFO, unless a level or handlers were
+    set on it already. ``logging.getLogger('deepkit').setLevel(logging.WARNING)``
+    silences it.
+
+    Returns:
+        logging.Logger: The ``deepkit`` logger.
+    """
+    logger = logging.getLogger("deepkit")
+    if not logger.handlers:
+        handler = _FallbackHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
+        logger.addHandler(handler)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    return logger
+
+
+def _logger():
+    ensure_logging()
+    return logging.getLogger("deepkit.feedforward")
+
+
+# -- checkpoints -----------------------------------------------------------------------
+def _as_nd(value):
+    return value if isinstance(value, dk.NDArray) else nd.array(np.asarray(value))
+
+
+def save_checkpoint(prefix, epoch, symbol, arg_params, aux_params):
+    """Write ``prefix-symbol.json`` and ``prefix-%04d.params`` (MXNet's checkpoint layout).
+
+    The parameters go to one HDF5 file through ``nd.save`` with the keys
+    ``arg:<name>`` and ``aux:<name>``; both writes are atomic.
+
+    Args:
+        prefix: Path prefix of the two files.
+        epoch: Epoch number in the parameter file's name.
+        symbol: The network.
+        arg_params, aux_params: ``{name: NDArray or numpy array}``.
+    """
+    symbol.save(f"{prefix}-symbol.json")
+    data = {f"arg:{k}": _as_nd(v) for k, v in arg_params.items()}
+    data.update({f"aux:{k}": _as_nd(v) for k, v in (aux_params or {}).items()})
+    path = "%s-%04d.params" % (prefix, epoch)
+    nd.save(path, data)
+    _logger().info('Saved checkpoint to "%s"', path)
+
+
+def load_checkpoint(prefix, epoch):
+    """Read what :func:`save_checkpoint` wrote.
+
+    Returns:
+        ``(symbol, arg_params, aux_params)`` with the parameters as NDArrays.
+
+    Raises:
+        FileNotFoundError: A file is missing.
+        DeepkitError: The parameter file is not a checkpoint (keys without
+            ``arg:``/``aux:``).
+    """
+    symbol = sym.load(f"{prefix}-symbol.json")
+    path = "%s-%04d.params" % (prefix, epoch)
+    saved = nd.load(path)
+    if not isinstance(saved, dict):
+        raise DeepkitError(f"load_checkpoint: {path} holds a list of arrays, not the named "
+                           "'arg:'/'aux:' parameters of a checkpoint")
+    arg_params, aux_params = {}, {}
+    for key, value in saved.items():
+        kind, _, name = key.partition(":")
+        if kind == "arg":
+            arg_params[name] = value
+        elif kind == "aux":
+            aux_params[name] = value
+        else:
+            raise DeepkitError(f"load_checkpoint: {path} has the key {key!r}; checkpoint keys "
+                               "start with 'arg:' or 'aux:'")
+    return symbol, arg_params, aux_params
+
+
+# -- the network as a Model ------------------------------------------------------------
+class _SymbolParameter(Parameter):
+    """A parameter named by the symbol (``fc1_weight``) instead of ``<layer>_<short name>``."""
+
+    def __init__(self, owner, name, shape, initializer, lr_mult, wd_mult, aux):
+        # ``owner`` is the _SymbolNet (set once it exists); ``trainable`` asks it.
+        self._full_name = name
+        super().__init__(owner, name, shape, np.float32, initializer, lr_mult=lr_mult,
+                         wd_mult=wd_mult, aux=aux, regularizable=wd_mult > 0)
+
+    @property
+    def name(self):
+        return self._full_name
+
+
+def _truthy(text):
+    return str(text).lower() in ("true", "1")
+
+
+def _heads(symbol):
+    """``[(op name, attrs, label variable name or None)]`` for each output of ``symbol``."""
+    graph = json.loads(symbol.tojson())
+    nodes = graph["nodes"]
+    heads = []
+    for node_id, _, _ in graph["heads"]:
+        node = nodes[node_id]
+        label = None
+        if node["op"] in _LOSS_HEADS and len(node["inputs"]) > 1:
+            source = nodes[node["inputs"][1][0]]
+            if source["op"] == "null":
+                label = source["name"]
+        heads.append((node["op"], node.get("attrs", {}), label))
+    return heads
+
+
+def _head_loss(op, attrs, out, label):
+    """Per-sample loss of a loss head (for monitoring; no gradient flows), or None."""
+    p = sym.BlockGrad(out)
+    eps = 1e-12
+    if op in ("SoftmaxOutput", "Softmax"):
+        if _truthy(attrs.get("multi_output", False)) or _truthy(attrs.get("preserve_shape",
+                                                                           False)):
+            return None
+        return -sym.log(sym.pick(p, label, axis=-1) + eps)
+    y = sym.reshape_like(label, p)
+    if op == "LinearRegressionOutput":
+        err = sym.square(p - y)
+    elif op == "MAERegressionOutput":
+        err = sym.abs(p - y)
+    elif op == "LogisticRegressionOutput":
+        err = -(y * sym.log(p + eps) + (1 - y) * sym.log(1 - p + eps))
+    else:
+        return None
+    return sym.mean(sym.flatten(err), axis=1)
+
+
+class _SymbolNet(Model):
+    """A Model whose graph is a raw symbol: its loss heads give the gradients.
+
+    Everything ``Model.fit``/``evaluate`` needs is provided: input names and
+    sample shapes, parameters, the per-output label names, the feeding of
+    batches and the MXNet metric update.
+    """
+
+    def __init__(self, symbol, data_descs, params):
+        super().__init__(name="feedforward")
+        self.symbol = symbol
+        self.input_names = [d.name for d in data_descs]
+        self._sample_shapes = [tuple(d.shape[1:]) for d in data_descs]
+        self._params = params
+        self.layers = []
+        self.label_names = []
+        self.output_names = []
+        self.eval_metric = None
+        self.epoch_time = 0.0
+        self._single_output = len(symbol.list_outputs()) == 1
+        self.built = True
+
+    def set_labels(self, names):
+        """Use these label variables (in the data iterator's order) from now on."""
+        names = list(names)
+        if names == self.label_names:
+            return
+        args = self.symbol.list_arguments()
+        unknown = [n for n in names if n not in args]
+        if unknown:
+            raise ValueError(f"FeedForward: the data iterator provides the label(s) {unknown} "
+                             f"but the symbol has no such argument; its arguments are {args}")
+        self.label_names = names
+        self.output_names = [n[:-len("_label")] if n.endswith("_label") else n for n in names]
+        self._trainers = {}
+
+    # -- what Model and Trainer ask for ------------------------------------------------
+    def _output_symbols(self):
+        return list(self.symbol)
+
+    def _input_sample_shapes(self):
+        return self._sample_shapes
+
+    def _all_params(self):
+        return self._params
+
+    def _build_from_data(self, x):
+        return None
+
+    def _trainer(self, ctx=None):
+        ctx = ctx or dk.current_context()
+        trainer = self._trainers.get(ctx)
+        if trainer is None:
+            trainer = self._trainers[ctx] = _SymbolTrainer(self, ctx)
+        return trainer
+
+    def monitor_loss(self):
+        """The mean per-sample loss of the labelled heads, cut off from the gradient.
+
+        It also holds the ``<output>_sample_weight`` inputs that the trainer binds.
+        """
+        heads = _heads(self.symbol)
+        outputs = list(self.symbol)
+        internals = self.symbol.get_internals()
+        terms = []
+        for out_name, label in zip(self.output_names, self.label_names):
+            weight = sym.Variable(f"{out_name}_sample_weight")
+            per_sample = None
+            for (op, attrs, head_label), out in zip(heads, outputs):
+                if head_label == label:
+                    per_sample = _head_loss(op, attrs, out, internals[label])
+                    break
+            terms.append(sym.mean(weight * 0.0 if per_sample is None else per_sample * weight))
+        if not terms:
+            terms.append(sym.mean(sym.BlockGrad(outputs[0])) * 0.0)
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        return sym.BlockGrad(total)
+
+    def _feed(self, exe, xs, ys, sws, n):
+        for name, host in xs.items():
+            fill(exe.arg_dict[name], host, name)
+        for host, label in zip(ys.values(), self.label_names):
+            target = exe.arg_dict.get(label)
+            if target is not None:
+                fill(target, _reshaped(host, target.shape), label)
+
+    def _update_metrics(self, exe, n):
+        if self.eval_metric is None:
+            return
+        labels = [exe.arg_dict[name] for name in self.label_names if name in exe.arg_dict]
+        self.eval_metric.update(labels, exe.outputs[1:])
+
+    def _train_epoch(self, trainer, source, cb):
+        start = time.perf_counter()
+        logs = super()._train_epoch(trainer, source, cb)  # waits for the metrics: all done
+        self.epoch_time = time.perf_counter() - start
+        return logs
+
+    def summary(self, print_fn=print, line_length=80):
+        """The symbol's structure (there are no layers)."""
+        text = self.symbol.debug_str()
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+
+def _reshaped(host, shape):
+    """``host()`` reshaped to ``shape`` when only the layout differs ((N,) vs (N, 1))."""
+    def value():
+        array = host()
+        if array.shape != shape and array.size == int(np.prod(shape)):
+            array = array.reshape(shape)
+        return array
+    return value
+
+
+class _SymbolTrainer(Trainer):
+    """Trainer for a raw symbol: the training program is the symbol plus a monitoring loss."""
+
+    def _build(self):
+        if self.version is not None:
+            return
+        self.version = "symbol"
+        self._executors = {}
+        net = self.model
+        self.predict_symbol = net.symbol
+        self.train_symbol = sym.Group([net.monitor_loss()] + list(net.symbol))
+        self.param_map = {p.name: p for p in net._all_params()}
+
+
+class _MXNetHooks(Callback):
+    """MXNet's batch/epoch callbacks and log lines, as a callback of ``Model.fit``."""
+
+    def __init__(self, owner, metric, batch_end_callback, epoch_end_callback, logger, validate):
+        super().__init__()
+        self.owner, self.metric, self.logger, self.validate = owner, metric, logger, validate
+        self.batch_end = _as_list(batch_end_callback)
+        self.epoch_end = _as_list(epoch_end_callback)
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.batch_end:
+            return
+        nbatch = batch + 1
+        param = BatchEndParam(epoch=self.epoch, nbatch=nbatch, eval_metric=self.metric,
+                              locals={"self": self.owner, "epoch": self.epoch,
+                                      "nbatch": nbatch})
+        for callback in self.batch_end:
+            callback(param)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        names = [m.name for m in mx_metric.leaves(self.metric)]
+        for name in names:
+            if name in logs:
+                self.logger.info("Epoch[%d] Train-%s=%f", epoch, name, logs[name])
+        self.logger.info("Epoch[%d] Time cost=%.3f", epoch, self.owner._net.epoch_time)
+        for callback in self.epoch_end:
+            callback(epoch, self.owner.symbol, self.owner.arg_params, self.owner.aux_params)
+        if self.validate:
+            for name in names:
+                if f"val_{name}" in logs:
+                    self.logger.info("Epoch[%d] Validation-%s=%f", epoch, name,
+                                     logs[f"val_{name}"])
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _host(value):
+    return value.asnumpy() if hasattr(value, "asnumpy") else np.asarray(value)
+
+
+def _rows(array, n):
+    host = _host(array)[:n]
+    return lambda: host
+
+
+# -- FeedForward -----------------------------------------------------------------------
+class FeedForward:
+    """Train, evaluate and save a symbol the MXNet 1.x way (``mx.model.FeedForward``).
+
+    Args:
+        symbol: The network, ending in loss heads (``SoftmaxOutput`` ...).
+        ctx: A Context or a list of them (the first one is used).
+        num_epoch: Training ends after this epoch (counting from 0).
+        epoch_size: Batches per epoch (default: one pass over the data); the
+            data iterator then continues across epochs.
+        optimizer: A name (``'sgd'``, ``'adam'``, ... of ``mx.optimizer``) created
+            with ``rescale_grad=1/batch_size`` and ``**kwargs``, or an optimizer
+            object used as it is.
+        initializer: An ``mx.init`` initializer (applied by parameter name), a
+            name, or a deepkit initializer (used for the weights).
+        numpy_batch_size: Batch size when ``X`` is a numpy array.
+        arg_params, aux_params: Initial values ``{name: NDArray or numpy array}``
+            (the others come from the initializer).
+        allow_extra_params: Ignore names in ``arg_params``/``aux_params`` that
+            the symbol does not have (otherwise an error).
+        begin_epoch: The first epoch (to resume).
+        **kwargs: Optimizer arguments: ``learning_rate``, ``momentum``, ``wd``,
+            ``clip_gradient``, ``lr_scheduler``, ...
+
+    Raises:
+        TypeError: ``symbol`` is not a Symbol, or an optimizer argument is unknown.
+        ValueError: ``arg_params``/``aux_params`` name unknown parameters.
+    """
+
+    def __init__(self, symbol, ctx=None, num_epoch=None, epoch_size=None, optimizer="sgd",
+                 initializer=mx_init.Uniform(0.01), numpy_batch_size=128, arg_params=None,
+                 aux_params=None, allow_extra_params=False, begin_epoch=0, **kwargs):
+        if not isinstance(symbol, sym.Symbol):
+            raise TypeError(f"FeedForward: 'symbol' must be a Symbol (symbol generators for "
+                            f"bucketing are not supported). Received: {type(symbol).__name__}")
+        self.symbol = symbol
+        if ctx is None:
+            ctx = [dk.cpu()]
+        elif not isinstance(ctx, (list, tuple)):
+            ctx = [ctx]
+        self.ctx = [dk.Context(c) for c in ctx]
+        if len(self.ctx) > 1:
+            warnings.warn(f"FeedForward: training on several devices is not supported yet; "
+                          f"using {self.ctx[0]} of {self.ctx}", stacklevel=2)
+        self.num_epoch = num_epoch
+        self.epoch_size = epoch_size
+        self.kwargs = dict(kwargs)
+        if isinstance(optimizer, str):
+            mx_optimizer.create(optimizer, **{"rescale_grad": 1.0, **self.kwargs})  # check now
+        elif not isinstance(optimizer, optimizers_mod.Optimizer):
+            raise TypeError(f"FeedForward: 'optimizer' must be a name or an Optimizer. "
+                            f"Received: optimizer={optimizer!r}")
+        elif self.kwargs:
+            raise TypeError(f"FeedForward: optimizer arguments {sorted(self.kwargs)} are only "
+                            "used with an optimizer name; set them on the optimizer object")
+        self.optimizer = optimizer
+        self.initializer = mx_init.create(initializer)
+        self.numpy_batch_size = int(numpy_batch_size)
+        self.allow_extra_params = bool(allow_extra_params)
+        self.begin_epoch = int(begin_epoch)
+        self._arg_params = self._checked(arg_params, symbol.list_arguments(), "arg_params")
+        self._aux_params = self._checked(aux_params, symbol.list_auxiliary_states(),
+                                         "aux_params")
+        self._net = None
+        self._net_key = None
+        self._label_names = []
+
+    def _checked(self, params, names, what):
+        params = dict(params or {})
+        extra = [k for k in params if k not in names]
+        if extra and not self.allow_extra_params:
+            raise ValueError(f"FeedForward: {what} has {extra}, which the symbol does not have "
+                             f"(it has {names}); pass allow_extra_params=True to ignore them")
+        return {k: v for k, v in params.items() if k in names}
+
+    @property
+    def _ctx(self):
+        return self.ctx[0]
+
+    # -- parameters --------------------------------------------------------------------
+    def _param_dict(self, aux):
+        if self._net is None:
+            return dict(self._aux_params if aux else self._arg_params)
+        return {p.name: p.data for p in self._net._params if p.aux == aux and p.data is not None}
+
+    @property
+    def arg_params(self):
+        """``{name: NDArray}`` of the parameters (the live arrays once built)."""
+        return self._param_dict(False)
+
+    @arg_params.setter
+    def arg_params(self, value):
+        self._arg_params = self._checked(value, self.symbol.list_arguments(), "arg_params")
+        self._copy_into_net(self._arg_params)
+
+    @property
+    def aux_params(self):
+        """``{name: NDArray}`` of the auxiliary states (BatchNorm's moving statistics)."""
+        return self._param_dict(True)
+
+    @aux_params.setter
+    def aux_params(self, value):
+        self._aux_params = self._checked(value, self.symbol.list_auxiliary_states(),
+                                         "aux_params")
+        self._copy_into_net(self._aux_params)
+
+    def _copy_into_net(self, values):
+        if self._net is None:
+            return
+        for p in self._net._params:
+            if p.name in values:
+                p.initialize(self._ctx)
+                p.data[:] = _host(values[p.name]).astype(p.dtype)
+
+    def _is_input(self, name, provided):
+        return name in provided or name in self._label_names \
+            or name.endswith("data") or name.endswith("label")
+
+    def _network(self, it, labels):
+        """The Model for the data shapes of iterator ``it`` (built or reused)."""
+        descs = list(it.provide_data)
+        args = self.symbol.list_arguments()
+        for d in descs:
+            if d.name not in args:
+                raise ValueError(f"FeedForward: the data iterator provides '{d.name}' but the "
+                                 f"symbol has no such argument; its arguments are {args}")
+        if labels is not None:
+            self._label_names = [d.name for d in labels]
+        key = tuple((d.name, tuple(d.shape[1:])) for d in descs)
+        if self._net is None or key != self._net_key:
+            params = self._make_params(descs, it)
+            self._net = _SymbolNet(self.symbol, descs, params)
+            for p in params:
+                p.layer = self._net
+            self._net_key = key
+        if labels is not None:
+            self._net.set_labels(self._label_names)
+        return self._net
+
+    def _make_params(self, descs, it):
+        shapes = {d.name: tuple(d.shape) for d in descs}
+        for d in getattr(it, "provide_label", None) or []:
+            if d.name in self.symbol.list_arguments():
+                shapes[d.name] = tuple(d.shape)
+        arg_shapes, _, aux_shapes = self.symbol.infer_shape_partial(**shapes)
+        attrs = self.symbol.attr_dict()
+        current = {p.name: p for p in self._net._params} if self._net is not None else {}
+        params, missing = [], []
+        for aux, names, found in ((False, self.symbol.list_arguments(), arg_shapes),
+                                  (True, self.symbol.list_auxiliary_states(), aux_shapes)):
+            for name, shape in zip(names, found):
+                if not aux and self._is_input(name, shapes):
+                    continue
+                if shape is None:
+                    missing.append(name)
+                    continue
+                params.append(self._make_param(name, shape, attrs.get(name, {}), aux,
+                                               current.get(name)))
+        if missing:
+            raise DeepkitError(f"FeedForward: cannot infer the shapes of {missing} from the data "
+                               f"shapes {shapes}; check the data iterator's provide_data")
+        return params
+
+    def _make_param(self, name, shape, attrs, aux, previous):
+        decays = name.endswith("_weight") or name.endswith("_gamma")
+        lr_mult = float(attrs.get("__lr_mult__", 1.0))
+        wd_mult = float(attrs.get("__wd_mult__", 1.0 if decays else 0.0))
+        given = (self._aux_params if aux else self._arg_params).get(name)
+        value = None
+        if given is not None:
+            value = _host(given)
+            if tuple(value.shape) != tuple(shape):
+                raise ValueError(f"FeedForward: {'aux' if aux else 'arg'}_params['{name}'] has "
+                                 f"shape {tuple(value.shape)} but the symbol needs "
+                                 f"{tuple(shape)} for these data shapes")
+        desc = mx_init.InitDesc(name, attrs, self.initializer)
+        initializer = self.initializer
+
+        def init(shape, dtype, rng):
+            if value is not None:
+                return value.astype(dtype)
+            return initializer.generate(desc, shape, dtype, rng)
+
+        param = _SymbolParameter(None, name, shape, init, lr_mult, wd_mult, aux)
+        if previous is not None and previous.data is not None:
+            if previous.shape != param.shape:
+                raise ValueError(f"FeedForward: parameter '{name}' has shape {previous.shape} "
+                                 f"but these data shapes need {param.shape}")
+            param.data = previous.data
+        return param
+
+    # -- data ------------------------------------------------------------------------------
+    def _io_names(self):
+        args = self.symbol.list_arguments()
+        data = [a for a in args if a.endswith("data")]
+        labels = [a for a in args if a.endswith("label")]
+        return (data[0] if len(data) == 1 else "data",
+                labels[0] if len(labels) == 1 else "softmax_label")
+
+    def _init_iter(self, X, y, is_train):
+        """A DataIter for ``X`` (numpy arrays are wrapped in an NDArrayIter, as MXNet does)."""
+        if isinstance(X, (np.ndarray, dk.NDArray)):
+            if y is None:
+                if is_train:
+                    raise ValueError("y must be specified when X is numpy.ndarray: give the "
+                                     "labels, one per sample, as fit(X, y)")
+                y = np.zeros(X.shape[0], np.float32)
+            if not isinstance(y, (np.ndarray, dk.NDArray)):
+                raise TypeError(f"y must be ndarray when X is numpy.ndarray, got "
+                                f"{type(y).__name__}")
+            if X.shape[0] != y.shape[0]:
+                raise ValueError(f"The numbers of data points and labels not equal: X has "
+                                 f"{X.shape[0]} samples, y has {y.shape[0]}")
+            y = _host(y)
+            if y.ndim == 2 and y.shape[1] == 1:
+                y = y.flatten()
+            if y.ndim != 1:
+                raise ValueError(f"Label must be 1D or 2D (with 2nd dimension being 1), got "
+                                 f"shape {y.shape}")
+            data_name, label_name = self._io_names()
+            batch_size = min(int(X.shape[0]), self.numpy_batch_size)
+            if is_train:
+                return dk_io.NDArrayIter(X, y, batch_size, shuffle=True,
+                                         last_batch_handle="roll_over", data_name=data_name,
+                                         label_name=label_name)
+            return dk_io.NDArrayIter(X, y, batch_size, shuffle=False, data_name=data_name,
+                                     label_name=label_name)
+        if not (hasattr(X, "provide_data") and hasattr(X, "reset")):
+            raise TypeError(f"X must be DataIter, NDArray or numpy.ndarray, got "
+                            f"{type(X).__name__}")
+        return X
+
+    def _init_eval_iter(self, eval_data):
+        if eval_data is None:
+            return None
+        if isinstance(eval_data, (tuple, list)) and len(eval_data) == 2:
+            data, label = eval_data
+            if data is None:
+                raise ValueError("Eval data is NONE")
+            if label is None and hasattr(data, "provide_data"):
+                return data
+            data = np.array(data) if isinstance(data, list) else data
+            label = np.array(label) if isinstance(label, list) else label
+            if label is None:
+                raise ValueError("eval_data=(X, y) needs the labels y")
+            return self._init_iter(data, label, is_train=False)
+        if not hasattr(eval_data, "provide_data"):
+            raise TypeError("Eval data must be DataIter, or NDArray/numpy.ndarray/list pair "
+                            "(i.e. tuple/list of length 2)")
+        return eval_data
+
+    @staticmethod
+    def _batch_size(it):
+        size = getattr(it, "batch_size", None)
+        return int(size) if size else int(it.provide_data[0].shape[0])
+
+    # -- training ----------------------------------------------------------------------
+    def fit(self, X, y=None, eval_data=None, eval_metric="acc", epoch_end_callback=None,
+            batch_end_callback=None, kvstore="local", logger=None, work_load_list=None,
+            monitor=None, eval_end_callback=None, eval_batch_end_callback=None, callbacks=None):
+        """Train for the epochs ``begin_epoch .. num_epoch - 1``.
+
+        Args:
+            X: A DataIter, or a numpy array/NDArray of samples (with ``y``).
+            y: Labels when ``X`` is an array (1-D, or 2-D with one column).
+            eval_data: A DataIter or ``(X, y)`` evaluated after each epoch.
+            eval_metric: An ``mx.metric`` metric, its name (``'acc'``, ``'ce'``,
+                ...), a function ``feval(label, pred)`` or a list of these.
+            epoch_end_callback: ``callback(epoch, symbol, arg_params, aux_params)``
+                or a list of them (``mx.callback.do_checkpoint(prefix)``).
+            batch_end_callback: ``callback(BatchEndParam)`` or a list of them
+                (``mx.callback.Speedometer(batch_size, 50)``).
+            kvstore: Accepted for compatibility ('local'); not used.
+            logger: Where the epoch lines go (default: the ``deepkit.feedforward``
+                logger, shown even when logging is not configured).
+            work_load_list, monitor, eval_end_callback, eval_batch_end_callback:
+                Accepted for compatibility; not used.
+            callbacks: deepkit/Keras callbacks (``EarlyStopping`` ...), run by
+                ``Model.fit`` alongside.
+
+        Returns:
+            FeedForward: ``self``.
+        """
+        if self.num_epoch is None:
+            raise ValueError("FeedForward.fit: num_epoch is not set; create the model with "
+                             "FeedForward(symbol, num_epoch=N, ...)")
+        data = self._init_iter(X, y, is_train=True)
+        eval_iter = self._init_eval_iter(eval_data)
+        if not data.provide_label:
+            raise ValueError("FeedForward.fit: the training data has no labels; give an "
+                             "iterator with labels (NDArrayIter(data, label, ...)) or fit(X, y)")
+        net = self._network(data, data.provide_label)
+        metric = mx_metric.create(eval_metric)
+        net.eval_metric = metric
+        net._metrics = [mx_metric.leaves(metric)]
+        net.optimizer = self._optimizer(self._batch_size(data))
+        hooks = _MXNetHooks(self, metric, batch_end_callback, epoch_end_callback,
+                            logger or _logger(), eval_iter is not None)
+        source = dk_io.ResizeIter(data, int(self.epoch_size), reset_internal=False) \
+            if self.epoch_size else data
+        net.fit(source, epochs=int(self.num_epoch), verbose=0, initial_epoch=self.begin_epoch,
+                callbacks=[hooks] + _as_list(callbacks), validation_data=eval_iter,
+                shuffle=False, batch_size=self._batch_size(data), ctx=self._ctx)
+        return self
+
+    def _optimizer(self, batch_size):
+        if isinstance(self.optimizer, str):
+            return mx_optimizer.create(self.optimizer,
+                                       **{"rescale_grad": 1.0 / batch_size, **self.kwargs})
+        return self.optimizer
+
+    # -- inference ---------------------------------------------------------------------
+    def _batches(self, X, num_batch, reset):
+        """``(n real samples, outputs, batch)`` for each batch of ``X`` in inference mode."""
+        net = self._network(X, None)
+        trainer = net._trainer(self._ctx)
+        names = [d.name for d in X.provide_data]
+        if reset:
+            X.reset()
+        for i, batch in enumerate(X):
+            if num_batch is not None and i == num_batch:
+                break
+            n = int(batch.data[0].shape[0]) - int(batch.pad or 0)
+            exe = trainer.executor("predict", n)
+            net._feed(exe, {name: _rows(a, n) for name, a in zip(names, batch.data)}, {}, {}, n)
+            yield n, exe.forward(is_train=False), batch
+
+    def predict(self, X, num_batch=None, return_data=False, reset=True):
+        """The outputs for every sample of ``X`` (filler samples of padded batches removed).
+
+        Args:
+            X: A DataIter, or a numpy array/NDArray of samples.
+            num_batch: Stop after this many batches (None: all).
+            return_data: Also return the data and labels, in the same order.
+            reset: Reset ``X`` first.
+
+        Returns:
+            A numpy array (a list of them for several outputs), or
+            ``(outputs, data, label)`` with ``return_data``.
+        """
+        X = self._init_iter(X, None, is_train=False)
+        outputs = data = labels = None
+        for n, outs, batch in self._batches(X, num_batch, reset):
+            if outputs is None:
+                outputs = [[] for _ in outs]
+                data = [[] for _ in batch.data]
+                labels = [[] for _ in batch.label or []]
+            for chunks, out in zip(outputs, outs):
+                chunks.append(out.copy())
+            if return_data:
+                for chunks, array in zip(data, batch.data):
+                    chunks.append(_host(array)[:n])
+                for chunks, array in zip(labels, batch.label or []):
+                    chunks.append(_host(array)[:n])
+        if outputs is None:
+            raise ValueError("FeedForward.predict: the data iterator gave no batch")
+        results = [np.concatenate([c.asnumpy() for c in chunks]) for chunks in outputs]
+        results = results[0] if len(results) == 1 else results
+        if not return_data:
+            return results
+        data = [np.concatenate(c) for c in data]
+        labels = [np.concatenate(c) for c in labels]
+        return (results, data[0] if len(data) == 1 else data,
+                labels[0] if len(labels) == 1 else labels)
+
+    def score(self, X, eval_metric="acc", num_batch=None, batch_end_callback=None, reset=True):
+        """Evaluate ``eval_metric`` on ``X`` (filler samples of padded batches left out).
+
+        Args:
+            X: A DataIter with labels.
+            eval_metric: A metric object (updated, not reset: read it afterwards
+                too), a name or a function.
+            num_batch: Stop after this many batches (None: all).
+            batch_end_callback: ``callback(BatchEndParam)`` after each batch.
+            reset: Reset ``X`` first.
+
+        Returns:
+            The metric's value (a list for composite metrics).
+        """
+        metric = mx_metric.create(eval_metric)
+        X = self._init_iter(X, None, is_train=False)
+        if not X.provide_label:
+            raise ValueError("FeedForward.score: the data iterator has no labels to score "
+                             "against; give NDArrayIter(data, label, ...)")
+        for i, (n, outs, batch) in enumerate(self._batches(X, num_batch, reset)):
+            labels = [lab if lab.shape[0] == n else lab[0:n] for lab in batch.label]
+            metric.update(labels, outs)
+            for callback in _as_list(batch_end_callback):
+                callback(BatchEndParam(epoch=0, nbatch=i, eval_metric=metric,
+                                       locals={"self": self}))
+        return metric.get()[1]
+
+    # -- saving ------------------------------------------------------------------------
+    def save(self, prefix, epoch=None):
+        """Write ``prefix-symbol.json`` and ``prefix-%04d.params`` (epoch default: num_epoch)."""
+        if epoch is None:
+            epoch = self.num_epoch
+        if epoch is None:
+            raise ValueError("FeedForward.save: give the epoch number (num_epoch is not set)")
+        save_checkpoint(prefix, epoch, self.symbol, self.arg_params, self.aux_params)
+
+    @staticmethod
+    def load(prefix, epoch, ctx=None, **kwargs):
+        """A FeedForward from a checkpoint, ready to predict or to resume at ``epoch``.
+
+        Args:
+            prefix, epoch: As given to :meth:`save`.
+            ctx: The device(s).
+            **kwargs: Other FeedForward arguments (``num_epoch``, optimizer settings, ...).
+        """
+        symbol, arg_params, aux_params = load_checkpoint(prefix, epoch)
+        return FeedForward(symbol, ctx=ctx, arg_params=arg_params, aux_params=aux_params,
+                           begin_epoch=epoch, **kwargs)
+
+    @staticmethod
+    def create(symbol, X, y=None, ctx=None, num_epoch=None, epoch_size=None, optimizer="sgd",
+               initializer=mx_init.Uniform(0.01), eval_data=None, eval_metric="acc",
+               epoch_end_callback=None, batch_end_callback=None, kvstore="local", logger=None,
+               work_load_list=None, eval_end_callback=None, eval_batch_end_callback=None,
+               **kwargs):
+        """Make a FeedForward and fit it in one call (MXNet's ``FeedForward.create``).
+
+        Returns:
+            FeedForward: The trained model.
+        """
+        model = FeedForward(symbol, ctx=ctx, num_epoch=num_epoch, epoch_size=epoch_size,
+                            optimizer=optimizer, initializer=initializer, **kwargs)
+        model.fit(X, y, eval_data=eval_data, eval_metric=eval_metric,
+                  epoch_end_callback=epoch_end_callback, batch_end_callback=batch_end_callback,
+                  kvstore=kvstore, logger=logger, work_load_list=work_load_list,
+                  eval_end_callback=eval_end_callback,
+                  eval_batch_end_callback=eval_batch_end_callback)
+        return model
