@@ -25,3 +25,9 @@ def test_mnist_mlp_reduced():
 
 def test_custom_layer_reduced():
     assert load("custom_layer").main(epochs=1, samples=4000, verbose=0) > 0.8
+
+
+def test_mnist_lenet_reduced_run_learns():
+    """The README main job, on a subset for one epoch: a broken loop stays near 10%."""
+    accuracy = load("mnist_lenet").main(epochs=1, samples=3000, batch_size=64, verbose=0)
+    assert accuracy > 0.85
