@@ -214,9 +214,9 @@ def _head_loss(op, attrs, out, label):
     p = sym.BlockGrad(out)
     eps = 1e-12
     if op in ("SoftmaxOutput", "Softmax"):
-        if _truthy(attrs.get("multi_output", False)) or _truthy(attrs.get("preserve_shape",
-                                                                           False)):
-            return None
+        if any(_truthy(attrs.get(k, False)) for k in ("multi_output", "preserve_shape",
+                                                      "use_ignore")):
+            return None  # per-position or masked losses: not monitored
         return -sym.log(sym.pick(p, label, axis=-1) + eps)
     y = sym.reshape_like(label, p)
     if op == "LinearRegressionOutput":

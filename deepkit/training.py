@@ -101,7 +101,9 @@ class IteratorSource:
     def batches(self):
         if self.data_iter:
             self.it.reset()
-            for batch in self.it:
+            for step, batch in enumerate(self.it):
+                if self.steps is not None and step >= self.steps:
+                    break
                 n = batch.data[0].shape[0] - (batch.pad or 0)
                 xs = {k: _const(v, n) for k, v in zip(self.input_names, batch.data)}
                 ys = {k: _const(v, n) for k, v in zip(self.output_names, batch.label or [])}

@@ -95,7 +95,7 @@ def _seed(seed_state, ctx="all"):
 
 
 def _sampler(kind):
-    def sample(a=None, b=None, shape=(1,), dtype=None, ctx=None, out=None, **kwargs):
+    def sample(a, b, shape=(1,), dtype=None, ctx=None, out=None):
         if out is not None:
             shape, ctx = out.shape, out.ctx
             dtype = dtype or out.dtype
@@ -103,7 +103,7 @@ def _sampler(kind):
             shape = (shape,)
         values = getattr(_dk.random, kind)(a, b, shape=shape,
                                            dtype=dtype or ("int32" if kind == "randint"
-                                                           else "float32"), ctx=ctx, **kwargs)
+                                                           else "float32"), ctx=ctx)
         if out is None:
             return values
         out[:] = values
