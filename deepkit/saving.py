@@ -15,7 +15,15 @@ from deepkit_engine.base import DeepkitError
 from deepkit_engine.fileio import atomic_path
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "model_config",
-           "model_from_config", "atomic_write"]
+           "model_from_config", "atomic_write", "register_serializable"]
+
+_REGISTERED = {}
+
+
+def register_serializable(cls):
+    """Make a custom layer class loadable by ``load_model`` without ``custom_objects``."""
+    _REGISTERED[cls.__name__] = cls
+    return cls
 
 FORMAT = "deepkit.model"
 VERSION = 1
@@ -73,7 +81,7 @@ def model_config(model):
 def _layer_class(name, custom_objects):
     from . import layers as layers_mod  # noqa: PLC0415
     from . import models  # noqa: PLC0415
-    for space in (custom_objects or {}, vars(layers_mod), vars(models)):
+    for space in (custom_objects or {}, vars(layers_mod), vars(models), _REGISTERED):
         cls = space.get(name)
         if cls is not None:
             return cls

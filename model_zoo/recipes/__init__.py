@@ -1,0 +1,1 @@
+"""Scripts that made the shipped weights: run them to reproduce every file."""
