@@ -117,8 +117,9 @@ def main(argv=None):
         return 0
     try:
         return handler(args)
-    except (DeepkitError, FileNotFoundError, ValueError) as err:
-        print(f"deepkit {args.command}: error: {err}", file=sys.stderr)
+    except (DeepkitError, FileNotFoundError, ValueError, KeyError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"deepkit {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

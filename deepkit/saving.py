@@ -268,6 +268,11 @@ def save_model(model, path, include_optimizer=True):
 def load_model(path, custom_objects=None, compile=True):
     """Rebuild a model saved by ``model.save``: architecture, weights, optimizer."""
     with _open(path, "load_model") as f:
+        fmt = f.attrs.get("format")
+    if fmt == "deepkit.symbol_model":
+        from .symbol_model import load_symbol_model  # noqa: PLC0415
+        return load_symbol_model(path)
+    with _open(path, "load_model") as f:
         if f.attrs.get("format") != FORMAT:
             raise DeepkitError(f"load_model: {path} is not a deepkit model file (it may be a "
                                "weights-only file: use model.load_weights)")

@@ -23,6 +23,9 @@ class atomic_path:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.tmp, 0o666 & ~umask)  # as a plainly created file, not mkstemp's 0600
             os.replace(self.tmp, self.target)
         elif os.path.exists(self.tmp):
             os.remove(self.tmp)

@@ -151,6 +151,13 @@ def get_model(name, pretrained=True, num_classes=None, freeze=None, head_lr_mult
         raise ValueError("num_classes replaces the classifier, but include_top=False removes it: "
                          "give one or the other (include_top=False, pooling='avg' for features; "
                          "num_classes=K for a new classifier)")
+    if entry.architecture == "converted":  # imported with `deepkit zoo import-caffe`
+        if num_classes is not None or freeze or not include_top:
+            raise DeepkitError(f"'{name}' is a converted Caffe graph: it can be used as is "
+                               "(predict); to fine-tune, build its architecture from layers and "
+                               "load the weights with model_zoo.caffe_import")
+        import deepkit  # noqa: PLC0415
+        return deepkit.load_model(weights_store.find_weights(entry, download))
     builder = BUILDERS[entry.architecture]
     kwargs = dict(entry.builder_kwargs)
     if input_shape is not None or entry.input_shape is not None:
@@ -200,4 +207,7 @@ def _load_backbone(model, path, skip):
 
 from .finetune import UnfreezeAt  # noqa: E402
 from .cli import cli  # noqa: E402
+from .caffe_import import load_local_entries as _load_local_entries  # noqa: E402
+
+_load_local_entries()
 

@@ -249,9 +249,14 @@ class Layer:
             p.data[:] = w.astype(p.dtype)
 
     def _require_initialized(self):
-        if any(p.data is None for p in self.params.values()):
-            raise DeepkitError(f"layer '{self.name}' has no weight values yet: build the model "
-                               "(call it on data, or compile and fit) first")
+        """Initialise the weights on the current device if they have no values yet (Keras)."""
+        if not self.built:
+            raise DeepkitError(f"layer '{self.name}' has no weights yet: call it on an input "
+                               "(or build its model) first")
+        import deepkit_engine as dk  # noqa: PLC0415
+        for p in self.params.values():
+            if p.data is None:
+                p.initialize(dk.current_context())
 
     @property
     def trainable(self):
