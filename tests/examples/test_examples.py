@@ -31,3 +31,20 @@ def test_mnist_lenet_reduced_run_learns():
     """The README main job, on a subset for one epoch: a broken loop stays near 10%."""
     accuracy = load("mnist_lenet").main(epochs=1, samples=3000, batch_size=64, verbose=0)
     assert accuracy > 0.85
+
+
+def test_feature_extraction_reduced():
+    assert load("feature_extraction").main(images=200, epochs=10) > 0.9
+
+
+def test_convert_and_finetune_script(shared_data, tmp_path):
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    env = dict(os.environ, PYTHON=sys.executable)
+    result = subprocess.run(["bash", str(EXAMPLES / "convert_and_finetune.sh"),
+                             str(shared_data / "caffe" / "lenet_mnist")], capture_output=True,
+                            text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    accuracy = float(result.stdout.strip().splitlines()[-1].split()[-1])
+    assert accuracy > 0.9
