@@ -777,3 +777,15 @@ def test_backup_and_restore_arguments():
         cbs.BackupAndRestore("")
     with pytest.raises(ValueError, match="Received: save_freq=10"):
         cbs.BackupAndRestore("b", save_freq=10)
+
+
+def test_history_plot_writes_a_png(tmp_path):
+    model = deepkit.Sequential([layers.Dense(2, activation="softmax", input_shape=(3,))])
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    x = np.random.default_rng(0).normal(size=(32, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    history = model.fit(x, y, batch_size=8, epochs=3, validation_split=0.25, verbose=0)
+    path = history.plot(tmp_path / "curves.png")
+    data = (tmp_path / "curves.png").read_bytes()
+    assert str(path).endswith("curves.png") and data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]
