@@ -25,6 +25,12 @@ from .training import StepTimer, Trainer, as_source, batch_logs, fill
 
 __all__ = ["Model", "Sequential"]
 
+#: Reading the running loss for the progress bar waits for the engine, which
+#: stops Python from queueing the next batches while the current ones run; so
+#: it is read at most this often (callbacks that need every batch's logs set
+#: ``requires_batch_logs``).
+_LOG_INTERVAL_S = 0.5
+
 
 class Model(Layer):
     """A graph of layers from input tensors to output tensors (Keras's functional API).
@@ -384,7 +390,7 @@ class Model(Layer):
         loss_sum = dk.nd.zeros((1,), ctx=ctx)
         seen = 0
         timer = StepTimer()
-        start = time.perf_counter()
+        start = last_read = time.perf_counter()
         for step, (n, xs, ys, sws) in enumerate(_timed(source.batches(), timer)):
             self._last_batch = (n, xs, ys, sws)
             cb.call("on_train_batch_begin", step, {})
@@ -399,7 +405,9 @@ class Model(Layer):
             loss_sum += exe.outputs[0] * n
             seen += n
             self._update_metrics(exe, n)
-            if cb.requires_batch_logs or self._wants_batch_logs(cb, step, source.num_batches):
+            now = time.perf_counter()
+            if cb.requires_batch_logs or now - last_read >= _LOG_INTERVAL_S:
+                last_read = now
                 logs = batch_logs(loss_sum, seen, metrics)
                 logs["samples/s"] = round(seen / max(time.perf_counter() - start, 1e-9))
                 logs["data"] = f"{100 * timer.share():.0f}%"
@@ -411,11 +419,6 @@ class Model(Layer):
         self._last_batch = None
         logs = batch_logs(loss_sum, seen, metrics)
         return logs
-
-    @staticmethod
-    def _wants_batch_logs(cb, step, steps):
-        every = max(1, (steps or 100) // 20)
-        return step % every == every - 1 or (steps is not None and step == steps - 1)
 
     def _feed(self, exe, xs, ys, sws, n):
         for name, host in xs.items():

@@ -452,9 +452,32 @@ def _channels_first(xp, g, groups, layout):
     return _group_view(gt, groups, f, n * o)
 
 
+#: Largest im2col/col2im workspace one kernel call builds; bigger batches are
+#: processed in chunks of samples, so temporary memory stays bounded whatever the
+#: batch size (the planner plans the outputs, not the kernels' workspace).
+WORKSPACE_BYTES = 32 << 20
+
+
+def _chunks(n, per_sample_bytes):
+    """Sample ranges whose workspace fits :data:`WORKSPACE_BYTES` (one range if it all fits)."""
+    size = max(1, WORKSPACE_BYTES // max(int(per_sample_bytes), 1))
+    if size >= n:
+        return None
+    return [(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def _cols_bytes(x, w, out_sp, geo):
+    return x.shape[1] * int(np.prod(geo[0])) * int(np.prod(out_sp)) * x.dtype.itemsize
+
+
 def conv_forward(xp, x, w, out, req, geo, groups, bias=None):
     """``out (N, F, *o) (req)= conv(x, w) + bias``; ``o`` is taken from ``out``'s shape."""
     if req == "null":
+        return
+    chunks = _chunks(x.shape[0], _cols_bytes(x, w, out.shape[2:], geo))
+    if chunks is not None:
+        for i, j in chunks:
+            conv_forward(xp, x[i:j], w, out[i:j], req, geo, groups, bias)
         return
     n, c = x.shape[:2]
     f = w.shape[0]
@@ -494,6 +517,11 @@ def conv_data_grad(xp, g, w, out, req, geo, groups):
     """``out (N, C, *sp) (req)=`` the gradient of conv w.r.t. its data, given ograd ``g``."""
     if req == "null":
         return
+    chunks = _chunks(out.shape[0], _cols_bytes(out, w, g.shape[2:], geo))
+    if chunks is not None:
+        for i, j in chunks:
+            conv_data_grad(xp, g[i:j], w, out[i:j], req, geo, groups)
+        return
     n, c = out.shape[:2]
     f = w.shape[0]
     out_sp = g.shape[2:]
@@ -517,6 +545,11 @@ def conv_data_grad(xp, g, w, out, req, geo, groups):
 def conv_weight_grad(xp, g, x, out, req, geo, groups):
     """``out (F, C/groups, *kernel) (req)=`` the gradient of conv w.r.t. its weight."""
     if req == "null":
+        return
+    chunks = _chunks(x.shape[0], _cols_bytes(x, out, g.shape[2:], geo))
+    if chunks is not None:
+        for k, (i, j) in enumerate(chunks):
+            conv_weight_grad(xp, g[i:j], x[i:j], out, req if k == 0 else "add", geo, groups)
         return
     n, c = x.shape[:2]
     f = g.shape[1]

@@ -498,3 +498,26 @@ def test_deconvolution_is_the_adjoint_of_convolution():
                                 num_filter=4, adj=(0, 0), **params).asnumpy()
     assert x_deconv.shape == x.shape
     np.testing.assert_allclose((y_conv * y).sum(), (x * x_deconv).sum(), rtol=1e-10)
+
+
+def test_large_batches_are_processed_in_chunks_with_identical_results(monkeypatch, ctx):
+    """A bounded im2col workspace: chunking over samples changes nothing in the results."""
+    from deepkit_engine import symbol as sym  # noqa: PLC0415
+    from deepkit_engine.ops import convolution  # noqa: PLC0415
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(7, 3, 9, 9))
+    w = rng.normal(size=(4, 3, 3, 3))
+    net = sym.Convolution(sym.Variable("x"), sym.Variable("w"), num_filter=4, kernel=(3, 3),
+                          pad=(1, 1), stride=(2, 2), no_bias=True)
+    results = []
+    for limit in (convolution.WORKSPACE_BYTES, 1):  # whole batch, then one sample per chunk
+        monkeypatch.setattr(convolution, "WORKSPACE_BYTES", limit)
+        exe = net.simple_bind(ctx, x=x.shape, w=w.shape, type_dict={"x": "float64",
+                                                                    "w": "float64"})
+        exe.arg_dict["x"][:] = x
+        exe.arg_dict["w"][:] = w
+        out = exe.forward(is_train=True)[0]
+        exe.backward(nd.ones(out.shape, ctx=ctx, dtype="float64"))
+        results.append([out.asnumpy(), exe.grad_dict["x"].asnumpy(), exe.grad_dict["w"].asnumpy()])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
