@@ -587,7 +587,30 @@ class NDArrayIter(DataIter):
 
 
 # -- ResizeIter ----------------------------------------------------------------
-class ResizeIter(DataIter):
+class _CurrentBatch:
+    """The DataIter accessors for iterators that produce whole batches in ``next()``."""
+
+    def iter_next(self):
+        try:
+            self.next()
+        except StopIteration:
+            return False
+        return True
+
+    def getdata(self):
+        return self.current_batch.data
+
+    def getlabel(self):
+        return self.current_batch.label
+
+    def getindex(self):
+        return self.current_batch.index
+
+    def getpad(self):
+        return self.current_batch.pad
+
+
+class ResizeIter(_CurrentBatch, DataIter):
     """Make an iterator yield exactly ``size`` batches per epoch (MXNet's ``ResizeIter``).
 
     Shorter iterators are reset and continued; longer ones are cut.
@@ -633,25 +656,6 @@ class ResizeIter(DataIter):
         self.cur += 1
         self.current_batch = batch
         return batch
-
-    def iter_next(self):
-        try:
-            self.next()
-        except StopIteration:
-            return False
-        return True
-
-    def getdata(self):
-        return self.current_batch.data
-
-    def getlabel(self):
-        return self.current_batch.label
-
-    def getindex(self):
-        return self.current_batch.index
-
-    def getpad(self):
-        return self.current_batch.pad
 
     def close(self):
         self.data_iter.close()
@@ -767,7 +771,7 @@ class _PrefetchWorker:
                           stacklevel=3)
 
 
-class PrefetchingIter(DataIter):
+class PrefetchingIter(_CurrentBatch, DataIter):
     """Produce batches of other iterators in a background thread (MXNet's ``PrefetchingIter``).
 
     Up to ``capacity`` batches are made ahead while the consumer computes.
@@ -868,25 +872,6 @@ class PrefetchingIter(DataIter):
         if kind == _ERROR:
             raise payload
         raise StopIteration
-
-    def iter_next(self):
-        try:
-            self.next()
-        except StopIteration:
-            return False
-        return True
-
-    def getdata(self):
-        return self.current_batch.data
-
-    def getlabel(self):
-        return self.current_batch.label
-
-    def getindex(self):
-        return self.current_batch.index
-
-    def getpad(self):
-        return self.current_batch.pad
 
     @property
     def closed(self):
