@@ -857,10 +857,15 @@ def _tile_forward(xp, attrs, inputs, outputs, req):
     # Out viewed as (r0, d0, r1, d1, ...) takes the input (1, d0, 1, d1, ...) by broadcasting.
     src = x.reshape(tuple(v for d in dims for v in (1, d)))
     split = tuple(v for pair in zip(reps, dims) for v in pair)
+    _write_broadcast(xp, out, src, split, r)
+
+
+def _write_broadcast(xp, out, src, split, req):
+    """Write ``src`` broadcast to ``split``, a finer view of ``out``'s shape, into ``out``."""
     view = _contiguous_view(out, split)
     if view is None:
-        write_result(xp, out, xp.broadcast_to(src, split).reshape(out.shape), r)
-    elif r == "add":
+        write_result(xp, out, xp.broadcast_to(src, split).reshape(out.shape), req)
+    elif req == "add":
         view += src
     else:
         view[...] = src
@@ -920,13 +925,7 @@ def _repeat_forward(xp, attrs, inputs, outputs, req):
     # Out viewed as (..., n, repeats, ...) takes the input (..., n, 1, ...) by broadcasting.
     src = xp.expand_dims(x, axis + 1)
     split = x.shape[:axis + 1] + (attrs.repeats,) + x.shape[axis + 1:]
-    view = _contiguous_view(out, split)
-    if view is None:
-        write_result(xp, out, xp.broadcast_to(src, split).reshape(out.shape), r)
-    elif r == "add":
-        view += src
-    else:
-        view[...] = src
+    _write_broadcast(xp, out, src, split, r)
 
 
 def _repeat_gradient(F, node, ograds):
