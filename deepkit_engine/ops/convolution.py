@@ -455,7 +455,7 @@ def _channels_first(xp, g, groups, layout):
 #: Largest im2col/col2im workspace one kernel call builds; bigger batches are
 #: processed in chunks of samples, so temporary memory stays bounded whatever the
 #: batch size (the planner plans the outputs, not the kernels' workspace).
-WORKSPACE_BYTES = 32 << 20
+WORKSPACE_BYTES = 16 << 20
 
 
 def _chunks(n, per_sample_bytes):
