@@ -12,6 +12,7 @@ inference mode. On the same data the two differ; the ``val_loss`` of
 """
 import collections
 import time
+import weakref
 
 import numpy as np
 
@@ -48,6 +49,7 @@ class Model(Layer):
         self._compile_version = 0
         self.optimizer = None
         self._trainers = {}
+        self._weighted = weakref.WeakSet()  # sample-weight arrays that hold non-unit weights
         self.stop_training = False
         self.history = None
         self._initial_epoch = None  # set by BackupAndRestore.on_train_begin
@@ -427,12 +429,15 @@ class Model(Layer):
             fill(exe.arg_dict[f"{name}_label"], host, f"{name}_label")
         for name in self.output_names:
             key = f"{name}_sample_weight"
-            if key not in exe.arg_dict:
+            target = exe.arg_dict.get(key)
+            if target is None:
                 continue
             if name in sws:
-                fill(exe.arg_dict[key], sws[name], key)
-            else:
-                exe.arg_dict[key][:] = 1.0
+                fill(target, sws[name], key)
+                self._weighted.add(target)
+            elif target in self._weighted:  # bound as ones; reset only after real weights
+                target[:] = 1.0
+                self._weighted.discard(target)
 
     def _update_metrics(self, exe, n):
         for i, ms in enumerate(self._metrics):

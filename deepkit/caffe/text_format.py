@@ -438,30 +438,34 @@ class _Parser:
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             raise self.error(f"{desc.name} has no field named '{name_tok.text}'{hint}",
                              name_tok.pos)
-        colon = self.accept(":") is not None
-        tok = self.peek()
-        if tok.kind == "symbol" and tok.text in "{<":
-            value = self._skip_block()
-        elif not colon:
-            raise self.error(f"expected ':' or '{{' after field name '{name_tok.text}', found "
-                             f"{_describe(tok)}", tok.pos)
-        elif tok.kind == "symbol" and tok.text == "[":
-            self.next()
-            value = []
-            if not self.accept("]"):
-                while True:
-                    value.append(self._skip_value())
-                    if self.accept("]"):
-                        break
-                    self.expect(",", " or ']' in the list")
-        else:
-            value = self._skip_value()
+        value = self._skip_field_value(name_tok.text)
         line, col = self.location(name_tok.pos)
         msg.unknown_fields.append(UnknownField(
             name=name_tok.text, line=line, column=col, value=value,
             reason=f"{desc.name} has no field named '{name_tok.text}' (a fork's field?); skipped"))
         if not self.accept(","):
             self.accept(";")
+
+    def _skip_field_value(self, name):
+        """The value after an unknown field's name: ``: value``, ``: [list]`` or a block."""
+        colon = self.accept(":") is not None
+        tok = self.peek()
+        if tok.kind == "symbol" and tok.text in "{<":
+            return self._skip_block()
+        if not colon:
+            raise self.error(f"expected ':' or '{{' after field name '{name}', found "
+                             f"{_describe(tok)}", tok.pos)
+        if tok.kind == "symbol" and tok.text == "[":
+            self.next()
+            values = []
+            if not self.accept("]"):
+                while True:
+                    values.append(self._skip_value())
+                    if self.accept("]"):
+                        break
+                    self.expect(",", " or ']' in the list")
+            return values
+        return self._skip_value()
 
     def _skip_value(self):
         tok = self.peek()
@@ -507,24 +511,7 @@ class _Parser:
             if tok.kind != "ident":
                 raise self.error(f"expected a field name, found {_describe(tok)}", tok.pos)
             self.next()
-            colon = self.accept(":") is not None
-            nxt = self.peek()
-            if nxt.kind == "symbol" and nxt.text in "{<":
-                value = self._skip_block()
-            elif not colon:
-                raise self.error(f"expected ':' or '{{' after field name '{tok.text}', found "
-                                 f"{_describe(nxt)}", nxt.pos)
-            elif nxt.kind == "symbol" and nxt.text == "[":
-                self.next()
-                value = []
-                if not self.accept("]"):
-                    while True:
-                        value.append(self._skip_value())
-                        if self.accept("]"):
-                            break
-                        self.expect(",", " or ']' in the list")
-            else:
-                value = self._skip_value()
+            value = self._skip_field_value(tok.text)
             out.setdefault(tok.text, []).append(value)
             if not self.accept(","):
                 self.accept(";")

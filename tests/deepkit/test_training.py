@@ -180,3 +180,11 @@ def test_freezing_a_nested_model_freezes_its_layers_and_fit_still_runs():
     model.trainable = False  # nothing left to train: fit still runs and reports the loss
     history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+def test_sample_weights_do_not_leak_into_later_unweighted_batches():
+    x, y = _data(n=64)
+    model = _model()
+    plain = model.evaluate(x, y, batch_size=64)
+    model.evaluate(x, y, batch_size=64, sample_weight=np.full(64, 3.0))
+    assert model.evaluate(x, y, batch_size=64)[0] == pytest.approx(plain[0], rel=1e-6)
