@@ -49,7 +49,8 @@ class Model(Layer):
         self._compile_version = 0
         self.optimizer = None
         self._trainers = {}
-        self._weighted = weakref.WeakSet()  # sample-weight arrays that hold non-unit weights
+        # sample-weight arrays holding non-unit weights, by identity (NDArray == is elementwise)
+        self._weighted = weakref.WeakValueDictionary()
         self.stop_training = False
         self.history = None
         self._initial_epoch = None  # set by BackupAndRestore.on_train_begin
@@ -434,10 +435,10 @@ class Model(Layer):
                 continue
             if name in sws:
                 fill(target, sws[name], key)
-                self._weighted.add(target)
-            elif target in self._weighted:  # bound as ones; reset only after real weights
-                target[:] = 1.0
-                self._weighted.discard(target)
+                self._weighted[id(target)] = target
+            elif self._weighted.get(id(target)) is target:  # bound as ones: reset only
+                target[:] = 1.0                              # after real weights were fed
+                del self._weighted[id(target)]
 
     def _update_metrics(self, exe, n):
         for i, ms in enumerate(self._metrics):
