@@ -42,7 +42,7 @@ def bare_run(kind, x, y):
     import deepkit_engine as dk  # noqa: PLC0415
     model = build(kind)
     model.fit(x[:BATCH], y[:BATCH], batch_size=BATCH, epochs=1, verbose=0)  # builds the symbol
-    trainer = next(iter(model._trainers.values()))
+    trainer = model.executors()
     exe = trainer.executor("train", BATCH)
     data, label = exe.arg_dict[model.input_names[0]], exe.arg_dict[f"{model.output_names[0]}_label"]
     moms = {k: dk.nd.zeros(g.shape) for k, g in exe.grad_dict.items()}

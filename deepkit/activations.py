@@ -1,5 +1,6 @@
 """Activation functions by name, as symbol builders: ``get('relu')(symbol)``."""
 from deepkit_engine import symbol as sym
+from deepkit_engine.base import did_you_mean
 
 __all__ = ["get", "serialize", "ACTIVATIONS"]
 
@@ -36,7 +37,6 @@ def get(identifier):
         return identifier
     fn = ACTIVATIONS.get(identifier)
     if fn is None:
-        from deepkit_engine.base import did_you_mean  # noqa: PLC0415
         raise ValueError(f"unknown activation {identifier!r}{did_you_mean(identifier, ACTIVATIONS)};"
                          f" known: {', '.join(sorted(ACTIVATIONS))}")
     return fn

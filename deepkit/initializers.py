@@ -3,10 +3,19 @@
 Weights use the engine's layouts: dense ``(units, in_features)``, convolution
 ``(filters, in_channels, *kernel)``. So ``fan_in = in * prod(kernel)`` and
 ``fan_out = units * prod(kernel)``, as in MXNet and Caffe.
+
+Values come from the numpy Generator ``rng`` only (the caller passes
+deepkit's seeded one), so the same seed gives the same weights. MXNet's
+initializers (``mx.init``) are adapters over these: ``Xavier(rnd_type,
+factor_type, magnitude)`` is ``VarianceScaling(magnitude / 3, factor_type,
+'uniform')`` or ``VarianceScaling(magnitude, factor_type,
+'untruncated_normal')``, its ``Orthogonal`` is ``Orthogonal(method='svd')``.
 """
 import math
 
 import numpy as np
+
+from deepkit_engine.base import did_you_mean
 
 __all__ = [
     "Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform",
@@ -14,6 +23,13 @@ __all__ = [
     "HeNormal", "LecunUniform", "LecunNormal", "Orthogonal", "Identity", "Bilinear", "get",
     "serialize",
 ]
+
+
+def _number(cls, name, value):
+    """``value`` as a float, or a TypeError naming the initializer and the argument."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{cls}: '{name}' must be a number. Received: {name}={value!r}")
+    return float(value)
 
 
 def compute_fans(shape):
@@ -63,7 +79,7 @@ class Constant(Initializer):
     """Every element equal to ``value``."""
 
     def __init__(self, value=0.0):
-        self.value = float(value)
+        self.value = _number("Constant", "value", value)
 
     def __call__(self, shape, dtype, rng):
         return np.full(shape, self.value, dtype)
@@ -76,7 +92,8 @@ class RandomNormal(Initializer):
     """Samples of N(mean, stddev**2)."""
 
     def __init__(self, mean=0.0, stddev=0.05):
-        self.mean, self.stddev = float(mean), float(stddev)
+        self.mean = _number("RandomNormal", "mean", mean)
+        self.stddev = _number("RandomNormal", "stddev", stddev)
 
     def __call__(self, shape, dtype, rng):
         return rng.normal(self.mean, self.stddev, shape).astype(dtype)
@@ -89,7 +106,8 @@ class RandomUniform(Initializer):
     """Samples of U[minval, maxval)."""
 
     def __init__(self, minval=-0.05, maxval=0.05):
-        self.minval, self.maxval = float(minval), float(maxval)
+        self.minval = _number("RandomUniform", "minval", minval)
+        self.maxval = _number("RandomUniform", "maxval", maxval)
 
     def __call__(self, shape, dtype, rng):
         return rng.uniform(self.minval, self.maxval, shape).astype(dtype)
@@ -112,7 +130,8 @@ class TruncatedNormal(Initializer):
     """N(mean, stddev**2) with values beyond two standard deviations redrawn."""
 
     def __init__(self, mean=0.0, stddev=0.05):
-        self.mean, self.stddev = float(mean), float(stddev)
+        self.mean = _number("TruncatedNormal", "mean", mean)
+        self.stddev = _number("TruncatedNormal", "stddev", stddev)
 
     def __call__(self, shape, dtype, rng):
         return (self.mean + _truncated_normal(rng, shape, self.stddev)).astype(dtype)
@@ -144,14 +163,15 @@ class VarianceScaling(Initializer):
     def __call__(self, shape, dtype, rng):
         fan_in, fan_out = compute_fans(shape)
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
-        var = self.scale / max(1.0, n)
+        n = max(1.0, n)
+        var = self.scale / n
         if self.distribution in ("truncated_normal", "normal"):
             # stddev of a N(0,1) truncated to [-2, 2]
             return _truncated_normal(rng, shape, math.sqrt(var) / 0.87962566103423978) \
                 .astype(dtype)
         if self.distribution == "untruncated_normal":
             return rng.normal(0.0, math.sqrt(var), shape).astype(dtype)
-        limit = math.sqrt(3.0 * var)
+        limit = math.sqrt(3.0 * self.scale / n)
         return rng.uniform(-limit, limit, shape).astype(dtype)
 
     def get_config(self):
@@ -219,15 +239,36 @@ class LecunNormal(VarianceScaling):
 
 
 class Orthogonal(Initializer):
-    """A (semi-)orthogonal matrix over (out, in*kernel), times ``gain``."""
+    """A (semi-)orthogonal matrix over (out, in*kernel), times ``gain``.
 
-    def __init__(self, gain=1.0):
-        self.gain = float(gain)
+    Args:
+        gain: Multiplier.
+        method: ``'qr'`` (Keras: the QR decomposition of a normal
+            ``(max, min)`` matrix, signs fixed by R's diagonal) or ``'svd'``
+            (MXNet: the singular vectors of an ``(out, in*kernel)`` matrix).
+        distribution: The source matrix for ``'svd'``: ``'normal'`` (N(0, 1))
+            or ``'uniform'`` (U(-1, 1)).
+    """
+
+    def __init__(self, gain=1.0, method="qr", distribution="normal"):
+        if method not in ("qr", "svd"):
+            raise ValueError(f"Orthogonal: method must be 'qr' or 'svd'. Received: "
+                             f"method={method!r}")
+        if distribution not in ("normal", "uniform"):
+            raise ValueError(f"Orthogonal: distribution must be 'normal' or 'uniform'. "
+                             f"Received: distribution={distribution!r}")
+        self.gain, self.method, self.distribution = float(gain), method, distribution
 
     def __call__(self, shape, dtype, rng):
         if len(shape) < 2:
             raise ValueError(f"Orthogonal needs a weight of rank >= 2, got shape {tuple(shape)}")
         rows, cols = shape[0], int(np.prod(shape[1:]))
+        if self.method == "svd":
+            source = rng.uniform(-1.0, 1.0, (rows, cols)) if self.distribution == "uniform" \
+                else rng.normal(0.0, 1.0, (rows, cols))
+            u, _, v = np.linalg.svd(source, full_matrices=False)
+            q = u if u.shape == (rows, cols) else v
+            return (self.gain * q).reshape(shape).astype(dtype)
         a = rng.normal(0.0, 1.0, (max(rows, cols), min(rows, cols)))
         q, r = np.linalg.qr(a)
         q *= np.sign(np.diag(r))
@@ -236,7 +277,10 @@ class Orthogonal(Initializer):
         return (self.gain * q[:rows, :cols]).reshape(shape).astype(dtype)
 
     def get_config(self):
-        return {"gain": self.gain}
+        config = {"gain": self.gain}
+        if self.method != "qr":
+            config.update(method=self.method, distribution=self.distribution)
+        return config
 
 
 class Identity(Initializer):
@@ -255,7 +299,11 @@ class Identity(Initializer):
 
 
 class Bilinear(Initializer):
-    """Bilinear upsampling kernels for (C, 1 or C, k, k) deconvolution weights (MXNet)."""
+    """Bilinear upsampling kernels for (C, 1 or C, k, k) deconvolution weights (MXNet).
+
+    Every ``(h, w)`` kernel is ``(1 - |x / f - c|) * (1 - |y / f - c|)`` with
+    ``f = ceil(w / 2)`` and ``c = (2f - 1 - f % 2) / 2f``.
+    """
 
     def __call__(self, shape, dtype, rng):
         if len(shape) != 4:
@@ -295,7 +343,6 @@ def get(identifier):
     if isinstance(identifier, str):
         cls = _ALIASES.get(identifier.lower()) or _CLASSES.get(identifier)
         if cls is None:
-            from deepkit_engine.base import did_you_mean  # noqa: PLC0415
             raise ValueError(f"unknown initializer {identifier!r}"
                              f"{did_you_mean(identifier, _ALIASES)}; known: "
                              f"{', '.join(sorted(_ALIASES))}")

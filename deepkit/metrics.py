@@ -10,9 +10,18 @@ do not drift.
 Names, arguments and results follow Keras 3 (``keras.metrics``): the accuracy
 family, top-k accuracy, precision, recall, F-scores, AUC (ROC or PR, from a
 histogram over 200 thresholds), the regression errors and the loss-based
-metrics (cross-entropies, KL divergence, ...), plus perplexity. Metrics given
-to ``compile`` are unweighted, as Keras's ``metrics=`` are; ``update`` takes
-an optional ``sample_weight`` for direct use.
+metrics (cross-entropies, KL divergence, ...), plus perplexity, Pearson
+correlation and a binary F1 score. Metrics given to ``compile`` are
+unweighted, as Keras's ``metrics=`` are; ``update`` takes an optional
+``sample_weight`` for direct use.
+
+Beyond Keras, a few options serve MXNet's conventions (``mx.metric`` is a
+thin layer over these classes): ``per_batch=True`` averages one value per
+batch (regression errors, Pearson correlation, binary F1); exact top-k
+(``count_ties=False``); cross-entropy and perplexity on raw probabilities
+(``epsilon``, ``min_probability``); and :meth:`Metric.snapshot` with
+:meth:`Metric.result_since`, the value of the batches after a snapshot
+(MXNet's local value, next to the global one).
 
 Example:
     >>> from deepkit import metrics
@@ -40,7 +49,8 @@ __all__ = [
     "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "LogCoshError",
     "CosineSimilarity", "Hinge", "SquaredHinge", "CategoricalHinge", "KLDivergence", "Poisson",
     "BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
-    "Perplexity", "get", "serialize", "deserialize", "for_loss",
+    "BinaryF1Score", "PearsonCorrelation", "Perplexity", "get", "serialize", "deserialize",
+    "for_loss",
 ]
 
 EPSILON = 1e-7
@@ -147,6 +157,7 @@ class Metric:
         """Forget everything accumulated."""
         self._device = {}
         self._host = {}
+        self._since = None
 
     def reset_state(self):
         self.reset()
@@ -168,14 +179,24 @@ class Metric:
             self._host[key] = self._host.get(key, 0.0) + float(value)
 
     def _read(self, key, default=0.0):
-        """The accumulated value of ``key`` as numpy float64 (this waits)."""
+        """The accumulated value of ``key`` as numpy float64 (this waits).
+
+        Inside :meth:`result_since`, what the snapshot held is subtracted.
+        """
         value = self._host.get(key, 0.0)
         arr = self._device.get(key)
         if arr is not None:
-            return arr.asnumpy().astype(np.float64) + value
-        if key not in self._host:
+            out = arr.asnumpy().astype(np.float64) + value
+        elif key not in self._host:
             return np.float64(default) if np.isscalar(default) else default
-        return np.float64(value)
+        else:
+            out = np.float64(value)
+        if self._since is not None:
+            device, host = self._since
+            out = out - host.get(key, 0.0)
+            if key in device:
+                out = out - device[key].asnumpy().astype(np.float64)
+        return out
 
     def _read_total(self, key):
         """The accumulated ``key`` summed to one Python float (this waits)."""
@@ -183,6 +204,44 @@ class Metric:
 
     def _has(self, key):
         return key in self._device or key in self._host
+
+    # snapshots: the value of a stretch of batches ----------------------------------
+    def snapshot(self):
+        """The accumulators as they are now, for :meth:`result_since` (does not wait).
+
+        Device accumulators are copied lazily, so taking a snapshot between
+        batches costs no synchronisation.
+
+        Returns:
+            An opaque token.
+        """
+        return ({k: v.copy() for k, v in self._device.items()}, dict(self._host))
+
+    def result_since(self, snapshot):
+        """The metric over what was added after ``snapshot`` was taken (reads; may wait).
+
+        Args:
+            snapshot: A token from :meth:`snapshot` of this metric since its
+                last reset, or None for everything (same as :meth:`result`).
+        """
+        self._since = snapshot
+        try:
+            return self.result()
+        finally:
+            self._since = None
+
+    def accumulated(self, key, since=None):
+        """The sum of accumulator ``key`` (e.g. ``'total'``, ``'count'``) as a float (waits).
+
+        Args:
+            key: The accumulator's name; one never added to reads 0.
+            since: A :meth:`snapshot` token: only what was added after it.
+        """
+        self._since = since
+        try:
+            return self._read_total(key)
+        finally:
+            self._since = None
 
     # api ---------------------------------------------------------------------------
     def update(self, y_true, y_pred, sample_weight=None):
@@ -208,9 +267,31 @@ class Metric:
 
 
 class _MeanBase(Metric):
-    """A weighted mean: ``total / count`` of the values given to :meth:`_update_values`."""
+    """A weighted mean: ``total / count`` of the values given to :meth:`_update_values`.
+
+    With ``per_batch`` set, each update adds one value instead, the batch's
+    mean passed through :meth:`_batch_value`, so the result is the mean over
+    batches, each counting once whatever its size.
+    """
+
+    per_batch = False
+
+    def _batch_value(self, mean):
+        """What a batch contributes in per-batch mode (its mean, by default)."""
+        return mean
 
     def _update_values(self, values, sample_weight=None):
+        if self.per_batch:
+            values = values.astype(np.float64)
+            if sample_weight is None:
+                mean = nd.sum(values) / float(max(values.size, 1))
+            else:
+                w = _weights_for(values, sample_weight).astype(np.float64)
+                ratio = values.size // max(w.size, 1)
+                mean = nd.sum(values * w) / (nd.sum(w) * float(ratio))
+            self._add("total", self._batch_value(mean))
+            self._add("count", 1)
+            return
         if sample_weight is None:
             self._add("total", nd.sum(values))
             self._add("count", values.size)
@@ -262,6 +343,11 @@ class Mean(_MeanBase):
             sample_weight = _as_nd(sample_weight, values, values.dtype)
         self._update_values(values, sample_weight)
 
+    def update_total(self, total, count):
+        """Add ``total``, a sum over ``count`` samples (numbers, or lazy one-element NDArrays)."""
+        self._add("total", total)
+        self._add("count", count)
+
 
 class Sum(Metric):
     """The (weighted) sum of every value given to ``update(values[, sample_weight])``."""
@@ -307,8 +393,9 @@ class _LossMetric(_MeanBase):
     loss_class = None
     sign = 1.0
 
-    def __init__(self, name=None, **loss_kwargs):
+    def __init__(self, name=None, per_batch=False, **loss_kwargs):
         self.loss_kwargs = loss_kwargs
+        self.per_batch = bool(per_batch)
         self._loss = self.loss_class(**loss_kwargs)
         super().__init__(name)
 
@@ -319,13 +406,20 @@ class _LossMetric(_MeanBase):
             if y_true.size != int(np.prod(want)):
                 self._loss.check_label_shape(y_true.shape, y_pred.shape)
             y_true = y_true.reshape(want)
-        values = self._loss.call(nd, y_true, y_pred)
+        values = self._values(y_true, y_pred)
         if self.sign != 1.0:
             values = values * self.sign
         self._update_values(values, sample_weight)
 
+    def _values(self, y_true, y_pred):
+        """The per-sample values of one batch (labels already in the loss's shape)."""
+        return self._loss.call(nd, y_true, y_pred)
+
     def get_config(self):
-        return {**super().get_config(), **self.loss_kwargs}
+        config = {**super().get_config(), **self.loss_kwargs}
+        if self.per_batch:
+            config["per_batch"] = True
+        return config
 
 
 # -- accuracy family --------------------------------------------------------------------
@@ -438,12 +532,16 @@ class SparseTopKCategoricalAccuracy(_MeanBase):
     Args:
         k: How many top scores to consider.
         name: The metric name.
+        count_ties: A label tied with the k-th score counts as in the top k
+            (Keras's ``in_top_k``); False takes exactly ``k`` classes per
+            sample (ties broken by the sort).
     """
 
     name = "sparse_top_k_categorical_accuracy"
 
-    def __init__(self, k=5, name=None):
+    def __init__(self, k=5, name=None, count_ties=True):
         self.k = _check_int("SparseTopKCategoricalAccuracy", "k", k)
+        self.count_ties = bool(count_ties)
         super().__init__(name)
 
     def update(self, y_true, y_pred, sample_weight=None):
@@ -451,10 +549,18 @@ class SparseTopKCategoricalAccuracy(_MeanBase):
         _check_label_rank(self, y_true, y_pred, sparse=True)
         if y_true.shape != y_pred.shape[:-1]:
             y_true = y_true.reshape(y_pred.shape[:-1])
-        self._update_values(_in_top_k(y_pred, y_true, self.k), sample_weight)
+        if self.count_ties:
+            hits = _in_top_k(y_pred, y_true, self.k)
+        else:
+            top = nd.topk(y_pred, axis=-1, k=min(self.k, y_pred.shape[-1]), ret_typ="indices")
+            hits = nd.sum(top == y_true.reshape(y_true.shape + (1,)), axis=-1)
+        self._update_values(hits, sample_weight)
 
     def get_config(self):
-        return {**super().get_config(), "k": self.k}
+        config = {**super().get_config(), "k": self.k}
+        if not self.count_ties:
+            config["count_ties"] = False
+        return config
 
 
 # -- confusion-matrix metrics -----------------------------------------------------------
@@ -692,6 +798,82 @@ class F1Score(FBetaScore):
         return config
 
 
+class BinaryF1Score(Metric):
+    """F1 score of a binary classifier, label 1 being the positive class.
+
+    Predictions of shape ``(batch, 2)`` are class scores (positive where the
+    arg-max is 1); predictions of shape ``(batch,)`` or ``(batch, 1)`` are
+    probabilities (positive above ``threshold``). Labels are class indices:
+    positive where equal to 1.
+
+    Args:
+        threshold: For single-column predictions.
+        per_batch: Average the F1 score of each batch (each batch counts
+            once) instead of scoring the pooled counts.
+        name: The metric name.
+    """
+
+    name = "binary_f1_score"
+
+    def __init__(self, threshold=0.5, per_batch=False, name=None):
+        if not isinstance(threshold, numbers.Real) or isinstance(threshold, bool):
+            raise ValueError(f"BinaryF1Score: 'threshold' must be a float. "
+                             f"Received: threshold={threshold!r}")
+        self.threshold, self.per_batch = float(threshold), bool(per_batch)
+        super().__init__(name)
+
+    def update(self, y_true, y_pred, sample_weight=None):
+        y_true, y_pred, sample_weight = _inputs(y_true, y_pred, sample_weight)
+        n = y_pred.shape[0] if y_pred.ndim else 1
+        if y_pred.ndim == 2 and y_pred.shape[1] == 2:
+            pos = nd.argmax(y_pred, axis=1) == 1.0
+        elif y_pred.ndim == 1 or (y_pred.ndim == 2 and y_pred.shape[1] == 1):
+            pos = y_pred.reshape((n,)) > self.threshold
+        else:
+            raise ValueError(f"BinaryF1Score '{self.name}' only supports binary classification: "
+                             f"predictions of shape (batch, 2) or (batch,), got {y_pred.shape}")
+        if y_true.size != n:
+            raise ValueError(f"BinaryF1Score '{self.name}': labels of shape {y_true.shape} do "
+                             f"not fit predictions of shape {y_pred.shape}: give one class "
+                             f"index per sample ({n},)")
+        true = (y_true.reshape((n,)) == 1.0).astype(np.float64)
+        pos = pos.astype(np.float64)
+        if sample_weight is not None:
+            true_w = true * sample_weight.reshape((n,)).astype(np.float64)
+            false_w = (1.0 - true) * sample_weight.reshape((n,)).astype(np.float64)
+        else:
+            true_w, false_w = true, 1.0 - true
+        tp, fp, fn = nd.sum(pos * true_w), nd.sum(pos * false_w), nd.sum((1.0 - pos) * true_w)
+        if not self.per_batch:
+            self._add("tp", tp)
+            self._add("fp", fp)
+            self._add("fn", fn)
+            self._add("count", n)
+            return
+
+        def ratio(a, b):  # a / b, 0 where b is 0
+            return a / (b + (b == 0.0))
+        precision, recall = ratio(tp, tp + fp), ratio(tp, tp + fn)
+        self._add("total", ratio(2.0 * precision * recall, precision + recall))
+        self._add("count", 1)
+
+    def result(self):
+        if not self._has("count") or self._read_total("count") == 0:
+            return float("nan")
+        if self.per_batch:
+            return self._read_total("total") / self._read_total("count")
+        tp, fp, fn = (self._read_total(k) for k in ("tp", "fp", "fn"))
+        precision = tp / (tp + fp) if tp + fp > 0 else 0.0
+        recall = tp / (tp + fn) if tp + fn > 0 else 0.0
+        if precision + recall == 0:
+            return 0.0
+        return 2 * precision * recall / (precision + recall)
+
+    def get_config(self):
+        return {**super().get_config(), "threshold": self.threshold,
+                "per_batch": self.per_batch}
+
+
 class AUC(Metric):
     """Area under the ROC (default) or precision-recall curve, over thresholds.
 
@@ -867,14 +1049,24 @@ class AUC(Metric):
 # -- regression and loss-based metrics --------------------------------------------------
 
 class MeanSquaredError(_LossMetric):
-    """Mean of ``(y_true - y_pred)**2``."""
+    """Mean of ``(y_true - y_pred)**2``.
+
+    Args:
+        name: The metric name.
+        per_batch: Average the per-batch means (each batch counts once).
+    """
 
     name = "mean_squared_error"
     loss_class = losses_mod.MeanSquaredError
 
 
 class MeanAbsoluteError(_LossMetric):
-    """Mean of ``|y_true - y_pred|``."""
+    """Mean of ``|y_true - y_pred|``.
+
+    Args:
+        name: The metric name.
+        per_batch: Average the per-batch means (each batch counts once).
+    """
 
     name = "mean_absolute_error"
     loss_class = losses_mod.MeanAbsoluteError
@@ -895,14 +1087,24 @@ class MeanSquaredLogarithmicError(_LossMetric):
 
 
 class RootMeanSquaredError(_LossMetric):
-    """``sqrt`` of the mean squared error over everything seen (not a mean of roots)."""
+    """``sqrt`` of the mean squared error over everything seen (not a mean of roots).
+
+    Args:
+        name: The metric name.
+        per_batch: Average the root mean squared error of each batch instead.
+    """
 
     name = "root_mean_squared_error"
     loss_class = losses_mod.MeanSquaredError
 
+    def _batch_value(self, mean):
+        return nd.sqrt(mean)
+
     def result(self):
         value = self._mean()
-        return value if math.isnan(value) else math.sqrt(value)
+        if self.per_batch or math.isnan(value):
+            return value
+        return math.sqrt(value)
 
 
 class LogCoshError(_LossMetric):
@@ -1004,13 +1206,85 @@ class SparseCategoricalCrossentropy(_LossMetric):
         name: The metric name.
         from_logits: Whether the predictions are raw scores.
         axis: The class axis.
+        epsilon: If given, the predictions are probabilities used as they are
+            (not normalised or clipped): each label costs
+            ``-log(p[label] + epsilon)``.
     """
 
     name = "sparse_categorical_crossentropy"
     loss_class = losses_mod.SparseCategoricalCrossentropy
 
-    def __init__(self, name=None, from_logits=False, axis=-1):
+    def __init__(self, name=None, from_logits=False, axis=-1, epsilon=None):
+        if epsilon is not None and from_logits:
+            raise ValueError("SparseCategoricalCrossentropy: 'epsilon' applies to "
+                             "probabilities; it cannot be combined with from_logits=True")
+        self.epsilon = None if epsilon is None else float(epsilon)
         super().__init__(name, from_logits=from_logits, axis=axis)
+
+    def _values(self, y_true, y_pred):
+        if self.epsilon is None:
+            return super()._values(y_true, y_pred)
+        return -nd.log(nd.pick(y_pred, y_true, axis=self._loss.axis) + self.epsilon)
+
+    def get_config(self):
+        config = super().get_config()
+        if self.epsilon is not None:
+            config["epsilon"] = self.epsilon
+        return config
+
+
+class PearsonCorrelation(Metric):
+    """Pearson correlation coefficient of predictions and labels (each element is a pair).
+
+    The sums it needs (of x, y, x*x, y*y, x*y) are accumulated in float64, so
+    the result is the correlation of everything seen since the last reset.
+
+    Args:
+        per_batch: Average the correlation of each batch (each batch counts
+            once) instead.
+        name: The metric name.
+    """
+
+    name = "pearson_correlation"
+    _SUMS = ("sx", "sy", "sxx", "syy", "sxy")
+
+    def __init__(self, per_batch=False, name=None):
+        self.per_batch = bool(per_batch)
+        super().__init__(name)
+
+    def update(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None:
+            raise ValueError(f"PearsonCorrelation '{self.name}' does not take sample weights")
+        y_true, y_pred, _ = _inputs(y_true, y_pred)
+        if y_true.size != y_pred.size:
+            raise ValueError(f"PearsonCorrelation '{self.name}': labels of shape {y_true.shape} "
+                             f"do not fit predictions of shape {y_pred.shape}")
+        x = y_pred.reshape((y_pred.size,)).astype(np.float64)
+        y = y_true.reshape((y_true.size,)).astype(np.float64)
+        if self.per_batch:
+            dx, dy = x - nd.mean(x), y - nd.mean(y)
+            self._add("total", nd.sum(dx * dy) / nd.sqrt(nd.sum(dx * dx) * nd.sum(dy * dy)))
+            self._add("count", 1)
+            return
+        for key, value in zip(self._SUMS, (x, y, x * x, y * y, x * y)):
+            self._add(key, nd.sum(value))
+        self._add("count", x.size)
+
+    def result(self):
+        if not self._has("count"):
+            return float("nan")
+        n = self._read_total("count")
+        if n == 0:
+            return float("nan")
+        if self.per_batch:
+            return self._read_total("total") / n
+        sx, sy, sxx, syy, sxy = (self._read_total(k) for k in self._SUMS)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(np.float64(n * sxy - sx * sy)
+                         / np.sqrt(np.float64(n * sxx - sx * sx) * (n * syy - sy * sy)))
+
+    def get_config(self):
+        return {**super().get_config(), "per_batch": self.per_batch}
 
 
 class Perplexity(Metric):
@@ -1025,15 +1299,24 @@ class Perplexity(Metric):
         from_logits: Whether the predictions are raw scores.
         mask_token_id: A label value (e.g. padding) left out of the average.
         name: The metric name.
+        min_probability: If given, the predictions are probabilities used as
+            they are (not normalised), floored at this value before the log.
     """
 
     name = "perplexity"
 
-    def __init__(self, from_logits=False, mask_token_id=None, name=None):
+    def __init__(self, from_logits=False, mask_token_id=None, name=None, min_probability=None):
         self.from_logits = bool(from_logits)
         if mask_token_id is not None:
-            mask_token_id = _check_int("Perplexity", "mask_token_id", mask_token_id, 0)
+            if not isinstance(mask_token_id, numbers.Integral) or isinstance(mask_token_id, bool):
+                raise ValueError(f"Perplexity: 'mask_token_id' must be an int. "
+                                 f"Received: mask_token_id={mask_token_id!r}")
+            mask_token_id = int(mask_token_id)
+        if min_probability is not None and from_logits:
+            raise ValueError("Perplexity: 'min_probability' applies to probabilities; it "
+                             "cannot be combined with from_logits=True")
         self.mask_token_id = mask_token_id
+        self.min_probability = None if min_probability is None else float(min_probability)
         self._loss = losses_mod.SparseCategoricalCrossentropy(from_logits=self.from_logits)
         super().__init__(name)
 
@@ -1042,8 +1325,10 @@ class Perplexity(Metric):
         _check_label_rank(self, y_true, y_pred, sparse=True)
         if y_true.shape != y_pred.shape[:-1]:
             y_true = y_true.reshape(y_pred.shape[:-1])
-        logp = _log_probs(self._loss, y_pred)
-        nll = -nd.pick(logp, y_true, axis=-1)
+        if self.min_probability is None:
+            nll = -nd.pick(_log_probs(self._loss, y_pred), y_true, axis=-1)
+        else:
+            nll = -nd.log(nd.maximum(nd.pick(y_pred, y_true, axis=-1), self.min_probability))
         weight = None
         if self.mask_token_id is not None:
             weight = y_true != float(self.mask_token_id)
@@ -1066,8 +1351,11 @@ class Perplexity(Metric):
         return math.exp(self._read_total("total") / count)
 
     def get_config(self):
-        return {**super().get_config(), "from_logits": self.from_logits,
-                "mask_token_id": self.mask_token_id}
+        config = {**super().get_config(), "from_logits": self.from_logits,
+                  "mask_token_id": self.mask_token_id}
+        if self.min_probability is not None:
+            config["min_probability"] = self.min_probability
+        return config
 
 
 def _log_probs(loss, y_pred):
@@ -1085,7 +1373,7 @@ CLASSES = (Mean, Sum, Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCateg
            MeanAbsolutePercentageError, MeanSquaredLogarithmicError, LogCoshError,
            CosineSimilarity, Hinge, SquaredHinge, CategoricalHinge, KLDivergence, Poisson,
            BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy,
-           Perplexity)
+           BinaryF1Score, PearsonCorrelation, Perplexity)
 
 _BY_NAME = {cls.name: cls for cls in CLASSES if cls is not Accuracy}
 _BY_NAME.update({
@@ -1093,7 +1381,7 @@ _BY_NAME.update({
     "msle": MeanSquaredLogarithmicError, "rmse": RootMeanSquaredError,
     "log_cosh": LogCoshError, "log_cosh_error": LogCoshError, "kld": KLDivergence,
     "kullback_leibler_divergence": KLDivergence, "top_k_accuracy": TopKCategoricalAccuracy,
-    "sparse_top_k_accuracy": SparseTopKCategoricalAccuracy,
+    "sparse_top_k_accuracy": SparseTopKCategoricalAccuracy, "pearsonr": PearsonCorrelation,
 })
 _CLASS_BY_NAME = {cls.__name__: cls for cls in CLASSES}
 _RESOLVED = ("accuracy", "acc", "crossentropy", "ce")

@@ -1,4 +1,9 @@
 """Weight penalties added to the training loss: L1, L2 and L1L2."""
+import math
+import numbers
+
+import numpy as np
+
 from deepkit_engine import symbol as sym
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get"]
@@ -22,11 +27,20 @@ class Regularizer:
         return cls(**config)
 
 
+def _factor(owner, name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(float(value)) or value < 0:
+        raise ValueError(f"{owner}: '{name}' must be a finite number >= 0. "
+                         f"Received: {name}={value!r}")
+    return float(value)
+
+
 class L1L2(Regularizer):
     """``l1 * sum(|w|) + l2 * sum(w**2)``."""
 
     def __init__(self, l1=0.0, l2=0.0):
-        self.l1, self.l2 = float(l1), float(l2)
+        self.l1 = _factor(type(self).__name__, "l1", l1)
+        self.l2 = _factor(type(self).__name__, "l2", l2)
 
     def __call__(self, weight):
         terms = []
@@ -39,7 +53,6 @@ class L1L2(Regularizer):
         return terms[0] if len(terms) == 1 else terms[0] + terms[1]
 
     def numpy(self, value):
-        import numpy as np  # noqa: PLC0415
         return self.l1 * np.abs(value).sum() + self.l2 * np.square(value).sum()
 
     def get_config(self):
@@ -86,7 +99,14 @@ def get(identifier):
     if identifier is None or isinstance(identifier, Regularizer) or callable(identifier):
         return identifier
     if isinstance(identifier, dict):
-        return _BY_NAME[identifier["class_name"]].from_config(identifier.get("config", {}))
+        if "class_name" not in identifier:
+            raise ValueError("a regularizer config needs 'class_name' (one of 'l1', 'l2', "
+                             f"'l1_l2'); got keys {sorted(identifier)}")
+        cls = _BY_NAME.get(identifier["class_name"])
+        if cls is None:
+            raise ValueError(f"unknown regularizer {identifier['class_name']!r}; use 'l1', "
+                             "'l2', 'l1_l2' or an object")
+        return cls.from_config(identifier.get("config", {}))
     if isinstance(identifier, str) and identifier in _BY_NAME:
         return _BY_NAME[identifier]()
     raise ValueError(f"unknown regularizer {identifier!r}; use 'l1', 'l2', 'l1_l2' or an object")

@@ -20,6 +20,8 @@ import bisect
 import math
 import numbers
 
+from deepkit_engine.base import did_you_mean
+
 __all__ = ["LearningRateSchedule", "ExponentialDecay", "PiecewiseConstantDecay", "StepDecay",
            "MultiStepDecay", "PolynomialDecay", "InverseTimeDecay", "CosineDecay",
            "CosineDecayRestarts", "get", "serialize", "deserialize", "register"]
@@ -463,7 +465,6 @@ def deserialize(config, custom_objects=None):
     name = config["class_name"]
     cls = (custom_objects or {}).get(name) or _BY_NAME.get(name)
     if cls is None:
-        from deepkit_engine.base import did_you_mean  # noqa: PLC0415
         raise ValueError(f"unknown learning-rate schedule {name!r}{did_you_mean(name, _BY_NAME)}"
                          f"; known: {', '.join(sorted(_BY_NAME))} (register your own with "
                          "deepkit.schedules.register)")

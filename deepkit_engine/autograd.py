@@ -12,57 +12,19 @@ recording it changes the gradient (as in MXNet); in-place ops on recorded
 arrays inside ``record()`` are refused for that reason.
 """
 import contextlib
-import threading
 
+from . import ndarray as nd
 from .base import DeepkitError
 from .graph.gradient import build_gradient
-from .graph.node import Node, topo_order
+from .graph.node import topo_order
+from .ndarray import NDArray, invoke
+from .tape import (is_recording, is_training, leaf as _leaf, mark_variables, set_recording,
+                   set_training)
 
 __all__ = [
     "record", "pause", "train_mode", "predict_mode", "is_recording", "is_training",
     "set_recording", "set_training", "mark_variables", "backward", "grad", "attach_grad",
 ]
-
-_state = threading.local()
-
-
-def is_training():
-    """True inside ``train_mode()`` or ``record()`` (unless told otherwise)."""
-    return getattr(_state, "training", False)
-
-
-def is_recording():
-    """True while operations are being recorded for differentiation."""
-    return getattr(_state, "recording", False)
-
-
-def set_training(flag):
-    """Set the training flag; returns the previous value."""
-    old = is_training()
-    _state.training = bool(flag)
-    return old
-
-
-def set_recording(flag):
-    """Start or stop recording; returns the previous value."""
-    from .ndarray import ndarray as _nd  # noqa: PLC0415
-    old = is_recording()
-    _state.recording = bool(flag)
-    _nd._record_hook = _record if _any_thread_recording(flag) else None
-    return old
-
-
-_recording_threads = set()
-_threads_lock = threading.Lock()
-
-
-def _any_thread_recording(flag):
-    with _threads_lock:
-        if flag:
-            _recording_threads.add(threading.get_ident())
-        else:
-            _recording_threads.discard(threading.get_ident())
-        return bool(_recording_threads)
 
 
 @contextlib.contextmanager
@@ -98,63 +60,17 @@ def predict_mode():
     return _scope(None, False)
 
 
-# -- variables and the tape --------------------------------------------------------
-
-_counter = [0]
-
-
-def _leaf(array, name=None):
-    node = Node(None, name or f"_leaf{_counter[0]}")
-    _counter[0] += 1
-    node.value = [array]
-    return node
-
+# -- variables ----------------------------------------------------------------------
 
 def attach_grad(array, grad_req="write"):
     """Give ``array`` a zero gradient buffer and make it a variable to differentiate."""
-    from . import ndarray as nd  # noqa: PLC0415
-    if grad_req not in ("write", "add", "null"):
-        raise DeepkitError(f"attach_grad: grad_req must be 'write', 'add' or 'null', got "
-                           f"{grad_req!r}")
-    array._grad = nd.zeros(array.shape, ctx=array.ctx, dtype=array.dtype)
-    array._grad_req = grad_req
-    array._tape = (_leaf(array), 0) if grad_req != "null" else None
-
-
-def mark_variables(variables, gradients, grad_reqs="write"):
-    """Attach given gradient buffers to variables (MXNet's ``mark_variables``)."""
-    if not isinstance(grad_reqs, (list, tuple)):
-        grad_reqs = [grad_reqs] * len(variables)
-    for v, g, r in zip(variables, gradients, grad_reqs):
-        v._grad = g
-        v._grad_req = r
-        v._tape = (_leaf(v), 0) if r != "null" else None
-
-
-def _record(op, attrs, inputs, outputs):
-    if not getattr(_state, "recording", False):
-        return
-    if not any(x._tape is not None for x in inputs):
-        return
-    for o in outputs:
-        if o._tape is not None or o._grad is not None:
-            if any(o is x for x in inputs) or o._grad is not None:
-                raise DeepkitError(
-                    f"{op.name}: in-place update of an array that autograd is recording; "
-                    "write 'x = x + y' instead of 'x += y' inside record()")
-    entries = [x._tape if x._tape is not None else (_leaf(x), 0) for x in inputs]
-    node = Node(op, f"{op.name}{_counter[0]}", attrs, entries)
-    _counter[0] += 1
-    node.value = list(outputs)
-    for i, o in enumerate(outputs):
-        o._tape = (node, i)
+    array.attach_grad(grad_req)
 
 
 # -- differentiation -------------------------------------------------------------
 
 def _evaluate(grad_entries, retain_graph, create_graph, train):
     """Compute gradient entries imperatively from the recorded values."""
-    from .ndarray.ndarray import invoke  # noqa: PLC0415
     live = [e for e in grad_entries if e is not None]
     results = {}
     with _scope(create_graph, train):
@@ -179,7 +95,6 @@ def _evaluate(grad_entries, retain_graph, create_graph, train):
 
 
 def _heads(heads, head_grads):
-    from . import ndarray as nd  # noqa: PLC0415
     heads = heads if isinstance(heads, (list, tuple)) else [heads]
     if head_grads is None:
         head_grads = [None] * len(heads)
@@ -240,7 +155,15 @@ def grad(heads, variables, head_grads=None, retain_graph=None, create_graph=Fals
     entries, hg = _heads(heads, head_grads)
     grads, _ = build_gradient(entries, hg, [v._tape[0] for v in variables])
     values = _evaluate(grads, retain_graph, create_graph, train_mode)
-    from . import ndarray as nd  # noqa: PLC0415
     out = [v if v is not None else nd.zeros(x.shape, ctx=x.ctx, dtype=x.dtype)
            for v, x in zip(values, variables)]
     return out[0] if single else out
+
+
+def _ndarray_backward(self, out_grad=None, retain_graph=False, train_mode=True):
+    """Differentiate this recorded result into the attached variables' ``.grad``."""
+    backward([self], None if out_grad is None else [out_grad], retain_graph, train_mode)
+
+
+_ndarray_backward.__name__ = _ndarray_backward.__qualname__ = "backward"
+NDArray.backward = _ndarray_backward  # NDArray sits below autograd; it gets the method here

@@ -12,9 +12,9 @@ import collections
 import numpy as np
 
 from . import engine as _engine_mod
-from . import random as _random
 from .base import ContextError, DeepkitError, ShapeError
 from .context import Context, current_context
+from .graph.builder import GraphOps
 from .graph.gradient import build_gradient, check_gradients
 from .graph.infer import infer_shapes, infer_types
 from .graph.mirror import apply_mirror
@@ -23,6 +23,7 @@ from .graph.plan_memory import plan_memory
 from .ndarray import NDArray
 from .ndarray import array as _nd_array
 from .ndarray import zeros as _nd_zeros
+from .resources import acquire as _acquire_resources
 
 __all__ = ["Executor", "simple_bind"]
 
@@ -143,7 +144,6 @@ class Executor:
 
     # -- compilation ---------------------------------------------------------------
     def _compile(self, symbol):
-        from . import symbol as F  # noqa: PLC0415
         heads = list(symbol._outputs)
         var_nodes = {n.name: n for n in symbol._nodes() if n.op is None}
         wrt_names = [n for n, r in self._grad_req.items() if r != "null"]
@@ -165,7 +165,7 @@ class Executor:
                 grad_entries, rebuilt = apply_mirror(heads, grad_entries)
                 checks = [((rebuilt.get(id(g[0]), g[0]), g[1]), f, n, k)
                           for g, f, n, k in checks]
-            grad_entries = self._own_grad_entries(F, heads, grad_entries)
+            grad_entries = self._own_grad_entries(heads, grad_entries)
         # Gradient outputs in reverse argument order: the depth-first schedule
         # then computes each layer's parameter gradients as soon as that
         # layer's output gradient exists (last layer first), so activations
@@ -264,12 +264,16 @@ class Executor:
         self._fwd_program = self._program(fwd_nodes, graph, raw, plan, grad_req_of_entry)
         self._bwd_program = self._program(bwd_nodes, graph, raw, plan, grad_req_of_entry)
         self._internal_var = _engine_mod.Var()
-        self._uses_rng = any("rng" in n.op.resources for n in op_nodes)
+        self._resources = tuple(sorted({r for n in op_nodes for r in n.op.resources}))
+        # a pass that draws random numbers writes the generator's variable
+        self._resource_writes = _acquire_resources(self._resources, self._ctx, False,
+                                                   "executor")[1]
         total = plan.planned_bytes + sum(a.size * a.dtype.itemsize for a in self.arg_dict.values())
         self._inline = total <= _INLINE_BYTES and not self._ctx.is_gpu
 
-    def _own_grad_entries(self, F, heads, grad_entries):
+    def _own_grad_entries(self, heads, grad_entries):
         """Give each argument gradient a node of its own to write into its array."""
+        F = GraphOps()
         counts = collections.Counter(e for e in grad_entries if e is not None)
         consumers = collections.Counter()
         graph = Graph(heads + [e for e in grad_entries if e is not None])
@@ -285,7 +289,7 @@ class Executor:
             node, idx = e
             key = (id(node), idx)
             if node.op is None or counts[e] > 1 or consumers[key] > 0 or key in head_set:
-                copy = F.identity(F.Symbol([e]), name=f"{node.name}_gradcopy")
+                copy = F.identity(F.wrap([e]), name=f"{node.name}_gradcopy")
                 result.append(copy._outputs[0])
             else:
                 result.append(e)
@@ -306,7 +310,7 @@ class Executor:
                 else:
                     req.append("write")
             op = node.op
-            kernel = op.forward_gpu if self._ctx.is_gpu else op.forward_cpu
+            kernel = op.kernel(self._ctx)
             steps.append((kernel, node.attrs, [raw[e] for e in in_ids],
                           [raw[e] for e in out_ids], tuple(req), op.resources, node))
         return steps, xp
@@ -314,18 +318,13 @@ class Executor:
     # -- running -------------------------------------------------------------------
     def _run(self, program, is_train, phase):
         steps, xp = program
-        rng = _random.state_for(self._ctx).generator if self._uses_rng else None
         node = None
         try:
+            available = _acquire_resources(self._resources, self._ctx, is_train)[0] \
+                if self._resources else None
             for kernel, attrs, ins, outs, req, resources, node in steps:
                 if resources:
-                    extra = {}
-                    for r in resources:
-                        if r == "rng":
-                            extra["rng"] = rng
-                        elif r == "is_train":
-                            extra["is_train"] = is_train
-                    kernel(xp, attrs, ins, outs, req, **extra)
+                    kernel(xp, attrs, ins, outs, req, **{r: available[r] for r in resources})
                 else:
                     kernel(xp, attrs, ins, outs, req)
         except Exception as err:
@@ -362,8 +361,7 @@ class Executor:
         reads = self._vars(self.arg_dict.values())
         writes = self._vars(self.outputs) + self._vars(self.aux_dict.values())
         writes.append(self._internal_var)
-        if self._uses_rng:
-            writes.append(_random.state_for(self._ctx).var)
+        writes += self._resource_writes
         program = self._fwd_program
         _engine_mod._engine.push(lambda: self._run(program, is_train, "forward"), reads, writes,
                                  self._ctx, "forward", self._inline)

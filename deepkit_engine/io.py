@@ -37,7 +37,7 @@ import zlib
 
 import numpy as np
 
-from . import random as _random
+from . import generators as _generators
 from .base import ShapeError
 from .context import Context, cpu
 from .ndarray import NDArray
@@ -71,7 +71,7 @@ def seed_sequence(*tags, seed=None):
         numpy.random.SeedSequence: Spawn children from it or pass it to
         ``numpy.random.default_rng``.
     """
-    value = seed if seed is not None else _random._seed_value
+    value = seed if seed is not None else _generators.seed_value()
     if value is None:
         return np.random.SeedSequence()
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool):

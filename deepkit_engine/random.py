@@ -1,104 +1,39 @@
-"""Seeding and per-context random generators.
+"""Seeding and per-context random generators; samplers that return NDArrays.
 
-Each context has one generator and one engine variable. Random ops write
-that variable, so their draws are ordered by push order even on the threaded
-engine: the same seed gives the same numbers, run after run.
+Each context has one generator and one engine variable (see
+:mod:`deepkit_engine.generators`, which holds that state below the NDArray
+layer). Random ops write that variable, so their draws are ordered by push
+order even on the threaded engine: the same seed gives the same numbers, run
+after run.
 """
-import numpy as np
-
-from . import engine as _engine
-from .context import Context, current_context
+from . import generators as _generators
+from . import ndarray as _nd
+from .context import current_context
+from .generators import get_state, seed, set_state, state_for
 
 __all__ = ["seed", "state_for", "get_state", "set_state", "uniform", "normal", "randint"]
 
-_seed_value = None
-_states = {}
 
-
-class _RandomState:
-    __slots__ = ("generator", "var")
-
-    def __init__(self, generator):
-        self.generator = generator
-        self.var = _engine.new_var()
-
-
-def _make_generator(ctx, seed_value):
-    entropy = None if seed_value is None else [int(seed_value), 1 if ctx.is_gpu else 0,
-                                               ctx.device_id]
-    seq = np.random.SeedSequence(entropy)
-    if ctx.is_gpu:
-        cupy = ctx.xp
-        with ctx.device_scope():
-            return cupy.random.RandomState(int(seq.generate_state(1, np.uint64)[0] >> 1))
-    return np.random.Generator(np.random.PCG64(seq))
-
-
-def state_for(ctx):
-    """The random state of ``ctx`` (created on first use)."""
-    state = _states.get(ctx)
-    if state is None:
-        state = _states[ctx] = _RandomState(_make_generator(ctx, _seed_value))
-    return state
-
-
-def seed(seed_state, ctx="all"):
-    """Seed the generators: of every context (``ctx='all'``) or of one.
-
-    Random work pushed before this call still uses the old generator; work
-    pushed after uses the new one.
-    """
-    global _seed_value
-    if not isinstance(seed_state, (int, np.integer)) or isinstance(seed_state, bool):
-        raise TypeError(f"seed: seed_state must be an int, got {seed_state!r}")
-    if ctx == "all":
-        _seed_value = int(seed_state)
-        for c, state in _states.items():
-            state.generator = _make_generator(c, _seed_value)
-    else:
-        ctx = Context(ctx)
-        state = state_for(ctx)
-        state.generator = _make_generator(ctx, int(seed_state))
-
-
-def get_state(ctx=None):
-    """The generator state of ``ctx`` (default cpu) as plain data, for exact resumption.
-
-    Waits for pending random work on that device first. GPU generators (cupy)
-    expose no state: ``None`` is returned for them.
-    """
-    ctx = Context(ctx) if ctx is not None else Context("cpu", 0)
-    state = state_for(ctx)
-    _engine.wait_for_write(state.var)
-    bit_generator = getattr(state.generator, "bit_generator", None)
-    return None if bit_generator is None else bit_generator.state
-
-
-def set_state(value, ctx=None):
-    """Restore what :func:`get_state` returned (ignored for ``None``)."""
-    if value is None:
-        return
-    ctx = Context(ctx) if ctx is not None else Context("cpu", 0)
-    state = state_for(ctx)
-    _engine.wait_for_write(state.var)
-    state.generator.bit_generator.state = value
-
-
-def _call(op_name, ctx, kwargs):
-    from . import ndarray as nd  # noqa: PLC0415 - nd imports this module
-    return getattr(nd, op_name)(ctx=ctx or current_context(), **kwargs)
+def __getattr__(name):
+    # ``_seed_value`` lives in generators; read-through for code that saves it
+    if name == "_seed_value":
+        return _generators.seed_value()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def uniform(low=0.0, high=1.0, shape=(1,), dtype="float32", ctx=None):
     """Samples from U[low, high) as an NDArray."""
-    return _call("random_uniform", ctx, dict(low=low, high=high, shape=shape, dtype=dtype))
+    return _nd.random_uniform(low=low, high=high, shape=shape, dtype=dtype,
+                              ctx=ctx or current_context())
 
 
 def normal(loc=0.0, scale=1.0, shape=(1,), dtype="float32", ctx=None):
     """Samples from N(loc, scale**2) as an NDArray."""
-    return _call("random_normal", ctx, dict(loc=loc, scale=scale, shape=shape, dtype=dtype))
+    return _nd.random_normal(loc=loc, scale=scale, shape=shape, dtype=dtype,
+                             ctx=ctx or current_context())
 
 
 def randint(low, high, shape=(1,), dtype="int32", ctx=None):
     """Integers from [low, high) as an NDArray."""
-    return _call("random_randint", ctx, dict(low=low, high=high, shape=shape, dtype=dtype))
+    return _nd.random_randint(low=low, high=high, shape=shape, dtype=dtype,
+                              ctx=ctx or current_context())

@@ -6,6 +6,7 @@ an op through ``nd`` and compares it with a float64 numpy reference;
 """
 import numpy as np
 
+from . import ndarray as nd
 from .context import cpu, gpu, num_gpus
 
 __all__ = [
@@ -97,7 +98,6 @@ def check_op_forward(op_name, inputs, reference, params=None, ctx=None, rtol=Non
     Returns:
         The op's outputs as a list of numpy arrays.
     """
-    from . import ndarray as nd  # noqa: PLC0415
     params = dict(params or {})
     ctx = ctx or default_context()
     nd_inputs = [nd.array(x, ctx=ctx, dtype=x.dtype) for x in inputs]
@@ -118,7 +118,6 @@ def check_op_forward(op_name, inputs, reference, params=None, ctx=None, rtol=Non
 
 
 def _bind_for_check(sym, location, aux_states, ctx, dtype, grad_nodes):
-    from . import ndarray as nd  # noqa: PLC0415
     names = sym.list_arguments()
     if isinstance(location, (list, tuple)):
         location = dict(zip(names, location))
@@ -174,7 +173,6 @@ def check_numeric_gradient(sym, location, aux_states=None, numeric_eps=1e-4, rto
         values = exe.forward(is_train=is_train)
         return sum(float((to_numpy(v).astype(np.float64) * p).sum())
                    for v, p in zip(values, projections))
-    from . import ndarray as nd  # noqa: PLC0415
     exe.forward(is_train=True)
     exe.backward([nd.array(p, ctx=ctx, dtype=o.dtype) for p, o in zip(projections, outs)])
     symbolic = {k: exe.grad_dict[k].asnumpy().astype(np.float64) for k in grad_nodes}
@@ -219,7 +217,6 @@ def check_symbolic_backward(sym, location, out_grads, expected, rtol=None, atol=
     ``expected`` is ``{arg name: numpy array}`` or a list in the order of
     ``grad_nodes`` (default: every float argument).
     """
-    from . import ndarray as nd  # noqa: PLC0415
     ctx = ctx or default_context()
     exe, _, grad_nodes = _bind_for_check(sym, location, aux_states, ctx, dtype, grad_nodes)
     exe.forward(is_train=True)

@@ -9,9 +9,11 @@ model: ``model.preprocess(images)``.
 """
 import warnings
 
+import h5py
 import numpy as np
 
-from deepkit_engine.base import DeepkitError
+from deepkit.models import load_model
+from deepkit_engine.base import DeepkitError, did_you_mean
 
 from . import registry, weights_store
 from .architectures import BUILDERS, HEAD_LAYERS
@@ -109,7 +111,6 @@ def _freeze(model, freeze, head, entry_name):
     elif isinstance(freeze, (list, tuple)):
         unknown = [n for n in freeze if n not in names_]
         if unknown:
-            from deepkit_engine.base import did_you_mean  # noqa: PLC0415
             hint = did_you_mean(unknown[0], names_)
             raise ValueError(f"freeze: no layer named {unknown}{hint} in '{entry_name}'; its "
                              f"layers are: {', '.join(names_)}")
@@ -156,8 +157,7 @@ def get_model(name, pretrained=True, num_classes=None, freeze=None, head_lr_mult
             raise DeepkitError(f"'{name}' is a converted Caffe graph: it can be used as is "
                                "(predict); to fine-tune, build its architecture from layers and "
                                "load the weights with model_zoo.caffe_import")
-        import deepkit  # noqa: PLC0415
-        return deepkit.load_model(weights_store.find_weights(entry, download))
+        return load_model(weights_store.find_weights(entry, download))
     builder = BUILDERS[entry.architecture]
     kwargs = dict(entry.builder_kwargs)
     if input_shape is not None or entry.input_shape is not None:
@@ -184,10 +184,9 @@ def get_model(name, pretrained=True, num_classes=None, freeze=None, head_lr_mult
 
 def _load_backbone(model, path, skip):
     """Load weights by layer name, leaving out the layers in ``skip`` (a replaced head)."""
-    import h5py  # noqa: PLC0415
     with h5py.File(path, "r") as f:
         group = f["weights"]
-        model._ensure_initialized()
+        model.initialize_weights()
         missing = []
         for layer in _weight_layers(model):
             if layer.name in skip:

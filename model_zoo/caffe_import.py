@@ -10,6 +10,7 @@ import json
 
 import numpy as np
 
+from deepkit import caffe
 from deepkit_engine.fileio import atomic_path
 
 from . import registry, weights_store
@@ -19,7 +20,6 @@ __all__ = ["import_caffe", "weights_from_conversion", "load_local_entries"]
 
 def import_caffe(name, prototxt, caffemodel, mean=None):
     """Convert and register ``name`` in ``$DEEPKIT_HOME/models``; returns the file path."""
-    from deepkit import caffe  # noqa: PLC0415
     conversion = caffe.convert(prototxt, caffemodel, mean=mean)
     folder = weights_store.cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -60,7 +60,7 @@ def weights_from_conversion(conversion, model, path):
     """
     params = dict(conversion.arg_params)
     params.update(conversion.aux_params)
-    model._ensure_initialized()
+    model.initialize_weights()
     missing = []
     for layer in model.layers:
         for short, p in layer.params.items():

@@ -2,8 +2,10 @@
 import json
 
 from . import registry, weights_store
+from .architectures import BUILDERS
+from .caffe_import import import_caffe
 
-__all__ = ["cli"]
+__all__ = ["cli", "register"]
 
 
 def _status(entry):
@@ -15,7 +17,6 @@ def _status(entry):
 
 
 def cli(args):
-    from .architectures import BUILDERS  # noqa: PLC0415
     command = args.zoo_command
     if command == "list":
         for name in registry.names():
@@ -42,9 +43,24 @@ def cli(args):
                 print(f"{name:22s} FAILED  {err}")
         return 1 if bad else 0
     if command == "import-caffe":
-        from .caffe_import import import_caffe  # noqa: PLC0415
         path = import_caffe(args.name, args.prototxt, args.caffemodel, mean=args.mean)
         print(f"converted and registered '{args.name}' in {path}")
         return 0
     print("usage: deepkit zoo {list,info,verify,import-caffe}")
     return 2
+
+
+def register(subparsers):
+    """Add ``deepkit zoo ...`` to the ``deepkit`` command (entry point ``deepkit.commands``)."""
+    zoo = subparsers.add_parser("zoo", help="the model zoo: list, info, verify, import-caffe")
+    zoo.set_defaults(func=cli)
+    zoo_sub = zoo.add_subparsers(dest="zoo_command")
+    zoo_sub.add_parser("list", help="models and whether their weights are available")
+    zoo_info = zoo_sub.add_parser("info", help="everything known about a model")
+    zoo_info.add_argument("name")
+    zoo_sub.add_parser("verify", help="check the checksums of available weights")
+    imp = zoo_sub.add_parser("import-caffe", help="convert a Caffe model into the local zoo")
+    imp.add_argument("name")
+    imp.add_argument("prototxt")
+    imp.add_argument("caffemodel")
+    imp.add_argument("--mean")

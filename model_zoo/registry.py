@@ -1,6 +1,8 @@
 """What the zoo knows about each model: builder, weights, preprocessing, provenance."""
 import dataclasses
 
+from deepkit_engine.base import did_you_mean
+
 __all__ = ["ModelInfo", "REGISTRY", "register", "info", "names"]
 
 
@@ -62,7 +64,6 @@ def info(name):
     """The entry for ``name``; unknown names get a did-you-mean and the list."""
     entry = REGISTRY.get(name)
     if entry is None:
-        from deepkit_engine.base import did_you_mean  # noqa: PLC0415
         raise KeyError(f"unknown model '{name}'{did_you_mean(name, REGISTRY)}; the zoo has: "
                        f"{', '.join(names())}")
     return entry

@@ -8,33 +8,26 @@ convert them to deepkit_engine symbols with weights, verified layer by layer.
   implementation's outputs, per layer.
 - The reader: ``read_prototxt``, ``read_caffemodel``, ``read_binaryproto``,
   ``blob_array``, ``upgrade_net``, ``Message``, ``CaffeFormatError``.
-"""
-import importlib
+- The command line: :mod:`deepkit.caffe.cli` registers ``deepkit convert-caffe``
+  and ``deepkit caffe-info``.
 
-# Eager: the submodules 'convert' and 'verify' share their names with the functions, and a
-# later ``import deepkit.caffe.verify`` must not shadow the function with the module.
-from .convert import CaffeConversion, CaffeConversionError, convert, load_converted  # noqa: E402
-from .verify import VerifyReport, verify  # noqa: E402
+The modules: ``reader`` (with ``text_format``, ``wire``, ``message``, ``schema``,
+``upgrade``) reads the files; ``convert`` is the entry point, over ``sources``
+(what a conversion reads), ``phases`` (Caffe's include/exclude rules),
+``converter`` (the layer-by-layer build, with ``inputs``, ``layers``, ``shapes``
+and ``weights``), ``rgb`` (the BGR -> RGB fold), ``preprocessing`` (preprocessing
+and metadata), ``records`` (the result) and ``problems`` (what stops it);
+``verify`` runs and compares.
+"""
+# The submodules 'convert' and 'verify' share their names with the functions imported here:
+# the functions are what ``deepkit.caffe.convert`` and ``deepkit.caffe.verify`` name.
+from .convert import convert
+from .problems import CaffeConversionError
+from .reader import (CaffeFormatError, Message, blob_array, read_binaryproto, read_caffemodel,
+                     read_prototxt, upgrade_net)
+from .records import CaffeConversion, load_converted
+from .verify import VerifyReport, verify
 
 __all__ = ["convert", "CaffeConversion", "CaffeConversionError", "load_converted", "verify",
            "VerifyReport", "read_prototxt", "read_caffemodel", "read_binaryproto", "blob_array",
            "upgrade_net", "Message", "CaffeFormatError"]
-
-_LAZY = {
-    "read_prototxt": ".reader", "read_caffemodel": ".reader", "read_binaryproto": ".reader",
-    "blob_array": ".reader", "upgrade_net": ".reader", "Message": ".reader",
-    "CaffeFormatError": ".reader",
-}
-
-
-def __getattr__(name):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'deepkit.caffe' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))

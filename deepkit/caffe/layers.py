@@ -4,7 +4,7 @@ Each entry of :data:`REGISTRY` says what a Caffe layer type becomes:
 
 - ``kind='op'``: ``build(cx)`` returns, for each top, ``(symbol, caffe_shape)``,
   built with ``deepkit_engine.symbol`` ops (MXNet names). ``cx`` is the
-  converter's per-layer context (see ``convert._LayerBuild``): the bottoms as
+  converter's per-layer context (see ``converter.LayerBuild``): the bottoms as
   symbols and Caffe shapes, ``cx.weights(shapes)`` for the caffemodel blobs
   (count and shapes checked, Caffe's right-aligned legacy rule), and
   ``cx.param(...)`` to declare an engine parameter.
@@ -114,6 +114,20 @@ def supported_types():
 def _f(x):
     """A float parameter as Python float, rounded through float32 as Caffe stores it."""
     return float(np.float32(x))
+
+
+class _NodeName(sym.NameManager):
+    """``with _NodeName(name):`` the next node gets ``name``.
+
+    For the operator forms (``x > t``), which take no ``name=`` argument.
+    """
+
+    def __init__(self, name):
+        super().__init__()
+        self._node_name = name
+
+    def get(self, name, hint):
+        return self._node_name if name is None else name
 
 
 def _only_bottoms(cx, n, what=None):
@@ -350,11 +364,11 @@ def power(cx):
     pw, scale, shift = _f(p.power), _f(p.scale), _f(p.shift)
     steps = []
     if scale != 1:
-        steps.append(("scale", lambda v, n, a: sym._mul_scalar(v, scalar=scale, name=n, attr=a)))
+        steps.append(("scale", lambda v, n, a: sym.multiply(v, scale, name=n, attr=a)))
     if shift != 0:
-        steps.append(("shift", lambda v, n, a: sym._plus_scalar(v, scalar=shift, name=n, attr=a)))
+        steps.append(("shift", lambda v, n, a: sym.add(v, shift, name=n, attr=a)))
     if pw != 1:
-        steps.append(("power", lambda v, n, a: sym._power_scalar(v, scalar=pw, name=n, attr=a)))
+        steps.append(("power", lambda v, n, a: sym.power(v, pw, name=n, attr=a)))
     return [(_chain(cx, x, steps), shape)]
 
 
@@ -377,10 +391,10 @@ def exp(cx):
     outer = 1.0 if shift == 0 else float(np.float32(math.exp(log_base * shift)))
     steps = []
     if inner != 1:
-        steps.append(("scale", lambda v, n, a: sym._mul_scalar(v, scalar=inner, name=n, attr=a)))
+        steps.append(("scale", lambda v, n, a: sym.multiply(v, inner, name=n, attr=a)))
     steps.append(("exp", lambda v, n, a: sym.exp(v, name=n, attr=a)))
     if outer != 1:
-        steps.append(("outer", lambda v, n, a: sym._mul_scalar(v, scalar=outer, name=n, attr=a)))
+        steps.append(("outer", lambda v, n, a: sym.multiply(v, outer, name=n, attr=a)))
     return [(_chain(cx, x, steps), shape)]
 
 
@@ -392,13 +406,12 @@ def log(cx):
     base_scale = 1.0 if base == -1 else float(np.float32(1.0 / math.log(base)))
     steps = []
     if scale != 1:
-        steps.append(("scale", lambda v, n, a: sym._mul_scalar(v, scalar=scale, name=n, attr=a)))
+        steps.append(("scale", lambda v, n, a: sym.multiply(v, scale, name=n, attr=a)))
     if shift != 0:
-        steps.append(("shift", lambda v, n, a: sym._plus_scalar(v, scalar=shift, name=n, attr=a)))
+        steps.append(("shift", lambda v, n, a: sym.add(v, shift, name=n, attr=a)))
     steps.append(("log", lambda v, n, a: sym.log(v, name=n, attr=a)))
     if base_scale != 1:
-        steps.append(("base", lambda v, n, a: sym._mul_scalar(v, scalar=base_scale, name=n,
-                                                              attr=a)))
+        steps.append(("base", lambda v, n, a: sym.multiply(v, base_scale, name=n, attr=a)))
     return [(_chain(cx, x, steps), shape)]
 
 
@@ -406,7 +419,9 @@ def log(cx):
 def threshold(cx):
     x, shape = _unary(cx)
     t = _f(cx.layer.threshold_param.threshold)
-    return [(sym._greater_scalar(x, scalar=t, name=cx.node, attr=cx.attr), shape)]
+    with _NodeName(cx.node), sym.AttrScope(**cx.attr):
+        y = x > t
+    return [(y, shape)]
 
 
 def _check_clip(layer):
@@ -426,7 +441,7 @@ def clip(cx):
 def swish(cx):
     x, shape = _unary(cx)
     beta = _f(cx.layer.swish_param.beta)
-    z = x if beta == 1 else sym._mul_scalar(x, scalar=beta, name=cx.sub("scaled"))
+    z = x if beta == 1 else sym.multiply(x, beta, name=cx.sub("scaled"))
     s = sym.sigmoid(z, name=cx.sub("sigmoid"))
     return [(sym.elemwise_mul(x, s, name=cx.node, attr=cx.attr), shape)]
 
@@ -440,7 +455,7 @@ def dropout(cx):
         raise CaffeRuleError(f"dropout_ratio must be in [0, 1); got {ratio}")
     if p.has("scale_train") and not p.scale_train:
         # fork (Faster R-CNN): training does not rescale, so TEST multiplies by 1 - ratio
-        return [(sym._mul_scalar(x, scalar=_f(1.0 - ratio), name=cx.node, attr=cx.attr), shape)]
+        return [(sym.multiply(x, _f(1.0 - ratio), name=cx.node, attr=cx.attr), shape)]
     return [(sym.Dropout(x, p=ratio, name=cx.node, attr=cx.attr), shape)]
 
 
@@ -578,8 +593,7 @@ def mvn(cx):
         return [(centered, shape)]
     var = sym.mean(sym.square(centered, name=cx.sub("square")), axis=axes, keepdims=True,
                    name=cx.sub("var"))
-    std = sym._plus_scalar(sym.sqrt(var, name=cx.sub("std")), scalar=_f(p.eps),
-                           name=cx.sub("std_eps"))
+    std = sym.add(sym.sqrt(var, name=cx.sub("std")), _f(p.eps), name=cx.sub("std_eps"))
     return [(sym.broadcast_div(centered, std, name=cx.node, attr=cx.attr), shape)]
 
 
@@ -606,13 +620,13 @@ def eltwise(cx):
         c = _f(p.coeff[0]) if p.coeff else 1.0
         if c == 1:
             return [(sym.identity(xs[0], name=cx.node, attr=cx.attr), shape)]
-        return [(sym._mul_scalar(xs[0], scalar=c, name=cx.node, attr=cx.attr), shape)]
+        return [(sym.multiply(xs[0], c, name=cx.node, attr=cx.attr), shape)]
     if p.operation == "SUM":
         coeff = [_f(c) for c in p.coeff] or [1.0] * len(xs)
-        terms = [x if c == 1 else sym._mul_scalar(x, scalar=c, name=cx.sub(f"coeff{i}"))
+        terms = [x if c == 1 else sym.multiply(x, c, name=cx.sub(f"coeff{i}"))
                  for i, (x, c) in enumerate(zip(xs, coeff))]
         return [(sym.add_n(*terms, name=cx.node, attr=cx.attr), shape)]
-    fn = sym.elemwise_mul if p.operation == "PROD" else sym._maximum
+    fn = sym.elemwise_mul if p.operation == "PROD" else sym.maximum
     y = xs[0]
     for i, x in enumerate(xs[1:], start=1):
         last = i == len(xs) - 1
@@ -735,13 +749,13 @@ def argmax(cx):
             return [(sym.topk(rev, axis=axis, k=k, ret_typ="value", name=cx.node, attr=cx.attr),
                      top)]
         idx = sym.topk(rev, axis=axis, k=k, ret_typ="indices", name=cx.sub("topk"))
-        return [(sym._rminus_scalar(idx, scalar=float(dim - 1), name=cx.node, attr=cx.attr),
+        return [(sym.subtract(float(dim - 1), idx, name=cx.node, attr=cx.attr),
                  top)]
     dim = S.count(shape, 1)
     flat = sym.reshape(x, shape=(0, -1), name=cx.sub("flatten"))
     rev = sym.reverse(flat, axis=1, name=cx.sub("reverse"))
     idx = sym.topk(rev, axis=1, k=k, ret_typ="indices", name=cx.sub("topk"))
-    idx = sym._rminus_scalar(idx, scalar=float(dim - 1), name=cx.sub("index"))
+    idx = sym.subtract(float(dim - 1), idx, name=cx.sub("index"))
     tail = tuple(top[3:])
     if p.out_max_val:
         val = sym.topk(rev, axis=1, k=k, ret_typ="value", name=cx.sub("value"))
@@ -767,7 +781,7 @@ def reduction(cx):
     y = reduce(x, axis=axes, name=cx.node if last else cx.sub("reduce"),
                attr=cx.attr if last else None)
     if not last:
-        y = sym._mul_scalar(y, scalar=coeff, name=cx.node, attr=cx.attr)
+        y = sym.multiply(y, coeff, name=cx.node, attr=cx.attr)
     return [(y, top)]
 
 

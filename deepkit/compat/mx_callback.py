@@ -9,7 +9,7 @@ logger, which prints even when the application has not configured logging
 import logging
 import time
 
-from ..feedforward import BatchEndParam, ensure_logging, save_checkpoint
+from .feedforward import BatchEndParam, ensure_logging, save_checkpoint
 
 __all__ = ["Speedometer", "do_checkpoint", "log_train_metric", "ProgressBar",
            "LogValidationMetricsCallback", "BatchEndParam"]

@@ -12,7 +12,9 @@ the parameter's name what to do, so one object initializes a whole network:
   that initializer's weight rule, whatever the name;
 * any other name: an error naming the parameter (MXNet's behaviour).
 
-Weights are in the engine's (and MXNet's) layout ``(out, in, *kernel)``, so
+The values come from deepkit's initializers (:mod:`deepkit.initializers`);
+each class here only maps MXNet's arguments onto one of them. Weights are in
+the engine's (and MXNet's) layout ``(out, in, *kernel)``, so
 ``fan_in = in * prod(kernel)`` and ``fan_out = out * prod(kernel)``.
 
 Values are drawn from deepkit's seeded generator (:func:`deepkit.set_seed`,
@@ -23,12 +25,18 @@ The objects also follow deepkit's initializer protocol
 given to layers: ``Dense(10, kernel_initializer=mx.init.Xavier())``.
 """
 import json
-import math
+import logging
+import re
 
 import numpy as np
 
+from deepkit_engine import nd
+from deepkit_engine.base import did_you_mean
+
 from .. import backend
-from .. import initializers as dk_initializers
+from .. import initializers as core
+
+_logger = logging.getLogger("deepkit.mxnet")
 
 __all__ = ["InitDesc", "Initializer", "Uniform", "Normal", "Xavier", "MSRAPrelu", "Constant",
            "Zero", "One", "Orthogonal", "Bilinear", "Mixed", "Load", "register", "create"]
@@ -63,12 +71,18 @@ _ZERO_SUFFIXES = ("bias", "beta", "moving_mean", "running_mean", "moving_inv_var
 _ONE_SUFFIXES = ("gamma", "moving_var", "running_var", "max")
 
 
+_ZEROS, _ONES, _BILINEAR = core.Zeros(), core.Ones(), core.Bilinear()
+
+
 class Initializer:
-    """Base class: subclasses implement ``_init_weight(name, shape, rng)``.
+    """Base class: the weight rule is the core initializer ``self.core``, or a
+    subclass's ``_init_weight(name, shape, rng)``.
 
     Args:
         **kwargs: The constructor arguments, kept for :meth:`dumps`.
     """
+
+    core = None
 
     def __init__(self, **kwargs):
         self._kwargs = kwargs
@@ -117,19 +131,21 @@ class Initializer:
         if spec:
             value = create(spec)._init_weight(name, shape, rng)
         elif name.startswith("upsampling"):
-            value = Bilinear()._init_weight(name, shape, rng)
+            value = _BILINEAR(shape, np.float64, rng)
         elif name.endswith("weight"):
             value = self._init_weight(name, shape, rng)
         elif name.endswith(_ZERO_SUFFIXES):
-            value = np.zeros(shape)
+            value = _ZEROS(shape, np.float64, rng)
         elif name.endswith(_ONE_SUFFIXES):
-            value = np.ones(shape)
+            value = _ONES(shape, np.float64, rng)
         else:
             value = self._init_default(name, shape, rng)
         return np.asarray(value).astype(dtype, copy=False)
 
     def _init_weight(self, name, shape, rng):
-        raise NotImplementedError(f"{type(self).__name__} does not implement _init_weight")
+        if self.core is None:
+            raise NotImplementedError(f"{type(self).__name__} does not implement _init_weight")
+        return self.core(shape, np.float64, rng)
 
     def _init_default(self, name, shape, rng):
         raise ValueError(
@@ -150,9 +166,7 @@ class Uniform(Initializer):
     def __init__(self, scale=0.07):
         super().__init__(scale=scale)
         self.scale = float(scale)
-
-    def _init_weight(self, name, shape, rng):
-        return rng.uniform(-self.scale, self.scale, shape)
+        self.core = core.RandomUniform(-self.scale, self.scale)
 
 
 @register
@@ -166,22 +180,16 @@ class Normal(Initializer):
     def __init__(self, sigma=0.01):
         super().__init__(sigma=sigma)
         self.sigma = float(sigma)
-
-    def _init_weight(self, name, shape, rng):
-        return rng.normal(0.0, self.sigma, shape)
-
-
-def _fans(name, shape):
-    if len(shape) < 2:
-        raise ValueError(f"Xavier initializer cannot be applied to vector '{name}' of shape "
-                         f"{shape}: it needs a weight of at least 2 dimensions")
-    receptive = float(np.prod(shape[2:])) if len(shape) > 2 else 1.0
-    return shape[1] * receptive, shape[0] * receptive
+        self.core = core.RandomNormal(0.0, self.sigma)
 
 
 @register
 class Xavier(Initializer):
     """Xavier/Glorot: scale ``sqrt(magnitude / factor)`` with factor from the fans.
+
+    Uniform: U(-scale, scale), which is the core ``VarianceScaling`` with
+    ``scale=magnitude / 3`` (its bound is ``sqrt(3 * scale / n)``); Gaussian:
+    N(0, scale**2), ``VarianceScaling(magnitude, ..., 'untruncated_normal')``.
 
     Args:
         rnd_type: ``'uniform'`` (U(-scale, scale)) or ``'gaussian'`` (N(0, scale**2)).
@@ -199,14 +207,17 @@ class Xavier(Initializer):
         super().__init__(rnd_type=rnd_type, factor_type=factor_type, magnitude=magnitude)
         self.rnd_type, self.factor_type = rnd_type, factor_type
         self.magnitude = float(magnitude)
+        mode = {"avg": "fan_avg", "in": "fan_in", "out": "fan_out"}[factor_type]
+        if rnd_type == "uniform":
+            self.core = core.VarianceScaling(self.magnitude / 3.0, mode, "uniform")
+        else:
+            self.core = core.VarianceScaling(self.magnitude, mode, "untruncated_normal")
 
     def _init_weight(self, name, shape, rng):
-        fan_in, fan_out = _fans(name, shape)
-        factor = {"avg": (fan_in + fan_out) / 2.0, "in": fan_in, "out": fan_out}[self.factor_type]
-        scale = math.sqrt(self.magnitude / factor)
-        if self.rnd_type == "uniform":
-            return rng.uniform(-scale, scale, shape)
-        return rng.normal(0.0, scale, shape)
+        if len(shape) < 2:
+            raise ValueError(f"Xavier initializer cannot be applied to vector '{name}' of shape "
+                             f"{shape}: it needs a weight of at least 2 dimensions")
+        return super()._init_weight(name, shape, rng)
 
 
 @register
@@ -230,8 +241,12 @@ class Constant(Initializer):
     def __init__(self, value):
         super().__init__(value=value)
         self.value = value
+        if np.ndim(value) == 0:
+            self.core = core.Constant(value)
 
     def _init_weight(self, name, shape, rng):
+        if self.core is not None:
+            return super()._init_weight(name, shape, rng)
         return np.broadcast_to(np.asarray(self.value, np.float64), shape).copy()
 
 
@@ -239,16 +254,14 @@ class Constant(Initializer):
 class Zero(Initializer):
     """Weights equal to 0."""
 
-    def _init_weight(self, name, shape, rng):
-        return np.zeros(shape)
+    core = _ZEROS
 
 
 @register
 class One(Initializer):
     """Weights equal to 1."""
 
-    def _init_weight(self, name, shape, rng):
-        return np.ones(shape)
+    core = _ONES
 
 
 @register
@@ -261,24 +274,19 @@ class Orthogonal(Initializer):
     """
 
     def __init__(self, scale=1.414, rand_type="uniform"):
+        if rand_type not in ("uniform", "normal"):
+            raise ValueError(f"Orthogonal: 'rand_type' must be 'uniform' or 'normal'. "
+                             f"Received: rand_type={rand_type!r}")
         super().__init__(scale=scale, rand_type=rand_type)
         self.scale, self.rand_type = float(scale), rand_type
-
-    def _init_weight(self, name, shape, rng):
-        rows, cols = shape[0], int(np.prod(shape[1:]))
-        source = rng.uniform(-1.0, 1.0, (rows, cols)) if self.rand_type == "uniform" \
-            else rng.normal(0.0, 1.0, (rows, cols))
-        u, _, v = np.linalg.svd(source, full_matrices=False)
-        q = u if u.shape == (rows, cols) else v
-        return (self.scale * q).reshape(shape)
+        self.core = core.Orthogonal(self.scale, method="svd", distribution=rand_type)
 
 
 @register
 class Bilinear(Initializer):
     """Bilinear upsampling kernels for deconvolution weights."""
 
-    def _init_weight(self, name, shape, rng):
-        return dk_initializers.Bilinear()(shape, np.float64, rng)
+    core = _BILINEAR
 
 
 @register
@@ -294,7 +302,6 @@ class Mixed(Initializer):
         if len(patterns) != len(initializers):
             raise ValueError(f"Mixed: {len(patterns)} patterns but {len(initializers)} "
                              "initializers; give one initializer per pattern")
-        import re  # noqa: PLC0415
         super().__init__()
         self.map = [(re.compile(p), create(i)) for p, i in zip(patterns, initializers)]
 
@@ -322,7 +329,6 @@ class Load(Initializer):
     def __init__(self, param, default_init=None, verbose=False):
         super().__init__()
         if isinstance(param, str):
-            from deepkit_engine import nd  # noqa: PLC0415
             param = nd.load(param)
         self.param = {}
         for name, value in param.items():
@@ -340,8 +346,7 @@ class Load(Initializer):
                 raise ValueError(f"Load: parameter '{name}' has shape {tuple(shape)} but the "
                                  f"loaded value has shape {tuple(value.shape)}")
             if self.verbose:
-                import logging  # noqa: PLC0415
-                logging.getLogger("deepkit.mxnet").info("Initialized %s by loading", name)
+                _logger.info("Initialized %s by loading", name)
             return value.astype(dtype)
         if self.default_init is None:
             raise ValueError(f"Load: '{name}' is not in the loaded parameters and there is no "
@@ -354,10 +359,7 @@ class _Wrapped(Initializer):
 
     def __init__(self, init):
         super().__init__()
-        self.init = init
-
-    def _init_weight(self, name, shape, rng):
-        return np.asarray(self.init(shape, np.float64, rng))
+        self.init = self.core = init
 
     def __repr__(self):
         return f"mx_init({self.init!r})"
@@ -380,10 +382,9 @@ def create(spec):
             name, kwargs = text, {}
         cls = _REGISTRY.get(name.lower()) or {"zeros": Zero, "ones": One}.get(name.lower())
         if cls is None:
-            from deepkit_engine.base import did_you_mean  # noqa: PLC0415
             raise ValueError(f"unknown initializer {name!r}{did_you_mean(name, _REGISTRY)}; "
                              f"known: {', '.join(sorted(_REGISTRY))}")
         return cls(**kwargs)
-    if isinstance(spec, dk_initializers.Initializer) or callable(spec):
+    if isinstance(spec, core.Initializer) or callable(spec):
         return _Wrapped(spec)
     raise TypeError(f"cannot interpret {spec!r} as an initializer")

@@ -1,28 +1,37 @@
-"""MXNet 1.x evaluation metrics (``mx.metric``): ``update(labels, preds)``, ``get()``, ``reset()``.
+"""MXNet 1.x evaluation metrics (``mx.metric``): adapters over :mod:`deepkit.metrics`.
 
-``labels`` and ``preds`` are lists of NDArrays (one per label/output; a
-single NDArray or numpy array is accepted too). Each metric keeps a *local*
-total (reset by ``reset_local()``, e.g. by ``Speedometer`` after each report)
-and a *global* one for the whole epoch (``get_global()``); ``reset()``
-clears both. The formulas are MXNet's, including its conventions:
+``update(labels, preds)`` takes lists of NDArrays (one per label/output; a
+single NDArray or numpy array is accepted too). Each built-in metric holds
+one core metric that does the arithmetic lazily on the engine, so ``update``
+never waits. A metric reports a *local* value (since the last
+``reset_local()``, which ``Speedometer`` calls after each report: a
+snapshot of the core metric's accumulators) and a *global* one
+(``get_global()``, since ``reset()``). The numbers and names are MXNet's:
 
 * ``Accuracy``: arg-max over ``axis`` unless the prediction already has the
-  label's shape; computed lazily on the engine, so it never stalls training.
-* ``MSE``/``MAE``/``RMSE``/``PearsonCorrelation``: the value per ``update``
-  call (batch), averaged over the calls.
-* ``F1``: binary classification (labels 0/1, positive class 1); ``average=
-  'macro'`` averages the F1 of each batch, ``'micro'`` pools the counts.
-* ``Perplexity``: ``exp`` of the mean negative log-likelihood.
+  label's shape; both are compared as int32.
+* ``TopKAccuracy``: exactly ``top_k`` classes per sample; named
+  ``top_k_accuracy_<k>``.
+* ``MSE``/``MAE``/``RMSE``: the value of each label/output pair, averaged
+  over the pairs; ``PearsonCorrelation`` too (``average='macro'``) or over
+  all pairs pooled (``'micro'``).
+* ``F1``: binary (positive class 1); ``average='macro'`` averages the F1 of
+  each ``update`` call, ``'micro'`` pools the counts.
+* ``CrossEntropy``/``NegativeLogLikelihood``: mean of
+  ``-log(pred[label] + eps)``; ``Perplexity``: ``exp`` of the mean of
+  ``-log(max(pred[label], 1e-10))``, leaving out ``ignore_label``.
 
-For deepkit's training loop every metric also has ``result()`` (the global
-value) and ``name``.
+Subclasses written for MXNet that add to ``sum_metric``/``num_inst`` in
+their own ``update`` work as in MXNet. For deepkit's training loop every
+metric also has ``result()`` (the global value) and ``name``.
 """
-import math
-
-import numpy as np
+import numpy as _np
 
 import deepkit_engine as dk
 from deepkit_engine import nd
+from deepkit_engine.base import did_you_mean
+
+from .. import metrics as core
 
 __all__ = ["EvalMetric", "Accuracy", "TopKAccuracy", "F1", "CrossEntropy",
            "NegativeLogLikelihood", "Perplexity", "MAE", "MSE", "RMSE", "PearsonCorrelation",
@@ -30,11 +39,14 @@ __all__ = ["EvalMetric", "Accuracy", "TopKAccuracy", "F1", "CrossEntropy",
            "check_label_shapes"]
 
 _REGISTRY = {}
-_np = np
 
 
 def register(cls, *aliases):
-    """Make a metric class known to :func:`create` by its lower-case name and aliases."""
+    """Make a metric class known to :func:`create` by its lower-case name and aliases.
+
+    Returns:
+        ``cls``, so that it can be used as a class decorator.
+    """
     for name in (cls.__name__.lower(),) + aliases:
         _REGISTRY[name] = cls
     return cls
@@ -73,27 +85,53 @@ def _host(x):
     return x.asnumpy() if hasattr(x, "asnumpy") else _np.asarray(x)
 
 
-def _value(x):
-    """A float from a float or a (lazy) one-element NDArray sum."""
-    if isinstance(x, dk.NDArray):
-        return float(x.asnumpy().sum())
-    return float(x)
+def _as_nd(x, ctx=None):
+    if not isinstance(x, dk.NDArray):
+        x = nd.array(_np.asarray(x), ctx=ctx)
+    elif ctx is not None and x.ctx != ctx:
+        x = x.as_in_context(ctx)
+    return x
+
+
+def _nd_pairs(labels, preds):
+    """``(label, pred)`` NDArray pairs, the label on the prediction's device."""
+    labels, preds = check_label_shapes(labels, preds, True)
+    for label, pred in zip(labels, preds):
+        pred = _as_nd(pred)
+        yield _as_nd(label, pred.ctx), pred
+
+
+def _number(value):
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def _pairs(name_value):
+    name, value = name_value
+    if not isinstance(name, list):
+        name, value = [name], [value]
+    return list(zip(name, value))
 
 
 class EvalMetric:
-    """Base class of the metrics.
+    """Base class of the metrics, with MXNet's counters.
+
+    A subclass implements ``update(labels, preds)`` and adds to
+    ``sum_metric``/``num_inst`` (and, with ``has_global_stats=True``, to
+    ``global_sum_metric``/``global_num_inst``); ``get()`` is their ratio.
 
     Args:
         name: Name shown in logs (``Train-<name>=...``).
-        output_names, label_names: Which outputs/labels :meth:`update_dict` uses
-            (None: all, in order).
-        **kwargs: Extra configuration kept for :meth:`get_config`.
+        output_names: Which outputs :meth:`update_dict` uses (None: all, in order).
+        label_names: Which labels :meth:`update_dict` uses (None: all, in order).
+        **kwargs: Extra configuration kept for :meth:`get_config`;
+            ``has_global_stats`` says whether the subclass keeps the global counters.
     """
 
     def __init__(self, name, output_names=None, label_names=None, **kwargs):
         self.name = str(name)
         self.output_names = output_names
         self.label_names = label_names
+        self._has_global_stats = kwargs.pop("has_global_stats", False)
         self._kwargs = kwargs
         self.reset()
 
@@ -107,35 +145,6 @@ class EvalMetric:
                       output_names=self.output_names, label_names=self.label_names)
         return config
 
-    # -- totals (a float, or a lazy NDArray until read) ---------------------------------
-    @property
-    def sum_metric(self):
-        """The local total (reading it waits for pending metric work)."""
-        self._sum = _value(self._sum)
-        return self._sum
-
-    @sum_metric.setter
-    def sum_metric(self, value):
-        self._sum = value
-
-    @property
-    def global_sum_metric(self):
-        """The total since the last :meth:`reset`."""
-        self._global_sum = _value(self._global_sum)
-        return self._global_sum
-
-    @global_sum_metric.setter
-    def global_sum_metric(self, value):
-        self._global_sum = value
-
-    def _add(self, value, count):
-        """Add a per-batch total (float or NDArray) over ``count`` instances, lazily."""
-        self._sum = value if _is_zero(self._sum) else self._sum + value
-        self._global_sum = value if _is_zero(self._global_sum) else self._global_sum + value
-        self.num_inst += count
-        self.global_num_inst += count
-
-    # -- API -----------------------------------------------------------------------------
     def update_dict(self, label, pred):
         """Update from ``{name: NDArray}`` dicts, using ``label_names``/``output_names``."""
         preds = [pred[n] for n in self.output_names] if self.output_names is not None \
@@ -149,25 +158,27 @@ class EvalMetric:
         raise NotImplementedError(f"{type(self).__name__} does not implement update()")
 
     def reset(self):
-        """Clear the local and the global totals."""
+        """Clear the local and the global counters."""
         self.num_inst = 0
-        self._sum = 0.0
+        self.sum_metric = 0.0
         self.global_num_inst = 0
-        self._global_sum = 0.0
+        self.global_sum_metric = 0.0
 
     def reset_local(self):
-        """Clear the local totals only (the global ones keep the whole epoch)."""
+        """Clear the local counters only (the global ones keep the whole epoch)."""
         self.num_inst = 0
-        self._sum = 0.0
+        self.sum_metric = 0.0
 
     def get(self):
-        """``(name, value)`` of the local totals (NaN before any update)."""
+        """``(name, value)`` since the last :meth:`reset_local` (NaN before any update)."""
         if self.num_inst == 0:
             return (self.name, float("nan"))
         return (self.name, self.sum_metric / self.num_inst)
 
     def get_global(self):
-        """``(name, value)`` of the global totals."""
+        """``(name, value)`` since the last :meth:`reset`."""
+        if not self._has_global_stats:
+            return self.get()
         if self.global_num_inst == 0:
             return (self.name, float("nan"))
         return (self.name, self.global_sum_metric / self.global_num_inst)
@@ -185,117 +196,115 @@ class EvalMetric:
         return self.get_global()[1]
 
 
-def _is_zero(x):
-    return isinstance(x, float) and x == 0.0
+class _CoreMetric(EvalMetric):
+    """An MXNet metric whose state is one core metric (``self.core``).
 
+    The counters are read from the core's ``total``/``count`` accumulators
+    (reading may wait for the engine); the local ones are what was added
+    after the snapshot taken by :meth:`reset_local`.
+    """
 
-def _pairs(name_value):
-    name, value = name_value
-    if not isinstance(name, list):
-        name, value = [name], [value]
-    return list(zip(name, value))
+    def __init__(self, core_metric, name, output_names=None, label_names=None, **kwargs):
+        self.core = core_metric
+        super().__init__(name, output_names=output_names, label_names=label_names,
+                         has_global_stats=True, **kwargs)
 
+    def reset(self):
+        self.core.reset()
+        self._mark = None
 
-def _as_nd(x, ctx=None):
-    if not isinstance(x, dk.NDArray):
-        x = nd.array(_np.asarray(x), ctx=ctx)
-    elif ctx is not None and x.ctx != ctx:
-        x = x.as_in_context(ctx)
-    return x
+    def reset_local(self):
+        self._mark = self.core.snapshot()
+
+    def _count(self, since):
+        return _number(self.core.accumulated("count", since))
+
+    _pooled = False  # the core pools its counts: the sum is value * count, as in MXNet
+
+    def _sum(self, since):
+        if not self._pooled:
+            return self.core.accumulated("total", since)
+        count = self._count(since)
+        return self.core.result_since(since) * count if count else 0.0
+
+    num_inst = property(lambda self: self._count(self._mark),
+                        doc="The number of instances since :meth:`reset_local`.")
+    global_num_inst = property(lambda self: self._count(None),
+                               doc="The number of instances since :meth:`reset`.")
+    sum_metric = property(lambda self: self._sum(self._mark),
+                          doc="The sum of the metric since :meth:`reset_local`.")
+    global_sum_metric = property(lambda self: self._sum(None),
+                                 doc="The sum of the metric since :meth:`reset`.")
+
+    def _value(self, since):
+        if self._count(since) == 0:
+            return float("nan")
+        return float(self.core.result_since(since))
+
+    def get(self):
+        return (self.name, self._value(self._mark))
+
+    def get_global(self):
+        return (self.name, self._value(None))
 
 
 @_alias("acc")
-class Accuracy(EvalMetric):
+class Accuracy(_CoreMetric):
     """Share of predictions equal to the label: ``argmax(pred, axis) == label``.
 
     Args:
         axis: The class axis of the predictions.
         name: Defaults to ``'accuracy'``.
+        output_names, label_names: As for :class:`EvalMetric`.
     """
 
     def __init__(self, axis=1, name="accuracy", output_names=None, label_names=None):
-        super().__init__(name, axis=axis, output_names=output_names, label_names=label_names)
+        super().__init__(core.Accuracy(), name, output_names, label_names, axis=axis)
         self.axis = axis
 
     def update(self, labels, preds):
-        labels, preds = check_label_shapes(labels, preds, True)
-        for label, pred in zip(labels, preds):
-            pred = _as_nd(pred)
-            label = _as_nd(label, pred.ctx)
+        for label, pred in _nd_pairs(labels, preds):
             if pred.shape != label.shape:
                 pred = nd.argmax(pred, axis=self.axis)
-            pred = pred.astype("int32").reshape((-1,))
-            label = label.astype("int32").reshape((-1,))
-            check_label_shapes(label, pred, shape=True)
-            self._add(nd.sum(pred == label), int(label.shape[0]))
+            if pred.size != label.size:
+                raise ValueError(f"Shape of labels {label.size} does not match shape of "
+                                 f"predictions {pred.size}")
+            self.core.update(label.astype("int32").reshape((-1,)),
+                             pred.astype("int32").reshape((-1,)))
 
 
 @_alias("top_k_accuracy", "top_k_acc")
-class TopKAccuracy(EvalMetric):
+class TopKAccuracy(_CoreMetric):
     """Share of samples whose label is among the ``top_k`` highest predictions.
 
     Args:
         top_k: How many classes count as a hit; the name gets ``_<top_k>``.
+        name, output_names, label_names: As for :class:`EvalMetric`.
     """
 
     def __init__(self, top_k=1, name="top_k_accuracy", output_names=None, label_names=None):
-        super().__init__(name, top_k=top_k, output_names=output_names, label_names=label_names)
         if int(top_k) < 1:
             raise ValueError(f"TopKAccuracy: 'top_k' must be >= 1. Received: top_k={top_k!r}")
+        super().__init__(core.SparseTopKCategoricalAccuracy(int(top_k), count_ties=False),
+                         name, output_names, label_names, top_k=top_k)
         self.top_k = int(top_k)
         self.name += f"_{self.top_k}"
 
     def update(self, labels, preds):
-        labels, preds = check_label_shapes(labels, preds, True)
-        for label, pred in zip(labels, preds):
-            pred, label = _host(pred).astype("float32"), _host(label).astype("int64")
-            if pred.ndim > 2:
-                raise ValueError(f"TopKAccuracy: predictions must be 1-D or 2-D, got shape "
-                                 f"{pred.shape}")
-            if pred.ndim == 1:
-                hits = int((pred.astype("int64").ravel() == label.ravel()).sum())
-            else:
-                k = min(self.top_k, pred.shape[1])
-                top = _np.argpartition(pred, -k, axis=1)[:, -k:]
-                hits = int((top == label.reshape(-1, 1)).any(axis=1).sum())
-            self._add(float(hits), int(pred.shape[0]))
-
-
-class _BinaryStats:
-    """Confusion counts of a binary classifier (positive class 1)."""
-
-    def __init__(self):
-        self.tp = self.fp = self.fn = self.tn = 0
-
-    def add(self, label, pred):
-        pred_label = _np.argmax(pred, axis=1) if pred.ndim > 1 else (pred > 0.5).astype(int)
-        label = label.astype("int64").ravel()
-        if len(_np.unique(label)) > 2:
-            raise ValueError("F1 currently only supports binary classification (labels 0 and "
-                             f"1); got labels {sorted(_np.unique(label).tolist())[:10]}")
-        p, t = pred_label == 1, label == 1
-        self.tp += int((p & t).sum())
-        self.fp += int((p & ~t).sum())
-        self.fn += int((~p & t).sum())
-        self.tn += int((~p & ~t).sum())
-
-    @property
-    def total(self):
-        return self.tp + self.fp + self.fn + self.tn
-
-    @property
-    def fscore(self):
-        precision = self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
-        recall = self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
-        return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        for label, pred in _nd_pairs(labels, preds):
+            if pred.ndim != 2:
+                raise ValueError(f"TopKAccuracy: predictions must be (batch, classes), got "
+                                 f"shape {pred.shape}")
+            self.core.update(label.reshape((-1,)), pred)
 
 
 @register
-class F1(EvalMetric):
+class F1(_CoreMetric):
     """F1 score of a binary classifier (label 1 is the positive class).
 
     Args:
-        average: ``'macro'``: the mean of each batch's F1 (MXNet's default);
+        name, output_names, label_names: As for :class:`EvalMetric`.
+        average: ``'macro'``: the mean of each update's F1 (MXNet's default);
             ``'micro'``: the F1 of the pooled counts.
     """
 
@@ -304,50 +313,40 @@ class F1(EvalMetric):
             raise ValueError(f"F1: 'average' must be 'macro' or 'micro'. Received: "
                              f"average={average!r}")
         self.average = average
-        super().__init__(name, average=average, output_names=output_names,
-                         label_names=label_names)
-
-    def reset(self):
-        super().reset()
-        self._local, self._global = _BinaryStats(), _BinaryStats()
-
-    def reset_local(self):
-        super().reset_local()
-        self._local = _BinaryStats()
+        self._pooled = average == "micro"
+        super().__init__(core.BinaryF1Score(per_batch=average == "macro"), name, output_names,
+                         label_names, average=average)
 
     def update(self, labels, preds):
-        labels, preds = check_label_shapes(labels, preds, True)
-        batch = _BinaryStats()
-        for label, pred in zip(labels, preds):
-            label, pred = _host(label), _host(pred)
-            batch.add(label, pred)
-            self._local.add(label, pred)
-            self._global.add(label, pred)
-        if self.average == "macro":
-            self._add(batch.fscore, 1)
-        else:
-            self._sum, self.num_inst = self._local.fscore * self._local.total, self._local.total
-            self._global_sum = self._global.fscore * self._global.total
-            self.global_num_inst = self._global.total
+        pairs = list(_nd_pairs(labels, preds))
+        if len(pairs) > 1:  # one update counts once: pool its pairs
+            pairs = [(nd.concat(*[lab.reshape((-1,)) for lab, _ in pairs], dim=0),
+                      nd.concat(*[pred for _, pred in pairs], dim=0))]
+        for label, pred in pairs:
+            self.core.update(label.reshape((-1,)), pred)
 
 
 @_alias("ce", "cross-entropy")
-class CrossEntropy(EvalMetric):
-    """Mean of ``-log(pred[label] + eps)`` over samples (predictions are probabilities)."""
+class CrossEntropy(_CoreMetric):
+    """Mean of ``-log(pred[label] + eps)`` over samples (predictions are probabilities).
+
+    Args:
+        eps: Added to each probability before the log.
+        name, output_names, label_names: As for :class:`EvalMetric`.
+    """
 
     def __init__(self, eps=1e-12, name="cross-entropy", output_names=None, label_names=None):
-        super().__init__(name, eps=eps, output_names=output_names, label_names=label_names)
+        super().__init__(core.SparseCategoricalCrossentropy(epsilon=eps), name, output_names,
+                         label_names, eps=eps)
         self.eps = float(eps)
 
     def update(self, labels, preds):
-        labels, preds = check_label_shapes(labels, preds, True)
-        for label, pred in zip(labels, preds):
-            label, pred = _host(label).ravel(), _host(pred)
+        for label, pred in _nd_pairs(labels, preds):
+            label = label.reshape((-1,))
             if label.shape[0] != pred.shape[0]:
                 raise ValueError(f"{type(self).__name__}: {label.shape[0]} labels for "
                                  f"{pred.shape[0]} predictions")
-            prob = pred[_np.arange(label.shape[0]), label.astype("int64")]
-            self._add(float((-_np.log(prob + self.eps)).sum()), int(label.shape[0]))
+            self.core.update(label, pred)
 
 
 @_alias("nll_loss")
@@ -359,130 +358,132 @@ class NegativeLogLikelihood(CrossEntropy):
 
 
 @register
-class Perplexity(EvalMetric):
+class Perplexity(_CoreMetric):
     """``exp`` of the mean negative log-probability of the labels.
 
     Args:
         ignore_label: Label value to leave out (e.g. padding), or None.
         axis: The class axis of the predictions.
+        name, output_names, label_names: As for :class:`EvalMetric`.
     """
 
     def __init__(self, ignore_label, axis=-1, name="perplexity", output_names=None,
                  label_names=None):
-        super().__init__(name, ignore_label=ignore_label, axis=axis,
-                         output_names=output_names, label_names=label_names)
+        mask = None if ignore_label is None else int(ignore_label)
+        super().__init__(core.Perplexity(mask_token_id=mask, min_probability=1e-10), name,
+                         output_names, label_names, ignore_label=ignore_label, axis=axis)
         self.ignore_label, self.axis = ignore_label, axis
 
     def update(self, labels, preds):
-        labels, preds = check_label_shapes(labels, preds, True)
-        loss, num = 0.0, 0
-        for label, pred in zip(labels, preds):
-            label, pred = _host(label).astype("int64"), _host(pred)
-            pred = _np.moveaxis(pred, self.axis, -1).reshape(-1, pred.shape[self.axis])
-            label = label.ravel()
-            if label.shape[0] != pred.shape[0]:
-                raise ValueError(f"Perplexity: {label.shape[0]} labels for {pred.shape[0]} "
-                                 "predictions")
-            prob = pred[_np.arange(label.shape[0]), _np.clip(label, 0, pred.shape[1] - 1)]
-            keep = _np.ones_like(prob, bool) if self.ignore_label is None \
-                else label != self.ignore_label
-            loss -= float(_np.log(_np.maximum(1e-10, prob[keep])).sum())
-            num += int(keep.sum())
-        self._add(loss, num)
-
-    def get(self):
-        if self.num_inst == 0:
-            return (self.name, float("nan"))
-        return (self.name, math.exp(self.sum_metric / self.num_inst))
-
-    def get_global(self):
-        if self.global_num_inst == 0:
-            return (self.name, float("nan"))
-        return (self.name, math.exp(self.global_sum_metric / self.global_num_inst))
+        for label, pred in _nd_pairs(labels, preds):
+            axis = self.axis % pred.ndim
+            if axis != pred.ndim - 1:
+                order = [a for a in range(pred.ndim) if a != axis] + [axis]
+                pred = nd.transpose(pred, axes=tuple(order))
+            if label.size * pred.shape[-1] != pred.size:
+                raise ValueError(f"Perplexity: shape mismatch: labels {label.shape} vs. "
+                                 f"predictions {pred.shape}")
+            self.core.update(label.reshape(pred.shape[:-1]), pred)
 
 
-def _regression_pairs(labels, preds):
-    labels, preds = check_label_shapes(labels, preds, True)
-    for label, pred in zip(labels, preds):
-        label, pred = _host(label), _host(pred)
-        if label.ndim == 1:
-            label = label.reshape(label.shape[0], 1)
-        if pred.ndim == 1:
-            pred = pred.reshape(pred.shape[0], 1)
-        yield label, pred
+class _Regression(_CoreMetric):
+    """MAE/MSE/RMSE: the core metric in per-batch mode, on MXNet's 2-D view of the data."""
+
+    core_class = None
+
+    def __init__(self, name, output_names=None, label_names=None):
+        super().__init__(self.core_class(per_batch=True), name, output_names, label_names)
+
+    def update(self, labels, preds):
+        for label, pred in _nd_pairs(labels, preds):
+            if label.ndim == 1:
+                label = label.reshape((label.shape[0], 1))
+            if pred.ndim == 1:
+                pred = pred.reshape((pred.shape[0], 1))
+            if label.shape != pred.shape:  # numpy broadcasting, as MXNet's label - pred
+                shape = _np.broadcast_shapes(label.shape, pred.shape)
+                label = nd.broadcast_to(label, shape=shape)
+                pred = nd.broadcast_to(pred, shape=shape)
+            self.core.update(label, pred)
 
 
 @register
-class MAE(EvalMetric):
-    """Mean absolute error, per batch, averaged over batches (MXNet's convention)."""
+class MAE(_Regression):
+    """Mean absolute error, per update, averaged over updates."""
+
+    core_class = core.MeanAbsoluteError
 
     def __init__(self, name="mae", output_names=None, label_names=None):
-        super().__init__(name, output_names=output_names, label_names=label_names)
-
-    def update(self, labels, preds):
-        for label, pred in _regression_pairs(labels, preds):
-            self._add(float(_np.abs(label - pred).mean()), 1)
+        super().__init__(name, output_names, label_names)
 
 
 @register
-class MSE(EvalMetric):
-    """Mean squared error, per batch, averaged over batches (MXNet's convention)."""
+class MSE(_Regression):
+    """Mean squared error, per update, averaged over updates."""
+
+    core_class = core.MeanSquaredError
 
     def __init__(self, name="mse", output_names=None, label_names=None):
-        super().__init__(name, output_names=output_names, label_names=label_names)
-
-    def update(self, labels, preds):
-        for label, pred in _regression_pairs(labels, preds):
-            self._add(float(((label - pred) ** 2.0).mean()), 1)
+        super().__init__(name, output_names, label_names)
 
 
 @register
-class RMSE(EvalMetric):
-    """Root mean squared error, per batch, averaged over batches (MXNet's convention)."""
+class RMSE(_Regression):
+    """Root mean squared error, per update, averaged over updates."""
+
+    core_class = core.RootMeanSquaredError
 
     def __init__(self, name="rmse", output_names=None, label_names=None):
-        super().__init__(name, output_names=output_names, label_names=label_names)
-
-    def update(self, labels, preds):
-        for label, pred in _regression_pairs(labels, preds):
-            self._add(float(_np.sqrt(((label - pred) ** 2.0).mean())), 1)
+        super().__init__(name, output_names, label_names)
 
 
 @_alias("pearsonr")
-class PearsonCorrelation(EvalMetric):
-    """Pearson correlation of predictions and labels, per batch, averaged over batches."""
+class PearsonCorrelation(_CoreMetric):
+    """Pearson correlation of predictions and labels.
 
-    def __init__(self, name="pearsonr", output_names=None, label_names=None):
-        super().__init__(name, output_names=output_names, label_names=label_names)
+    Args:
+        name, output_names, label_names: As for :class:`EvalMetric`.
+        average: ``'macro'``: the correlation of each label/output pair,
+            averaged; ``'micro'``: the correlation of all pairs pooled.
+    """
+
+    def __init__(self, name="pearsonr", output_names=None, label_names=None, average="macro"):
+        if average not in ("macro", "micro"):
+            raise ValueError(f"PearsonCorrelation: 'average' must be 'macro' or 'micro'. "
+                             f"Received: average={average!r}")
+        self.average = average
+        self._pooled = average == "micro"
+        super().__init__(core.PearsonCorrelation(per_batch=average == "macro"), name,
+                         output_names, label_names, average=average)
 
     def update(self, labels, preds):
-        labels, preds = check_label_shapes(labels, preds, True)
-        for label, pred in zip(labels, preds):
-            label, pred = _host(label).ravel(), _host(pred).ravel()
-            self._add(float(_np.corrcoef(pred, label)[0, 1]), 1)
+        for label, pred in _nd_pairs(labels, preds):
+            self.core.update(label.reshape((-1,)), pred.reshape((-1,)))
 
 
 @register
-class Loss(EvalMetric):
+class Loss(_CoreMetric):
     """The mean of the outputs themselves (for symbols whose output is a loss: ``MakeLoss``)."""
 
     def __init__(self, name="loss", output_names=None, label_names=None):
-        super().__init__(name, output_names=output_names, label_names=label_names)
+        super().__init__(core.Mean(), name, output_names, label_names)
 
     def update(self, _, preds):
         for pred in _wrap(preds):
-            pred = _as_nd(pred)
-            self._add(nd.sum(pred), int(pred.size))
+            self.core.update(_as_nd(pred))
 
 
 @_alias("custom")
-class CustomMetric(EvalMetric):
+class CustomMetric(_CoreMetric):
     """A metric from ``feval(label, pred) -> value`` or ``-> (sum, count)`` on numpy arrays.
+
+    The function runs on the host, so each update waits for its inputs.
 
     Args:
         feval: The function (called once per label/output pair).
         name: Defaults to the function's name.
         allow_extra_outputs: Allow more outputs than labels (the extra ones are ignored).
+        output_names, label_names: As for :class:`EvalMetric`.
     """
 
     def __init__(self, feval, name=None, allow_extra_outputs=False, output_names=None,
@@ -491,8 +492,8 @@ class CustomMetric(EvalMetric):
             name = getattr(feval, "__name__", "custom")
             if "<" in name:
                 name = f"custom({name})"
-        super().__init__(name, feval=feval, allow_extra_outputs=allow_extra_outputs,
-                         output_names=output_names, label_names=label_names)
+        super().__init__(core.Mean(), name, output_names, label_names, feval=feval,
+                         allow_extra_outputs=allow_extra_outputs)
         self._feval = feval
         self._allow_extra_outputs = allow_extra_outputs
 
@@ -503,9 +504,9 @@ class CustomMetric(EvalMetric):
         for pred, label in zip(preds, labels):
             value = self._feval(_host(label), _host(pred))
             if isinstance(value, tuple):
-                self._add(float(value[0]), int(value[1]))
+                self.core.update_total(float(value[0]), value[1])
             else:
-                self._add(float(value), 1)
+                self.core.update_total(float(value), 1)
 
     def get_config(self):
         raise NotImplementedError("CustomMetric cannot be serialized")
@@ -525,6 +526,7 @@ class CompositeEvalMetric(EvalMetric):
 
     Args:
         metrics: Metrics or their names.
+        name, output_names, label_names: As for :class:`EvalMetric`.
     """
 
     def __init__(self, metrics=None, name="composite", output_names=None, label_names=None):
@@ -614,7 +616,6 @@ def create(metric, *args, **kwargs):
     if isinstance(metric, str):
         cls = _REGISTRY.get(metric.lower())
         if cls is None:
-            from deepkit_engine.base import did_you_mean  # noqa: PLC0415
             raise ValueError(f"unknown metric {metric!r}{did_you_mean(metric.lower(), _REGISTRY)};"
                              f" known: {', '.join(sorted(_REGISTRY))}")
         return cls(*args, **kwargs)

@@ -23,6 +23,7 @@ import inspect
 import math
 
 from deepkit_engine import nd
+from deepkit_engine.base import did_you_mean
 
 from .. import optimizers as dk_optimizers
 
@@ -334,7 +335,6 @@ def create(name, **kwargs):
     """
     if isinstance(name, dk_optimizers.Optimizer):
         return name
-    from deepkit_engine.base import did_you_mean  # noqa: PLC0415
     cls = _REGISTRY.get(str(name).lower())
     if cls is None:
         raise ValueError(f"unknown optimizer {name!r}{did_you_mean(str(name).lower(), _REGISTRY)};"

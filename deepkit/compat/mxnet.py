@@ -40,12 +40,14 @@ import types
 import numpy as _np
 
 import deepkit_engine as _dk
-from deepkit_engine import Context, autograd, cpu, current_context, executor, gpu, io, nd
+from deepkit_engine import (Context, autograd, cpu, current_context, executor, gpu, io, nd,
+                            testing)
 from deepkit_engine import symbol as sym
 from deepkit_engine.base import DeepkitError as MXNetError
 
 from .. import backend as _backend
-from .. import feedforward as _feedforward
+from ..datasets import mnist
+from . import feedforward as _feedforward
 from . import mx_callback as callback
 from . import mx_init as init
 from . import mx_metric as metric
@@ -138,7 +140,6 @@ def _get_mnist():
         dict: ``train_data`` (60000, 1, 28, 28) and ``test_data`` (10000, 1, 28,
         28) float32 in [0, 1]; ``train_label`` and ``test_label`` int8.
     """
-    from ..datasets import mnist  # noqa: PLC0415
     (x_train, y_train), (x_test, y_test) = mnist.load_data()
 
     def images(x):
@@ -149,7 +150,6 @@ def _get_mnist():
 
 
 def _test_utils():
-    from deepkit_engine import testing  # noqa: PLC0415
     members = {"get_mnist": _get_mnist}
     for name in ("assert_almost_equal", "check_numeric_gradient", "check_symbolic_forward",
                  "check_symbolic_backward", "default_context"):

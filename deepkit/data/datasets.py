@@ -58,6 +58,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+try:  # numpy >= 2 keeps the helpers its pickles name in numpy._core
+    from numpy._core import multiarray as _np_multiarray
+except ImportError:  # pragma: no cover - numpy 1.x
+    from numpy.core import multiarray as _np_multiarray
+
 from deepkit_engine.base import DeepkitError
 
 __all__ = [
@@ -440,14 +445,6 @@ def _read_idx_dataset(paths):
 
 
 # -- CIFAR ---------------------------------------------------------------------
-def _numpy_reconstruct():
-    try:
-        from numpy._core.multiarray import _reconstruct  # noqa: PLC0415 - numpy >= 2
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.multiarray import _reconstruct  # noqa: PLC0415
-    return _reconstruct
-
-
 class _SafeUnpickler(pickle.Unpickler):
     """Accepts plain containers and numpy arrays; any other global is refused."""
 
@@ -456,15 +453,11 @@ class _SafeUnpickler(pickle.Unpickler):
             return codecs.encode
         if name == "_reconstruct" and module in ("numpy.core.multiarray",
                                                  "numpy._core.multiarray"):
-            return _numpy_reconstruct()
+            return _np_multiarray._reconstruct
         if module == "numpy" and name in ("ndarray", "dtype"):
             return getattr(np, name)
         if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "scalar":
-            try:
-                from numpy._core.multiarray import scalar  # noqa: PLC0415
-            except ImportError:  # pragma: no cover
-                from numpy.core.multiarray import scalar  # noqa: PLC0415
-            return scalar
+            return _np_multiarray.scalar
         raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a CIFAR batch")
 
 

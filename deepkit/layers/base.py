@@ -13,17 +13,20 @@ Every layer has a unique name and its parameters are visible:
 MXNet and Caffe by name.
 """
 import collections
+import inspect
 import re
 
 import numpy as np
 
+import deepkit_engine as dk
+from deepkit_engine import nd
 from deepkit_engine import symbol as sym
 from deepkit_engine.base import DeepkitError, did_you_mean
 
-from .. import backend, initializers
+from .. import backend, constraints, initializers, regularizers
 
 __all__ = ["Layer", "Parameter", "SymbolicTensor", "Input", "InputLayer", "unique_name",
-           "reset_names"]
+           "reset_names", "as_list", "graph_version", "bump_graph_version"]
 
 _name_counts = collections.Counter()
 #: Placeholder batch size used for shape inference while building layers.
@@ -99,7 +102,6 @@ class Parameter:
 
     def initialize(self, ctx, force=False):
         """Create ``data`` from the initializer (once, unless ``force``)."""
-        from deepkit_engine import nd  # noqa: PLC0415
         if self.data is not None and not force:
             return self.data
         value = self.initializer(self.shape, self.dtype, backend.rng())
@@ -147,7 +149,8 @@ class _Node:
         self.inputs, self.outputs, self.list_input = inputs, outputs, list_input
 
 
-def _as_list(x):
+def as_list(x):
+    """``x`` as a list: lists and tuples become lists, anything else a one-entry list."""
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
@@ -192,7 +195,6 @@ class Layer:
             self._input_shape_arg = None
 
     def _known_arguments(self):
-        import inspect  # noqa: PLC0415
         names = set()
         for cls in type(self).__mro__:
             if "__init__" in cls.__dict__:
@@ -204,7 +206,6 @@ class Layer:
                    constraint=None, trainable=True, regularizable=True, lr_mult=1.0,
                    wd_mult=1.0, aux=False, dtype=None):
         """Declare a parameter; returns its :class:`Parameter` (use ``.var`` in ``call``)."""
-        from .. import constraints, regularizers  # noqa: PLC0415
         param = Parameter(self, name, shape, dtype or self.dtype, initializer,
                           regularizers.get(regularizer), constraints.get(constraint), trainable,
                           regularizable, lr_mult, wd_mult, aux)
@@ -253,7 +254,6 @@ class Layer:
         if not self.built:
             raise DeepkitError(f"layer '{self.name}' has no weights yet: call it on an input "
                                "(or build its model) first")
-        import deepkit_engine as dk  # noqa: PLC0415
         for p in self.params.values():
             if p.data is None:
                 p.initialize(dk.current_context())
@@ -265,7 +265,7 @@ class Layer:
     @trainable.setter
     def trainable(self, value):
         self._trainable = bool(value)
-        _bump_graph_version()
+        bump_graph_version()
 
     # -- life cycle ----------------------------------------------------------------
     def build(self, input_shape):
@@ -276,25 +276,20 @@ class Layer:
         raise NotImplementedError(f"{type(self).__name__} does not implement call()")
 
     def compute_output_shape(self, input_shape):
-        """The output shape(s) for an input shape; by default inferred by the engine."""
-        shapes = _as_list(input_shape) if isinstance(input_shape, list) else [input_shape]
+        """The output shape(s) for an input shape; by default inferred by the engine.
+
+        The default runs :meth:`call` on probe variables. ``call`` must be pure:
+        a function of its input symbols and the layer's parameters, with no
+        other effect, because it runs once per use of the layer and again
+        whenever a model rebuilds its programs (after freezing a layer, say).
+        """
+        shapes = as_list(input_shape) if isinstance(input_shape, list) else [input_shape]
         variables = [sym.Variable(f"__shape_probe_{i}") for i in range(len(shapes))]
         out = self.call(variables if isinstance(input_shape, list) else variables[0])
-        given = {f"__shape_probe_{i}": _batch_shape(s) for i, s in enumerate(shapes)}
-        for p in self.params.values():
-            given[p.name] = p.shape
-        outs = []
-        for o in _as_list(out):
-            _, out_shapes, _ = o.infer_shape_partial(**{k: v for k, v in given.items()
-                                                        if k in o.list_inputs()})
-            if out_shapes[0] is None:
-                raise DeepkitError(f"{type(self).__name__} '{self.name}': cannot infer the "
-                                   f"output shape for input shape {input_shape}")
-            outs.append(_user_shape(out_shapes[0]))
-        return outs if isinstance(out, (list, tuple)) else outs[0]
+        return self._infer_output_shapes(out, input_shape)
 
     def __call__(self, inputs):
-        tensors = _as_list(inputs)
+        tensors = as_list(inputs)
         for t in tensors:
             if not isinstance(t, SymbolicTensor):
                 raise TypeError(f"{type(self).__name__} '{self.name}' must be called on the "
@@ -313,13 +308,13 @@ class Layer:
         else:
             self._check_input_shape(input_shape)
         symbols = [t.symbol for t in tensors]
-        out_symbols = self.call(symbols if isinstance(inputs, (list, tuple)) else symbols[0])
-        try:
-            out_shapes = self.compute_output_shape(input_shape)
-        except DeepkitError as err:
-            raise DeepkitError(f"Input to layer '{self.name}' ({type(self).__name__}) is "
-                               f"incompatible: input shape {input_shape}: {err}") from None
-        outs = _as_list(out_symbols)
+        list_input = isinstance(inputs, (list, tuple))
+        if type(self).compute_output_shape is Layer.compute_output_shape:
+            out_symbols, out_shapes = self._call_with_shapes(symbols, input_shape, list_input)
+        else:
+            out_symbols = self.call(symbols if list_input else symbols[0])
+            out_shapes = self._checked_output_shape(input_shape)
+        outs = as_list(out_symbols)
         out_shape_list = out_shapes if isinstance(out_symbols, (list, tuple)) else [out_shapes]
         node_index = len(self._nodes)
         results = [SymbolicTensor(s, shp, self.dtype, self, node_index, i)
@@ -327,12 +322,55 @@ class Layer:
         self._nodes.append(_Node(tensors, results, isinstance(inputs, (list, tuple))))
         return results if isinstance(out_symbols, (list, tuple)) else results[0]
 
+    def _call_with_shapes(self, symbols, input_shape, list_input):
+        """Run :meth:`call` once, on probe variables, then put the real inputs in.
+
+        The probe graph is small, so the engine infers the output shapes from
+        it cheaply; composing it onto the real input symbols gives the
+        layer's outputs in the model's graph.
+        """
+        probes = [sym.Variable(f"__shape_probe_{i}") for i in range(len(symbols))]
+        probe_out = self.call(probes if list_input else probes[0])
+        try:
+            out_shapes = self._infer_output_shapes(probe_out, input_shape)
+        except DeepkitError as err:
+            raise DeepkitError(f"Input to layer '{self.name}' ({type(self).__name__}) is "
+                               f"incompatible: input shape {input_shape}: {err}") from None
+        group = sym.Group(as_list(probe_out))
+        used = set(group.list_inputs())
+        composed = group(**{p.name: s for p, s in zip(probes, symbols) if p.name in used})
+        outs = list(composed)
+        return (outs if isinstance(probe_out, (list, tuple)) else outs[0]), out_shapes
+
+    def _checked_output_shape(self, input_shape):
+        try:
+            return self.compute_output_shape(input_shape)
+        except DeepkitError as err:
+            raise DeepkitError(f"Input to layer '{self.name}' ({type(self).__name__}) is "
+                               f"incompatible: input shape {input_shape}: {err}") from None
+
+    def _infer_output_shapes(self, out, input_shape):
+        """Output shape(s) of ``call``'s result on probe variables, by engine inference."""
+        shapes = as_list(input_shape) if isinstance(input_shape, list) else [input_shape]
+        given = {f"__shape_probe_{i}": _batch_shape(s) for i, s in enumerate(shapes)}
+        for p in self.params.values():
+            given[p.name] = p.shape
+        outs = []
+        for o in as_list(out):
+            _, out_shapes, _ = o.infer_shape_partial(**{k: v for k, v in given.items()
+                                                        if k in o.list_inputs()})
+            if out_shapes[0] is None:
+                raise DeepkitError(f"{type(self).__name__} '{self.name}': cannot infer the "
+                                   f"output shape for input shape {input_shape}")
+            outs.append(_user_shape(out_shapes[0]))
+        return outs if isinstance(out, (list, tuple)) else outs[0]
+
     def _check_input_shape(self, input_shape):
         built = self._build_input_shape
         if built is None:
             return
-        a = _as_list(built) if isinstance(built, list) else [built]
-        b = _as_list(input_shape) if isinstance(input_shape, list) else [input_shape]
+        a = as_list(built) if isinstance(built, list) else [built]
+        b = as_list(input_shape) if isinstance(input_shape, list) else [input_shape]
         for i, (x, y) in enumerate(zip(a, b)):
             if tuple(x[1:]) != tuple(y[1:]):
                 raise ValueError(f"Input {i} of layer '{self.name}' ({type(self).__name__}) is "
@@ -396,12 +434,13 @@ class Layer:
 _graph_version = [0]
 
 
-def _bump_graph_version():
-    """Structure-affecting changes (freezing) invalidate models' compiled programs."""
+def bump_graph_version():
+    """Note a structure-affecting change (freezing): models rebuild their programs."""
     _graph_version[0] += 1
 
 
 def graph_version():
+    """A counter that changes with every structure-affecting change of any layer."""
     return _graph_version[0]
 
 

@@ -15,6 +15,11 @@ def _ser(obj, module):
         return None
     if isinstance(obj, str):
         return obj
+    if not hasattr(obj, "get_config"):
+        name = getattr(obj, "__name__", type(obj).__name__)
+        raise ValueError(f"{module.__name__.rsplit('.', 1)[-1]}: the function {name!r} cannot be "
+                         "saved in a layer config; use one of the module's classes, or a "
+                         "subclass with get_config()")
     return {"class_name": type(obj).__name__, "config": obj.get_config()}
 
 

@@ -1,14 +1,16 @@
 """The gradient pass: new graph nodes that compute input gradients.
 
 Each op declares its gradient as ``gradient(F, node, ograds)`` returning one
-symbol (or ``None``) per input, built from registered ops through ``F`` (the
-``sym`` namespace): usually compositions of differentiable ops (so gradients
+expression (or ``None``) per input, built from registered ops through ``F`` (a
+:class:`~deepkit_engine.graph.builder.GraphOps`, which makes plain graph nodes
+named ``<node>_backward_<op><n>``): usually compositions of differentiable ops (so gradients
 can be differentiated again), or one ``_backward_<Op>`` node that names exactly
 the forward inputs and outputs it needs. The pass walks the graph backwards,
 sums fan-out with one ``add_n`` node, un-broadcasts gradients of broadcasting
 ops, and stops at ops that are not differentiable.
 """
 from ..base import DeepkitError, OpBugError
+from .builder import Expr, GraphOps
 from .node import topo_order
 
 __all__ = ["GradNode", "build_gradient"]
@@ -21,19 +23,19 @@ class GradNode:
         op: The OpDef.
         name: The node's name.
         attrs: Its parsed parameters.
-        inputs: One single-output Symbol per input.
-        outputs: One Symbol per output.
+        inputs: One single-output :class:`Expr` per input.
+        outputs: One :class:`Expr` per output.
     """
 
     __slots__ = ("op", "name", "attrs", "inputs", "outputs", "node")
 
-    def __init__(self, node, symbol_cls):
+    def __init__(self, node, ops):
         self.node = node
         self.op = node.op
         self.name = node.name
         self.attrs = node.attrs
-        self.inputs = [symbol_cls([e]) for e in node.inputs]
-        self.outputs = [symbol_cls([(node, i)]) for i in range(node.num_outputs())]
+        self.inputs = [ops.wrap([e]) for e in node.inputs]
+        self.outputs = [ops.wrap([(node, i)]) for i in range(node.num_outputs())]
 
 
 def build_gradient(heads, head_grads, wrt):
@@ -50,10 +52,6 @@ def build_gradient(heads, head_grads, wrt):
         per ``wrt`` variable, and ``(grad_entry, forward_entry, node, index)``
         tuples whose shapes must agree once inferred (see ``check_gradients``).
     """
-    from .. import symbol as F  # noqa: PLC0415 - the symbol layer sits above graph/
-    from ..symbol.naming import Prefix  # noqa: PLC0415
-    Symbol = F.Symbol
-
     nodes = topo_order(heads)
     targets = {id(v) for v in wrt}
     needed = set()
@@ -85,34 +83,33 @@ def build_gradient(heads, head_grads, wrt):
             raise DeepkitError(f"{op.name} '{node.name}': no gradient is declared for this op, "
                                "so the graph cannot be differentiated through it (wrap it in "
                                "BlockGrad, or set grad_req='null' for what depends on it)")
-        view = GradNode(node, Symbol)
-        with Prefix(f"{node.name}_backward_"):
-            ograds = [Symbol([_sum(F, g, node, i)]) if g else F.zeros_like(view.outputs[i])
-                      for i, g in enumerate(incoming)]
-            result = op.gradient(F, view, ograds)
-            if result is None or len(result) != len(node.inputs):
-                raise OpBugError(f"gradient of {op.name} '{node.name}' returned "
-                                 f"{0 if result is None else len(result)} values for "
-                                 f"{len(node.inputs)} inputs")
-            for k, ((src, idx), g) in enumerate(zip(node.inputs, result)):
-                if g is None or id(src) not in needed:
-                    continue
-                if not isinstance(g, Symbol) or len(g._outputs) != 1:
-                    raise OpBugError(f"gradient of {op.name} '{node.name}' for input {k} is not "
-                                     "a single-output Symbol")
-                if op.unbroadcast:
-                    g = F._reduce_to_like(g, view.inputs[k])
-                entry = g._outputs[0]
-                checks.append((entry, (src, idx), node, k))
-                pending.setdefault((id(src), idx), []).append(entry)
+        F = GraphOps(f"{node.name}_backward_")
+        view = GradNode(node, F)
+        ograds = [F.wrap([_sum(F, g, node, i)]) if g else F.zeros_like(view.outputs[i])
+                  for i, g in enumerate(incoming)]
+        result = op.gradient(F, view, ograds)
+        if result is None or len(result) != len(node.inputs):
+            raise OpBugError(f"gradient of {op.name} '{node.name}' returned "
+                             f"{0 if result is None else len(result)} values for "
+                             f"{len(node.inputs)} inputs")
+        for k, ((src, idx), g) in enumerate(zip(node.inputs, result)):
+            if g is None or id(src) not in needed:
+                continue
+            if not isinstance(g, Expr) or len(g._outputs) != 1:
+                raise OpBugError(f"gradient of {op.name} '{node.name}' for input {k} is not "
+                                 "a single-output expression")
+            if op.unbroadcast:
+                g = F._reduce_to_like(g, view.inputs[k])
+            entry = g._outputs[0]
+            checks.append((entry, (src, idx), node, k))
+            pending.setdefault((id(src), idx), []).append(entry)
     grads = []
     for v in wrt:
         g = pending.get((id(v), 0))
         if not g:
             grads.append(None)
         else:
-            with Prefix(f"{v.name}_grad_"):
-                grads.append(_sum(F, g, v, 0))
+            grads.append(_sum(GraphOps(f"{v.name}_grad_"), g, v, 0))
     return grads, checks
 
 
@@ -123,7 +120,7 @@ def _is_head(node, heads):
 def _sum(F, entries, node, index):
     if len(entries) == 1:
         return entries[0]
-    total = F.add_n(*[F.Symbol([e]) for e in entries], name=f"{node.name}_{index}_gradsum")
+    total = F.add_n(*[F.wrap([e]) for e in entries], name=f"{node.name}_{index}_gradsum")
     return total._outputs[0]
 
 

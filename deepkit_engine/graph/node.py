@@ -5,6 +5,8 @@ A :class:`Node` is a variable (``op is None``) or an op applied to input
 graphs are acyclic by construction and can be shared between symbols.
 """
 
+from ..base import DeepkitError
+
 __all__ = ["Node", "Graph", "topo_order"]
 
 
@@ -88,7 +90,6 @@ def merge_variables(left, right, where):
                 added = {}
             added[k] = v
         elif mine is not v:
-            from ..base import DeepkitError  # noqa: PLC0415
             raise DeepkitError(
                 f"'{where}': two different variables are both named '{k}'; variable names "
                 "must be unique within a graph (reuse the Variable object to share it)")

@@ -2,7 +2,8 @@
 from ..base import ParamError
 from ..context import Context
 from ..ops import registry as _registry
-from .ndarray import _SCALAR_OPS, NDArray, binary_dispatch, invoke
+from .creation import array
+from .ndarray import NDArray, binary_dispatch, invoke
 
 __all__ = ["make_function", "generate_functions"]
 
@@ -10,18 +11,17 @@ __all__ = ["make_function", "generate_functions"]
 def _to_nd(value, ctx):
     if isinstance(value, NDArray):
         return value
-    from . import array  # noqa: PLC0415 - package import order
     return array(value, ctx=ctx, dtype=getattr(value, "dtype", None))
 
 
 def make_function(op, public_name=None):
     """Build the imperative function for ``op``: inputs first, params as keywords."""
-    binary_name = op.name if op.name in _SCALAR_OPS else None
+    has_scalar_form = op.scalar_form is not None
 
     def function(*args, out=None, name=None, ctx=None, **kwargs):
-        if binary_name is not None and len(args) == 2 and not kwargs:
+        if has_scalar_form and len(args) == 2 and not kwargs:
             if not (isinstance(args[0], NDArray) and isinstance(args[1], NDArray)):
-                result = binary_dispatch(binary_name, args[0], args[1], out)
+                result = binary_dispatch(op, args[0], args[1], out)
                 if result is not NotImplemented:
                     return result
         arrays = {k: v for k, v in kwargs.items() if isinstance(v, NDArray)}

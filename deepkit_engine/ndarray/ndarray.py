@@ -12,10 +12,14 @@ import numbers
 import numpy as np
 
 from .. import engine as _engine_mod
-from ..engine import Var as _Var
+from .. import tape as _tape
 from ..base import ContextError, DeepkitError, DTypeError, ShapeError
 from ..context import Context, context_of_array, current_context
+from ..engine import Var as _Var
+from .. import ops as _ops  # noqa: F401 - registers every op family
 from ..ops import registry as _registry
+from ..ops.fluent import attach_operators
+from ..resources import acquire as _acquire_resources
 
 __all__ = ["NDArray", "invoke", "INLINE_MAX_SIZE"]
 
@@ -206,15 +210,53 @@ class NDArray:
         return invoke_by_name("reshape", [self], dict(kwargs, shape=shape))
 
     def attach_grad(self, grad_req="write"):
-        """Allocate ``.grad`` and mark this array as a variable for autograd."""
-        from .. import autograd  # noqa: PLC0415
-        autograd.attach_grad(self, grad_req)
+        """Allocate ``.grad`` (zeros) and mark this array as a variable for autograd."""
+        if grad_req not in ("write", "add", "null"):
+            raise DeepkitError(f"attach_grad: grad_req must be 'write', 'add' or 'null', got "
+                               f"{grad_req!r}")
+        ctx = self._ctx
+        with ctx.device_scope():
+            grad = NDArray(ctx.xp.zeros(self.shape, self.dtype), ctx)
+        _tape.mark_variables([self], [grad], grad_req)
 
-    def backward(self, out_grad=None, retain_graph=False, train_mode=True):
-        """Differentiate this recorded result into the attached variables' ``.grad``."""
-        from .. import autograd  # noqa: PLC0415
-        autograd.backward([self], None if out_grad is None else [out_grad], retain_graph,
-                          train_mode)
+    # ``backward`` (differentiate this recorded result) is added by ``autograd``,
+    # which sits above this module.
+
+    def write_async(self, host_fn, name=None):
+        """Fill this array from the host without waiting: ``self[...] = host_fn()``, later.
+
+        Pushes to the engine a job that calls ``host_fn()`` (which returns a
+        numpy array, e.g. the next batch read from disk), checks that its
+        shape is this array's shape and copies it into the array's buffer.
+        Returns at once; reads of this array wait for the job. An error in
+        ``host_fn`` or a wrong shape is raised at the next wait on this
+        array, like any engine error.
+
+        Args:
+            host_fn: ``() -> numpy array`` of this array's shape; its values are
+                cast to this array's dtype.
+            name: What is written (an input name), named in errors.
+
+        Returns:
+            This array.
+        """
+        label = f"write_async '{name}'" if name else "write_async"
+        data, shape = self._data, self.shape
+        is_numpy = isinstance(data, np.ndarray)
+
+        def write():
+            value = host_fn()
+            actual = tuple(np.shape(value))
+            if actual != shape:
+                raise ShapeError(f"{label}: host_fn returned an array of shape {actual}, "
+                                 f"expected {shape}", argument=name, expected=shape,
+                                 actual=actual)
+            if is_numpy:
+                data[...] = value
+            else:
+                data.set(np.ascontiguousarray(value, data.dtype))
+        _engine_mod._engine.push(write, (), (self._var,), self._ctx, label, False)
+        return self
 
     def detach(self):
         """The same values, cut off from the autograd tape."""
@@ -290,95 +332,10 @@ class NDArray:
                 from None
 
     # -- arithmetic ------------------------------------------------------------
-    def __neg__(self):
-        return invoke_by_name("negative", [self], {})
-
+    # Operators (``+``, ``-x``, ``==``, ``@``, ``+=`` ...) are generated from the
+    # ops' declarations at the end of this module.
     def __pos__(self):
         return self
-
-    def __abs__(self):
-        return invoke_by_name("abs", [self], {})
-
-    def __invert__(self):
-        return invoke_by_name("logical_not", [self], {})
-
-    def __add__(self, other):
-        return binary_dispatch("add", self, other)
-
-    def __radd__(self, other):
-        return binary_dispatch("add", other, self)
-
-    def __iadd__(self, other):
-        return binary_dispatch("add", self, other, out=self)
-
-    def __sub__(self, other):
-        return binary_dispatch("subtract", self, other)
-
-    def __rsub__(self, other):
-        return binary_dispatch("subtract", other, self)
-
-    def __isub__(self, other):
-        return binary_dispatch("subtract", self, other, out=self)
-
-    def __mul__(self, other):
-        return binary_dispatch("multiply", self, other)
-
-    def __rmul__(self, other):
-        return binary_dispatch("multiply", other, self)
-
-    def __imul__(self, other):
-        return binary_dispatch("multiply", self, other, out=self)
-
-    def __truediv__(self, other):
-        return binary_dispatch("divide", self, other)
-
-    def __rtruediv__(self, other):
-        return binary_dispatch("divide", other, self)
-
-    def __itruediv__(self, other):
-        return binary_dispatch("divide", self, other, out=self)
-
-    def __mod__(self, other):
-        return binary_dispatch("mod", self, other)
-
-    def __rmod__(self, other):
-        return binary_dispatch("mod", other, self)
-
-    def __imod__(self, other):
-        return binary_dispatch("mod", self, other, out=self)
-
-    def __pow__(self, other):
-        return binary_dispatch("power", self, other)
-
-    def __rpow__(self, other):
-        return binary_dispatch("power", other, self)
-
-    def __ipow__(self, other):
-        return binary_dispatch("power", self, other, out=self)
-
-    def __matmul__(self, other):
-        return invoke_by_name("dot", [self, _as_nd(other, self)], {})
-
-    def __rmatmul__(self, other):
-        return invoke_by_name("dot", [_as_nd(other, self), self], {})
-
-    def __eq__(self, other):
-        return binary_dispatch("equal", self, other)
-
-    def __ne__(self, other):
-        return binary_dispatch("not_equal", self, other)
-
-    def __lt__(self, other):
-        return binary_dispatch("lesser", self, other)
-
-    def __le__(self, other):
-        return binary_dispatch("lesser_equal", self, other)
-
-    def __gt__(self, other):
-        return binary_dispatch("greater", self, other)
-
-    def __ge__(self, other):
-        return binary_dispatch("greater_equal", self, other)
 
 
 # -- helpers -------------------------------------------------------------------
@@ -449,49 +406,28 @@ def _as_nd(value, like):
 
 # -- dispatch ------------------------------------------------------------------
 
-_SCALAR_OPS = {
-    # name: (array-op-scalar, scalar-op-array)
-    "add": ("_plus_scalar", "_plus_scalar"),
-    "subtract": ("_minus_scalar", "_rminus_scalar"),
-    "multiply": ("_mul_scalar", "_mul_scalar"),
-    "divide": ("_div_scalar", "_rdiv_scalar"),
-    "mod": ("_mod_scalar", "_rmod_scalar"),
-    "power": ("_power_scalar", "_rpower_scalar"),
-    "maximum": ("_maximum_scalar", "_maximum_scalar"),
-    "minimum": ("_minimum_scalar", "_minimum_scalar"),
-    "hypot": ("_hypot_scalar", "_hypot_scalar"),
-    "equal": ("_equal_scalar", "_equal_scalar"),
-    "not_equal": ("_not_equal_scalar", "_not_equal_scalar"),
-    "greater": ("_greater_scalar", "_lesser_scalar"),
-    "greater_equal": ("_greater_equal_scalar", "_lesser_equal_scalar"),
-    "lesser": ("_lesser_scalar", "_greater_scalar"),
-    "lesser_equal": ("_lesser_equal_scalar", "_greater_equal_scalar"),
-    "logical_and": ("_logical_and_scalar", "_logical_and_scalar"),
-    "logical_or": ("_logical_or_scalar", "_logical_or_scalar"),
-    "logical_xor": ("_logical_xor_scalar", "_logical_xor_scalar"),
-}
-
-
-def binary_dispatch(name, lhs, rhs, out=None):
-    """``lhs <name> rhs`` where either side may be a Python scalar."""
+def binary_dispatch(op, lhs, rhs, out=None):
+    """``lhs <op> rhs`` for a binary op where either side may be a Python scalar
+    (then the op's declared scalar form runs) or a numpy array/list."""
     if isinstance(lhs, NDArray):
         if isinstance(rhs, NDArray):
-            op = _registry._REGISTRY[name]
             return invoke(op, [lhs, rhs], op.default_attrs, out)
-        if isinstance(rhs, numbers.Number):
-            op = _registry._REGISTRY[_SCALAR_OPS[name][0]]
-            return invoke(op, [lhs], _registry.Attrs(scalar=float(rhs)), out)
+        if isinstance(rhs, numbers.Number) and op.scalar_form is not None:
+            return invoke(_registry._REGISTRY[op.scalar_form], [lhs],
+                          _registry.Attrs(scalar=float(rhs)), out)
         if isinstance(rhs, (np.ndarray, list, tuple)):
-            op = _registry._REGISTRY[name]
             return invoke(op, [lhs, _as_nd(rhs, lhs)], op.default_attrs, out)
     elif isinstance(rhs, NDArray):
-        if isinstance(lhs, numbers.Number):
-            op = _registry._REGISTRY[_SCALAR_OPS[name][1]]
-            return invoke(op, [rhs], _registry.Attrs(scalar=float(lhs)), out)
+        if isinstance(lhs, numbers.Number) and op.reflected_scalar_form is not None:
+            return invoke(_registry._REGISTRY[op.reflected_scalar_form], [rhs],
+                          _registry.Attrs(scalar=float(lhs)), out)
         if isinstance(lhs, (np.ndarray, list, tuple)):
-            op = _registry._REGISTRY[name]
             return invoke(op, [_as_nd(lhs, rhs), rhs], op.default_attrs, out)
     return NotImplemented
+
+
+def _unary_dispatch(op, x):
+    return invoke(op, [x], op.default_attrs)
 
 
 def invoke_by_name(name, inputs, kwargs, out=None):
@@ -546,7 +482,7 @@ def invoke(op, inputs, attrs, out=None, ctx=None):
     in_data = [x._data for x in inputs]
     out_data = [o._data for o in outputs]
     req = _WRITE_REQS[len(outputs)] if len(outputs) < 8 else ["write"] * len(outputs)
-    kernel = op.forward_gpu if ctx.device_type == "gpu" else op.forward_cpu
+    kernel = op.kernel(ctx)
     small = out_data[0].size <= INLINE_MAX_SIZE if out_data else True
     if small:
         for d in in_data:
@@ -558,7 +494,8 @@ def invoke(op, inputs, attrs, out=None, ctx=None):
         names = op.input_names(attrs)
         writes += [x._var for x, n in zip(inputs, names) if n in op.aux]
     if op.resources:
-        resources, extra_writes = _resources(op, ctx)
+        resources, extra_writes = _acquire_resources(op.resources, ctx, _tape.is_training(),
+                                                     op.name)
         writes += extra_writes
 
         def run():
@@ -567,8 +504,8 @@ def invoke(op, inputs, attrs, out=None, ctx=None):
         def run():
             kernel(xp, attrs, in_data, out_data, req)
     _engine_mod._engine.push(run, [x._var for x in inputs], writes, ctx, op.name, small)
-    if _record_hook is not None:
-        _record_hook(op, attrs, inputs, outputs)
+    if _tape.active:
+        _tape.record(op, attrs, inputs, outputs)
     if len(outputs) == 1:
         return outputs[0]
     if op.visible_outputs is not None:
@@ -578,26 +515,6 @@ def invoke(op, inputs, attrs, out=None, ctx=None):
 
 
 _WRITE_REQS = [("write",) * n for n in range(8)]
-
-
-#: Set by autograd while recording; called as hook(op, attrs, inputs, outputs).
-_record_hook = None
-
-
-def _resources(op, ctx):
-    from .. import random as _random  # noqa: PLC0415 - avoid an import cycle
-    resources, writes = {}, []
-    for r in op.resources:
-        if r == "rng":
-            state = _random.state_for(ctx)
-            resources["rng"] = state.generator
-            writes.append(state.var)
-        elif r == "is_train":
-            from .. import autograd as _autograd  # noqa: PLC0415
-            resources["is_train"] = _autograd.is_training()
-        else:
-            raise DeepkitError(f"{op.name}: unknown resource {r!r}")
-    return resources, writes
 
 
 def _check_out(op, outputs, shapes, dtypes, ctx):
@@ -618,3 +535,5 @@ def _check_out(op, outputs, shapes, dtypes, ctx):
         if o._ctx != ctx:
             raise ContextError(f"{op.name}: out= is on {o._ctx} but the inputs are on {ctx}")
 
+
+attach_operators(NDArray, binary_dispatch, _unary_dispatch)

@@ -11,6 +11,8 @@ import numpy as np
 
 from ..base import DeepkitError
 from ..fileio import atomic_path
+from .creation import array
+from .ndarray import NDArray
 
 __all__ = ["save", "load"]
 
@@ -25,7 +27,6 @@ def save(fname, data):
         fname: Target path; replaced atomically.
         data: What to save.
     """
-    from .ndarray import NDArray  # noqa: PLC0415
     if isinstance(data, NDArray):
         data = [data]
     if isinstance(data, dict):
@@ -60,7 +61,6 @@ def load(fname, ctx=None):
         FileNotFoundError: ``fname`` does not exist.
         DeepkitError: the file is not HDF5 or was not written by ``nd.save``.
     """
-    from . import array  # noqa: PLC0415
     fname = os.fspath(fname)
     if not os.path.exists(fname):
         raise FileNotFoundError(f"nd.load: no such file: {fname}")

@@ -1,18 +1,12 @@
-"""The operator library: one registry, op families in their own modules."""
-import importlib
+"""The operator library: one registry, op families in their own modules.
 
+Importing this package registers every op; each family module declares its
+ops when imported.
+"""
+from . import (activation, binary, broadcast, convolution, dense, dropout, embedding,  # noqa: F401
+               grad_ops, indexing, join_split, linalg, loss, normalization, optimizer_ops,
+               pad_crop, pooling, random_ops, reduce, rnn, sequence, shape, slicing, unary)
 from .registry import OpDef, Param, canonical_ops, get_op, list_ops, register
 
 __all__ = ["OpDef", "Param", "register", "get_op", "list_ops", "canonical_ops"]
 
-#: Modules that declare ops; each registers its ops when imported.
-FAMILIES = ("unary", "binary", "reduce", "matrix", "indexing", "random_ops", "grad_ops",
-            "dense", "activation", "loss", "optimizer_ops", "convolution", "pooling",
-            "normalization", "nn_misc", "rnn")
-
-for _family in FAMILIES:
-    try:
-        importlib.import_module(f"{__name__}.{_family}")
-    except ModuleNotFoundError as _err:
-        if _err.name != f"{__name__}.{_family}":
-            raise

@@ -332,13 +332,13 @@ register(OpDef(
     "softmax", _axis_kernel(_softmax_into), params=dict(_SOFTMAX_PARAMS),
     infer_shape=_softmax_axis_shape, gradient=_softmax_gradient,
     doc="``exp(x/T) / sum(exp(x/T))`` along `axis` (shifted by the maximum, so it never "
-        "overflows)."))
+        "overflows).", fluent=True))
 
 register(OpDef(
     "log_softmax", _axis_kernel(_log_softmax_into), params=dict(_SOFTMAX_PARAMS),
     infer_shape=_softmax_axis_shape, gradient=_log_softmax_gradient,
     doc="``log(softmax(x/T))`` along `axis`, computed as ``x/T - logsumexp(x/T)`` (finite "
-        "where softmax underflows to 0)."))
+        "where softmax underflows to 0).", fluent=True))
 
 
 def _softmax_activation_shape(attrs, in_shapes):

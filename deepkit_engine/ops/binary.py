@@ -25,20 +25,23 @@ from .registry import OpDef, register
 
 
 def _binary(name, ufunc_name, aliases=(), doc="", forward=None, differentiable=True,
-            gradient=None):
+            gradient=None, **declaration):
     """A broadcasting binary op. ``gradient`` returns output-shaped gradients; the
-    gradient pass sums them down to each input's shape (``unbroadcast``)."""
+    gradient pass sums them down to each input's shape (``unbroadcast``).
+    ``declaration`` holds the scalar forms and the Python operator (see OpDef)."""
     if forward is None:
         def forward(xp, attrs, inputs, outputs, req):
             apply_ufunc(getattr(xp, ufunc_name), inputs, outputs[0], req[0])
     return register(OpDef(name, forward, inputs=("lhs", "rhs"), infer_shape=broadcast_shape,
                           aliases=aliases, inplace=((0, 0), (1, 0)),
                           differentiable=differentiable, unbroadcast=differentiable,
-                          gradient=gradient, doc=doc))
+                          gradient=gradient, doc=doc, **declaration))
 
 
 def _scalar(name, ufunc_name, reverse=False, aliases=(), doc="", forward=None,
-            differentiable=True, gradient=None):
+            differentiable=True, gradient=None, operator_alias=None):
+    """A ``data <op> scalar`` op; symbol operators name its nodes after
+    ``operator_alias``, by default the first alias (MXNet's ``_PlusScalar``)."""
     if forward is None and reverse:
         def forward(xp, attrs, inputs, outputs, req):
             apply_ufunc(getattr(xp, ufunc_name), (attrs.scalar, inputs[0]), outputs[0], req[0])
@@ -47,7 +50,8 @@ def _scalar(name, ufunc_name, reverse=False, aliases=(), doc="", forward=None,
             apply_ufunc(getattr(xp, ufunc_name), (inputs[0], attrs.scalar), outputs[0], req[0])
     return register(OpDef(name, forward, params=scalar_param(), aliases=aliases,
                           inplace=((0, 0),), differentiable=differentiable, gradient=gradient,
-                          doc=doc))
+                          doc=doc,
+                          operator_alias=operator_alias or (aliases[0] if aliases else None)))
 
 
 # -- gradients ----------------------------------------------------------------------
@@ -197,7 +201,8 @@ def _rpower_scalar_gradient(F, g, y, s):
 
 _binary("add", "add", aliases=("broadcast_add", "broadcast_plus", "elemwise_add", "_add", "_plus",
                                "_Plus"),
-        doc="Elementwise sum ``lhs + rhs`` with numpy broadcasting.", gradient=_add_gradient)
+        doc="Elementwise sum ``lhs + rhs`` with numpy broadcasting.", gradient=_add_gradient,
+        scalar_form="_plus_scalar", operator="add", operator_alias="_Plus")
 _scalar("_plus_scalar", "add", aliases=("_PlusScalar",), doc="``data + scalar``.",
         gradient=_plus_scalar_gradient)
 
@@ -207,22 +212,27 @@ _scalar("_plus_scalar", "add", aliases=("_PlusScalar",), doc="``data + scalar``.
 _binary("subtract", "subtract", aliases=("broadcast_sub", "broadcast_minus", "elemwise_sub", "_sub",
                                          "_minus", "_Minus"),
         doc="Elementwise difference ``lhs - rhs`` with numpy broadcasting.",
-        gradient=_subtract_gradient)
+        gradient=_subtract_gradient, scalar_form="_minus_scalar",
+        reflected_scalar_form="_rminus_scalar", operator="sub", operator_alias="_Minus")
 _binary("multiply", "multiply", aliases=("broadcast_mul", "elemwise_mul", "_mul", "_Mul"),
         doc="Elementwise product ``lhs * rhs`` with numpy broadcasting.",
-        gradient=_multiply_gradient)
+        gradient=_multiply_gradient, scalar_form="_mul_scalar", operator="mul",
+        operator_alias="_Mul")
 _binary("divide", "divide", aliases=("broadcast_div", "elemwise_div", "_div", "_Div"),
         doc="Elementwise quotient ``lhs / rhs`` with numpy broadcasting (integers truncate "
-            "towards zero).", gradient=_divide_gradient)
+            "towards zero).", gradient=_divide_gradient, scalar_form="_div_scalar",
+        reflected_scalar_form="_rdiv_scalar", operator="truediv", operator_alias="_Div")
 _binary("maximum", "maximum", aliases=("broadcast_maximum", "_maximum", "_Maximum"),
         doc="Elementwise maximum with numpy broadcasting (NaN propagates); on ties the "
-            "gradient goes to lhs (MXNet).", gradient=_maximum_gradient)
+            "gradient goes to lhs (MXNet).", gradient=_maximum_gradient,
+        scalar_form="_maximum_scalar")
 _binary("minimum", "minimum", aliases=("broadcast_minimum", "_minimum", "_Minimum"),
         doc="Elementwise minimum with numpy broadcasting (NaN propagates); on ties the "
-            "gradient goes to lhs (MXNet).", gradient=_minimum_gradient)
+            "gradient goes to lhs (MXNet).", gradient=_minimum_gradient,
+        scalar_form="_minimum_scalar")
 _binary("hypot", "hypot", aliases=("broadcast_hypot", "_hypot", "_Hypot"),
         doc="``sqrt(lhs**2 + rhs**2)`` without overflow, with numpy broadcasting.",
-        gradient=_hypot_gradient)
+        gradient=_hypot_gradient, scalar_form="_hypot_scalar")
 _binary("arctan2", "arctan2", aliases=("_npi_arctan2",),
         doc="Elementwise ``arctan(lhs / rhs)`` in the quadrant of (rhs, lhs), in [-pi, pi].",
         gradient=_arctan2_gradient)
@@ -284,7 +294,8 @@ def _rmod_scalar(xp, attrs, inputs, outputs, req):
 
 
 _binary("mod", None, aliases=("broadcast_mod", "_mod", "_Mod"), forward=_mod,
-        gradient=_mod_gradient,
+        gradient=_mod_gradient, scalar_form="_mod_scalar", reflected_scalar_form="_rmod_scalar",
+        operator="mod", operator_alias="_Mod",
         doc="Elementwise remainder of ``lhs / rhs`` with the sign of ``rhs`` (Python's %), "
             "0 where ``rhs`` is 0 (MXNet), with numpy broadcasting.")
 _scalar("_mod_scalar", None, aliases=("_ModScalar",), forward=_mod_scalar,
@@ -304,7 +315,8 @@ def _power(xp, attrs, inputs, outputs, req):
 
 
 _binary("power", None, aliases=("broadcast_power", "_power", "_Power"), forward=_power,
-        gradient=_power_gradient,
+        gradient=_power_gradient, scalar_form="_power_scalar",
+        reflected_scalar_form="_rpower_scalar", operator="pow", operator_alias="_Power",
         doc="Elementwise ``lhs ** rhs`` with numpy broadcasting.")
 _scalar("_power_scalar", "power", aliases=("_PowerScalar",), doc="``data ** scalar``.",
         gradient=_power_scalar_gradient)
@@ -315,14 +327,19 @@ _scalar("_rpower_scalar", "power", reverse=True, aliases=("_RPowerScalar",),
 
 # -- comparisons and logic: 1/0 in the input dtype, no gradient --------------------
 
-for _name, _ufunc, _camel, _symbol in [
-        ("equal", "equal", "_Equal", "=="), ("not_equal", "not_equal", "_Not_Equal", "!="),
-        ("greater", "greater", "_Greater", ">"),
-        ("greater_equal", "greater_equal", "_Greater_Equal", ">="),
-        ("lesser", "less", "_Lesser", "<"), ("lesser_equal", "less_equal", "_Lesser_Equal", "<="),
+for _name, _ufunc, _camel, _symbol, _operator, _mirrored in [
+        ("equal", "equal", "_Equal", "==", "eq", "equal"),
+        ("not_equal", "not_equal", "_Not_Equal", "!=", "ne", "not_equal"),
+        ("greater", "greater", "_Greater", ">", "gt", "lesser"),
+        ("greater_equal", "greater_equal", "_Greater_Equal", ">=", "ge", "lesser_equal"),
+        ("lesser", "less", "_Lesser", "<", "lt", "greater"),
+        ("lesser_equal", "less_equal", "_Lesser_Equal", "<=", "le", "greater_equal"),
 ]:
+    # ``scalar > x`` is ``x < scalar``: the reflected form is the mirrored comparison
     _binary(_name, _ufunc, aliases=(f"broadcast_{_name}", f"_{_name}", _camel),
-            differentiable=False,
+            differentiable=False, scalar_form=f"_{_name}_scalar",
+            reflected_scalar_form=f"_{_mirrored}_scalar", operator=_operator,
+            operator_alias=f"_{_name}",
             doc=f"1 where ``lhs {_symbol} rhs`` else 0, in the input dtype, with numpy "
                 "broadcasting.")
 
@@ -330,7 +347,7 @@ for _name, _what in [("and", "both are"), ("or", "either is"), ("xor", "exactly 
     _binary(f"logical_{_name}", f"logical_{_name}",
             aliases=(f"broadcast_logical_{_name}", f"_logical_{_name}",
                      f"_Logical_{_name.capitalize()}"),
-            differentiable=False,
+            differentiable=False, scalar_form=f"_logical_{_name}_scalar",
             doc=f"1 where {_what} nonzero else 0, in the input dtype, with numpy broadcasting.")
 
 for _name, _ufunc, _camel, _symbol in [
@@ -343,6 +360,7 @@ for _name, _ufunc, _camel, _symbol in [
         ("logical_xor", "logical_xor", "LogicalXor", "xor"),
 ]:
     _scalar(f"_{_name}_scalar", _ufunc, aliases=(f"_{_camel}Scalar",), differentiable=False,
+            operator_alias=f"_{_name}_scalar",
             doc=f"1 where ``data {_symbol} scalar`` else 0, in the input dtype.")
 
 

@@ -144,7 +144,7 @@ def _scatter_add(xp, target, key, values):
     if xp is np or hasattr(xp.add, "at"):  # numpy, cupy >= 13
         xp.add.at(target, key, values)
     else:  # pragma: no cover - older cupy
-        import cupyx  # noqa: PLC0415
+        import cupyx  # noqa: PLC0415 - optional: GPU builds only
         cupyx.scatter_add(target, key, values)
 
 
@@ -207,7 +207,7 @@ register(OpDef(
                          mode=node.attrs.mode), None],
     doc="Slices of `a` at the given indices along `axis`; the output shape is "
         "``a.shape[:axis] + indices.shape + a.shape[axis+1:]``. The `indices` input gets no "
-        "gradient."))
+        "gradient.", fluent=True))
 
 
 def _backward_take_shape(attrs, in_shapes):
@@ -292,7 +292,7 @@ register(OpDef(
                          keepdims=node.attrs.keepdims, mode=node.attrs.mode), None],
     doc="One element per position along `axis`: ``out[i, j] = data[i, index[i, j], j]``. "
         "`index` has the data shape without `axis` (or with it as size 1) and gets no "
-        "gradient."))
+        "gradient.", fluent=True))
 
 
 def _backward_pick_shape(attrs, in_shapes):
@@ -365,7 +365,8 @@ register(OpDef(
             "dtype": Param(DType, "float32", "Output dtype.")},
     infer_shape=_one_hot_shape, infer_type=_one_hot_type, differentiable=False,
     doc="One-hot encoding: a new last axis of length `depth` holding `on_value` at each "
-        "index and `off_value` elsewhere; indices outside [0, depth) give an all-off row."))
+        "index and `off_value` elsewhere; indices outside [0, depth) give an all-off row.",
+        fluent=True))
 
 
 # -- gather_nd / scatter_nd ---------------------------------------------------------
@@ -531,7 +532,8 @@ register(OpDef(
     gradient=lambda F, node, ograds: [
         F._backward_topk(ograds[0], node.inputs[0], axis=node.attrs.axis, k=0,
                          is_ascend=node.attrs.is_ascend)],
-    doc="The values of `data` sorted along `axis` (or flattened when `axis` is None)."))
+    doc="The values of `data` sorted along `axis` (or flattened when `axis` is None).",
+    fluent=True))
 
 
 def _argsort_shape(attrs, in_shapes):
@@ -559,7 +561,7 @@ register(OpDef(
                            choices=_INDEX_DTYPES)},
     infer_shape=_argsort_shape, infer_type=_index_out_type, differentiable=False,
     doc="The indices that sort `data` along `axis` (stable: equal values keep their index "
-        "order, in both directions)."))
+        "order, in both directions).", fluent=True))
 
 
 def _topk_outputs(attrs):
@@ -635,7 +637,7 @@ register(OpDef(
     infer_shape=_topk_shape, infer_type=_topk_type,
     gradient=_topk_gradient,
     doc="The k largest (or smallest) elements along `axis`, in order, as values, indices, "
-        "both, or a mask of the data shape. Only the values have a gradient."))
+        "both, or a mask of the data shape. Only the values have a gradient.", fluent=True))
 
 
 # -- the gradient of sort and topk --------------------------------------------------

@@ -377,7 +377,7 @@ def _reduce_params():
 def _reduce(name, forward, gradient, aliases=(), nonempty=False, doc=""):
     return register(OpDef(name, forward, params=_reduce_params(),
                           infer_shape=_reduce_infer(nonempty), aliases=aliases,
-                          gradient=gradient, doc=doc))
+                          gradient=gradient, doc=doc, fluent=True))
 
 
 _reduce("sum", _reduce_forward("sum"), _sum_gradient, aliases=("sum_axis",),
@@ -408,7 +408,7 @@ register(OpDef(
     },
     infer_shape=_norm_infer_shape, infer_type=_norm_infer_type, gradient=_norm_gradient,
     doc="The L1 or L2 norm over the given axes (entrywise over all of them; with two axes "
-        "and ord=2 this is the Frobenius norm)."))
+        "and ord=2 this is the Frobenius norm).", fluent=True))
 
 
 def _arg_params():
@@ -421,11 +421,11 @@ def _arg_params():
 register(OpDef("argmax", _arg_forward("argmax"), params=_arg_params(),
                infer_shape=_arg_infer_shape, differentiable=False,
                doc="Index of the maximum along an axis (first one on ties), in the input's "
-                   "dtype as in MXNet."))
+                   "dtype as in MXNet.", fluent=True))
 register(OpDef("argmin", _arg_forward("argmin"), params=_arg_params(),
                infer_shape=_arg_infer_shape, differentiable=False,
                doc="Index of the minimum along an axis (first one on ties), in the input's "
-                   "dtype as in MXNet."))
+                   "dtype as in MXNet.", fluent=True))
 
 _backward_reduce_op(
     "_backward_sum", False,

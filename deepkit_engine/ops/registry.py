@@ -14,7 +14,15 @@ preallocated with the inferred shapes and dtypes), and ``req[i]`` says how to
 produce output ``i``: ``'write'`` (overwrite), ``'inplace'`` (the output shares
 an input's memory), ``'add'`` (accumulate into it) or ``'null'`` (skip).
 Ops that list ``resources`` get them as keyword arguments: ``rng`` (the
-context's random generator), ``is_train`` (training or inference mode).
+context's random generator), ``is_train`` (training or inference mode); one
+handler (:mod:`deepkit_engine.resources`) provides them wherever ops run.
+:meth:`OpDef.kernel` picks the numpy or the cupy kernel, for the NDArray
+path and the executor alike.
+
+Besides its computation, a declaration says how the op is offered:
+``scalar_form``/``reflected_scalar_form`` (``x + 1``), ``operator`` (the
+Python operator NDArray and Symbol implement with it) and ``fluent``
+(``x.sum()``). Adding an op touches its family module and its test only.
 
 Shape inference::
 
@@ -36,8 +44,24 @@ from ..base import DTypeError, ParamError, ShapeError, did_you_mean
 __all__ = [
     "REQUIRED", "Param", "Attrs", "OpDef", "register", "get_op", "list_ops",
     "canonical_ops", "write_result", "same_shape", "same_dtype", "Shape", "Axes",
-    "DType",
+    "DType", "OPERATORS",
 ]
+
+
+#: Python operators an op may declare (``OpDef(operator=...)``): the dunder stem
+#: and whether the operator has a reflected (``__radd__``) and an in-place
+#: (``__iadd__``) form. Unary operators take one operand.
+OPERATORS = {
+    "add": ("binary", True, True), "sub": ("binary", True, True),
+    "mul": ("binary", True, True), "truediv": ("binary", True, True),
+    "mod": ("binary", True, True), "pow": ("binary", True, True),
+    "matmul": ("binary", True, False),
+    "eq": ("binary", False, False), "ne": ("binary", False, False),
+    "lt": ("binary", False, False), "le": ("binary", False, False),
+    "gt": ("binary", False, False), "ge": ("binary", False, False),
+    "neg": ("unary", False, False), "abs": ("unary", False, False),
+    "invert": ("unary", False, False),
+}
 
 
 class _Required:
@@ -228,13 +252,27 @@ class OpDef:
             declarations); ``None`` means not declared yet.
         differentiable: False for ops with no gradient at all (argmax, ...).
         doc: What the op computes; parameters are appended automatically.
+        scalar_form: For a binary op, the op that computes ``array <op> scalar``
+            (``add`` -> ``_plus_scalar``): NDArray, Symbol and the generated
+            functions use it when one operand is a Python number.
+        reflected_scalar_form: The op for ``scalar <op> array``
+            (``subtract`` -> ``_rminus_scalar``); defaults to ``scalar_form``.
+        operator: The Python operator NDArray and Symbol implement with this op,
+            as the dunder stem: ``'add'`` gives ``__add__``, ``__radd__`` and
+            (NDArray) ``__iadd__``; see :data:`OPERATORS`.
+        operator_alias: The registered name that operator-built symbol nodes
+            are named after (MXNet's: ``x + y`` makes ``_plus0``); defaults to
+            ``name``.
+        fluent: ``True`` to offer the op as an NDArray/Symbol method under its
+            name (``x.sum(axis=1)``), or the method name(s) to use.
     """
 
     def __init__(self, name, forward, inputs=("data",), params=None, infer_shape=None,
                  infer_type=None, outputs=("output",), aliases=(), variadic=False, inplace=(),
                  resources=(), gradient=None, differentiable=True, doc="", aux=(),
                  partial_infer=None, loss_head=False, mirror=None, unbroadcast=False,
-                 visible_outputs=None):
+                 visible_outputs=None, scalar_form=None, reflected_scalar_form=None,
+                 operator=None, operator_alias=None, fluent=False):
         self.name = name
         if isinstance(forward, dict):
             self.forward_cpu = forward["cpu"]
@@ -271,6 +309,17 @@ class OpDef:
         self.doc = doc
         self.default_attrs = self._defaults_or_none()
         self.num_static_outputs = None if callable(outputs) else len(outputs)
+        self.scalar_form = scalar_form
+        self.reflected_scalar_form = reflected_scalar_form or scalar_form
+        if operator is not None and operator not in OPERATORS:
+            raise ValueError(f"{name}: unknown operator {operator!r}; one of {sorted(OPERATORS)}")
+        self.operator = operator
+        self.operator_alias = operator_alias or name
+        if fluent is True:
+            fluent = (name,)
+        elif isinstance(fluent, str):
+            fluent = (fluent,)
+        self.fluent = tuple(fluent or ())
 
     def _defaults_or_none(self):
         if any(p.default is REQUIRED for p in self.params.values()):
@@ -340,8 +389,19 @@ class OpDef:
             return self.num_outputs(attrs)
         return v(attrs) if callable(v) else v
 
-    def kernel(self, ctx):
-        return self.forward_gpu if ctx is not None and ctx.device_type == "gpu" else self.forward_cpu
+    def kernel(self, device):
+        """The forward kernel for ``device``: a Context, or an array module (numpy/cupy).
+
+        The one place that chooses between the numpy and the cupy kernel; the
+        NDArray path and the executor both ask here.
+        """
+        if device is np or device is None:
+            return self.forward_cpu
+        try:
+            gpu = device.device_type == "gpu"  # a Context
+        except AttributeError:  # cupy
+            gpu = True
+        return self.forward_gpu if gpu else self.forward_cpu
 
     def describe_inputs(self, names, shapes, dtypes=None):
         parts = []

@@ -73,11 +73,14 @@ def _rounding(compute):
     return forward
 
 
-def _unary(name, forward, aliases=(), differentiable=True, doc="", gradient=None):
+def _unary(name, forward, aliases=(), differentiable=True, doc="", gradient=None,
+           **declaration):
+    """An elementwise one-input op; ``declaration`` holds ``fluent``/``operator``."""
     if isinstance(forward, str):
         forward = unary_forward(forward)
     return register(OpDef(name, forward, aliases=aliases, inplace=_INPLACE,
-                          differentiable=differentiable, doc=doc, gradient=gradient))
+                          differentiable=differentiable, doc=doc, gradient=gradient,
+                          **declaration))
 
 
 # -- gradients ------------------------------------------------------------------
@@ -166,6 +169,8 @@ _GRADIENTS = {
 
 # -- plain ufuncs -------------------------------------------------------------
 
+_UNARY_OPERATORS = {"negative": "neg", "abs": "abs"}  # -x, abs(x)
+
 for _name, _ufunc, _doc in [
         ("abs", "abs", "Absolute value ``|x|``."),
         ("sign", "sign", "Sign of each element: -1, 0 or 1 (zero gradient)."),
@@ -199,9 +204,10 @@ for _name, _ufunc, _doc in [
         ("degrees", "degrees", "Converts radians to degrees."),
         ("radians", "radians", "Converts degrees to radians."),
 ]:
-    _unary(_name, _ufunc, doc=_doc, gradient=_GRADIENTS[_name])
+    _unary(_name, _ufunc, doc=_doc, gradient=_GRADIENTS[_name],
+           fluent=_name != "negative", operator=_UNARY_OPERATORS.get(_name))
 
-_unary("logical_not", "logical_not", differentiable=False,
+_unary("logical_not", "logical_not", differentiable=False, operator="invert",
        doc="1 where ``x == 0``, else 0, in the input's dtype (as MXNet).")
 
 
@@ -256,21 +262,21 @@ def _rint(xp, x, out):
 
 
 _unary("rsqrt", _composite(_rsqrt), doc="``1 / sqrt(x)``.",
-       gradient=_dy(lambda F, y: y * F.square(y) * -0.5))
+       gradient=_dy(lambda F, y: y * F.square(y) * -0.5), fluent=True)
 # relu's gradient passes where the output is positive (as MXNet), so x can be freed.
 _unary("relu", _composite(_relu), doc="Rectified linear unit ``max(x, 0)`` (NaN stays NaN).",
-       gradient=_dy(lambda F, y: y > 0))
+       gradient=_dy(lambda F, y: y > 0), fluent=True)
 _unary("sigmoid", _composite(_sigmoid),
        doc="Logistic sigmoid ``1 / (1 + exp(-x))``, accurate and overflow-free for any x.",
-       gradient=_dy(lambda F, y: y * (1.0 - y)))
+       gradient=_dy(lambda F, y: y * (1.0 - y)), fluent=True)
 _unary("softsign", _composite(_softsign), doc="``x / (1 + |x|)``.",
        gradient=_quotient(lambda F, x: F.square(F.abs(x) + 1.0)))
 _unary("round", _rounding(_round),
        doc="Rounds to the nearest integer, halves away from zero (MXNet; numpy rounds "
-           "halves to even).", gradient=_zero_gradient)
+           "halves to even).", gradient=_zero_gradient, fluent=True)
 _unary("rint", _rounding(_rint),
        doc="Rounds to the nearest integer, halves towards -inf as in MXNet: "
-           "``rint(1.5) == 1``, ``rint(-1.5) == -2``.", gradient=_zero_gradient)
+           "``rint(1.5) == 1``, ``rint(-1.5) == -2``.", gradient=_zero_gradient, fluent=True)
 
 
 # -- special functions ------------------------------------------------------------
@@ -467,7 +473,7 @@ register(OpDef(
     inplace=_INPLACE, gradient=_clip_gradient,
     doc="Limits each element to [a_min, a_max]; NaN stays NaN. As numpy.clip, "
         "every element becomes a_max when a_min > a_max. The gradient passes where "
-        "a_min <= x <= a_max (MXNet)."))
+        "a_min <= x <= a_max (MXNet).", fluent=True))
 
 
 def _cast(xp, attrs, inputs, outputs, req):
@@ -526,9 +532,9 @@ def _fill_forward(value):
 
 
 _unary("zeros_like", _fill_forward(0), differentiable=False,
-       doc="An array of zeros with the input's shape and dtype.")
+       doc="An array of zeros with the input's shape and dtype.", fluent=True)
 _unary("ones_like", _fill_forward(1), differentiable=False,
-       doc="An array of ones with the input's shape and dtype.")
+       doc="An array of ones with the input's shape and dtype.", fluent=True)
 
 
 # -- add_n ---------------------------------------------------------------------------

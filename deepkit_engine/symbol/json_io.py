@@ -35,8 +35,9 @@ def _is_default(value, default):
     return type(value) is type(default) and value == default
 
 
-def to_json(symbol):
-    nodes = topo_order(symbol._outputs)
+def to_json(outputs):
+    """MXNet-compatible JSON text of the graph behind ``outputs`` (``(node, index)`` entries)."""
+    nodes = topo_order(outputs)
     index = {id(n): i for i, n in enumerate(nodes)}
     out_nodes = []
     row_ptr = [0]
@@ -60,14 +61,19 @@ def to_json(symbol):
         "nodes": out_nodes,
         "arg_nodes": [i for i, n in enumerate(nodes) if n.op is None],
         "node_row_ptr": row_ptr,
-        "heads": [[index[id(n)], i, 0] for n, i in symbol._outputs],
+        "heads": [[index[id(n)], i, 0] for n, i in outputs],
         "attrs": {"mxnet_version": ["int", FORMAT_VERSION], "deepkit": ["int", 1]},
     }
     return json.dumps(doc, indent=2)
 
 
 def from_json(text, source="JSON"):
-    from .symbol import Symbol  # noqa: PLC0415
+    """The output entries ``(node, index)`` of the graph in JSON ``text``.
+
+    Args:
+        text: What :func:`to_json` (or MXNet 1.x) wrote.
+        source: Named in errors (a file name).
+    """
     try:
         doc = json.loads(text)
     except (json.JSONDecodeError, TypeError) as err:
@@ -129,4 +135,4 @@ def from_json(text, source="JSON"):
         heads.append((nodes[src], idx))
     for node, _ in heads:
         node.variables()
-    return Symbol(heads)
+    return heads

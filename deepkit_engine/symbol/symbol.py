@@ -5,17 +5,22 @@ A symbol is a list of output entries of graph nodes. Symbols are built with
 (``net(data=other)``), inspected (``list_arguments``, ``infer_shape``,
 ``get_internals``), saved as JSON, and bound to an executor to run.
 """
+import ast
 import numbers
 
 import numpy as np
 
 from ..base import DeepkitError, ShapeError
+from ..executor import Executor, simple_bind
+from ..fileio import atomic_path
 from ..graph.infer import infer_shapes, infer_types
 from ..graph.node import Graph, Node, merge_variables, topo_order
 from ..ops import registry as _registry
+from ..ops.fluent import attach_fluent_methods, attach_operators
+from .json_io import to_json
 from .naming import current_attr_scope, current_name_manager
 
-__all__ = ["Symbol", "Variable", "var", "Group"]
+__all__ = ["Symbol", "Variable", "var", "Group", "functions"]
 
 
 class Symbol:
@@ -231,12 +236,10 @@ class Symbol:
     # -- serialization -----------------------------------------------------------
     def tojson(self):
         """The graph as MXNet-compatible JSON text."""
-        from .json_io import to_json  # noqa: PLC0415
-        return to_json(self)
+        return to_json(self._outputs)
 
     def save(self, fname):
         """Write :meth:`tojson` to ``fname`` (atomically)."""
-        from ..fileio import atomic_path  # noqa: PLC0415
         with atomic_path(fname) as tmp:
             with open(tmp, "w") as f:
                 f.write(self.tojson())
@@ -262,7 +265,6 @@ class Symbol:
     def simple_bind(self, ctx=None, grad_req="write", type_dict=None, shared_exec=None,
                     mirror=False, plan_memory=True, **shapes):
         """Allocate every array from the given input shapes and bind (see ``bind``)."""
-        from ..executor import simple_bind  # noqa: PLC0415
         return simple_bind(self, ctx, grad_req, type_dict, shared_exec, mirror, plan_memory,
                            shapes)
 
@@ -285,7 +287,6 @@ class Symbol:
             plan_memory: ``False`` gives every intermediate its own buffer
                 (for debugging; results are identical).
         """
-        from ..executor import Executor  # noqa: PLC0415
         return Executor(self, ctx, args, args_grad, grad_req, aux_states, shared_exec, mirror,
                         plan_memory)
 
@@ -294,85 +295,33 @@ class Symbol:
         exe = self.bind(ctx, kwargs, grad_req="null")
         return exe.forward()
 
-    # -- operators -----------------------------------------------------------------
-    def __add__(self, other):
-        return _arith(self, other, "_Plus", "_PlusScalar", "_PlusScalar", False)
-
-    def __radd__(self, other):
-        return _arith(self, other, "_Plus", "_PlusScalar", "_PlusScalar", True)
-
-    def __sub__(self, other):
-        return _arith(self, other, "_Minus", "_MinusScalar", "_RMinusScalar", False)
-
-    def __rsub__(self, other):
-        return _arith(self, other, "_Minus", "_MinusScalar", "_RMinusScalar", True)
-
-    def __mul__(self, other):
-        return _arith(self, other, "_Mul", "_MulScalar", "_MulScalar", False)
-
-    def __rmul__(self, other):
-        return _arith(self, other, "_Mul", "_MulScalar", "_MulScalar", True)
-
-    def __truediv__(self, other):
-        return _arith(self, other, "_Div", "_DivScalar", "_RDivScalar", False)
-
-    def __rtruediv__(self, other):
-        return _arith(self, other, "_Div", "_DivScalar", "_RDivScalar", True)
-
-    def __mod__(self, other):
-        return _arith(self, other, "_Mod", "_ModScalar", "_RModScalar", False)
-
-    def __rmod__(self, other):
-        return _arith(self, other, "_Mod", "_ModScalar", "_RModScalar", True)
-
-    def __pow__(self, other):
-        return _arith(self, other, "_Power", "_PowerScalar", "_RPowerScalar", False)
-
-    def __rpow__(self, other):
-        return _arith(self, other, "_Power", "_PowerScalar", "_RPowerScalar", True)
-
-    def __neg__(self):
-        return _call("negative", self)
-
-    def __abs__(self):
-        return _call("abs", self)
-
-    def __eq__(self, other):
-        return _arith(self, other, "_equal", "_equal_scalar", "_equal_scalar", False)
-
-    def __ne__(self, other):
-        return _arith(self, other, "_not_equal", "_not_equal_scalar", "_not_equal_scalar", False)
-
-    def __gt__(self, other):
-        return _arith(self, other, "_greater", "_greater_scalar", "_lesser_scalar", False)
-
-    def __ge__(self, other):
-        return _arith(self, other, "_greater_equal", "_greater_equal_scalar",
-                      "_lesser_equal_scalar", False)
-
-    def __lt__(self, other):
-        return _arith(self, other, "_lesser", "_lesser_scalar", "_greater_scalar", False)
-
-    def __le__(self, other):
-        return _arith(self, other, "_lesser_equal", "_lesser_equal_scalar",
-                      "_greater_equal_scalar", False)
+    # Operators (``+``, ``-x``, ``==`` ...) are generated from the ops'
+    # declarations at the end of this module.
 
 
-def _call(_op_name, *args, **kwargs):
-    from . import _functions  # noqa: PLC0415
-    return _functions[_op_name](*args, **kwargs)
-
-
-def _arith(sym, other, binary, scalar, rscalar, reflected):
-    if isinstance(other, Symbol):
-        return _call(binary, other, sym) if reflected else _call(binary, sym, other)
-    if isinstance(other, numbers.Number):
-        return _call(rscalar if reflected else scalar, sym, scalar=float(other))
+def _arith(op, lhs, rhs, out):
+    """``lhs <op> rhs`` for a Symbol operator; nodes are named after ``op.operator_alias``."""
+    if isinstance(lhs, Symbol):
+        if isinstance(rhs, Symbol):
+            return _call(op.operator_alias, lhs, rhs)
+        if isinstance(rhs, numbers.Number) and op.scalar_form is not None:
+            return _call(_registry.get_op(op.scalar_form).operator_alias, lhs,
+                         scalar=float(rhs))
+    elif isinstance(lhs, numbers.Number) and op.reflected_scalar_form is not None:
+        return _call(_registry.get_op(op.reflected_scalar_form).operator_alias, rhs,
+                     scalar=float(lhs))
     return NotImplemented
 
 
+def _unary(op, x):
+    return _call(op.operator_alias, x)
+
+
+def _call(call_name, *args, **kwargs):
+    return functions[call_name](*args, **kwargs)
+
+
 def _parse_shape_attr(text):
-    import ast  # noqa: PLC0415
     value = ast.literal_eval(text)
     return (int(value),) if isinstance(value, int) else tuple(int(v) for v in value)
 
@@ -461,15 +410,16 @@ def Group(symbols):
 def make_function(op, call_name):
     """The ``sym.<call_name>`` function for ``op``; node names use ``call_name`` as hint."""
     hint = call_name.lower()
-    scalar_form = _SCALAR_FORMS.get(op.name)
+    scalar_form = op.scalar_form
+    reflected_scalar_form = op.reflected_scalar_form
 
     def function(*args, name=None, attr=None, **kwargs):
         if scalar_form is not None and len(args) == 2:
             a, b = args
             if isinstance(b, numbers.Number) and isinstance(a, Symbol):
-                return _call(scalar_form[0], a, scalar=float(b), name=name, attr=attr)
+                return _call(scalar_form, a, scalar=float(b), name=name, attr=attr)
             if isinstance(a, numbers.Number) and isinstance(b, Symbol):
-                return _call(scalar_form[1], b, scalar=float(a), name=name, attr=attr)
+                return _call(reflected_scalar_form, b, scalar=float(a), name=name, attr=attr)
         symbols = {k: v for k, v in kwargs.items() if isinstance(v, Symbol)}
         params = {k: v for k, v in kwargs.items() if k not in symbols}
         if op.variadic:
@@ -517,13 +467,8 @@ def make_function(op, call_name):
     return function
 
 
-_SCALAR_FORMS = {
-    "add": ("_plus_scalar", "_plus_scalar"),
-    "subtract": ("_minus_scalar", "_rminus_scalar"),
-    "multiply": ("_mul_scalar", "_mul_scalar"),
-    "divide": ("_div_scalar", "_rdiv_scalar"),
-    "mod": ("_mod_scalar", "_rmod_scalar"),
-    "power": ("_power_scalar", "_rpower_scalar"),
-    "maximum": ("_maximum_scalar", "_maximum_scalar"),
-    "minimum": ("_minimum_scalar", "_minimum_scalar"),
-}
+#: ``{call name: function}``: ``sym.<name>`` for every registered name (aliases included).
+functions = {name: make_function(_registry.get_op(name), name) for name in _registry.list_ops()}
+
+attach_operators(Symbol, _arith, _unary, inplace=False)
+attach_fluent_methods(Symbol, functions)

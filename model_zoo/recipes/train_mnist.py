@@ -14,6 +14,7 @@ import numpy as np
 
 import deepkit
 from deepkit.datasets import mnist
+from deepkit_engine.fileio import atomic_path
 from model_zoo import weights_store
 from model_zoo.architectures import BUILDERS
 
@@ -60,7 +61,6 @@ def _update_manifest(name, record):
     path = weights_store.shipped_dir() / "manifest.json"
     manifest = json.loads(path.read_text()) if path.exists() else {}
     manifest[name] = record
-    from deepkit_engine.fileio import atomic_path  # noqa: PLC0415
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             json.dump(manifest, f, indent=2, sort_keys=True)

@@ -5,8 +5,8 @@ Monitored quantities are often injected into the logs by a helper callback
 checkpointing and learning-rate decisions can be checked against sequences
 worked out by hand, while the weights still come from real training.
 
-Some callbacks rely on small hooks in ``Model.fit`` (see ``_fit_hooks``);
-``test_fit_loop_provides_the_callback_hooks`` checks that they are there.
+Callbacks see the loop only through its public state (``callback.loop``);
+the first tests below check what that state holds.
 """
 import csv
 import os
@@ -74,61 +74,56 @@ def _weights_differ(a, b):
     return any(not np.array_equal(u, v) for u, v in zip(a, b))
 
 
-# -- hooks in Model.fit ---------------------------------------------------------------
+# -- the loop state callbacks see ------------------------------------------------------
 
-_HOOKS = {}
-
-
-def _fit_hooks():
-    """Which of the fit-loop hooks the callbacks use are present (probed by behaviour).
-
-    ``resume``: fit reads ``model._initial_epoch`` after ``on_train_begin``
-    (BackupAndRestore). ``last_batch``: ``model._last_batch`` holds the batch
-    being trained on (TerminateOnNaN(debug=True)). ``batch_logs``: logs after
-    every batch when a callback has ``requires_batch_logs``.
-    """
-    if _HOOKS:
-        return _HOOKS
+def test_callbacks_see_the_public_loop_state_and_can_move_the_resume_point():
     model = _net()
     x, y = _data(n=8 * 50)
-    seen = {"epochs": [], "last_batch": False, "logged": 0}
+    seen = {"epochs": [], "batches": 0, "logged": 0, "steps": []}
 
     class Probe(cbs.Callback):
         requires_batch_logs = True
 
         def on_train_begin(self, logs=None):
-            self.model._initial_epoch = 1
+            assert self.loop.mode == "fit" and self.loop.epochs == 2
+            self.loop.initial_epoch = 1  # as BackupAndRestore resumes
 
         def on_epoch_begin(self, epoch, logs=None):
-            seen["epochs"].append(epoch)
+            seen["epochs"].append((epoch, self.loop.epoch))
 
         def on_train_batch_begin(self, batch, logs=None):
-            last = getattr(self.model, "_last_batch", None)
-            seen["last_batch"] = seen["last_batch"] or last is not None
+            bx, by, bsw = self.loop.batch
+            assert np.asarray(bx).shape == (8, 4) and len(np.asarray(by)) == 8
+            assert bsw is None and self.loop.batch_size == 8
+            seen["batches"] += 1
+            seen["steps"].append(self.loop.step)
 
         def on_train_batch_end(self, batch, logs=None):
             seen["logged"] += logs is not None
+            assert self.loop.logs["loss"] == logs["loss"]
+
+        def on_epoch_end(self, epoch, logs=None):
+            assert self.loop.batch is None and self.loop.epoch_seconds > 0
 
     model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[Probe()])
-    _HOOKS.update(resume=seen["epochs"] == [1], last_batch=seen["last_batch"],
-                  batch_logs=seen["logged"] == 50 * len(seen["epochs"]))
-    return _HOOKS
+    assert seen["epochs"] == [(1, 1)]
+    assert seen["batches"] == seen["logged"] == 50
+    assert seen["steps"] == list(range(50))
 
 
-def needs_fit_hook(name, what):
-    """Documents which fit-loop hook a test relies on (checked by the test below)."""
-    return pytest.mark.fit_hook(name=name, what=what)
-
-
-def test_fit_loop_provides_the_callback_hooks():
-    hooks = _fit_hooks()
-    assert hooks and all(hooks.values()), f"Model.fit lacks hooks: {hooks}"
-
-
-needs_resume = needs_fit_hook("resume", "fit() reads model._initial_epoch after on_train_begin")
-needs_last_batch = needs_fit_hook("last_batch", "model._last_batch = (n, xs, ys, sws) per batch")
-needs_batch_logs = needs_fit_hook("batch_logs",
-                                  "logs after every batch when cb.requires_batch_logs")
+def test_no_callback_reads_a_private_field_of_the_model():
+    import ast
+    import pathlib
+    import deepkit.callbacks
+    folder = pathlib.Path(deepkit.callbacks.__file__).parent
+    offenders = []
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") \
+                    and not node.attr.startswith("__") \
+                    and isinstance(node.value, ast.Attribute) and node.value.attr == "model":
+                offenders.append(f"{path.name}:{node.lineno} model.{node.attr}")
+    assert not offenders, offenders
 
 
 # -- CallbackList ---------------------------------------------------------------------
@@ -529,7 +524,6 @@ def test_terminate_on_nan_leaves_finite_training_alone():
 
 
 @nan_warnings
-@needs_last_batch
 def test_terminate_on_nan_debug_names_the_overflowing_layer(capsys):
     # 'big' has finite weights but overflows float32 on ordinary inputs:
     # each of its outputs is 1e38 * 8 * (sum(x) + 1)
@@ -552,7 +546,6 @@ def test_terminate_on_nan_debug_names_the_overflowing_layer(capsys):
 
 
 @nan_warnings
-@needs_last_batch
 def test_terminate_on_nan_debug_reports_bad_input_data():
     x, y = _poisoned(batch=3)
     model = _net()
@@ -563,7 +556,6 @@ def test_terminate_on_nan_debug_reports_bad_input_data():
 
 
 @nan_warnings
-@needs_last_batch
 def test_terminate_on_nan_debug_when_every_layer_is_finite():
     x, y = _data()
     y = y.copy()
@@ -576,7 +568,6 @@ def test_terminate_on_nan_debug_when_every_layer_is_finite():
 
 
 @nan_warnings
-@needs_last_batch
 def test_terminate_on_nan_debug_sees_weights_that_diverged_earlier():
     class Diverge(cbs.Callback):  # an update that overflowed, as a huge step would
         def on_train_batch_end(self, batch, logs=None):
@@ -597,7 +588,6 @@ def test_terminate_on_nan_debug_sees_weights_that_diverged_earlier():
 
 
 @nan_warnings
-@needs_batch_logs
 def test_terminate_on_nan_exact_batch_with_many_batches():
     # 200 batches: without per-batch logs fit would log only every 10th batch
     x, y = _data(n=1600)
@@ -664,7 +654,6 @@ def _training_run(tmp_path, interrupt=None, epochs=6):
     return model, history, callbacks
 
 
-@needs_resume
 @pytest.mark.parametrize("interrupt", [
     _Interrupt(3),
     _Interrupt(2, hook="batch", batch=1),  # mid-epoch: resumes from the epoch before
@@ -700,7 +689,6 @@ def test_backup_and_restore_resumes_bit_identical(tmp_path, interrupt):
     assert not os.path.exists(resumed / "backup")
 
 
-@needs_resume
 def test_backup_and_restore_without_the_engine_rng_would_differ(tmp_path, monkeypatch):
     # control for the test above: the dropout masks depend on the restored generator
     (tmp_path / "a").mkdir()
@@ -734,8 +722,6 @@ def test_backup_and_restore_finished_run_starts_nothing(tmp_path):
     x, y = _data()
     keep = cbs.BackupAndRestore(str(tmp_path), delete_checkpoint=False)
     _net().fit(x, y, epochs=2, verbose=0, callbacks=[keep])
-    if not _fit_hooks()["resume"]:
-        return
     model = _net()
     history = model.fit(x, y, epochs=2, verbose=0,
                         callbacks=[cbs.BackupAndRestore(str(tmp_path))])

@@ -605,3 +605,101 @@ def test_mean_takes_integers_and_float64_weights():
     m = metrics.Mean()
     m.update(np.array([1, 2]), sample_weight=nd.array(np.array([1.0, 3.0]), dtype="float64"))
     assert m.result() == pytest.approx(7 / 4)
+
+
+# -- per-batch means, snapshots and the options MXNet's metrics rest on ---------------------
+
+def _batch_means(values):
+    return np.mean([v.mean() for (v,) in _batches(values)])
+
+
+def test_per_batch_mode_averages_batch_values(data):
+    y, p = data["y_reg"], data["p_reg"]
+    err = y - p
+    assert _run(metrics.MeanSquaredError(per_batch=True), y, p) == \
+        pytest.approx(_batch_means(err ** 2), rel=1e-6)
+    assert _run(metrics.MeanAbsoluteError(per_batch=True), y, p) == \
+        pytest.approx(_batch_means(np.abs(err)), rel=1e-6)
+    roots = np.mean([np.sqrt((e ** 2).mean()) for (e,) in _batches(err)])
+    assert _run(metrics.RootMeanSquaredError(per_batch=True), y, p) == \
+        pytest.approx(roots, rel=1e-6)
+    # sample weights weigh the values inside each batch
+    w = data["weights"]
+    means = [(np.sum((eb ** 2).mean(1) * wb) / np.sum(wb)) for eb, wb in _batches(err, w)]
+    assert _run(metrics.MeanSquaredError(per_batch=True), y, p, w) == \
+        pytest.approx(np.mean(means), rel=1e-5)
+    config = metrics.serialize(metrics.MeanSquaredError(per_batch=True))
+    assert metrics.get(config).per_batch
+
+
+def test_snapshot_gives_the_value_of_later_batches(data):
+    m = metrics.SparseCategoricalAccuracy()
+    y, p = data["sparse"], data["probs"]
+    m.update(y[:8], p[:8])
+    mark = m.snapshot()
+    m.update(y[8:], p[8:])
+    hits = p.argmax(1) == y
+    assert m.result_since(mark) == pytest.approx(hits[8:].mean())
+    assert m.result() == pytest.approx(hits.mean())
+    assert m.accumulated("count", mark) == N - 8 and m.accumulated("count") == N
+    assert m.accumulated("total", mark) == hits[8:].sum()
+    assert math.isnan(m.result_since(m.snapshot()))
+    auc = metrics.AUC()
+    auc.update(data["binary"][:8], data["p_binary"][:8])
+    mark = auc.snapshot()
+    auc.update(data["binary"][8:], data["p_binary"][8:])
+    fresh = metrics.AUC()
+    fresh.update(data["binary"][8:], data["p_binary"][8:])
+    assert auc.result_since(mark) == pytest.approx(fresh.result())
+
+
+def _np_f1(label, pred):
+    tp = np.sum(pred & (label == 1))
+    fp, fn = np.sum(pred & (label != 1)), np.sum(~pred & (label == 1))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def test_binary_f1_score(data):
+    y = data["binary"][:, 0]
+    scores = np.stack([1 - data["p_binary"][:, 0], data["p_binary"][:, 0]], 1)
+    pred = scores.argmax(1) == 1
+    assert _run(metrics.BinaryF1Score(), y, scores) == pytest.approx(_np_f1(y, pred))
+    per_batch = np.mean([_np_f1(yb, pb) for yb, pb in _batches(y, pred)])
+    assert _run(metrics.BinaryF1Score(per_batch=True), y, scores) == pytest.approx(per_batch)
+    prob = data["p_binary"][:, 0]
+    assert _run(metrics.BinaryF1Score(threshold=0.3), y, prob) == \
+        pytest.approx(_np_f1(y, prob > 0.3))
+    with pytest.raises(ValueError, match="only supports binary classification"):
+        metrics.BinaryF1Score().update(data["sparse"], data["probs"])
+
+
+def test_pearson_correlation(data):
+    y, p = data["y_reg"], data["p_reg"]
+    pooled = np.corrcoef(p.ravel(), y.ravel())[0, 1]
+    assert _run(metrics.PearsonCorrelation(), y, p) == pytest.approx(pooled, rel=1e-6)
+    per_batch = np.mean([np.corrcoef(pb.ravel(), yb.ravel())[0, 1]
+                         for yb, pb in _batches(y, p)])
+    assert _run(metrics.PearsonCorrelation(per_batch=True), y, p) == \
+        pytest.approx(per_batch, rel=1e-6)
+    assert isinstance(metrics.get("pearsonr"), metrics.PearsonCorrelation)
+
+
+def test_exact_top_k_and_raw_probability_options(data):
+    p = np.array([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]])
+    y = np.array([1, 0])
+    # the label of row 0 ties the top score: Keras counts it, exactly-k may not
+    assert _run(metrics.SparseTopKCategoricalAccuracy(1), y, p) == pytest.approx(0.5)
+    exact = metrics.SparseTopKCategoricalAccuracy(2, count_ties=False)
+    y2, p2 = data["sparse"], data["probs"]
+    top2 = np.argsort(p2, axis=1)[:, -2:]
+    assert _run(exact, y2, p2) == pytest.approx((top2 == y2[:, None]).any(1).mean())
+    picked = p2[np.arange(N), y2]
+    ce = metrics.SparseCategoricalCrossentropy(epsilon=1e-3)
+    assert _run(ce, y2, p2) == pytest.approx(np.mean(-np.log(picked + 1e-3)), rel=1e-5)
+    ppl = metrics.Perplexity(min_probability=0.05, mask_token_id=-1)
+    assert _run(ppl, y2, p2) == \
+        pytest.approx(np.exp(np.mean(-np.log(np.maximum(picked, 0.05)))), rel=1e-5)
+    with pytest.raises(ValueError, match="from_logits"):
+        metrics.Perplexity(from_logits=True, min_probability=0.1)

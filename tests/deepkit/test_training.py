@@ -111,7 +111,7 @@ def test_frozen_layer_is_unchanged_has_no_gradient_buffer_and_needs_no_recompile
     model.fit(x, y, batch_size=32, epochs=2, verbose=0)
     for a, b in zip(frozen, first.get_weights()):
         np.testing.assert_array_equal(a, b)
-    trainer = next(iter(model._trainers.values()))
+    trainer = model.executors()
     exe = trainer.executor("train", 32)
     assert "dense_weight" not in exe.grad_dict and "dense_1_weight" in exe.grad_dict
     first.trainable = True

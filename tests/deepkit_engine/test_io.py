@@ -8,7 +8,7 @@ import pytest
 
 import deepkit_engine as dk
 from deepkit_engine import io
-from deepkit_engine import random as dk_random
+from deepkit_engine import generators
 from deepkit_engine.base import ShapeError
 
 pytestmark = pytest.mark.timeout(60)
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(60)
 @pytest.fixture
 def global_seed(monkeypatch):
     """Seeds the global generator for one test; the previous seed comes back afterwards."""
-    monkeypatch.setattr(dk_random, "_seed_value", dk_random._seed_value)
+    monkeypatch.setattr(generators, "_seed_value", generators.seed_value())
 
     def set_seed(value):
         dk.random.seed(value)

@@ -48,3 +48,11 @@ def test_convert_and_finetune_script(shared_data, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     accuracy = float(result.stdout.strip().splitlines()[-1].split()[-1])
     assert accuracy > 0.9
+
+
+def test_custom_train_step_reduced():
+    """A Model subclass overriding train_step trains with fit, callbacks and validation."""
+    accuracy, history = load("custom_train_step").main(epochs=2, samples=4000, verbose=0)
+    assert accuracy > 0.85
+    assert len(history.history["grad_norm"]) == 2 and "val_accuracy" in history.history
+    assert all(v > 0 for v in history.history["grad_norm"])

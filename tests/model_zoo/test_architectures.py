@@ -78,7 +78,7 @@ def test_builds_and_trains_one_step(name):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4,) + shape).astype(np.float32)
     y = np.array([0, 1, 2, 4])
-    model._ensure_initialized()
+    model.initialize_weights()
     before = {p.name: p.data.asnumpy().copy() for p in model.trainable_weights}
     loss = model.train_on_batch(x, y)
     assert np.isfinite(loss)
@@ -133,8 +133,8 @@ def test_include_top_false_gives_the_features(name):
 def test_pooled_features_are_the_pooled_feature_map():
     plain = BUILDERS["cifar10_quick"](include_top=False)
     pooled = BUILDERS["cifar10_quick"](include_top=False, pooling="max")
-    plain._ensure_initialized()
-    pooled._ensure_initialized()
+    plain.initialize_weights()
+    pooled.initialize_weights()
     for layer in plain.layers:
         if layer.params:
             pooled.get_layer(layer.name).set_weights(layer.get_weights())
@@ -226,7 +226,7 @@ def test_padded_max_pool_and_convolutions_pad_as_caffe():
     for kernel, stride, pad in [(7, 2, 3), (3, 2, 1), (5, 1, 2), (9, 4, 0), (1, 2, 0)]:
         model = _probe(lambda t: blocks.conv(t, 4, kernel, "c", strides=stride, pad=pad,
                                              activation=None), (3, 11, 10))
-        model._ensure_initialized()
+        model.initialize_weights()
         weight, bias = model.get_layer("c").get_weights()
         want = nd.Convolution(nd.array(x), nd.array(weight), nd.array(bias), num_filter=4,
                               kernel=(kernel, kernel), stride=(stride, stride),
@@ -305,7 +305,7 @@ def test_converted_caffe_weights_load_by_name_and_give_caffes_outputs(name, fold
     folder = shared_data / "caffe" / folder
     converted = caffe.convert(folder / "deploy.prototxt", folder / "model.caffemodel")
     model = BUILDERS[name]()
-    model._ensure_initialized()
+    model.initialize_weights()
     assert {p.name for p in model.weights} == set(converted.arg_params)
     for p in model.weights:
         p.data[:] = converted.arg_params[p.name].astype(np.float32)

@@ -8,9 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from deepkit.caffe import convert, shapes
-from deepkit.caffe.convert import CaffeConversionError, escape_name, load_converted, unescape_name
+from deepkit.caffe import CaffeConversionError, convert, load_converted, shapes
 from deepkit.caffe.verify import resolve_output, run
+from deepkit.symbol_file import escape_name, unescape_name
 
 from . import caffe_writer as cw
 from .nets import (assert_close, input_layer, layer, opencv_forward, ref_conv, ref_deconv,

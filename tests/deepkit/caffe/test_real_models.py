@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from deepkit.caffe import convert, verify
-from deepkit.caffe.convert import load_converted
+from deepkit.caffe import load_converted
 from deepkit.caffe.verify import run
 
 from .nets import assert_close, opencv_forward

@@ -13,7 +13,7 @@ import pytest
 
 import deepkit
 from deepkit.compat import mxnet as mx
-from deepkit.feedforward import BatchEndParam, FeedForward
+from deepkit.compat.feedforward import BatchEndParam, FeedForward
 from deepkit_engine import nd
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(

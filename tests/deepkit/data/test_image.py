@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import deepkit_engine as dk
-from deepkit_engine import random as dk_random
+from deepkit_engine import generators as dk_generators
 
 Image = pytest.importorskip("PIL.Image")
 
@@ -124,7 +124,7 @@ def test_augmentation_is_reproducible_by_seed(tree, monkeypatch):
     flat = np.concatenate([a[0][0][:9], a[1][0][:9]]).reshape(18, -1)
     assert len({row.tobytes() for row in flat}) == 18
     # without seed=, the global seed decides
-    monkeypatch.setattr(dk_random, "_seed_value", dk_random._seed_value)
+    monkeypatch.setattr(dk_generators, "_seed_value", dk_generators.seed_value())
     dk.random.seed(42)
     g1 = _two_epochs(ImageFolderIter(tree, **AUGMENT))
     dk.random.seed(42)

@@ -74,7 +74,7 @@ def test_prelu_learns_one_slope_per_channel(rng):
     model = deepkit.Model(inp, layer(inp))
     assert [(p.name, p.shape) for p in layer.weights] == [("prelu_gamma", (3,))]
     x = rng.normal(size=(4, 3, 2, 2)).astype(np.float32)
-    model._ensure_initialized()
+    model.initialize_weights()
     np.testing.assert_array_equal(layer.get_weights()[0], 0)  # Keras's 'zeros': a ReLU
     slopes = np.array([0.1, 0.5, 2.0])
     layer.set_weights([slopes])
@@ -98,7 +98,7 @@ def test_prelu_layouts(rng, kwargs, shape, param_shape, view):
     inp = deepkit.Input(shape=shape)
     model = deepkit.Model(inp, layer(inp))
     assert layer.params["gamma"].shape == param_shape
-    model._ensure_initialized()
+    model.initialize_weights()
     slopes = rng.uniform(0.1, 1, param_shape)
     layer.set_weights([slopes])
     x = rng.normal(size=(3,) + shape).astype(np.float32)

@@ -89,7 +89,7 @@ def run(layer, x, weights=None):
     if weights is not None:
         model.set_weights(weights)
     else:
-        model._ensure_initialized()
+        model.initialize_weights()
     return model.predict(x.astype(np.float32), batch_size=len(x))
 
 
@@ -419,7 +419,7 @@ def test_get_config_round_trip(make, in_shape, rng):
     x = rng.standard_normal((2,) + in_shape)
     inp = Input(shape=in_shape)
     model = Model(inp, layer(inp))
-    model._ensure_initialized()
+    model.initialize_weights()
     weights = [rng.standard_normal(w.shape) for w in model.get_weights()]
     model.set_weights(weights)
     np.testing.assert_allclose(run(clone, x, weights), model.predict(x.astype(np.float32)),

@@ -18,7 +18,7 @@ def test_embedding_looks_up_rows_of_float_indices():
     assert emb.output_shape == (None, 4, 3)
     assert [(p.name, p.shape) for p in emb.weights] == [("emb_weight", (10, 3))]
     idx = np.array([[0, 1, 9, 1], [5, 5, 2, 0]], np.float32)  # integers as floats (MXNet)
-    model._ensure_initialized()
+    model.initialize_weights()
     table = emb.get_weights()[0]
     assert np.abs(table).max() <= 0.05  # Keras's 'uniform' initializer
     np.testing.assert_array_equal(model.predict(idx), table[idx.astype(int)])
@@ -29,7 +29,7 @@ def test_embedding_of_higher_rank_indices():
     model = _model(emb, (2, 3))
     assert emb.output_shape == (None, 2, 3, 2)
     idx = np.arange(12, dtype=np.float32).reshape(2, 2, 3) % 6
-    model._ensure_initialized()
+    model.initialize_weights()
     table = np.arange(12, dtype=np.float32).reshape(6, 2)
     emb.set_weights([table])
     np.testing.assert_array_equal(model.predict(idx), table[idx.astype(int)])
@@ -42,7 +42,7 @@ def test_embedding_training_updates_only_the_rows_looked_up(rng):
     model = deepkit.Model(inp, out)
     model.compile("sgd", "mse")
     idx = np.array([[1, 2, 3], [3, 2, 1], [1, 1, 6]], np.float32)
-    model._ensure_initialized()
+    model.initialize_weights()
     before = emb.get_weights()[0]
     model.fit(idx, rng.normal(size=(3, 1)), batch_size=3, epochs=2, verbose=0)
     after = emb.get_weights()[0]

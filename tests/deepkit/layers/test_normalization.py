@@ -37,7 +37,7 @@ def test_batchnorm_inference_uses_the_moving_statistics(rng, shape, axis, param_
     x = rng.normal(size=(3,) + shape).astype(np.float32)
     weights = [rng.uniform(0.5, 2, c), rng.normal(size=c), rng.normal(size=c),
                rng.uniform(0.5, 2, c)]
-    model._ensure_initialized()
+    model.initialize_weights()
     bn.set_weights(weights)
     np.testing.assert_allclose(model.predict(x), _bn_ref(x, *weights, param_axis),
                                rtol=1e-5, atol=1e-5)
@@ -64,7 +64,7 @@ def test_batchnorm_moving_stats_change_in_fit_but_not_in_predict_or_evaluate(rng
     model.compile("sgd", "mse")
     x = (rng.normal(size=(16, 2, 3, 3)) + 3).astype(np.float32)
     y = rng.normal(size=x.shape).astype(np.float32)
-    model._ensure_initialized()
+    model.initialize_weights()
     before = bn.get_weights()
     model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
     after_fit = bn.get_weights()
@@ -112,7 +112,7 @@ def test_batchnorm_without_center_or_scale(rng):
         bn = BatchNormalization(center=center, scale=scale)
         model = _model(bn, (3, 2))
         assert [p.short_name for p in bn.trainable_weights] == names
-        model._ensure_initialized()
+        model.initialize_weights()
         values = {"gamma": np.array([2.0, 3.0, 4.0]), "beta": np.array([1.0, -1.0, 0.5]),
                   "moving_mean": np.array([0.1, 0.2, 0.3]),
                   "moving_var": np.array([1.5, 0.5, 2.0])}
@@ -181,7 +181,7 @@ def test_layernorm_last_axis_matches_numpy(rng):
     model = _model(ln, (3, 5))
     assert [p.name for p in ln.weights] == ["ln_gamma", "ln_beta"]
     x = rng.normal(size=(4, 3, 5)).astype(np.float32) * 3 + 1
-    model._ensure_initialized()
+    model.initialize_weights()
     gamma, beta = rng.normal(size=5), rng.normal(size=5)
     ln.set_weights([gamma, beta])
     np.testing.assert_allclose(model.predict(x), _ln_ref(x, -1, gamma, beta), rtol=1e-4,
@@ -193,7 +193,7 @@ def test_layernorm_several_axes_rms_and_no_center(rng):
     ln = LayerNormalization(axis=[1, 2])
     model = _model(ln, (3, 5))
     assert ln.params["gamma"].shape == (3, 5)
-    model._ensure_initialized()
+    model.initialize_weights()
     gamma, beta = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
     ln.set_weights([gamma, beta])
     np.testing.assert_allclose(model.predict(x), _ln_ref(x, (1, 2), gamma, beta), rtol=1e-4,
@@ -216,7 +216,7 @@ def test_layernorm_trains_and_round_trips_config(rng):
     model = _model(ln, (2, 3), before=L.Dense(3))
     model.compile("sgd", "mse")
     x = rng.normal(size=(8, 2, 3)).astype(np.float32)
-    model._ensure_initialized()
+    model.initialize_weights()
     before = ln.get_weights()
     model.fit(x, x, batch_size=4, verbose=0)
     assert not np.array_equal(before[0], ln.get_weights()[0])

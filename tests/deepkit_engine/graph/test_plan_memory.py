@@ -2,8 +2,10 @@
 import numpy as np
 import pytest
 
-import deepkit_engine as dk
 from deepkit_engine import symbol as sym
+from deepkit_engine.graph.mirror import is_mirrorable
+from deepkit_engine.graph.node import Node
+from deepkit_engine.ops.registry import get_op
 from deepkit_engine.testing import assert_almost_equal
 
 
@@ -90,9 +92,6 @@ def test_mirror_saves_memory_with_identical_results():
 
 
 def test_random_ops_are_never_mirrored():
-    from deepkit_engine.graph.mirror import is_mirrorable  # noqa: PLC0415
-    from deepkit_engine.graph.node import Node  # noqa: PLC0415
-    from deepkit_engine.ops.registry import get_op  # noqa: PLC0415
     op = get_op("random_uniform")
     assert not is_mirrorable(Node(op, "r", op.parse_attrs({})))
     tanh = get_op("tanh")

@@ -1,4 +1,5 @@
 """NDArray: creation, reading, copies, indexing, assignment, laziness, errors."""
+import threading
 import time
 
 import numpy as np
@@ -212,3 +213,31 @@ def test_fluent_methods_match_the_functions():
     assert "Method form of ``sum" in type(x).sum.__doc__
     from deepkit_engine import symbol as sym  # noqa: PLC0415
     assert sym.Variable("v").exp().list_outputs()[0].startswith("exp")
+
+
+def test_write_async_fills_the_array_without_waiting(ctx):
+    x = nd.zeros((2, 3), ctx=ctx)
+    started = threading.Event()
+    release = threading.Event()
+
+    def host():
+        started.set()
+        release.wait(5)
+        return np.arange(6, dtype=np.float64).reshape(2, 3)
+    assert x.write_async(host, name="batch") is x  # returns before host() has finished
+    y = x * 2  # ordered after the write
+    release.set()
+    assert_almost_equal(y, np.arange(6).reshape(2, 3) * 2.0)
+    assert started.is_set() and x.dtype == np.float32
+    assert_almost_equal(x, np.arange(6).reshape(2, 3))
+
+
+def test_write_async_shape_mismatch_is_raised_at_the_next_wait(ctx):
+    x = nd.zeros((2, 3), ctx=ctx)
+    x.write_async(lambda: np.zeros((3, 2)), name="data")
+    with pytest.raises(EngineError, match=r"write_async 'data'.*\(3, 2\).*expected \(2, 3\)") \
+            as info:
+        x.wait_to_read()
+    assert isinstance(info.value.__cause__, ShapeError)
+    x.write_async(lambda: np.ones((2, 3)))
+    assert_almost_equal(x, np.ones((2, 3)))  # the array is usable again

@@ -8,7 +8,7 @@ import deepkit_engine as dk
 from deepkit_engine import autograd
 from deepkit_engine import symbol as sym
 from deepkit_engine.base import DTypeError, ParamError, ShapeError
-from deepkit_engine.ops import get_op
+from deepkit_engine.ops import canonical_ops, get_op
 from deepkit_engine.testing import assert_almost_equal, check_symbolic_backward
 
 from .op_cases import (BROADCAST_SHAPES, Const, Int, OpCase, forward_params, gradient_params,
@@ -265,10 +265,16 @@ def test_aliases_resolve_to_the_canonical_op():
             assert get_op(alias) is get_op(name), alias
 
 
-def test_scalar_dispatch_table_ops_exist():
-    from deepkit_engine.ndarray.ndarray import _SCALAR_OPS
-    for name, (forward, reverse) in _SCALAR_OPS.items():
-        assert get_op(name).name == name
+def test_declared_scalar_forms_exist():
+    declared = {name: (op.scalar_form, op.reflected_scalar_form)
+                for name, op in canonical_ops().items() if op.scalar_form is not None}
+    assert set(declared) >= {"add", "subtract", "multiply", "divide", "mod", "power", "maximum",
+                             "minimum", "hypot", "equal", "not_equal", "greater",
+                             "greater_equal", "lesser", "lesser_equal", "logical_and",
+                             "logical_or", "logical_xor"}
+    assert declared["subtract"] == ("_minus_scalar", "_rminus_scalar")
+    assert declared["greater"] == ("_greater_scalar", "_lesser_scalar")
+    for forward, reverse in declared.values():
         assert get_op(forward).params.keys() == {"scalar"}
         assert get_op(reverse).params.keys() == {"scalar"}
 

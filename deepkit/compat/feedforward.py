@@ -21,8 +21,8 @@ MXNet's conventions:
   ``prefix-%04d.params`` (HDF5 through ``nd.save``, keys ``arg:<name>`` and
   ``aux:<name>``; never pickle).
 
-It is not a second trainer: the symbol is wrapped in a small
-:class:`~deepkit.models.Model` subclass and trained by ``Model.fit``, so
+It is not a second trainer: the symbol is wrapped in a
+:class:`~deepkit.models.SymbolModel` and trained by ``Model.fit``, so
 executors are bound once per batch shape and cached, updates and metrics are
 pushed to the engine without waiting, and Keras callbacks
 (``fit(..., callbacks=[EarlyStopping(...)])``) work as with any model. The
@@ -42,10 +42,8 @@ them); numpy ``eval_data`` is evaluated in order, every sample once; the
 ``Time cost`` of an epoch is measured after its last update has finished.
 """
 import collections
-import json
 import logging
 import sys
-import time
 import warnings
 
 import numpy as np
@@ -56,12 +54,10 @@ from deepkit_engine import nd
 from deepkit_engine import symbol as sym
 from deepkit_engine.base import DeepkitError
 
-from . import optimizers as optimizers_mod
-from .callbacks import Callback
-from .compat import mx_init, mx_metric, mx_optimizer
-from .layers.base import Parameter
-from .models import Model
-from .training import Trainer, fill
+from .. import optimizers as optimizers_mod
+from ..callbacks import Callback
+from ..models.symbol_model import SymbolModel, SymbolParameter
+from . import mx_init, mx_metric, mx_optimizer
 
 __all__ = ["FeedForward", "BatchEndParam", "save_checkpoint", "load_checkpoint",
            "ensure_logging"]
@@ -175,191 +171,25 @@ def load_checkpoint(prefix, epoch):
 
 
 # -- the network as a Model ------------------------------------------------------------
-class _SymbolParameter(Parameter):
-    """A parameter named by the symbol (``fc1_weight``) instead of ``<layer>_<short name>``."""
-
-    def __init__(self, owner, name, shape, initializer, lr_mult, wd_mult, aux):
-        # ``owner`` is the _SymbolNet (set once it exists); ``trainable`` asks it.
-        self._full_name = name
-        super().__init__(owner, name, shape, np.float32, initializer, lr_mult=lr_mult,
-                         wd_mult=wd_mult, aux=aux, regularizable=wd_mult > 0)
-
-    @property
-    def name(self):
-        return self._full_name
-
-
-def _truthy(text):
-    return str(text).lower() in ("true", "1")
-
-
-def _heads(symbol):
-    """``[(op name, attrs, label variable name or None)]`` for each output of ``symbol``."""
-    graph = json.loads(symbol.tojson())
-    nodes = graph["nodes"]
-    heads = []
-    for node_id, _, _ in graph["heads"]:
-        node = nodes[node_id]
-        label = None
-        if node["op"] in _LOSS_HEADS and len(node["inputs"]) > 1:
-            source = nodes[node["inputs"][1][0]]
-            if source["op"] == "null":
-                label = source["name"]
-        heads.append((node["op"], node.get("attrs", {}), label))
-    return heads
-
-
-def _head_loss(op, attrs, out, label):
-    """Per-sample loss of a loss head (for monitoring; no gradient flows), or None."""
-    p = sym.BlockGrad(out)
-    eps = 1e-12
-    if op in ("SoftmaxOutput", "Softmax"):
-        if any(_truthy(attrs.get(k, False)) for k in ("multi_output", "preserve_shape",
-                                                      "use_ignore")):
-            return None  # per-position or masked losses: not monitored
-        return -sym.log(sym.pick(p, label, axis=-1) + eps)
-    y = sym.reshape_like(label, p)
-    if op == "LinearRegressionOutput":
-        err = sym.square(p - y)
-    elif op == "MAERegressionOutput":
-        err = sym.abs(p - y)
-    elif op == "LogisticRegressionOutput":
-        err = -(y * sym.log(p + eps) + (1 - y) * sym.log(1 - p + eps))
-    else:
-        return None
-    return sym.mean(sym.flatten(err), axis=1)
-
-
-class _SymbolNet(Model):
-    """A Model whose graph is a raw symbol: its loss heads give the gradients.
-
-    Everything ``Model.fit``/``evaluate`` needs is provided: input names and
-    sample shapes, parameters, the per-output label names, the feeding of
-    batches and the MXNet metric update.
-    """
+class _FeedForwardNet(SymbolModel):
+    """The symbol as a Model, with MXNet's metric object updated by every step."""
 
     def __init__(self, symbol, data_descs, params):
-        super().__init__(name="feedforward")
-        self.symbol = symbol
-        self.input_names = [d.name for d in data_descs]
-        self._sample_shapes = [tuple(d.shape[1:]) for d in data_descs]
-        self._params = params
-        self.layers = []
-        self.label_names = []
-        self.output_names = []
+        super().__init__(symbol, data_descs, params, name="feedforward")
         self.eval_metric = None
-        self.epoch_time = 0.0
-        self._single_output = len(symbol.list_outputs()) == 1
-        self.built = True
 
-    def set_labels(self, names):
-        """Use these label variables (in the data iterator's order) from now on."""
-        names = list(names)
-        if names == self.label_names:
-            return
-        args = self.symbol.list_arguments()
-        unknown = [n for n in names if n not in args]
-        if unknown:
-            raise ValueError(f"FeedForward: the data iterator provides the label(s) {unknown} "
-                             f"but the symbol has no such argument; its arguments are {args}")
-        self.label_names = names
-        self.output_names = [n[:-len("_label")] if n.endswith("_label") else n for n in names]
-        self._trainers = {}
+    def use_metric(self, metric):
+        """Update this ``mx.metric`` object (and log its leaves) from now on."""
+        self.eval_metric = metric
+        self.compiled_metrics = [mx_metric.leaves(metric)]
 
-    # -- what Model and Trainer ask for ------------------------------------------------
-    def _output_symbols(self):
-        return list(self.symbol)
-
-    def _input_sample_shapes(self):
-        return self._sample_shapes
-
-    def _all_params(self):
-        return self._params
-
-    def _build_from_data(self, x):
-        return None
-
-    def _trainer(self, ctx=None):
-        ctx = ctx or dk.current_context()
-        trainer = self._trainers.get(ctx)
-        if trainer is None:
-            trainer = self._trainers[ctx] = _SymbolTrainer(self, ctx)
-        return trainer
-
-    def monitor_loss(self):
-        """The mean per-sample loss of the labelled heads, cut off from the gradient.
-
-        It also holds the ``<output>_sample_weight`` inputs that the trainer binds.
-        """
-        heads = _heads(self.symbol)
-        outputs = list(self.symbol)
-        internals = self.symbol.get_internals()
-        terms = []
-        for out_name, label in zip(self.output_names, self.label_names):
-            weight = sym.Variable(f"{out_name}_sample_weight")
-            per_sample = None
-            for (op, attrs, head_label), out in zip(heads, outputs):
-                if head_label == label:
-                    per_sample = _head_loss(op, attrs, out, internals[label])
-                    break
-            terms.append(sym.mean(weight * 0.0 if per_sample is None else per_sample * weight))
-        if not terms:
-            terms.append(sym.mean(sym.BlockGrad(outputs[0])) * 0.0)
-        total = terms[0]
-        for term in terms[1:]:
-            total = total + term
-        return sym.BlockGrad(total)
-
-    def _feed(self, exe, xs, ys, sws, n):
-        for name, host in xs.items():
-            fill(exe.arg_dict[name], host, name)
-        for host, label in zip(ys.values(), self.label_names):
-            target = exe.arg_dict.get(label)
-            if target is not None:
-                fill(target, _reshaped(host, target.shape), label)
-
-    def _update_metrics(self, exe, n):
-        if self.eval_metric is None:
-            return
-        labels = [exe.arg_dict[name] for name in self.label_names if name in exe.arg_dict]
-        self.eval_metric.update(labels, exe.outputs[1:])
-
-    def _train_epoch(self, trainer, source, cb):
-        start = time.perf_counter()
-        logs = super()._train_epoch(trainer, source, cb)  # waits for the metrics: all done
-        self.epoch_time = time.perf_counter() - start
-        return logs
-
-    def summary(self, print_fn=print, line_length=80):
-        """The symbol's structure (there are no layers)."""
-        text = self.symbol.debug_str()
-        if print_fn is not None:
-            print_fn(text)
-        return text
-
-
-def _reshaped(host, shape):
-    """``host()`` reshaped to ``shape`` when only the layout differs ((N,) vs (N, 1))."""
-    def value():
-        array = host()
-        if array.shape != shape and array.size == int(np.prod(shape)):
-            array = array.reshape(shape)
-        return array
-    return value
-
-
-class _SymbolTrainer(Trainer):
-    """Trainer for a raw symbol: the training program is the symbol plus a monitoring loss."""
-
-    def _build(self):
-        if self.version is not None:
-            return
-        self.version = "symbol"
-        self._executors = {}
-        net = self.model
-        self.predict_symbol = net.symbol
-        self.train_symbol = sym.Group([net.monitor_loss()] + list(net.symbol))
-        self.param_map = {p.name: p for p in net._all_params()}
+    def update_metrics(self, exe):
+        n = exe.arg_dict[self.input_names[0]].shape[0]
+        self.loss_tracker.update(exe.outputs[0], count=n)
+        if self.eval_metric is not None:
+            labels = [exe.arg_dict[name] for name in self.label_names if name in exe.arg_dict]
+            self.eval_metric.update(labels, exe.outputs[1:])
+        return self.get_metrics_result()
 
 
 class _MXNetHooks(Callback):
@@ -391,7 +221,7 @@ class _MXNetHooks(Callback):
         for name in names:
             if name in logs:
                 self.logger.info("Epoch[%d] Train-%s=%f", epoch, name, logs[name])
-        self.logger.info("Epoch[%d] Time cost=%.3f", epoch, self.owner._net.epoch_time)
+        self.logger.info("Epoch[%d] Time cost=%.3f", epoch, self.loop.epoch_seconds)
         for callback in self.epoch_end:
             callback(epoch, self.owner.symbol, self.owner.arg_params, self.owner.aux_params)
         if self.validate:
@@ -409,11 +239,6 @@ def _as_list(value):
 
 def _host(value):
     return value.asnumpy() if hasattr(value, "asnumpy") else np.asarray(value)
-
-
-def _rows(array, n):
-    host = _host(array)[:n]
-    return lambda: host
 
 
 # -- FeedForward -----------------------------------------------------------------------
@@ -499,7 +324,7 @@ class FeedForward:
     def _param_dict(self, aux):
         if self._net is None:
             return dict(self._aux_params if aux else self._arg_params)
-        return {p.name: p.data for p in self._net._params if p.aux == aux and p.data is not None}
+        return {p.name: p.data for p in self._net.weights if p.aux == aux and p.data is not None}
 
     @property
     def arg_params(self):
@@ -525,7 +350,7 @@ class FeedForward:
     def _copy_into_net(self, values):
         if self._net is None:
             return
-        for p in self._net._params:
+        for p in self._net.weights:
             if p.name in values:
                 p.initialize(self._ctx)
                 p.data[:] = _host(values[p.name]).astype(p.dtype)
@@ -547,9 +372,7 @@ class FeedForward:
         key = tuple((d.name, tuple(d.shape[1:])) for d in descs)
         if self._net is None or key != self._net_key:
             params = self._make_params(descs, it)
-            self._net = _SymbolNet(self.symbol, descs, params)
-            for p in params:
-                p.layer = self._net
+            self._net = _FeedForwardNet(self.symbol, descs, params)
             self._net_key = key
         if labels is not None:
             self._net.set_labels(self._label_names)
@@ -562,7 +385,7 @@ class FeedForward:
                 shapes[d.name] = tuple(d.shape)
         arg_shapes, _, aux_shapes = self.symbol.infer_shape_partial(**shapes)
         attrs = self.symbol.attr_dict()
-        current = {p.name: p for p in self._net._params} if self._net is not None else {}
+        current = {p.name: p for p in self._net.weights} if self._net is not None else {}
         params, missing = [], []
         for aux, names, found in ((False, self.symbol.list_arguments(), arg_shapes),
                                   (True, self.symbol.list_auxiliary_states(), aux_shapes)):
@@ -599,7 +422,7 @@ class FeedForward:
                 return value.astype(dtype)
             return initializer.generate(desc, shape, dtype, rng)
 
-        param = _SymbolParameter(None, name, shape, init, lr_mult, wd_mult, aux)
+        param = SymbolParameter(None, name, shape, init, lr_mult, wd_mult, aux)
         if previous is not None and previous.data is not None:
             if previous.shape != param.shape:
                 raise ValueError(f"FeedForward: parameter '{name}' has shape {previous.shape} "
@@ -689,7 +512,7 @@ class FeedForward:
             batch_end_callback: ``callback(BatchEndParam)`` or a list of them
                 (``mx.callback.Speedometer(batch_size, 50)``).
             kvstore: Accepted for compatibility ('local'); not used.
-            logger: Where the epoch lines go (default: the ``deepkit.feedforward``
+            logger: Where the epoch lines go (default: the ``deepkit.compat.feedforward``
                 logger, shown even when logging is not configured).
             work_load_list, monitor, eval_end_callback, eval_batch_end_callback:
                 Accepted for compatibility; not used.
@@ -709,8 +532,7 @@ class FeedForward:
                              "iterator with labels (NDArrayIter(data, label, ...)) or fit(X, y)")
         net = self._network(data, data.provide_label)
         metric = mx_metric.create(eval_metric)
-        net.eval_metric = metric
-        net._metrics = [mx_metric.leaves(metric)]
+        net.use_metric(metric)
         net.optimizer = self._optimizer(self._batch_size(data))
         hooks = _MXNetHooks(self, metric, batch_end_callback, epoch_end_callback,
                             logger or _logger(), eval_iter is not None)
@@ -731,7 +553,7 @@ class FeedForward:
     def _batches(self, X, num_batch, reset):
         """``(n real samples, outputs, batch)`` for each batch of ``X`` in inference mode."""
         net = self._network(X, None)
-        trainer = net._trainer(self._ctx)
+        cache = net.executors(self._ctx)
         names = [d.name for d in X.provide_data]
         if reset:
             X.reset()
@@ -739,8 +561,8 @@ class FeedForward:
             if num_batch is not None and i == num_batch:
                 break
             n = int(batch.data[0].shape[0]) - int(batch.pad or 0)
-            exe = trainer.executor("predict", n)
-            net._feed(exe, {name: _rows(a, n) for name, a in zip(names, batch.data)}, {}, {}, n)
+            exe = cache.executor("predict", n)
+            cache.feed(exe, {name: _host(a)[:n] for name, a in zip(names, batch.data)})
             yield n, exe.forward(is_train=False), batch
 
     def predict(self, X, num_batch=None, return_data=False, reset=True):

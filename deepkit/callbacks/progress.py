@@ -1,0 +1,66 @@
+"""ProgbarLogger: the progress bar (tqdm) or one line per epoch."""
+import sys
+import time
+
+from tqdm import tqdm
+
+from .base import Callback
+
+
+def _format_logs(logs):
+    parts = []
+    for k, v in logs.items():
+        if isinstance(v, float):
+            parts.append(f"{k}: {v:.4g}")
+        else:
+            parts.append(f"{k}: {v}")
+    return " - ".join(parts)
+
+
+class ProgbarLogger(Callback):
+    """The per-epoch progress bar (tqdm) with loss, metrics, samples/s and data share.
+
+    ``verbose=1``: a live bar on a terminal; when output is not a terminal (a log
+    file, CI) it prints one line per epoch instead of a carriage-return flood.
+    ``verbose=2``: one line per epoch.
+    """
+
+    def __init__(self, verbose=1, stream=None):
+        super().__init__()
+        self.verbose = verbose
+        self.stream = stream
+        self._bar = None
+
+    def _stream(self):
+        return self.stream or sys.stderr
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._start = time.perf_counter()
+        stream = self._stream()
+        live = self.verbose == 1 and hasattr(stream, "isatty") and stream.isatty()
+        if live:
+            self._bar = tqdm(total=self.params.get("steps"), file=stream,
+                             desc=f"Epoch {epoch + 1}/{self.params.get('epochs')}",
+                             unit="batch", leave=True, dynamic_ncols=True, mininterval=0.25)
+        else:
+            self._bar = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._bar is not None:
+            self._bar.update(1)
+            if logs and self._bar.n % max(1, (self.params.get("steps") or 50) // 20) == 0:
+                self._bar.set_postfix_str(_format_logs(logs), refresh=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.verbose == 0:
+            return
+        elapsed = time.perf_counter() - self._start
+        text = _format_logs(logs or {})
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=False)
+            self._bar.close()
+            self._bar = None
+        else:
+            print(f"Epoch {epoch + 1}/{self.params.get('epochs')} - {elapsed:.1f}s - {text}",
+                  file=self._stream(), flush=True)

@@ -1,0 +1,480 @@
+"""``Trainer``: compile/fit/evaluate/predict and the overridable steps of a Model (Keras 3).
+
+:class:`~deepkit.models.Model` inherits this class. Every entry point runs
+through the same steps:
+
+* ``fit`` and ``train_on_batch`` call :meth:`Trainer.train_step` per batch,
+* ``evaluate`` and ``test_on_batch`` call :meth:`Trainer.test_step`,
+* ``predict`` and ``predict_on_batch`` call :meth:`Trainer.predict_step`,
+
+and the loops around them (:mod:`deepkit.trainer.loop`) handle epochs,
+callbacks and progress. A subclass that overrides a step keeps ``fit``,
+callbacks and the progress bar as they are (``examples/custom_train_step.py``).
+
+The default training step, written out::
+
+    def train_step(self, data):
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        exe = self.bind_step("train", x, y, sample_weight)    # cached executor, batch fed
+        exe.forward(is_train=True)
+        exe.backward()
+        grads = self.reduce_gradients(self.step_gradients(exe))
+        self.optimizer.apply(grads)
+        return self.update_metrics(exe)
+
+Nothing in it waits for the engine: copies, passes, updates and metric
+accumulations are queued, and the returned logs are read lazily. The seams
+where later features plug in are :meth:`reduce_gradients` (gradient
+all-reduce across devices and ranks, between backward and the update) and
+:meth:`bind_step` (what is fed: sequence masks, per-device slices).
+"""
+import numpy as np
+
+import deepkit_engine as dk
+from deepkit_engine import symbol as sym
+from deepkit_engine.base import DeepkitError
+
+from .. import backend
+from .. import losses as losses_mod
+from .. import metrics as metrics_mod
+from .. import optimizers as optimizers_mod
+from ..callbacks.base import CallbackList
+from ..callbacks.history import History
+from ..callbacks.progress import ProgbarLogger
+from .data import as_source, is_iterator, named, sample_count, unpack_x_y_sample_weight
+from .executors import ExecutorCache
+from .loop import Logs, LoopState, run_evaluate, run_fit, run_predict
+
+__all__ = ["Trainer"]
+
+#: A batch size larger than any data set: the ``*_on_batch`` methods take all rows at once.
+_WHOLE = 1 << 62
+
+
+class Trainer:
+    """The training API of a model: compile, fit, evaluate, predict, and their steps.
+
+    A subclass provides the graph: ``input_names``, ``output_names``,
+    ``label_names``, ``weights``, :meth:`output_symbols`,
+    :meth:`input_sample_shapes`, ``name`` and ``built``.
+
+    Attributes:
+        optimizer: The optimizer given to :meth:`compile`.
+        loss_tracker: The running mean of the training loss (a Mean metric).
+        stop_training: Set to True (by a callback) to stop ``fit`` after the
+            current batch.
+        history: The History of the last ``fit``.
+    """
+
+    def _init_trainer(self):
+        self.optimizer = None
+        self.compiled_loss = []
+        self.compiled_loss_weights = []
+        self.compiled_metrics = []
+        self.loss_tracker = metrics_mod.Mean(name="loss")
+        self.stop_training = False
+        self.history = None
+        self._compile_version = 0
+        self._device = None
+        self._caches = {}
+
+    # -- compile -----------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
+                ctx=None):
+        """Choose the optimizer, the loss(es) per output and the metrics.
+
+        Args:
+            optimizer: Name or :class:`~deepkit.optimizers.Optimizer`.
+            loss: One loss for all outputs, a list (per output) or a dict by
+                output layer name.
+            metrics: A list (applied to every output) or a dict by output name.
+            loss_weights: Per-output multipliers (list or dict).
+            ctx: Device to train on (default: the current context).
+        """
+        self._require_built("compile")
+        n = len(self.output_names)
+        self.optimizer = optimizers_mod.get(optimizer)
+        self.compiled_loss = [losses_mod.get(spec) if spec is not None else None
+                              for spec in self._per_output(loss, "loss")]
+        weights = self._per_output(loss_weights if loss_weights is not None else 1.0,
+                                   "loss_weights")
+        self.compiled_loss_weights = [float(w) for w in weights]
+        per_output = metrics if isinstance(metrics, dict) else {
+            name: list(metrics or []) for name in self.output_names}
+        self.compiled_metrics = []
+        for i, name in enumerate(self.output_names):
+            specs = per_output.get(name, [])
+            specs = specs if isinstance(specs, (list, tuple)) else [specs]
+            found = [metrics_mod.for_loss(m, self.compiled_loss[i]) if isinstance(m, str)
+                     else metrics_mod.get(m) for m in specs]
+            if n > 1:
+                for m in found:
+                    m.name = f"{name}_{m.name}"
+            self.compiled_metrics.append(found)
+        self._device = dk.Context(ctx) if ctx is not None else None
+        self._compile_version += 1
+        self._caches = {}
+
+    def _per_output(self, value, what):
+        n = len(self.output_names)
+        if isinstance(value, dict):
+            unknown = [k for k in value if k not in self.output_names]
+            if unknown:
+                raise ValueError(f"compile: {what} names {unknown}, which are not outputs; "
+                                 f"outputs are {self.output_names}")
+            return [value.get(name) for name in self.output_names]
+        if isinstance(value, (list, tuple)):
+            if len(value) != n:
+                raise ValueError(f"compile: {what} has {len(value)} entries for {n} outputs")
+            return list(value)
+        return [value] * n
+
+    def get_compile_config(self):
+        """What :meth:`compile` was given, as JSON-ready data (None before compile)."""
+        if self.optimizer is None:
+            return None
+        return {"optimizer": optimizers_mod.serialize(self.optimizer),
+                "loss": {name: (losses_mod.serialize(spec) if spec is not None else None)
+                         for name, spec in zip(self.output_names, self.compiled_loss)},
+                "metrics": {name: [metrics_mod.serialize(m) for m in ms]
+                            for name, ms in zip(self.output_names, self.compiled_metrics)},
+                "loss_weights": dict(zip(self.output_names, self.compiled_loss_weights))}
+
+    def compile_from_config(self, config, custom_objects=None):
+        """Compile with what :meth:`get_compile_config` returned."""
+        self.compile(
+            optimizer=optimizers_mod.get(config["optimizer"]),
+            loss={k: (losses_mod.get(v, custom_objects) if v is not None else None)
+                  for k, v in config["loss"].items()},
+            metrics={k: [metrics_mod.get(m, custom_objects) if isinstance(m, dict) else m
+                         for m in ms] for k, ms in config["metrics"].items()},
+            loss_weights=config["loss_weights"])
+
+    @property
+    def metrics(self):
+        """Every metric the steps update: the loss tracker first, then the compiled ones."""
+        return [self.loss_tracker] + [m for ms in self.compiled_metrics for m in ms]
+
+    @property
+    def metrics_names(self):
+        return [m.name for m in self.metrics]
+
+    def reset_metrics(self):
+        """Forget the accumulated loss and metrics (each epoch and evaluation starts so)."""
+        for m in self.metrics:
+            m.reset()
+
+    # -- programs and executors ----------------------------------------------------------
+    def program_key(self):
+        """Changes whenever the programs must be rebuilt (structure, freezing, compile)."""
+        return (self.graph_version(), self._compile_version)
+
+    def build_programs(self):
+        """``(inference symbol, training symbol or None)`` of this model.
+
+        The training symbol's first output is the total loss (the weighted
+        losses per output, each weighted per sample, plus the regularizers);
+        the model's outputs follow, cut off from the gradient. Before
+        :meth:`compile` there is no training symbol.
+        """
+        outs = self.output_symbols()
+        predict = sym.Group(outs)
+        if self.optimizer is None:
+            return predict, None
+        terms = []
+        for i, (out, loss) in enumerate(zip(outs, self.compiled_loss)):
+            if loss is None:
+                continue
+            name = self.output_names[i]
+            per_sample = loss(sym.Variable(self.label_names[i]), out)
+            term = sym.mean(per_sample * sym.Variable(f"{name}_sample_weight"))
+            weight = self.compiled_loss_weights[i]
+            terms.append(term if weight == 1.0 else term * weight)
+        if not terms:
+            raise DeepkitError("compile() needs a loss for at least one output")
+        for p in self.weights:
+            if p.regularizer is not None and not p.aux:
+                terms.append(p.regularizer(p.var))
+        total = terms[0]
+        for t in terms[1:]:
+            total = total + t
+        return predict, sym.Group([total] + [sym.BlockGrad(o) for o in outs])
+
+    @property
+    def device(self):
+        """The device training runs on: ``compile(ctx=...)`` or the current context."""
+        return self._device or dk.current_context()
+
+    def executors(self, ctx=None):
+        """The :class:`~deepkit.trainer.ExecutorCache` of this model on ``ctx``."""
+        ctx = dk.Context(ctx) if ctx is not None else self.device
+        cache = self._caches.get(ctx)
+        if cache is None:
+            cache = self._caches[ctx] = ExecutorCache(self, ctx)
+        return cache
+
+    def initialize_weights(self, ctx=None):
+        """Create every weight's array (once) on ``ctx`` (default: the training device)."""
+        self._require_built("initialize weights")
+        ctx = dk.Context(ctx) if ctx is not None else self.device
+        for p in self.weights:
+            p.initialize(ctx)
+
+    # -- the steps -----------------------------------------------------------------------
+    def bind_step(self, purpose, x, y=None, sample_weight=None):
+        """The cached executor for ``purpose`` and this batch's size, with the batch fed.
+
+        Args:
+            purpose: ``'train'``, ``'eval'`` or ``'predict'``.
+            x, y, sample_weight: The batch (as the steps receive it).
+
+        Returns:
+            The :class:`~deepkit_engine.Executor`; its outputs are the total
+            loss and then the model's outputs (``'predict'``: the outputs only).
+        """
+        cache = self.executors()
+        exe = cache.executor(purpose, sample_count(x))
+        cache.feed(exe, x, y, sample_weight)
+        return exe
+
+    def step_gradients(self, exe):
+        """``[(parameter, gradient)]`` after ``exe.backward()``."""
+        return self.executors().gradients(exe)
+
+    def reduce_gradients(self, grads):
+        """Combine gradients before the update; here, on one device, as they are.
+
+        This is the seam for data parallelism: across devices or MPI ranks
+        the gradients are all-reduced here, between backward and the update.
+        """
+        return grads
+
+    def update_metrics(self, exe):
+        """Accumulate the loss and the compiled metrics of the batch run in ``exe``.
+
+        Returns:
+            The running logs (:meth:`get_metrics_result`).
+        """
+        n = exe.arg_dict[self.input_names[0]].shape[0]
+        self.loss_tracker.update(exe.outputs[0], count=n)
+        labels = self.executors().labels(exe)
+        for i, ms in enumerate(self.compiled_metrics):
+            if ms:
+                for m in ms:
+                    m.update(labels[i], exe.outputs[1 + i])
+        return self.get_metrics_result()
+
+    def get_metrics_result(self):
+        """The running value of every metric, as lazily read :class:`~deepkit.trainer.Logs`."""
+        return Logs({m.name: m.result for m in self.metrics})
+
+    def train_step(self, data):
+        """One optimizer step on one batch; override to customise training (as Keras 3).
+
+        Args:
+            data: ``(x, y, sample_weight)`` of the batch (``y`` and
+                ``sample_weight`` may be None); ``x`` is one array for a
+                single-input model, else a dict by input name.
+
+        Returns:
+            The logs: a mapping of names to numbers (or NDArrays), read by the
+            loop only when it needs them.
+        """
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        exe = self.bind_step("train", x, y, sample_weight)
+        exe.forward(is_train=True)
+        if exe.grad_dict:
+            exe.backward()
+            self.optimizer.apply(self.reduce_gradients(self.step_gradients(exe)))
+        return self.update_metrics(exe)
+
+    def test_step(self, data):
+        """The loss and metrics of one batch in inference mode; override to customise."""
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        exe = self.bind_step("eval", x, y, sample_weight)
+        exe.forward(is_train=False)
+        return self.update_metrics(exe)
+
+    def predict_step(self, data):
+        """The outputs for one batch of inputs (NDArrays); override to customise."""
+        x, _, _ = unpack_x_y_sample_weight(data)
+        exe = self.bind_step("predict", x)
+        return [o.copy() for o in exe.forward(is_train=False)]
+
+    # -- checks --------------------------------------------------------------------------
+    def _check_data(self, x, y):
+        if is_iterator(x):
+            return
+        for name, value, shape in zip(self.input_names, named(x, self.input_names, "x").values(),
+                                      self.input_sample_shapes()):
+            got = tuple(np.shape(value)[1:])
+            if got != tuple(shape):
+                raise ValueError(f"Input '{name}' expects samples of shape {tuple(shape)} "
+                                 f"(batch shape (None, {', '.join(map(str, shape))})), got data "
+                                 f"of shape {np.shape(value)}")
+        if y is None:
+            return
+        for i, (name, value) in enumerate(named(y, self.output_names, "y").items()):
+            loss = self.compiled_loss[i] if i < len(self.compiled_loss) else None
+            if loss is None:
+                continue
+            out_shape = (len(value),) + tuple(self.outputs[i].shape[1:])
+            loss.check_label_shape(tuple(np.shape(value)), out_shape, name)
+
+    def _require_compiled(self):
+        if self.optimizer is None:
+            raise DeepkitError(f"model '{self.name}' must be compiled before training or "
+                               "evaluating: call model.compile(optimizer, loss, metrics)")
+
+    def _prepare(self, x, ctx):
+        """Build from the data if needed, check compile, pick the device."""
+        self._build_from_data(x)
+        if ctx is not None:
+            self._device = dk.Context(ctx)
+
+    # -- fit -----------------------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, ctx=None):
+        """Train for ``epochs`` passes over the data; returns the History.
+
+        ``x``/``y`` are numpy (or array-like) arrays, lists or dicts of them for
+        several inputs/outputs, a DataIter, or an iterable of batches
+        ``(x, y[, sample_weight])``. Each batch goes through :meth:`train_step`.
+        """
+        self._prepare(x, ctx)
+        self._require_compiled()
+        self.initialize_weights()
+        self._check_data(x, y)
+        if validation_split and validation_data is None:
+            x, y, sample_weight, validation_data = self._split(x, y, sample_weight,
+                                                               validation_split)
+        if class_weight is not None:
+            sample_weight = self._class_weights(y, class_weight, sample_weight)
+        source = as_source(x, y, sample_weight, self, batch_size, shuffle, backend.rng(),
+                           steps_per_epoch)
+        history = History()
+        cbs = list(callbacks or [])
+        if verbose:
+            cbs.append(ProgbarLogger(verbose))
+        cbs.append(history)
+        state = LoopState("fit", epochs=epochs, steps=source.num_batches,
+                          initial_epoch=initial_epoch)
+        params = {"epochs": epochs, "steps": source.num_batches, "batch_size": batch_size,
+                  "verbose": verbose}
+        callback_list = CallbackList(cbs, self, params, state)
+        self.history = history
+        validate = None
+        if validation_data is not None:
+            vx, vy, vsw = self._unpack_validation(validation_data)
+
+            def validate():
+                return self.evaluate(vx, vy, batch_size=batch_size, sample_weight=vsw,
+                                     verbose=0, return_dict=True)
+        run_fit(self, source, state, callback_list, validate)
+        return history
+
+    def _split(self, x, y, sample_weight, fraction):
+        if not 0 < fraction < 1:
+            raise ValueError(f"validation_split must be in (0, 1), got {fraction}")
+        xs = named(x, self.input_names, "x")
+        n = len(next(iter(xs.values())))
+        order = backend.rng().permutation(n)
+        n_val = int(round(n * fraction))
+        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+
+        def take(value, idx):
+            if value is None:
+                return None
+            if isinstance(value, dict):
+                return {k: np.asarray(v)[idx] for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [np.asarray(v)[idx] for v in value]
+            return np.asarray(value)[idx]
+        return (take(x, train_idx), take(y, train_idx), take(sample_weight, train_idx),
+                (take(x, val_idx), take(y, val_idx), take(sample_weight, val_idx)))
+
+    def _class_weights(self, y, class_weight, sample_weight):
+        if len(self.output_names) != 1:
+            raise ValueError("class_weight needs a single-output model; use sample_weight")
+        labels = np.asarray(y)
+        classes = labels.argmax(axis=-1) if labels.ndim > 1 and labels.shape[-1] > 1 \
+            else labels.reshape(len(labels), -1)[:, 0]
+        weights = np.array([class_weight.get(int(c), 1.0) for c in classes], np.float32)
+        if sample_weight is not None:
+            weights = weights * np.asarray(sample_weight, np.float32)
+        return weights
+
+    @staticmethod
+    def _unpack_validation(data):
+        if is_iterator(data):
+            return (data, None, None)
+        if len(data) == 2:
+            return (data[0], data[1], None)
+        if len(data) == 3:
+            return tuple(data)
+        raise ValueError("validation_data must be (x, y) or (x, y, sample_weight)")
+
+    # -- evaluate and predict --------------------------------------------------------------
+    def evaluate(self, x=None, y=None, batch_size=32, verbose=0, sample_weight=None,
+                 return_dict=False, steps=None, ctx=None, callbacks=None):
+        """The loss and metrics of the current weights in inference mode (:meth:`test_step`)."""
+        self._prepare(x, ctx)
+        self._require_compiled()
+        self._check_data(x, y)
+        source = as_source(x, y, sample_weight, self, batch_size, False, backend.rng(), steps)
+        callback_list = CallbackList(callbacks, self, {"steps": source.num_batches,
+                                                       "verbose": verbose}) \
+            if callbacks else None
+        logs = run_evaluate(self, source, callbacks=callback_list)
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4g}" for k, v in logs.items()))
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=32, verbose=0, steps=None, ctx=None):
+        """Outputs for every sample (:meth:`predict_step`; the last batch may be partial)."""
+        self._prepare(x, ctx)
+        self._check_data(x, None)
+        source = as_source(x, None, None, self, batch_size, False, backend.rng(), steps)
+        chunks = run_predict(self, source)
+        if not chunks:
+            chunks = [[] for _ in self.output_names]
+        results = [np.concatenate([c.asnumpy() for c in cs]) if cs else np.zeros((0,))
+                   for cs in chunks]
+        return results[0] if self.single_output else results
+
+    # -- one batch -------------------------------------------------------------------------
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
+        """One :meth:`train_step` on one batch; returns the batch loss (and metrics)."""
+        self._prepare(x, None)
+        self._require_compiled()
+        self.initialize_weights()
+        self._check_data(x, y)
+        if class_weight is not None:
+            sample_weight = self._class_weights(y, class_weight, sample_weight)
+        source = as_source(x, y, sample_weight, self, _WHOLE, False, backend.rng())
+        self.reset_metrics()
+        _, data = next(iter(source.batches()))
+        return self._result(self.train_step(data), return_dict)
+
+    def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
+        """Loss (and metrics) of one batch in inference mode, without updating."""
+        return self.evaluate(x, y, batch_size=_WHOLE, sample_weight=sample_weight,
+                             return_dict=return_dict)
+
+    def predict_on_batch(self, x):
+        """The outputs for one batch."""
+        return self.predict(x, batch_size=_WHOLE)
+
+    @staticmethod
+    def _result(logs, return_dict):
+        values = {k: logs[k] for k in logs}
+        values = {k: (float(v.asnumpy().sum()) if hasattr(v, "asnumpy") else v)
+                  for k, v in values.items()}
+        if return_dict:
+            return values
+        values = list(values.values())
+        return values[0] if len(values) == 1 else values
