@@ -92,15 +92,8 @@ class GraphOps:
             result = self.binary(op, args[0], args[1], name)
             if result is not NotImplemented:
                 return result
-        exprs = {k: v for k, v in kwargs.items() if isinstance(v, Expr)}
-        params = {k: v for k, v in kwargs.items() if k not in exprs}
-        if op.variadic:
-            inputs = list(args[0]) if len(args) == 1 and isinstance(args[0], (list, tuple)) \
-                else list(args)
-            params.setdefault("num_args", len(inputs))
-        elif not callable(op.inputs):
-            args, params = op.positional_params(op.inputs, args, params)
-        attrs = op.parse_attrs(params)
+        args, exprs, attrs = op.split_call(args, kwargs, lambda v: isinstance(v, Expr))
+        inputs = args
         if not op.variadic:
             names = op.input_names(attrs)
             slots = dict(zip(names, args))

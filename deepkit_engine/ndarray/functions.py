@@ -24,17 +24,9 @@ def make_function(op, public_name=None):
                 result = binary_dispatch(op, args[0], args[1], out)
                 if result is not NotImplemented:
                     return result
-        arrays = {k: v for k, v in kwargs.items() if isinstance(v, NDArray)}
-        params = {k: v for k, v in kwargs.items() if k not in arrays}
-        if op.variadic:
-            inputs = list(args[0]) if len(args) == 1 and isinstance(args[0], (list, tuple)) \
-                else list(args)
-            params.setdefault("num_args", len(inputs))
-            attrs = op.parse_attrs(params)
-        else:
-            if not callable(op.inputs):
-                args, params = op.positional_params(op.inputs, args, params)
-            attrs = op.parse_attrs(params)
+        args, arrays, attrs = op.split_call(args, kwargs, lambda v: isinstance(v, NDArray))
+        inputs = args
+        if not op.variadic:
             names = op.input_names(attrs)
             if len(args) > len(names):
                 raise ParamError(f"{op.name}: takes {len(names)} input(s) ({', '.join(names)}) "

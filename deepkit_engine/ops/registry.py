@@ -348,6 +348,31 @@ class OpDef:
                 attrs[key] = p.default
         return attrs
 
+    def split_call(self, args, kwargs, is_input):
+        """Sort a call's arguments into positional inputs, inputs by name and parsed attrs.
+
+        The one argument convention of ``nd.<op>``, ``sym.<op>`` and graph
+        passes: inputs first (a variadic op also takes one list), params
+        positionally after them or by keyword, inputs also by keyword.
+
+        Args:
+            args: The positional arguments.
+            kwargs: The keyword arguments.
+            is_input: Tells an input (an array, a symbol) from a param value.
+
+        Returns:
+            ``(inputs, inputs by name, attrs)``.
+        """
+        named = {k: v for k, v in kwargs.items() if is_input(v)}
+        params = {k: v for k, v in kwargs.items() if k not in named}
+        if self.variadic:
+            args = list(args[0]) if len(args) == 1 and isinstance(args[0], (list, tuple)) \
+                else list(args)
+            params.setdefault("num_args", len(args))
+        elif not callable(self.inputs):
+            args, params = self.positional_params(self.inputs, args, params)
+        return list(args), named, self.parse_attrs(params)
+
     def positional_params(self, names, args, params):
         """Move positional values beyond the inputs into params, in declaration order.
 

@@ -420,15 +420,8 @@ def make_function(op, call_name):
                 return _call(scalar_form, a, scalar=float(b), name=name, attr=attr)
             if isinstance(a, numbers.Number) and isinstance(b, Symbol):
                 return _call(reflected_scalar_form, b, scalar=float(a), name=name, attr=attr)
-        symbols = {k: v for k, v in kwargs.items() if isinstance(v, Symbol)}
-        params = {k: v for k, v in kwargs.items() if k not in symbols}
-        if op.variadic:
-            inputs = list(args[0]) if len(args) == 1 and isinstance(args[0], (list, tuple)) \
-                else list(args)
-            params.setdefault("num_args", len(inputs))
-        elif not callable(op.inputs):
-            args, params = op.positional_params(op.inputs, args, params)
-        attrs = op.parse_attrs(params)
+        args, symbols, attrs = op.split_call(args, kwargs, lambda v: isinstance(v, Symbol))
+        inputs = args
         node_name = current_name_manager().get(name, hint)
         if not op.variadic:
             names = op.input_names(attrs)

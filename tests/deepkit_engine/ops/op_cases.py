@@ -10,6 +10,7 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
+from deepkit_engine import autograd, nd
 from deepkit_engine import symbol as sym
 from deepkit_engine.ops.registry import get_op
 from deepkit_engine.testing import check_numeric_gradient, check_op_forward
@@ -117,3 +118,20 @@ def run_gradient(case, ctx, seed=0, eps=1e-5, rtol=1e-4, atol=1e-6):
     floats = [f"in{i}" for i, x in enumerate(inputs) if x.dtype.kind == "f"]
     check_numeric_gradient(net, location, grad_nodes=floats, numeric_eps=eps, rtol=rtol,
                            atol=atol, ctx=ctx)
+
+
+def second_order(fn, values, ctx, wrt=1):
+    """Grads of ``fn(*xs)`` w.r.t. the first ``wrt`` arrays (create_graph), then backward.
+
+    Returns the first-order gradients and every array's ``.grad`` afterwards: per element,
+    the sum over all first-order gradient elements of their derivatives.
+    """
+    xs = [nd.array(v, ctx=ctx, dtype="float64") for v in values]
+    for x in xs:
+        x.attach_grad()
+    with autograd.record():
+        y = fn(*xs)
+        grads = autograd.grad(y, xs[:wrt], create_graph=True)
+    grads = list(grads) if isinstance(grads, (list, tuple)) else [grads]
+    autograd.backward(grads)
+    return [g.asnumpy() for g in grads], [x.grad.asnumpy() for x in xs]

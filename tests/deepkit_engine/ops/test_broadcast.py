@@ -4,14 +4,12 @@ against numpy: forward values, numeric and second-order gradients.
 import numpy as np
 import pytest
 
-from deepkit_engine import autograd
 from deepkit_engine import ndarray as nd
 from deepkit_engine.testing import assert_almost_equal
 
-from .op_cases import OpCase, case_id, forward_params, gradient_params, run_forward
-from .op_cases import run_gradient
+from .op_cases import (OpCase, case_id, forward_params, gradient_params, run_forward, run_gradient,
+                       second_order)
 from .test_reduce import check_kernel_requests
-
 
 # -- references (plain numpy, independent of the kernels) -----------------------------
 
@@ -103,27 +101,10 @@ def test_kernel_requests_and_output_layouts(case, req, strided):
 
 # -- second-order gradients (autograd) -----------------------------------------------------
 
-def _second_order(fn, values, ctx, wrt=1):
-    """Grads of ``fn(*xs)`` w.r.t. the first ``wrt`` arrays (create_graph), then backward.
-
-    Returns the first-order gradients and every array's ``.grad`` afterwards: per element,
-    the sum over all first-order gradient elements of their derivatives.
-    """
-    xs = [nd.array(v, ctx=ctx, dtype="float64") for v in values]
-    for x in xs:
-        x.attach_grad()
-    with autograd.record():
-        y = fn(*xs)
-        grads = autograd.grad(y, xs[:wrt], create_graph=True)
-    grads = list(grads) if isinstance(grads, (list, tuple)) else [grads]
-    autograd.backward(grads)
-    return [g.asnumpy() for g in grads], [x.grad.asnumpy() for x in xs]
-
-
-def test_broadcast_to_and_multiply_second_order(ctx):
+def test_broadcast_to_and_multiplysecond_order(ctx):
     # b = broadcast_to(x (1, 3), (4, 3)); y = b * b: sum(y) = 4 sum(x^2); dy/dx = 8x; second 8.
     v = np.array([[0.5, -1.0, 2.0]])
-    (g,), (second,) = _second_order(
+    (g,), (second,) = second_order(
         lambda x: nd.broadcast_to(x, shape=(4, 3)) * nd.broadcast_to(x, shape=(4, 3)), [v], ctx)
     assert_almost_equal(g, 8 * v)
     assert_almost_equal(second, np.full(v.shape, 8.0))

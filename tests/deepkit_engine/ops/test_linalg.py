@@ -7,16 +7,14 @@ autograd against analytic values, and ``_backward_dot``.
 import numpy as np
 import pytest
 
-from deepkit_engine import autograd
 from deepkit_engine import ndarray as nd
 from deepkit_engine import symbol as sym
 from deepkit_engine.base import ShapeError
 from deepkit_engine.testing import assert_almost_equal
 
-from .op_cases import OpCase, case_id, forward_params, gradient_params, run_forward
-from .op_cases import run_gradient
+from .op_cases import (OpCase, case_id, forward_params, gradient_params, run_forward, run_gradient,
+                       second_order)
 from .test_reduce import check_kernel_requests
-
 
 # -- references (plain numpy, independent of the kernels) -----------------------------
 
@@ -160,56 +158,39 @@ def test_kernel_requests_and_output_layouts(case, req, strided):
 
 # -- second-order gradients (autograd) -----------------------------------------------------
 
-def _second_order(fn, values, ctx, wrt=1):
-    """Grads of ``fn(*xs)`` w.r.t. the first ``wrt`` arrays (create_graph), then backward.
-
-    Returns the first-order gradients and every array's ``.grad`` afterwards: per element,
-    the sum over all first-order gradient elements of their derivatives.
-    """
-    xs = [nd.array(v, ctx=ctx, dtype="float64") for v in values]
-    for x in xs:
-        x.attach_grad()
-    with autograd.record():
-        y = fn(*xs)
-        grads = autograd.grad(y, xs[:wrt], create_graph=True)
-    grads = list(grads) if isinstance(grads, (list, tuple)) else [grads]
-    autograd.backward(grads)
-    return [g.asnumpy() for g in grads], [x.grad.asnumpy() for x in xs]
-
-
 _V = np.random.default_rng(7).uniform(-1, 1, (3, 4))
 
 
 @pytest.mark.parametrize("flags,axis", [({"transpose_b": True}, 0), ({"transpose_a": True}, 1)])
-def test_dot_second_order(flags, axis, ctx):
+def test_dotsecond_order(flags, axis, ctx):
     # S = sum(x x^T) = sum_k c_k^2 with c the column sums (x^T x: the row sums r):
     # dS/dx = 2 c (broadcast); each of its elements grows by 2 per element of its group.
-    (g,), (second,) = _second_order(lambda x: nd.dot(x, x, **flags), [_V], ctx)
+    (g,), (second,) = second_order(lambda x: nd.dot(x, x, **flags), [_V], ctx)
     sums = _V.sum(axis=axis, keepdims=True)
     assert_almost_equal(g, np.broadcast_to(2 * sums, _V.shape))
     assert_almost_equal(second, np.full(_V.shape, 2.0 * _V.shape[axis]))
 
 
-def test_dot_mixed_second_order(ctx):
+def test_dot_mixedsecond_order(ctx):
     # y = dot(x, w): dy/dx = ones @ w^T depends on w only; d sum(dy/dx) / dw = rows of x.
     w = np.random.default_rng(8).uniform(-1, 1, (4, 2))
-    (g,), (xg, wg) = _second_order(lambda x, w: nd.dot(x, w), [_V, w], ctx)
+    (g,), (xg, wg) = second_order(lambda x, w: nd.dot(x, w), [_V, w], ctx)
     assert_almost_equal(g, np.ones((3, 2)) @ w.T)
     assert_almost_equal(xg, np.zeros(_V.shape))
     assert_almost_equal(wg, np.full(w.shape, 3.0))
 
 
-def test_nd_dot_and_reshape_second_order(ctx):
+def test_nd_dot_and_reshapesecond_order(ctx):
     # y = dot(v, v) with v = reshape(x, (-1,)) (1-D dot): sum of squares; second: 2.
     v = np.random.default_rng(9).uniform(-1, 1, (2, 3, 2))
-    (g,), (second,) = _second_order(
+    (g,), (second,) = second_order(
         lambda x: nd.dot(nd.reshape(x, shape=(-1,)), nd.reshape(x, shape=(-1,))), [v], ctx)
     assert_almost_equal(g, 2 * v)
     assert_almost_equal(second, np.full(v.shape, 2.0))
     # An N-D dot, (2, 3, 2) . (2, 6) with the rhs x reshaped: S = sum_k C_k R_k with
     # C_k = sum(x[:, :, k]) and R_k = sum(x[k]) (row k of the reshape), so
     # dS/dx[a, b, c] = R_c + C_a, and each of those is a sum of 6 elements: second = 12.
-    (g,), (second,) = _second_order(
+    (g,), (second,) = second_order(
         lambda x: nd.dot(x, nd.reshape(x, shape=(2, 6))), [v], ctx)
     rows, cols = v.sum(axis=(1, 2)), v.sum(axis=(0, 1))
     assert_almost_equal(g, np.broadcast_to(rows[None, None, :] + cols[:, None, None], v.shape))
@@ -217,9 +198,9 @@ def test_nd_dot_and_reshape_second_order(ctx):
 
 
 @pytest.mark.parametrize("op,extra", [("batch_dot", {}), ("linalg_gemm2", {"alpha": 0.5})])
-def test_batched_products_second_order(op, extra, ctx):
+def test_batched_productssecond_order(op, extra, ctx):
     v = np.random.default_rng(10).uniform(-1, 1, (2, 3, 4))
-    (g,), (second,) = _second_order(
+    (g,), (second,) = second_order(
         lambda x: getattr(nd, op)(x, x, transpose_b=True, **extra), [v], ctx)
     alpha = extra.get("alpha", 1.0)
     sums = v.sum(axis=1, keepdims=True)

@@ -5,7 +5,6 @@ gradients, MXNet's reshape rules, in-place reshapes and errors.
 import numpy as np
 import pytest
 
-from deepkit_engine import autograd
 from deepkit_engine import ndarray as nd
 from deepkit_engine import symbol as sym
 from deepkit_engine.base import ShapeError
@@ -13,10 +12,9 @@ from deepkit_engine.ops import get_op
 from deepkit_engine.ops.shape import infer_reshape
 from deepkit_engine.testing import assert_almost_equal
 
-from .op_cases import OpCase, case_id, forward_params, gradient_params, run_forward
-from .op_cases import run_gradient
+from .op_cases import (OpCase, case_id, forward_params, gradient_params, run_forward, run_gradient,
+                       second_order)
 from .test_reduce import check_kernel_requests
-
 
 # -- references (plain numpy, independent of the kernels) -----------------------------
 
@@ -137,23 +135,6 @@ def test_kernel_requests_and_output_layouts(case, req, strided):
 
 # -- second-order gradients (autograd) -----------------------------------------------------
 
-def _second_order(fn, values, ctx, wrt=1):
-    """Grads of ``fn(*xs)`` w.r.t. the first ``wrt`` arrays (create_graph), then backward.
-
-    Returns the first-order gradients and every array's ``.grad`` afterwards: per element,
-    the sum over all first-order gradient elements of their derivatives.
-    """
-    xs = [nd.array(v, ctx=ctx, dtype="float64") for v in values]
-    for x in xs:
-        x.attach_grad()
-    with autograd.record():
-        y = fn(*xs)
-        grads = autograd.grad(y, xs[:wrt], create_graph=True)
-    grads = list(grads) if isinstance(grads, (list, tuple)) else [grads]
-    autograd.backward(grads)
-    return [g.asnumpy() for g in grads], [x.grad.asnumpy() for x in xs]
-
-
 @pytest.mark.parametrize("fn,copies", [
     (lambda x: nd.tile(x, reps=(2, 1, 2)), 4),
     (lambda x: nd.repeat(x, repeats=3, axis=-1), 3),
@@ -162,10 +143,10 @@ def _second_order(fn, values, ctx, wrt=1):
     (lambda x: nd.concat(x, nd.flip(x, axis=1), dim=0), 2),
     (lambda x: nd.stack(x, nd.transpose(nd.swapaxes(x, 0, 1)), axis=1), 2),
 ])
-def test_copying_ops_second_order(fn, copies, ctx):
+def test_copying_opssecond_order(fn, copies, ctx):
     # y = sum(f(x)^2) with f copying each element `copies` times: dy/dx = 2 copies x.
     v = np.random.default_rng(11).uniform(-1, 1, (2, 3))
-    (g,), (second,) = _second_order(lambda x: nd.square(fn(x)), [v], ctx)
+    (g,), (second,) = second_order(lambda x: nd.square(fn(x)), [v], ctx)
     assert_almost_equal(g, 2 * copies * v)
     assert_almost_equal(second, np.full(v.shape, 2.0 * copies))
 

@@ -4,14 +4,12 @@ numeric and second-order gradients, and the ``_backward_slice*`` ops.
 import numpy as np
 import pytest
 
-from deepkit_engine import autograd
 from deepkit_engine import ndarray as nd
 from deepkit_engine.testing import assert_almost_equal
 
-from .op_cases import OpCase, case_id, forward_params, gradient_params, run_forward
-from .op_cases import run_gradient
+from .op_cases import (OpCase, case_id, forward_params, gradient_params, run_forward, run_gradient,
+                       second_order)
 from .test_reduce import check_kernel_requests
-
 
 # -- references (plain numpy, independent of the kernels) -----------------------------
 
@@ -126,24 +124,7 @@ def test_kernel_requests_and_output_layouts(case, req, strided):
 
 # -- second-order gradients (autograd) -----------------------------------------------------
 
-def _second_order(fn, values, ctx, wrt=1):
-    """Grads of ``fn(*xs)`` w.r.t. the first ``wrt`` arrays (create_graph), then backward.
-
-    Returns the first-order gradients and every array's ``.grad`` afterwards: per element,
-    the sum over all first-order gradient elements of their derivatives.
-    """
-    xs = [nd.array(v, ctx=ctx, dtype="float64") for v in values]
-    for x in xs:
-        x.attach_grad()
-    with autograd.record():
-        y = fn(*xs)
-        grads = autograd.grad(y, xs[:wrt], create_graph=True)
-    grads = list(grads) if isinstance(grads, (list, tuple)) else [grads]
-    autograd.backward(grads)
-    return [g.asnumpy() for g in grads], [x.grad.asnumpy() for x in xs]
-
-
-def test_slicing_ops_second_order(ctx):
+def test_slicing_opssecond_order(ctx):
     # y = sum over the slices of x^2 (elements in two slices count twice).
     v = np.random.default_rng(12).uniform(-1, 1, (3, 4))
     def f(x):
@@ -157,7 +138,7 @@ def test_slicing_ops_second_order(ctx):
     count[::2, 0:4:3] += 1
     count[:2, :] += 1
     count[:, 2:] += 1
-    (g,), (second,) = _second_order(f, [v], ctx)
+    (g,), (second,) = second_order(f, [v], ctx)
     assert_almost_equal(g, 2 * count * v)
     assert_almost_equal(second, 2 * count)
 
