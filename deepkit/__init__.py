@@ -10,13 +10,17 @@ from deepkit_engine import Context, cpu, gpu, nd
 
 from . import (activations, backend, callbacks, constraints, datasets, initializers, layers,
                losses, metrics, models, optimizers, regularizers, schedules, trainer, utils)
+from . import rbm
 from .backend import set_seed
+from .gradients import custom_gradient
 from .layers import Input
 from .models import Model, Sequential, clone_model, load_model, model_from_json
+from .saving import DeepkitError, FileFormatError
 
 __version__ = "0.1.0"
 
 __all__ = ["nd", "cpu", "gpu", "Context", "Model", "Sequential", "Input", "load_model",
            "model_from_json", "clone_model", "set_seed", "layers", "models", "losses",
            "metrics", "optimizers", "callbacks", "initializers", "regularizers", "constraints",
-           "activations", "schedules", "backend", "datasets", "utils", "trainer", "__version__"]
+           "activations", "schedules", "backend", "datasets", "utils", "trainer", "__version__",
+           "DeepkitError", "FileFormatError", "custom_gradient", "rbm"]

@@ -201,6 +201,20 @@ class Loss:
                          f"shape {out}, but the labels have shape {got}"
                          + (f". {hint}" if hint else ""))
 
+    def check_label_values(self, labels, output_shape, output=None, positions=None):
+        """Raise a ValueError for label values this loss cannot learn from.
+
+        The base class accepts any finite value (finiteness is checked where the
+        data enters); losses over class indices override this.
+
+        Args:
+            labels: The labels as a numpy array (batch axis first).
+            output_shape: Shape of the model output (batch axis included).
+            output: The output's name, for the message.
+            positions: The sample numbers of the rows of ``labels`` in the
+                data set (None: the rows are samples 0, 1, ...).
+        """
+
     def _label_hint(self, got, out, want):
         if len(got) + 1 == len(want) and got == want[:-1] and want[-1] == 1:
             return f"Reshape the labels to {want} (y.reshape(-1, 1))"
@@ -325,6 +339,43 @@ class SparseCategoricalCrossentropy(Loss):
         shape = list(output_shape)
         del shape[self.axis]
         return tuple(shape)
+
+    def check_label_values(self, labels, output_shape, output=None, positions=None):
+        """Class indices must be integers in ``[0, classes)`` (or ``ignore_class``).
+
+        Keras's backends clip or gather garbage for such labels; training on
+        them would be silently wrong, so they are refused with the offending
+        value, its sample and the valid range.
+        """
+        labels = np.asarray(labels)
+        if labels.dtype.kind in "biu":
+            bad = (labels < 0) | (labels >= output_shape[self.axis])
+            what = "out of range"
+        elif labels.dtype.kind == "f":
+            with np.errstate(invalid="ignore"):
+                whole = np.isfinite(labels) & (labels == np.floor(labels))
+            bad = ~whole | (labels < 0) | (labels >= output_shape[self.axis])
+            what = None
+        else:
+            raise ValueError(f"{self.name}: labels must be integer class indices; got an array "
+                             f"of dtype {labels.dtype}")
+        if self.ignore_class is not None:
+            bad &= labels != self.ignore_class
+        if not bad.any():
+            return
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        value = labels[where].item()
+        row = where[0] if positions is None else int(np.asarray(positions)[where[0]])
+        position = f"sample {row}" + (f", position {where[1:]}" if len(where) > 1 else "")
+        if what is None:
+            what = ("not an integer" if not math.isfinite(value) or value != math.floor(value)
+                    else "out of range")
+        classes = output_shape[self.axis]
+        ignore = f" (or ignore_class={self.ignore_class})" if self.ignore_class is not None else ""
+        out = f"Output '{output}': " if output else ""
+        raise ValueError(f"{out}{self.name}: label {value!r} at {position} is {what}; labels "
+                         f"must be integer class indices in [0, {classes}){ignore} for an "
+                         f"output with {classes} classes ({int(bad.sum())} bad labels in all)")
 
     def _label_hint(self, got, out, want):
         if got == out:

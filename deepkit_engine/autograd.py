@@ -15,15 +15,18 @@ import contextlib
 
 from . import ndarray as nd
 from .base import DeepkitError
+from .custom import Function  # noqa: F401 - MXNet's autograd.Function, defined with the custom ops
 from .graph.gradient import build_gradient
 from .graph.node import topo_order
 from .ndarray import NDArray, invoke
+from .symbol.symbol import Symbol
 from .tape import (is_recording, is_training, leaf as _leaf, mark_variables, set_recording,
                    set_training)
 
 __all__ = [
     "record", "pause", "train_mode", "predict_mode", "is_recording", "is_training",
     "set_recording", "set_training", "mark_variables", "backward", "grad", "attach_grad",
+    "get_symbol",
 ]
 
 
@@ -116,6 +119,21 @@ def _variables_of(entries):
     return [n for n in topo_order(entries) if n.op is None and n.value is not None
             and n.value[0]._grad is not None and n.value[0]._tape is not None
             and n.value[0]._tape[0] is n]
+
+
+def get_symbol(x):
+    """The recorded computation that produced ``x``, as a Symbol (MXNet's ``get_symbol``).
+
+    The arrays it started from (those with ``attach_grad`` and other inputs)
+    are the symbol's arguments.
+
+    Raises:
+        DeepkitError: ``x`` was not computed inside ``record()``.
+    """
+    if not isinstance(x, NDArray) or x._tape is None:
+        raise DeepkitError("autograd.get_symbol: the array was not computed inside record() "
+                           "from arrays with attach_grad(); there is no recorded graph")
+    return Symbol([x._tape])
 
 
 def backward(heads, head_grads=None, retain_graph=False, train_mode=True):

@@ -8,7 +8,7 @@ import difflib
 
 __all__ = [
     "DeepkitError", "ShapeError", "DTypeError", "ParamError", "ContextError",
-    "EngineError", "OpBugError", "did_you_mean",
+    "EngineError", "OpBugError", "FileFormatError", "did_you_mean",
 ]
 
 
@@ -56,6 +56,21 @@ class EngineError(DeepkitError, RuntimeError):
     def __init__(self, message, op_name=None, original=None):
         super().__init__(message)
         self.op_name, self.original = op_name, original
+
+
+class FileFormatError(DeepkitError, ValueError):
+    """A file that cannot be loaded: damaged, truncated, hostile or of another format.
+
+    Attributes:
+        path: The file.
+        obj: The object inside the file at fault (a dataset, an attribute), or None.
+        problem: What is wrong with it.
+    """
+
+    def __init__(self, path, obj, problem):
+        where = f" ({obj})" if obj else ""
+        super().__init__(f"cannot load {path}{where}: {problem}")
+        self.path, self.obj, self.problem = path, obj, problem
 
 
 class OpBugError(DeepkitError, AssertionError):

@@ -8,11 +8,19 @@ device) so that Python returns at once; the naive engine runs everything at
 push time, which is the mode for debugging.
 
 An exception raised by pushed work is stored on the variables the work
-writes. Work that reads or writes such a variable is skipped and inherits the
-exception, so the failure travels down the dependency chain without running
-anything on garbage. It is raised (as :class:`EngineError`, chained to the
-original traceback) at the next wait on an affected variable, once, or by
-:func:`wait_all`; the engine keeps working afterwards.
+writes. Work that reads such a variable (including work that updates it in
+place) is skipped and inherits the exception, so the failure travels down the
+dependency chain without running anything on garbage. It is raised (as
+:class:`EngineError`, chained to the original traceback) at every wait on an
+affected variable until work that only writes the variable (an overwrite:
+``x[:] = value``, a copy into it) succeeds, and once by :func:`wait_all`;
+the engine keeps working afterwards.
+
+Threads: the threaded engine may be used from any number of threads. The
+naive engine runs each pushed piece of work under one lock, so work pushed
+from several threads never interleaves inside an op (no lost updates); a
+read from one thread while another thread writes the same array is ordered
+by that lock as well.
 
 Tiny work that is ready at push time runs inline on the pushing thread: a
 thread hand-off costs far more than adding ten numbers.
@@ -44,11 +52,13 @@ class Var:
 
 
 class _Opr:
-    __slots__ = ("fn", "reads", "writes", "ctx", "name", "wait", "exc", "no_skip", "inline")
+    __slots__ = ("fn", "reads", "writes", "ctx", "name", "wait", "exc", "no_skip", "inline",
+                 "inputs")
 
-    def __init__(self, fn, reads, writes, ctx, name, no_skip, inline):
+    def __init__(self, fn, reads, writes, ctx, name, no_skip, inline, inputs=None):
         self.fn = fn
         self.reads = reads
+        self.inputs = reads if inputs is None else inputs  # reads before dropping the written
         self.writes = writes
         self.ctx = ctx
         self.name = name
@@ -96,13 +106,9 @@ class _EngineBase:
         return Var()
 
     def _run(self, opr):
-        """Run one granted op, or skip it if an input carries an exception."""
+        """Run one granted op, or skip it if a variable it reads carries an exception."""
         if self._poisoned and not opr.no_skip:
-            for v in opr.reads:
-                if v.exc is not None:
-                    opr.exc = v.exc
-                    return
-            for v in opr.writes:
+            for v in opr.inputs:
                 if v.exc is not None:
                     opr.exc = v.exc
                     return
@@ -119,13 +125,28 @@ class _EngineBase:
             self._poisoned += 1
         var.exc = exc
 
+    def _settle(self, opr):
+        """After ``opr``: poison its writes if it failed, else clear what it overwrote.
+
+        Called with the lock held.
+        """
+        if opr.exc is not None:
+            for v in opr.writes:
+                self._poison(v, opr.exc)
+            return
+        if self._poisoned:
+            for v in opr.writes:
+                if v.exc is not None:
+                    v.exc = None
+                    self._poisoned -= 1
+
     def _raise_var_error(self, var):
+        """Raise the exception ``var`` carries (every time, until it is overwritten)."""
         exc = var.exc
         if exc is not None:
             with self._lock:
-                var.exc = None
-                self._poisoned -= 1
-                self._errors = [e for e in self._errors if e is not exc]
+                if self._errors:
+                    self._errors = [e for e in self._errors if e is not exc]
             raise exc
 
     def _raise_global_errors(self):
@@ -146,25 +167,35 @@ def _wrap(err, opr):
 
 
 class NaiveEngine(_EngineBase):
-    """Runs every push at once on the calling thread (for debugging)."""
+    """Runs every push at once on the calling thread (for debugging).
+
+    Each push runs under one re-entrant lock, so several threads may push:
+    their ops run one at a time, whole.
+    """
 
     kind = "naive"
 
+    def __init__(self):
+        super().__init__()
+        self._exec_lock = threading.RLock()
+
     def push(self, fn, reads=(), writes=(), ctx=None, name="op", inline=True, no_skip=False):
+        inputs = reads
         reads, writes = _dedupe(reads, writes)
-        opr = _Opr(fn, reads, writes, ctx, name, no_skip, True)
-        if ctx is not None and ctx.device_type == "gpu":
-            with ctx.device_scope():
+        opr = _Opr(fn, reads, writes, ctx, name, no_skip, True, inputs)
+        with self._exec_lock:
+            if ctx is not None and ctx.device_type == "gpu":
+                with ctx.device_scope():
+                    self._run(opr)
+            else:
                 self._run(opr)
-        else:
-            self._run(opr)
-        if opr.exc is not None:
             with self._lock:
-                for v in writes:
-                    self._poison(v, opr.exc)
+                self._settle(opr)
 
     def wait_for_var(self, var):
         _check_not_in_work("wait_for_var")
+        with self._exec_lock:  # a push from another thread finishes first
+            pass
         self._raise_var_error(var)
 
     def wait_all(self):
@@ -211,9 +242,10 @@ class ThreadedEngine(_EngineBase):
                 (for tiny CPU work).
             no_skip: Run even when an input carries an exception.
         """
+        inputs = reads
         if writes and reads or len(writes) > 1:
             reads, writes = _dedupe(reads, writes)
-        opr = _Opr(fn, reads, writes, ctx, name, no_skip, inline)
+        opr = _Opr(fn, reads, writes, ctx, name, no_skip, inline, inputs)
         wait = 0
         with self._lock:
             self._pending += 1
@@ -285,15 +317,13 @@ class ThreadedEngine(_EngineBase):
 
     def _complete(self, opr):
         ready = None
-        exc = opr.exc
         with self._lock:
             for v in opr.reads:
                 v.readers -= 1
                 if v.readers == 0 and v.queue:
                     ready = _grant(v, ready)
+            self._settle(opr)
             for v in opr.writes:
-                if exc is not None:
-                    self._poison(v, exc)
                 v.writing = False
                 if v.queue:
                     ready = _grant(v, ready)

@@ -124,6 +124,7 @@ class Executor:
                 self._mirror = True
                 self._compile(symbol)
         self._last_train = None
+        self._monitor = None
 
     # -- public views ------------------------------------------------------------
     @property
@@ -322,14 +323,45 @@ class Executor:
         try:
             available = _acquire_resources(self._resources, self._ctx, is_train)[0] \
                 if self._resources else None
+            monitor = self._monitor
             for kernel, attrs, ins, outs, req, resources, node in steps:
                 if resources:
                     kernel(xp, attrs, ins, outs, req, **{r: available[r] for r in resources})
                 else:
                     kernel(xp, attrs, ins, outs, req)
+                if monitor is not None:
+                    self._report(monitor, node, ins, outs)
         except Exception as err:
             where = f"{node.op.name} '{node.name}'" if node is not None else "executor"
             raise DeepkitError(f"{phase}: {where} failed: {type(err).__name__}: {err}") from err
+
+    def _report(self, monitor, node, ins, outs):
+        """Hand copies of a node's outputs (and inputs, with ``monitor_all``) to the monitor."""
+        callback, monitor_all = monitor
+        if monitor_all:
+            for name, value in zip(node.input_names(), ins):
+                callback(f"{node.name}_{name}", NDArray(value.copy(), self._ctx))
+        visible = node.num_visible_outputs()
+        for name, value in list(zip(node.output_names(), outs))[:visible]:
+            callback(name, NDArray(value.copy(), self._ctx))
+
+    def set_monitor_callback(self, callback, monitor_all=False):
+        """Call ``callback(name, NDArray)`` with every node's output as forward computes it.
+
+        As MXNet's executor monitor: names are ``<node>_<output>``
+        (``fc1_output``); with ``monitor_all`` each node's inputs are reported
+        first as ``<node>_<input>`` (``fc1_data``, ``fc1_weight``). The arrays
+        are copies, so the callback may keep them. ``None`` switches it off.
+        Backward passes are reported too, under their ``_backward_...`` nodes.
+
+        Args:
+            callback: ``callback(name, array)`` or None.
+            monitor_all: Also report the inputs of each node.
+        """
+        if callback is not None and not callable(callback):
+            raise TypeError(f"set_monitor_callback: callback must be callable or None, got "
+                            f"{type(callback).__name__}")
+        self._monitor = None if callback is None else (callback, bool(monitor_all))
 
     def _vars(self, arrays):
         return [a._var for a in arrays if a is not None]
@@ -339,7 +371,8 @@ class Executor:
 
         Args:
             is_train: Training mode (Dropout active, BatchNorm batch statistics
-                and moving-average updates); required before ``backward``.
+                and moving-average updates). ``backward`` may follow either
+                mode, as in MXNet (see :meth:`backward`).
             **kwargs: New values for arguments, copied in first.
 
         Returns:
@@ -371,14 +404,27 @@ class Executor:
     def backward(self, out_grads=None, is_train=True):
         """Run the backward pass, writing (or adding to) the gradient arrays.
 
+        As in MXNet 1.x, backward may follow a plain ``forward()``
+        (``is_train=False``), and MXNet's classic executor tutorials rely on
+        it: the gradient is then that of the inference-mode forward pass.
+        Dropout passes the gradient through unchanged (its mask was all
+        ones), and BatchNorm differentiates with the training formula but
+        the running statistics that forward used in place of the batch ones
+        (the moving averages do not change).
+
         Args:
             out_grads: Gradients of the outputs (NDArray or list). Loss heads
                 (SoftmaxOutput, MakeLoss, ...) ignore them; other heads default
                 to ones.
+            is_train: The training flag the backward kernels see (MXNet's
+                default, True).
+
+        Raises:
+            DeepkitError: No forward pass ran yet, or nothing is differentiated.
         """
-        if not self._last_train:
-            raise DeepkitError("backward() needs a forward(is_train=True) first: the last "
-                               "forward ran in inference mode (is_train=False), or none ran")
+        if self._last_train is None:
+            raise DeepkitError("backward() needs a forward() first: no forward pass has run "
+                               "on this executor yet")
         if not self.grad_dict:
             raise DeepkitError("backward(): nothing to differentiate; bind with grad_req "
                                "'write' or 'add' and gradient arrays")
@@ -492,9 +538,10 @@ def simple_bind(symbol, ctx=None, grad_req="write", type_dict=None, shared_exec=
     shapes = dict(shapes or {})
     arg_shapes, _, aux_shapes = symbol.infer_shape_partial(**shapes)
     names = symbol.list_arguments()
-    missing = [n for n, s in zip(names, arg_shapes) if s is None]
+    # as in MXNet 1.x, a 0 in an inferred shape is an unknown dimension
+    missing = [n for n, s in zip(names, arg_shapes) if s is None or 0 in s]
     aux_names = symbol.list_auxiliary_states()
-    missing += [n for n, s in zip(aux_names, aux_shapes) if s is None]
+    missing += [n for n, s in zip(aux_names, aux_shapes) if s is None or 0 in s]
     if missing:
         raise ShapeError(f"simple_bind: cannot infer shapes for: {', '.join(missing)}; provide "
                          f"input shapes, e.g. simple_bind(ctx, {names[0] if names else 'data'}="

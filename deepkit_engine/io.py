@@ -26,6 +26,7 @@ same order.
 """
 import collections
 import functools
+import gzip
 import numbers
 import os
 import queue
@@ -44,7 +45,7 @@ from .ndarray import NDArray
 
 __all__ = [
     "DataDesc", "DataBatch", "DataIter", "IterTiming", "NDArrayIter", "ResizeIter",
-    "PrefetchingIter", "CSVIter", "seed_sequence",
+    "PrefetchingIter", "CSVIter", "MNISTIter", "read_idx", "seed_sequence",
 ]
 
 
@@ -961,3 +962,83 @@ class CSVIter(NDArrayIter):
                              f"per row but shape {shape} needs {width}", expected=width,
                              actual=values.shape[1])
         return values.reshape((values.shape[0],) + shape)
+
+
+# -- MNISTIter ----------------------------------------------------------------------
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
+              0x0E: ">f8"}
+
+
+def read_idx(path):
+    """The array in an IDX file (MNIST's format; ``.gz`` files are decompressed).
+
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: The file is not IDX or is truncated (the message names it).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"read_idx: no such file: {path}")
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+        raise ValueError(f"read_idx: {path} is not an IDX file (it starts with "
+                         f"{raw[:4].hex()}; IDX starts with 0000 then a type code and ndim)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, 4))
+    dtype = np.dtype(_IDX_TYPES[raw[2]])
+    count = int(np.prod(shape))
+    if len(raw) < header + count * dtype.itemsize:
+        raise ValueError(f"read_idx: {path} is truncated: shape {shape} needs "
+                         f"{header + count * dtype.itemsize} bytes, the file has {len(raw)}")
+    return np.frombuffer(raw, dtype, count, header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+class MNISTIter(NDArrayIter):
+    """Batches of MNIST from its IDX files (MXNet's ``mx.io.MNISTIter``).
+
+    Images are scaled to [0, 1] float32 with shape ``(batch, 1, 28, 28)``
+    (``flat=True``: ``(batch, 784)``); labels are float32 class numbers.
+    As in MXNet, an incomplete last batch is dropped, and ``num_parts`` /
+    ``part_index`` give each worker its own slice of the data.
+
+    Args:
+        image: Path of the images file (``train-images-idx3-ubyte``, gzipped or not).
+        label: Path of the labels file.
+        batch_size: Samples per batch.
+        shuffle: Shuffle at every reset (seeded by ``seed``).
+        flat: Flatten each image to 784 values.
+        seed: The shuffle seed.
+        silent: Accepted for compatibility (nothing is printed).
+        num_parts, part_index: Split the data into parts and read one.
+        data_name, label_name: Names of the inputs.
+        ctx: Context of the batches.
+    """
+
+    def __init__(self, image="./train-images-idx3-ubyte", label="./train-labels-idx1-ubyte",
+                 batch_size=128, shuffle=True, flat=False, seed=0, silent=False, num_parts=1,
+                 part_index=0, data_name="data", label_name="softmax_label", ctx=None,
+                 **kwargs):
+        unknown = sorted(set(kwargs) - {"prefetch_buffer", "dtype", "input_shape"})
+        if unknown:
+            raise TypeError(f"MNISTIter: unknown argument(s) {unknown}")
+        images = read_idx(image)
+        labels = read_idx(label)
+        if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+            raise ShapeError(f"MNISTIter: {os.fspath(image)} holds {images.shape} and "
+                             f"{os.fspath(label)} holds {labels.shape}; expected (N, rows, cols) "
+                             "images and N labels", expected="(N, rows, cols) and (N,)",
+                             actual=(images.shape, labels.shape))
+        if not 0 <= part_index < num_parts:
+            raise ValueError(f"MNISTIter: part_index={part_index} must be in [0, {num_parts})")
+        per_part = images.shape[0] // num_parts
+        chosen = slice(part_index * per_part, (part_index + 1) * per_part)
+        images, labels = images[chosen], labels[chosen]
+        data = images.astype(np.float32) / 255.0
+        data = data.reshape(len(data), -1) if flat else data.reshape((len(data), 1)
+                                                                      + images.shape[1:])
+        super().__init__(data, labels.astype(np.float32), batch_size=batch_size,
+                         shuffle=shuffle, last_batch_handle="discard", data_name=data_name,
+                         label_name=label_name, seed=seed, ctx=ctx)

@@ -2,7 +2,9 @@
 
 The classic MXNet low-level tutorial: bind the symbol with ``simple_bind``,
 initialize the arguments, then for every batch copy the data in, run
-``forward``/``backward`` and update the weights yourself. Only the import
+``forward()``/``backward()`` and update the weights yourself. As in MXNet,
+``backward()`` follows a plain ``forward()`` (inference mode; this MLP has no
+Dropout or BatchNorm, so its gradients are the training ones). Only the import
 line differs from the MXNet original (``from deepkit.compat import mxnet as
 mx`` instead of ``import mxnet as mx``). The MNIST files ship with deepkit.
 
@@ -64,7 +66,7 @@ for epoch in range(args.epochs):
     for batch in train_iter:
         ex.arg_dict['data'][:] = batch.data[0]
         ex.arg_dict['softmax_label'][:] = batch.label[0]
-        ex.forward(is_train=True)
+        ex.forward()
         ex.backward()
         # SGD: SoftmaxOutput gives the gradient of the loss summed over the batch
         for w, g in zip(ex.arg_arrays, ex.grad_arrays):

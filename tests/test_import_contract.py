@@ -25,7 +25,8 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGES = ("deepkit_engine", "deepkit", "model_zoo")
 WINGS = ("deepkit.compat", "deepkit.caffe")
 OPTIONAL = frozenset({"cupy", "cupyx", "mpi4py", "onnx", "onnxruntime", "matplotlib", "cv2", "PIL",
-                      "graphviz", "torch", "scipy", "tensorflow", "IPython"})
+                      "graphviz", "pydot", "torch", "scipy", "tensorflow", "tensorboard",
+                      "IPython"})
 STDLIB = frozenset(sys.stdlib_module_names)
 IMPORT_FUNCTIONS = {"import_module", "__import__"}
 

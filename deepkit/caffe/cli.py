@@ -9,8 +9,11 @@ import sys
 
 import numpy as np
 
+from deepkit_engine.base import DeepkitError
+
 from . import reader
 from .convert import convert
+from .sources import parse_shape
 from .verify import verify
 
 __all__ = ["register", "convert_caffe", "caffe_info"]
@@ -33,13 +36,20 @@ def register(subparsers):
     conv.add_argument("--mean", help="mean image (.binaryproto) to record as preprocessing")
     conv.add_argument("--rgb", action="store_true",
                       help="take RGB input: swap the first layer's channels (only where exact)")
-    conv.add_argument("--input-shape", type=_shape, help="N,C,H,W for Data/ImageData inputs")
+    conv.add_argument("--input-shape", type=_shape,
+                      help="N,C,H,W for Data/ImageData inputs; 0 or None for H and W: "
+                           "convert at the declared size, run on any size")
     conv.add_argument("--phase", default="TEST", choices=("TEST", "TRAIN"))
     conv.add_argument("--fuse-bn-scale", action="store_true",
                       help="fold BatchNorm+Scale into one op (default: one op per layer)")
-    conv.add_argument("--verify", metavar="INPUT.npy", help="check outputs on this input")
+    conv.add_argument("--verify", metavar="INPUT.npy",
+                      help="check outputs on this input (or put the input in the reference "
+                           "under the input's name)")
     conv.add_argument("--reference", metavar="REF.npz",
-                      help="reference outputs (per layer/top name, or the final output)")
+                      help="reference outputs keyed by blob names (Caffe's net.blobs) or "
+                           "layer names (OpenCV's forward(names)), plus the input array")
+    conv.add_argument("--reference-keys", choices=("auto", "blob", "layer"), default="auto",
+                      help="how to read the reference's keys (default: what fits them)")
     conv.set_defaults(func=convert_caffe)
 
     info = subparsers.add_parser("caffe-info", help="list what a .caffemodel holds")
@@ -49,9 +59,10 @@ def register(subparsers):
 
 def _shape(text):
     try:
-        return tuple(int(v) for v in text.replace("x", ",").split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N,C,H,W (integers), got {text!r}") from None
+        return parse_shape(text, "--input-shape")
+    except DeepkitError:
+        raise argparse.ArgumentTypeError(f"expected N,C,H,W (integers; 0 or None for a free "
+                                         f"height or width), got {text!r}") from None
 
 
 def convert_caffe(args):
@@ -67,22 +78,25 @@ def convert_caffe(args):
         SystemExit: ``--verify`` without ``--reference``.
         DeepkitError: The conversion or the files failed (the message names the file).
     """
-    conversion = convert(args.prototxt, args.caffemodel, mean=args.mean, rgb=args.rgb,
-                         input_shape=args.input_shape, phase=args.phase,
-                         fuse_bn_scale=args.fuse_bn_scale)
-    print(conversion.layer_table())
-    if args.verify:
-        if not args.reference:
-            raise SystemExit("convert-caffe: --verify needs --reference REF.npz")
-        data = np.load(args.verify)
+    model = convert(args.prototxt, args.caffemodel, mean=args.mean, rgb=args.rgb,
+                    input_shape=args.input_shape, phase=args.phase,
+                    fuse_bn_scale=args.fuse_bn_scale)
+    print(model.layer_table())
+    if args.verify and not args.reference:
+        raise SystemExit("convert-caffe: --verify needs --reference REF.npz")
+    if args.reference:
+        data = np.load(args.verify) if args.verify else None
         with np.load(args.reference) as ref:
             reference = {k: ref[k] for k in ref.files}
-        report = verify(conversion, data, reference)
+        try:
+            report = verify(model, data, reference, keys=args.reference_keys)
+        except DeepkitError as e:
+            raise SystemExit(f"convert-caffe: {e} (--verify INPUT.npy)") from None
         print(report)
         if not report.passed:
             print("verification FAILED: nothing was written", file=sys.stderr)
             return 1
-    conversion.save(args.output)
+    model.save(args.output)
     print(f"wrote {args.output}")
     return 0
 

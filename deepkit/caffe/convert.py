@@ -23,8 +23,9 @@ as Caffe and OpenCV do). The steps:
    Caffe's order (sorted by name).
 
 The result, :class:`~deepkit.caffe.records.CaffeConversion`, holds the symbol,
-``arg_params`` and ``aux_params`` (numpy arrays in the engine's layouts,
-zero-copy views of the memory-mapped caffemodel where no transform is needed),
+``arg_params`` and ``aux_params`` (numpy arrays in the engine's layouts, copied out of the memory-mapped
+caffemodel blob by blob so that they never depend on the file,
+:mod:`~deepkit.caffe.owned`),
 the inputs, the preprocessing metadata (:mod:`~deepkit.caffe.preprocessing`)
 and a per-layer table, and ``save(path)`` writes it as one HDF5 file
 (atomically, :mod:`deepkit.symbol_file`) that ``load_converted`` reads back.
@@ -37,21 +38,59 @@ from deepkit.symbol_file import FORMAT, VERSION, escape_name, unescape_name
 from deepkit_engine.base import DeepkitError
 
 from .converter import Converter
+from .detection_layers import FORK_FIELDS
+from .model import CaffeModel, model_from_conversion
 from .preprocessing import load_mean, metadata, preprocessing
 from .problems import CaffeConversionError, Problem
 from .records import CaffeConversion, LayerRecord, ParamRecord, load_converted
 from .rgb import apply_rgb
+from .sizes import mark_free_sizes
 from .sources import read_model, read_net
 
 # The result types, the errors and the saved format's names are importable from here too.
-__all__ = ["convert", "CaffeConversion", "CaffeConversionError", "Problem", "LayerRecord",
+__all__ = ["convert", "convert_record", "CaffeModel", "CaffeConversion", "CaffeConversionError", "Problem", "LayerRecord",
            "ParamRecord", "load_converted", "escape_name", "unescape_name", "FORMAT", "VERSION"]
 
 
 def convert(prototxt, caffemodel=None, mean=None, rgb=False, input_shape=None, phase="TEST",
             fuse_bn_scale=False, *, level=0, stages=(), scale=None, strict=True,
-            allow_missing_weights=False):
-    """Convert a Caffe net (deploy prototxt + caffemodel) to a deepkit_engine symbol + weights.
+            allow_missing_weights=False, custom_layers=None):
+    """Convert a Caffe net (deploy prototxt + caffemodel) to a Model ready for predict and save.
+
+    ``model = deepkit.caffe.convert("deploy.prototxt", "net.caffemodel")``
+    then ``model.predict(x)``, ``model.save("net.h5")`` (read back with
+    ``deepkit.load_model``); ``model.conversion`` holds the record (layer
+    table, metadata, warnings). Fully convolutional nets run on inputs of
+    any height and width.
+
+    Args: as :func:`convert_record`.
+
+    Returns:
+        :class:`~deepkit.caffe.model.CaffeModel` (a
+        :class:`~deepkit.models.SymbolModel`). With ``strict=False`` and
+        problems, the partial :class:`~deepkit.caffe.records.CaffeConversion`
+        instead (it cannot run).
+
+    Raises:
+        CaffeConversionError: Unsupported layers or values, missing or
+            mismatched weights, missing input shapes, ... all listed at once.
+        CaffeFormatError: An unreadable prototxt or caffemodel (from the reader).
+    """
+    record = convert_record(prototxt, caffemodel, mean, rgb, input_shape, phase, fuse_bn_scale,
+                            level=level, stages=stages, scale=scale, strict=strict,
+                            allow_missing_weights=allow_missing_weights,
+                            custom_layers=custom_layers)
+    if record.problems or record.symbol is None:
+        return record
+    return model_from_conversion(record)
+
+
+def convert_record(prototxt, caffemodel=None, mean=None, rgb=False, input_shape=None,
+                   phase="TEST", fuse_bn_scale=False, *, level=0, stages=(), scale=None,
+                   strict=True, allow_missing_weights=False, custom_layers=None):
+    """Convert a Caffe net to its conversion record (symbol, weights, metadata, layer table).
+
+    :func:`convert` is the usual entry point: it wraps this record in a Model.
 
     Args:
         prototxt: Path or text of the net definition (or a parsed NetParameter).
@@ -66,7 +105,9 @@ def convert(prototxt, caffemodel=None, mean=None, rgb=False, input_shape=None, p
             (with the reason) where that is not exact.
         input_shape: The shape of the image input (``(N, C, H, W)`` or
             ``"N,C,H,W"``), required for Data/ImageData layers and overriding
-            declared input shapes; or ``{input_name: shape}``.
+            declared input shapes; or ``{input_name: shape}``. ``0`` or
+            ``None`` for the height and width: convert at the declared size
+            and record those axes as free (the model runs on other sizes).
         phase: ``'TEST'`` (default) or ``'TRAIN'``: Caffe's include/exclude
             phase rules; ``level`` and ``stages`` complete the NetState.
         fuse_bn_scale: Fold each BatchNorm -> Scale pair (found by graph
@@ -79,6 +120,11 @@ def convert(prototxt, caffemodel=None, mean=None, rgb=False, input_shape=None, p
             ``problems``/``unsupported`` filled in instead (it cannot be saved).
         allow_missing_weights: Leave out the parameters of layers that have no
             weights in the caffemodel instead of failing.
+        custom_layers: ``{caffe type: function}`` for layer types the
+            converter does not know (``"Python"`` included; for Python
+            layers also ``"Python:module.Class"``): see
+            :mod:`deepkit.caffe.custom`. Adds to (and overrides) the types
+            registered with :func:`deepkit.caffe.register_layer`.
 
     Returns:
         :class:`~deepkit.caffe.records.CaffeConversion`.
@@ -104,7 +150,8 @@ def convert(prototxt, caffemodel=None, mean=None, rgb=False, input_shape=None, p
     structure_from_model = prototxt is None
     mean_loaded = load_mean(mean)
     conv = Converter(net, model, phase, int(level), tuple(stages), input_shape, fuse_bn_scale,
-                     allow_missing_weights, source, structure_from_model)
+                     allow_missing_weights, source, structure_from_model,
+                     custom_layers=custom_layers)
     conv.warnings.extend(_reader_warnings(net, model))
     if structure_from_model:
         conv.warnings.append("no prototxt: the structure and hyper-parameters come from the "
@@ -121,8 +168,9 @@ def convert(prototxt, caffemodel=None, mean=None, rgb=False, input_shape=None, p
     if rgb and pre.get("mean_value") and len(pre["mean_value"]) == 3:
         pre["mean_value"] = pre["mean_value"][::-1]
     res.problems = list(conv.problems)
-    res.keepalive = [model]
     res.metadata = metadata(conv, res, pre, phase, swapped, fuse_bn_scale)
+    if not res.problems:
+        mark_free_sizes(res, conv.free_axes)
     if res.problems and strict:
         raise CaffeConversionError(res.problems, res, source)
     return res
@@ -136,6 +184,8 @@ def _reader_warnings(net, model):
             continue
         meta = getattr(msg, "meta", None) or {}
         for line in meta.get("unknown_fields", []) or []:
+            if any(f"field '{name}'" in str(line) for name in FORK_FIELDS):
+                continue  # read by the fork layers' converters
             lines.append(f"{label}: unknown field skipped: {line}")
         for line in meta.get("warnings", []) or []:
             lines.append(f"{label}: {line}")

@@ -16,9 +16,14 @@ import numpy as np
 from deepkit_engine import symbol as sym
 from deepkit_engine.base import DeepkitError, did_you_mean
 
+from . import activation_layers  # noqa: F401  (registers OpenCV's extra elementwise types)
+from . import custom
+from . import detection_layers  # noqa: F401  (registers the SSD layer converters)
+from . import resize_layers  # noqa: F401  (registers Interp)
 from . import layers as L
 from .inputs import build_input, check_input_names
 from .layers import Unsupported
+from .owned import OwnedCopier
 from .phases import layer_included
 from .problems import Problem
 from .records import CaffeConversion, LayerRecord, ParamRecord, fmt_shape
@@ -123,10 +128,11 @@ class Converter:
         source: The prototxt's path, for messages (or ``None``).
         structure_from_model: ``net`` is the caffemodel itself (already
             phase-filtered by Caffe).
+        custom_layers: ``{caffe type key: function}`` (see :mod:`deepkit.caffe.custom`).
     """
 
     def __init__(self, net, model, phase, level, stages, input_shape, fuse_bn_scale,
-                 allow_missing_weights, source, structure_from_model=False):
+                 allow_missing_weights, source, structure_from_model=False, custom_layers=None):
         self.net, self.model = net, model
         self.phase, self.level, self.stages = phase, level, stages
         self.default_shape, self.named_shapes = parse_input_shapes(input_shape)
@@ -148,6 +154,10 @@ class Converter:
         self.structure_from_model = structure_from_model
         self.layers = []        # the selected LayerParameters, in file order
         self.label_drops = []
+        self.copier = OwnedCopier()
+        self.free_axes = {}     # input name -> axes input_shape left free (0 / None)
+        self.custom = dict(custom.REGISTERED)
+        self.custom.update(custom_layers or {})
         if model is not None:
             for ml in model.layer:
                 if len(ml.blobs):
@@ -280,11 +290,7 @@ class Converter:
         rec.params.append(prec)
         self.result.params[name] = prec
         if array is not None:
-            array = np.asarray(array)
-            if array.dtype != np.float32:
-                array = array.astype(np.float32)
-            if array.shape != shape:
-                array = array.reshape(shape)
+            array = self.copier.owned(np.asarray(array).reshape(shape))
             (self.result.aux_params if aux else self.result.arg_params)[name] = array
         var = sym.Variable(name, shape=shape)
         if spec_name is not None:
@@ -315,10 +321,18 @@ class Converter:
                                         f"{self.level}, stages {sorted(stages)})")
         return chosen
 
+    def spec_for(self, layer):
+        """The :class:`~deepkit.caffe.layers.LayerSpec` converting ``layer`` (custom ones first)."""
+        for key in custom.lookup_key(layer):
+            fn = self.custom.get(key)
+            if fn is not None:
+                return L.LayerSpec((layer.type,), "custom", _custom_build(fn, key))
+        return L.REGISTRY.get(layer.type)
+
     def check_layers(self, layers):
         """Pass 1: every unknown type and unsupported parameter value, before building."""
         for layer in layers:
-            spec = L.REGISTRY.get(layer.type)
+            spec = self.spec_for(layer)
             if spec is None:
                 self.problem("unsupported_type", layer, *_unknown_type(layer))
                 continue
@@ -398,7 +412,7 @@ class Converter:
         """Build one layer: an input, a dropped or aliased layer, or engine ops."""
         rec = LayerRecord(index, layer.name, layer.type, None, layer.bottom, layer.top)
         self.records.append(rec)
-        spec = L.REGISTRY.get(layer.type)
+        spec = self.spec_for(layer)
         kind = spec.kind if spec is not None else None
         if kind in ("input", "data"):
             rec.node = layer.name
@@ -472,6 +486,19 @@ class Converter:
         except DeepkitError as e:
             self.problem("shape_mismatch", rec, f"the engine refused the layer: {e}")
             return self.fail(rec, tops, "failed")
+        except Exception as e:  # a user's converter function: report, do not crash
+            if spec.kind != "custom":
+                raise
+            self.problem("custom_layer", rec, f"the registered converter failed: "
+                                              f"{type(e).__name__}: {e}")
+            return self.fail(rec, tops, "failed")
+        if spec.kind == "custom":
+            try:
+                outs = _custom_shapes(self, outs)
+            except DeepkitError as e:
+                self.problem("custom_layer", rec, f"the engine cannot infer the shape of the "
+                                                  f"registered converter's output: {e}")
+                return self.fail(rec, tops, "failed")
         if len(outs) != len(tops):
             self.problem("caffe_rule", rec, f"{layer.type} produces {len(outs)} top(s) but the "
                                             f"prototxt names {len(tops)}")
@@ -602,19 +629,61 @@ def _output_name(symbol):
     return symbol.list_outputs()[0]
 
 
+_EXTEND_HINT = ("map the type to your own function building its symbols: "
+                "deepkit.caffe.register_layer({key!r}, fn) or convert(..., "
+                "custom_layers={{{key!r}: fn}}) (see deepkit.caffe.custom and docs/caffe.md)")
+
+
 def _unknown_type(layer):
     t = layer.type
     if t == "Python":
         p = layer.python_param
         module, cls = p.module or "?", p.layer or "?"
-        return (f"Python layer (module '{module}', class '{cls}') cannot be converted",
-                L.UNSUPPORTED_HINTS["Python"])
+        return (f"Python layer (module '{module}', class '{cls}') runs arbitrary Python code "
+                "and cannot be converted by itself",
+                _EXTEND_HINT.format(key=f"Python:{module}.{cls}") +
+                "; or remove the layer from the prototxt")
     if t in L.UNSUPPORTED_HINTS:
-        return f"layer type '{t}' is not supported", L.UNSUPPORTED_HINTS[t]
+        return (f"layer type '{t}' is not supported",
+                L.UNSUPPORTED_HINTS[t] + "; or " + _EXTEND_HINT.format(key=t))
     if not t:
         return "the layer has no type", "give it a type"
     return (f"unknown layer type '{t}'{did_you_mean(t, L.supported_types())}",
-            "it may come from a Caffe fork; supported types: " + ", ".join(L.supported_types()))
+            "it may come from a Caffe fork: " + _EXTEND_HINT.format(key=t) +
+            "; the supported types are listed by deepkit.caffe.supported_layers()")
+
+
+def _custom_build(fn, key):
+    """A LayerSpec build function calling a user's converter ``fn``."""
+    def custom_layer(cx):
+        outs = fn(cx)
+        if not isinstance(outs, (list, tuple)):
+            outs = [outs]
+        result = []
+        for out in outs:
+            if isinstance(out, tuple) and len(out) == 2:
+                result.append((out[0], None if out[1] is None else tuple(out[1])))
+            else:
+                result.append((out, None))
+        return result
+    custom_layer.key = key
+    return custom_layer
+
+
+def _custom_shapes(conv, outs):
+    """Fill in the output shapes a user's converter left out, by the engine's inference."""
+    if all(shape is not None for _, shape in outs):
+        return outs
+    known = dict(conv.inputs)
+    filled = []
+    for symbol, shape in outs:
+        if shape is None:
+            args = set(symbol.list_arguments())
+            _, out_shapes, _ = symbol.infer_shape(**{k: v for k, v in known.items()
+                                                     if k in args})
+            shape = tuple(out_shapes[0])
+        filled.append((symbol, shape))
+    return filled
 
 
 def _drop_reason(t):

@@ -55,7 +55,10 @@ def build_input(conv, rec, layer, tops):
         if given is None and conv.default_shape is not None and i in image_tops:
             given = conv.default_shape
         if given is not None:
-            shapes[i] = given
+            shapes[i] = _fill_free_axes(conv, rec, t.name, given, shapes[i])
+            if shapes[i] is None:
+                t.state = "failed"
+                continue
         if i not in image_tops and given is None:
             t.state, t.note = "label", f"the label output of data layer '{layer.name}' " \
                                        "(only available in training)"
@@ -89,6 +92,32 @@ def build_input(conv, rec, layer, tops):
     conv.input_layers.append((rec, layer))
     if any(t.state == "failed" for t in tops):
         rec.status = "failed"
+
+def _fill_free_axes(conv, rec, name, given, declared):
+    """``given`` with its free axes (0) taken from the declared shape; records them.
+
+    The net is converted (and its shapes checked) at the declared size; the
+    free axes are recorded in ``conv.free_axes`` so that the model accepts
+    other sizes there.
+    """
+    given = tuple(int(d) for d in given)
+    free = [a for a, d in enumerate(given) if d == 0]
+    if not free:
+        return given
+    if 0 in free:
+        conv.problem("input", rec, f"input_shape gives 0 for the batch axis of '{name}'",
+                     "give a batch size (any batch size runs later)")
+        return None
+    declared = tuple(declared) if declared is not None else None
+    if declared is None or len(declared) != len(given):
+        conv.problem("input", rec, f"input_shape {given} leaves axes {free} of '{name}' free, "
+                                   "but the net declares no size to convert it at",
+                     "give a size, for example (1, 3, 224, 224): the converted net still runs "
+                     "on other sizes where its layers allow it")
+        return None
+    conv.free_axes[name] = free
+    return tuple(declared[a] if d == 0 else d for a, d in enumerate(given))
+
 
 def check_input_names(conv):
     """The names in ``input_shape`` must be inputs; one shape needs one image input.

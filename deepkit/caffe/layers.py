@@ -34,7 +34,7 @@ from . import shapes as S
 from .shapes import CaffeRuleError
 
 __all__ = ["Unsupported", "LayerSpec", "REGISTRY", "UNSUPPORTED_HINTS", "INPUT_TYPES",
-           "DATA_TYPES", "LOSS_TYPES", "supported_types", "register"]
+           "DATA_TYPES", "LOSS_TYPES", "supported_types", "supported_layers", "register"]
 
 
 class Unsupported(Exception):
@@ -65,9 +65,10 @@ LOSS_TYPES = ("EuclideanLoss", "HingeLoss", "InfogainLoss", "MultinomialLogistic
 
 #: What to do about layer types that are known but not converted.
 UNSUPPORTED_HINTS = {
-    "Python": "a Python layer runs arbitrary code from its module; re-implement it as a "
-              "deepkit custom op (deepkit_engine.custom) and build that part of the graph "
-              "by hand, or remove the layer from the prototxt",
+    "Python": "a Python layer runs arbitrary code from its module: map it to your own "
+              "function with deepkit.caffe.register_layer('Python:<module>.<layer>', fn) (a "
+              "deepkit_engine custom op for a new computation), or remove the layer from the "
+              "prototxt",
     "SPP": "spatial pyramid pooling is not supported; rewrite it as Pooling + Flatten + "
            "Concat layers in the prototxt",
     "Im2col": "Im2col is not supported",
@@ -77,17 +78,8 @@ UNSUPPORTED_HINTS = {
                                                                "not supported",
     "Recurrent": "recurrent Caffe layers are not supported",
     "Parameter": "a Parameter layer emits a learned blob as a top; not supported",
-    "Normalize": "fork layer (SSD); not supported by this converter",
-    "Permute": "fork layer (SSD); not supported by this converter",
-    "PriorBox": "fork layer (SSD); not supported by this converter",
-    "DetectionOutput": "fork layer (SSD); not supported by this converter",
-    "ROIPooling": "fork layer (Fast/Faster R-CNN); not supported by this converter",
-    "PSROIPooling": "fork layer (R-FCN); not supported by this converter",
     "Proposal": "fork layer (Faster R-CNN); not supported by this converter",
-    "Interp": "fork layer (PSPNet/DeepLab); not supported by this converter",
     "Upsample": "fork layer; not supported by this converter",
-    "ShuffleChannel": "fork layer (ShuffleNet); not supported by this converter",
-    "Axpy": "fork layer (SENet); not supported by this converter",
     "Reorg": "fork layer (YOLO); not supported by this converter",
     "Region": "fork layer (YOLO); not supported by this converter",
     "BN": "fork BatchNorm variant (PSPNet 'bn_param'); not supported: re-express it as "
@@ -107,6 +99,26 @@ def register(*types, kind="op", check=None, doc=""):
 def supported_types():
     """The Caffe layer types the converter handles, sorted."""
     return sorted(REGISTRY)
+
+
+def supported_layers():
+    """``[(caffe type, what it becomes)]`` for every type the converter handles, sorted.
+
+    What it becomes: ``'input'``, ``'data'`` (needs ``input_shape``),
+    ``'alias'`` (Split), ``'dropped'`` (no output in a deploy net) or the
+    converter's one-line description.
+    """
+    kinds = {"input": "net input", "data": "net input (give input_shape)",
+             "alias": "alias of its bottom", "drop": "dropped (training only or no output)"}
+    rows = []
+    for t in sorted(REGISTRY):
+        spec = REGISTRY[t]
+        if spec.kind != "op":
+            rows.append((t, kinds[spec.kind]))
+            continue
+        doc = (spec.doc or (spec.build.__doc__ or "").strip().split("\n")[0]).strip()
+        rows.append((t, doc or "converted"))
+    return rows
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -810,3 +822,40 @@ def embed(cx):
     y = sym.Embedding(x, weight=w, input_dim=vocab, output_dim=n, name=cx.sub("lookup"))
     b = cx.param("bias", blob_shapes[1], 1, arrays[1])
     return [(sym.broadcast_add(y, b, name=cx.node, attr=cx.attr), top)]
+
+
+#: What each converted type becomes, for the supported-layer list (``supported_layers``).
+DESCRIPTIONS = {
+    "AbsVal": "abs", "ArgMax": "topk indices/values (top_k, out_max_val, axis; ties to the "
+                              "larger index as Caffe)",
+    "BNLL": "softrelu (log(1 + exp(x)))",
+    "BatchNorm": "BatchNorm with the stored statistics (divided by the scale-factor blob)",
+    "Bias": "broadcast_add (axis/num_axes; a learned blob or a second bottom)",
+    "Clip": "clip", "Concat": "concat (axis/concat_dim)",
+    "Convolution": "Convolution (group, dilation, per-axis kernel/stride/pad, 1-3 spatial axes)",
+    "ConvolutionDepthwise": "Convolution with group = channels",
+    "DepthwiseConvolution": "Convolution with group = channels",
+    "Crop": "crop (axis, offsets; Caffe's default offset 0)",
+    "Deconvolution": "Deconvolution (group, dilation, per-axis geometry)",
+    "Dropout": "identity at TEST (scale_train: false multiplies by 1 - ratio)",
+    "ELU": "LeakyReLU elu (alpha)",
+    "Eltwise": "add_n with coefficients / elemwise_mul / maximum",
+    "Embed": "Embedding (+ bias)", "Exp": "exp with base, scale, shift",
+    "Flatten": "reshape (axis, end_axis)",
+    "InnerProduct": "FullyConnected (axis, transpose)",
+    "LRN": "LRN across or within channels (alpha/n as Caffe)",
+    "Log": "log with base, scale, shift", "MVN": "mean (and variance) normalization",
+    "PReLU": "LeakyReLU prelu (channel_shared)",
+    "Pooling": "Pooling MAX/AVE, global, CEIL/FLOOR with Caffe's clip rule and AVE divisor",
+    "Power": "(shift + scale * x) ^ power", "ReLU": "relu or leaky (negative_slope)",
+    "ReLU6": "clip(0, 6)", "Reduction": "SUM/ASUM/SUMSQ/MEAN over the trailing axes, coeff",
+    "Reshape": "reshape (0 and -1, axis, num_axes)",
+    "Scale": "broadcast_mul (axis/num_axes, bias_term; a learned blob or a second bottom)",
+    "Sigmoid": "sigmoid", "Slice": "slice_axis per top (axis, slice_point)",
+    "Softmax": "softmax (axis)", "SoftmaxWithLoss": "softmax (the label is unused)",
+    "Swish": "x * sigmoid(beta * x)", "TanH": "tanh", "Threshold": "x > threshold",
+    "Tile": "tile (axis, tiles)",
+}
+for _t, _doc in DESCRIPTIONS.items():
+    if _t in REGISTRY and not REGISTRY[_t].doc:
+        REGISTRY[_t].doc = _doc

@@ -36,7 +36,8 @@ def load_mean(mean):
         if path.endswith(".npy"):
             return np.load(path, allow_pickle=False).astype(np.float32), os.path.basename(path)
         blob = reader.read_binaryproto(path)
-        return np.asarray(reader.blob_array(blob), np.float32), os.path.basename(path)
+        # an owned copy: the file is memory-mapped and may change after the conversion
+        return np.array(reader.blob_array(blob), np.float32), os.path.basename(path)
     array = np.asarray(mean, dtype=np.float32)
     return array, "mean_value" if array.ndim <= 1 else "array"
 

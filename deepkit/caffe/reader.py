@@ -24,6 +24,7 @@ read-only numpy views of the mapping, so reading a 550 MB VGG16 takes well
 under a second and no extra memory; the mapping lives as long as any array
 (or message) that uses it.
 """
+import collections
 import mmap
 import os
 import re
@@ -43,9 +44,41 @@ _SOLVER_FIELDS = {"base_lr", "lr_policy", "max_iter", "solver_mode", "train_net"
                   "solver_type", "type", "display", "snapshot"}
 
 
-def unknown_field_report(msg):
-    """One line per field skipped anywhere in ``msg``'s tree: where, which, why."""
-    return [f"{path}: {uf}" for path, uf in walk_unknown_fields(msg)]
+#: Skipped fields of one name listed one by one; the rest get one summarising line.
+REPORT_PER_FIELD = 10
+
+
+def unknown_field_report(msg, dropped=None):
+    """One line per field skipped anywhere in ``msg``'s tree: where, which, why.
+
+    A field skipped many times is listed :data:`REPORT_PER_FIELD` times and
+    then summarised in one line, so a hostile file cannot flood the report.
+
+    Args:
+        msg: The message tree.
+        dropped: ``{'Message.field': count}`` of skipped fields the parser
+            only counted (``meta['unknown_dropped']`` of the text parser).
+    """
+    counts = collections.Counter()
+    lines = []
+    for path, uf in walk_unknown_fields(msg):
+        if uf.reason == wire.UNRECORDED:
+            lines.append(f"{path}: {uf.value} more skipped fields after byte offset "
+                         f"{uf.offset} (not recorded one by one)")
+            continue
+        key = uf.name if uf.name is not None else uf.number
+        counts[key] += 1
+        if counts[key] <= REPORT_PER_FIELD:
+            lines.append(f"{path}: {uf}")
+    for key, count in counts.items():
+        if count > REPORT_PER_FIELD:
+            what = f"field {key!r}" if isinstance(key, str) else f"field #{key}"
+            lines.append(f"{what}: skipped {count} times in all; "
+                         f"{count - REPORT_PER_FIELD} more not listed")
+    for key, count in sorted((dropped or {}).items()):
+        name = key.rsplit(".", 1)[-1]
+        lines.append(f"field {name!r} ({key}): {count} more skipped fields not recorded")
+    return lines
 
 
 # -- file sniffing ---------------------------------------------------------------
@@ -173,6 +206,7 @@ def read_prototxt(path_or_text, *, upgrade=True, strict=False):
         text = data.decode("utf-8", "surrogateescape")
     net = text_format.parse(text, "NetParameter", filename=filename, strict=strict)
     notes = net.meta.get("notes", [])
+    dropped = net.meta.get("unknown_dropped", {})
     if not net.layer and not net.layers and not net.input:
         tops = {uf.name for uf in net.unknown_fields}
         if tops & _SOLVER_FIELDS:
@@ -188,7 +222,7 @@ def read_prototxt(path_or_text, *, upgrade=True, strict=False):
         net = upgrade_net(net, filename=filename, copy=False)
     else:
         net.meta.update(upgrades=[], warnings=[])
-    net.meta["unknown_fields"] = unknown_field_report(net)
+    net.meta["unknown_fields"] = unknown_field_report(net, dropped)
     return net
 
 
@@ -228,7 +262,7 @@ def read_caffemodel(path_or_bytes, *, upgrade=True):
         raise CaffeFormatError(f"{err.reason} [file size {size} bytes; is it a complete "
                                ".caffemodel?]", filename=filename, offset=err.offset) from None
     if not net.layer and not net.layers:
-        numbers = sorted({uf.number for uf in net.unknown_fields})
+        numbers = sorted({uf.number for uf in net.unknown_fields if uf.number is not None})
         hint = ""
         if numbers and set(numbers) <= {1, 2, 3, 4, 5, 6, 7, 8, 9}:
             hint = " (its fields look like a BlobProto: a mean .binaryproto file?)"
@@ -263,7 +297,7 @@ def read_binaryproto(path_or_bytes):
                                filename=filename)
     blob = wire.decode(buf, "BlobProto", filename=filename)
     if not len(blob.data) and not len(blob.double_data) and not blob.has("raw_data"):
-        numbers = sorted({uf.number for uf in blob.unknown_fields})
+        numbers = sorted({uf.number for uf in blob.unknown_fields if uf.number is not None})
         hint = " (it looks like a caffemodel)" if 100 in numbers or 2 in numbers else ""
         raise CaffeFormatError(f"holds no blob data{hint}: not a BlobProto mean file",
                                filename=filename)

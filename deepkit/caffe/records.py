@@ -99,7 +99,6 @@ class CaffeConversion:
         self.problems, self.warnings = [], []
         self.params = {}
         self.mean = None
-        self.keepalive = []  # what the arrays are views of (the memory-mapped caffemodel)
 
     @property
     def unsupported(self):

@@ -55,24 +55,29 @@ def read_model(caffemodel):
 def parse_shape(value, what="input_shape"):
     """A shape from a sequence of integers or text such as ``'1,3,224,224'``.
 
+    ``0``, ``None`` (text: ``None`` or ``?``) mark an axis whose size is free
+    (the height and width of a net that runs on any input size); they are
+    returned as 0.
+
     Args:
         value: The shape, as a sequence or text (``,``, ``x`` or spaces between numbers).
         what: How to name the value in errors.
 
     Returns:
-        The shape as a tuple of ints.
+        The shape as a tuple of ints (0 for a free axis).
 
     Raises:
         DeepkitError: ``value`` is not a shape.
     """
     if isinstance(value, str):
         parts = re.split(r"\s*[,x]\s*|\s+", value.strip().strip("()[]"))
-        if not all(p.isdigit() for p in parts):
+        free = ("none", "?", "0")
+        if not all(p.isdigit() or p.lower() in free for p in parts):
             raise DeepkitError(f"{what} {value!r} is not a list of integers such as "
-                               "'1,3,224,224'")
-        return tuple(int(p) for p in parts)
+                               "'1,3,224,224' (0 or None: a free height or width)")
+        return tuple(0 if p.lower() in free else int(p) for p in parts)
     try:
-        shape = tuple(int(d) for d in value)
+        shape = tuple(0 if d is None else int(d) for d in value)
     except TypeError:
         raise DeepkitError(f"{what} must be a shape such as (1, 3, 224, 224), got "
                            f"{value!r}") from None

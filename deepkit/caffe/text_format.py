@@ -13,13 +13,22 @@ Accepted syntax, as protobuf's own ``TextFormat`` accepts it:
 - ``#`` comments; ``,`` or ``;`` after a field.
 
 Errors raise ``CaffeFormatError`` with ``file:line:column``, the source line
-and a caret.  Fields the schema does not know (forks: ``bn_param``,
-``region_param``, ...) are skipped and recorded in the enclosing message's
+and a caret.  Hostile input is bounded: blocks nest at most
+:data:`MAX_DEPTH` levels, a number has at most :data:`MAX_NUMBER_CHARS`
+characters, and the parser's memory stays a small multiple of the input
+(strings are scanned without backtracking, line starts kept in a compact
+array, and at most :data:`MAX_UNKNOWN_RECORDED` skipped fields are kept in
+detail; the rest are counted in ``msg.meta['unknown_dropped']``).
+
+Fields the schema does not know (forks: ``bn_param``, ``region_param``, ...)
+are skipped and recorded in the enclosing message's
 ``unknown_fields`` with their line and column (``strict=True`` makes them
 errors).  The fork spelling ``ceil_mode: true|false`` of
 ``PoolingParameter.round_mode`` is read as ``round_mode: CEIL|FLOOR``.
 """
+import array
 import bisect
+import collections
 import difflib
 import math
 import re
@@ -28,15 +37,29 @@ import numpy as np
 
 from .message import CaffeFormatError, Message, UnknownField, descriptor
 
-__all__ = ["parse", "format_message"]
+__all__ = ["parse", "format_message", "MAX_DEPTH", "MAX_NUMBER_CHARS", "MAX_UNKNOWN_RECORDED"]
+
+#: Deepest nesting of blocks (Caffe's own schema needs fewer than 10).
+MAX_DEPTH = 100
+
+#: Longest number literal (a 64-bit integer needs 20 digits, a double ~25 characters).
+MAX_NUMBER_CHARS = 64
+
+#: Skipped (unknown) fields kept in detail per file; the rest are only counted.
+MAX_UNKNOWN_RECORDED = 1000
 
 _WS_RE = re.compile(r"(?:[ \t\r\n\f\v]+|#[^\n]*)*")
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NUMBER_RE = re.compile(
     r"(?:0[xX][0-9a-fA-F]+|[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?)"
     r"[fF]?")
-_STRING_RE = re.compile(r""""(?:[^"\\\n]|\\[^\n])*"|'(?:[^'\\\n]|\\[^\n])*'""")
+# the plain runs of a string; escapes are stepped over one by one (a regex with a
+# repeated group would keep backtracking state per escape: memory ~ 100x the input)
+_STRING_RUN_RE = {q: re.compile(rf"[^{q}\\\n]*") for q in "\"'"}
 _SYMBOLS = "{}[]<>:,;-/"
+_DIGITS = "0123456789"
+_OCTAL_RE = re.compile(r"[0-7]{1,3}")
+_HEX_RE = re.compile(r"[0-9a-fA-F]{1,2}")
 
 _INT_RANGES = {
     "int32": (-2 ** 31, 2 ** 31 - 1), "sint32": (-2 ** 31, 2 ** 31 - 1),
@@ -80,9 +103,13 @@ class _Parser:
         self.filename = filename
         self.strict = strict
         self.pos = 0
-        self.line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        self.line_starts = array.array("q", [0])
+        self.line_starts.extend(m.end() for m in re.finditer("\n", text))
         self._peeked = None
         self.notes = []
+        self.depth = 0
+        self.unknown_recorded = 0
+        self.unknown_dropped = collections.Counter()
 
     # -- positions and errors --------------------------------------------------
     def location(self, pos):
@@ -111,21 +138,23 @@ class _Parser:
             self.pos = pos
             return _Tok("eof", "", pos)
         c = text[pos]
-        if c.isalpha() or c == "_":
+        if c.isascii() and (c.isalpha() or c == "_"):
             m = _IDENT_RE.match(text, pos)
             kind = "ident"
-        elif c.isdigit() or (c == "." and pos + 1 < len(text) and text[pos + 1].isdigit()):
+        elif c in _DIGITS or (c == "." and pos + 1 < len(text) and text[pos + 1] in _DIGITS):
             m = _NUMBER_RE.match(text, pos)
             after = m.end()
             if after < len(text) and (text[after].isalnum() or text[after] in "_."):
                 tail = re.match(r"[A-Za-z0-9_.]*", text[after:]).group()
                 raise self.error(f"invalid number {text[pos:after] + tail!r}", pos)
+            if after - pos > MAX_NUMBER_CHARS:
+                raise self.error(f"number of {after - pos} characters: numbers are at most "
+                                 f"{MAX_NUMBER_CHARS} characters long", pos)
             kind = "number"
         elif c in "\"'":
-            m = _STRING_RE.match(text, pos)
-            if m is None:
-                raise self.error("unterminated string (strings cannot span lines)", pos)
-            kind = "string"
+            end = self._string_end(pos)
+            self.pos = end
+            return _Tok("string", text[pos:end], pos)
         elif c in _SYMBOLS:
             self.pos = pos + 1
             return _Tok("symbol", c, pos)
@@ -136,6 +165,20 @@ class _Parser:
             raise self.error(f"unexpected character {c!r}", pos)
         self.pos = m.end()
         return _Tok(kind, m.group(), pos)
+
+    def _string_end(self, pos):
+        """The position after the string literal that starts at ``pos``."""
+        text, quote = self.text, self.text[pos]
+        run = _STRING_RUN_RE[quote]
+        i = pos + 1
+        while True:
+            i = run.match(text, i).end()
+            if i < len(text) and text[i] == quote:
+                return i + 1
+            if i + 1 < len(text) and text[i] == "\\" and text[i + 1] != "\n":
+                i += 2
+                continue
+            raise self.error("unterminated string (strings cannot span lines)", pos)
 
     def peek(self):
         if self._peeked is None:
@@ -182,15 +225,15 @@ class _Parser:
                 out += _SIMPLE_ESCAPES[e]
                 i += 1
             elif e in "01234567":
-                m = re.match(r"[0-7]{1,3}", body[i:])
+                m = _OCTAL_RE.match(body, i)
                 out.append(int(m.group(), 8) & 0xFF)
-                i += m.end()
+                i = m.end()
             elif e in "xX":
-                m = re.match(r"[0-9a-fA-F]{1,2}", body[i + 1:])
+                m = _HEX_RE.match(body, i + 1)
                 if not m:
                     raise self.error("\\x escape without hex digits", tok.pos + 1 + i)
                 out.append(int(m.group(), 16))
-                i += 1 + m.end()
+                i = m.end()
             elif e in "uU":
                 width = 4 if e == "u" else 8
                 digits = body[i + 1:i + 1 + width]
@@ -420,6 +463,7 @@ class _Parser:
             raise self.error(f"expected '{{' after message field '{fd.name}', found "
                              f"{_describe(tok)}", tok.pos)
         close = "}" if tok.text == "{" else ">"
+        self._enter(tok)
         if fd.repeated:
             sub = msg.add(fd.name)
         else:
@@ -430,6 +474,13 @@ class _Parser:
             seen[fd.name] = name_tok
             sub = msg.mutable(fd.name)
         self._fields(sub, close, tok)
+        self.depth -= 1
+
+    def _enter(self, tok):
+        """Count one more open block; too deep a nesting is refused (not a RecursionError)."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(f"blocks nested more than {MAX_DEPTH} levels deep", tok.pos)
 
     def _unknown(self, msg, name_tok):
         desc = msg.descriptor
@@ -439,6 +490,12 @@ class _Parser:
             raise self.error(f"{desc.name} has no field named '{name_tok.text}'{hint}",
                              name_tok.pos)
         value = self._skip_field_value(name_tok.text)
+        if self.unknown_recorded >= MAX_UNKNOWN_RECORDED:
+            self.unknown_dropped[f"{desc.name}.{name_tok.text}"] += 1
+            if not self.accept(","):
+                self.accept(";")
+            return
+        self.unknown_recorded += 1
         line, col = self.location(name_tok.pos)
         msg.unknown_fields.append(UnknownField(
             name=name_tok.text, line=line, column=col, value=value,
@@ -498,6 +555,7 @@ class _Parser:
     def _skip_block(self):
         open_tok = self.next()
         close = "}" if open_tok.text == "{" else ">"
+        self._enter(open_tok)
         out = {}
         while True:
             tok = self.peek()
@@ -507,6 +565,7 @@ class _Parser:
                                  f"{line}:{col}, found end of file", tok.pos)
             if tok.kind == "symbol" and tok.text == close:
                 self.next()
+                self.depth -= 1
                 return out
             if tok.kind != "ident":
                 raise self.error(f"expected a field name, found {_describe(tok)}", tok.pos)
@@ -541,7 +600,7 @@ def parse(text, type_name="NetParameter", *, filename=None, strict=False):
     descriptor(type_name)
     parser = _Parser(text, filename, strict)
     msg = parser.parse(type_name)
-    msg.meta = {"notes": parser.notes}
+    msg.meta = {"notes": parser.notes, "unknown_dropped": dict(parser.unknown_dropped)}
     return msg
 
 

@@ -8,9 +8,15 @@ pass/fail at ``max|diff| <= rtol * max|ref| + atol`` (default ``1e-4``,
 ``1e-5``).
 
 Reference keys are Caffe layer names or blob (top) names. A layer name
-means that layer's output; a blob name means the blob's *last* version (what
-Caffe's ``net.blobs[name]`` holds after in-place layers). ``keys='auto'``
-tries the layer name first; ``'layer'`` or ``'blob'`` forces one meaning.
+means that layer's output (what OpenCV's ``net.forward(names)`` gives); a
+blob name means the blob's *last* version (what Caffe's ``net.blobs[name]``
+holds after in-place layers). ``keys='auto'`` reads the whole reference one
+way: as blob names when some key is only a blob name, as layer names when
+some key is only a layer name, and, when every key is both (in-place layers
+named after their blob), the reading that matches more keys; the report says
+which (``report.matched``). ``'layer'`` or ``'blob'`` forces one meaning. A
+key naming a net input is the input array, so a reference file can carry
+its own input.
 
 ``run(conversion, inputs)`` is the plain forward pass (in batches), with an
 executor cached per batch shape.
@@ -47,8 +53,9 @@ class VerifyRow:
 class VerifyReport:
     """Per-layer differences; ``passed`` when every compared row is within tolerance."""
 
-    def __init__(self, rows, rtol, atol):
+    def __init__(self, rows, rtol, atol, matched=""):
         self.rows, self.rtol, self.atol = rows, rtol, atol
+        self.matched = matched
 
     @property
     def passed(self):
@@ -84,6 +91,8 @@ class VerifyReport:
         lines.insert(1, "  ".join("-" * w for w in widths))
         n_fail = len(self.failed)
         lines.append("")
+        if self.matched:
+            lines.append(self.matched)
         lines.append(f"{len(self.rows) - n_fail}/{len(self.rows)} within max|diff| <= "
                      f"{self.rtol:g} * max|ref| + {self.atol:g}; "
                      + ("PASSED" if self.passed else "FAILED"))
@@ -106,6 +115,12 @@ def _num(x):
 
 
 # -- running --------------------------------------------------------------------------------
+
+def as_record(conversion):
+    """The conversion record of a converted model (``model.conversion``), or the record itself."""
+    record = getattr(conversion, "conversion", None)
+    return record if record is not None else conversion
+
 
 def _input_dict(conversion, inputs):
     names = [n for n, _ in conversion.inputs]
@@ -187,6 +202,7 @@ def run(conversion, inputs, outputs=None, batch_size=None, ctx=None):
         batch_size: Split the batch axis into chunks of this size.
         ctx: Device (default: the current context).
     """
+    conversion = as_record(conversion)
     runner = Runner(conversion, outputs, ctx)
     inputs = _input_dict(conversion, inputs)
     n = next(iter(inputs.values())).shape[0]
@@ -206,6 +222,7 @@ def resolve_output(conversion, key, keys="auto"):
     """``(engine output name or None, layer record or None, note)`` for a reference key."""
     if keys not in ("auto", "layer", "blob"):
         raise ValueError(f"keys must be 'auto', 'layer' or 'blob', got {keys!r}")
+    conversion = as_record(conversion)
     records = conversion.layers
     if keys in ("auto", "layer"):
         rec = next((r for r in records if r.name == key), None)
@@ -241,20 +258,25 @@ def verify(conversion, input_array, reference, rtol=1e-4, atol=1e-5, keys="auto"
     """Compare the converted net's outputs with a reference implementation's.
 
     Args:
-        conversion: A :class:`~deepkit.caffe.convert.CaffeConversion` (or
-            anything with ``symbol``, ``arg_params``, ``aux_params``,
-            ``inputs`` and ``layers``).
-        input_array: The input batch (array, or ``{input name: array}``).
-        reference: ``{layer or blob name: array}``, or one array for the net's
-            (single) output.
+        conversion: A converted model (:func:`deepkit.caffe.convert`) or its
+            :class:`~deepkit.caffe.records.CaffeConversion`.
+        input_array: The input batch (array, or ``{input name: array}``);
+            ``None`` takes it from the reference's keys that name net inputs.
+        reference: ``{layer or blob name: array}`` (keys naming net inputs are
+            the input), or one array for the net's (single) output.
         rtol, atol: Pass when ``max|diff| <= rtol * max|ref| + atol``.
-        keys: How to read reference keys: ``'auto'``, ``'layer'`` or ``'blob'``.
+        keys: How to read reference keys: ``'auto'`` (see the module
+            docs), ``'layer'`` or ``'blob'``.
         ctx: Device.
 
     Returns:
-        :class:`VerifyReport` (``.passed``, ``.rows``, ``str(report)`` is the
-        table; ``raise_if_failed()``).
+        :class:`VerifyReport` (``.passed``, ``.rows``, ``.matched`` says how
+        the keys were read; ``str(report)`` is the table; ``raise_if_failed()``).
+
+    Raises:
+        DeepkitError: No input was given, in the arguments or the reference.
     """
+    conversion = as_record(conversion)
     if not isinstance(reference, dict):
         outs = conversion.outputs
         if len(outs) != 1:
@@ -262,9 +284,62 @@ def verify(conversion, input_array, reference, rtol=1e-4, atol=1e-5, keys="auto"
                                f"({', '.join(b for b, _ in outs)}); pass a dict")
         reference = {outs[0][0]: reference}
         keys = "blob" if keys == "auto" else keys
+    reference = dict(reference)
+    names = [n for n, _ in conversion.inputs]
+    given = {k: reference.pop(k) for k in list(reference) if k in names}
+    notes = []
+    if input_array is None:
+        if set(given) != set(names):
+            raise DeepkitError(f"verify: no input array: pass one, or put it in the reference "
+                               f"under the input name(s) {names}")
+        input_array = given if len(names) > 1 else given[names[0]]
+        notes.append(f"input {', '.join(repr(n) for n in given)} taken from the reference")
+    elif given:
+        notes.append(f"reference key(s) {', '.join(repr(n) for n in given)} name net inputs: "
+                     "not compared")
+    if keys != "auto":
+        report = _compare(conversion, input_array, reference, rtol, atol, keys, ctx)
+        how = f"read as {keys} names"
+    else:
+        report, how = _compare_auto(conversion, input_array, reference, rtol, atol, ctx)
+    matched = sum(1 for r in report.rows if r.output is not None)
+    report.matched = f"reference keys {how}: {matched}/{len(report.rows)} matched" + \
+        "".join(f"; {n}" for n in notes)
+    return report
+
+
+def _compare_auto(conversion, input_array, reference, rtol, atol, ctx):
+    """The report under the reading of the keys that fits them (see the module docs)."""
+    layer_names = {rec.name for rec in conversion.layers}
+    blob_names = {t for rec in conversion.layers for t in rec.tops}
+    keys = set(reference)
+    blob_only = keys & blob_names - layer_names
+    layer_only = keys & layer_names - blob_names
+    if blob_only and not layer_only:
+        return (_compare(conversion, input_array, reference, rtol, atol, "blob", ctx),
+                "read as blob names (Caffe's net.blobs)")
+    if layer_only and not blob_only:
+        return (_compare(conversion, input_array, reference, rtol, atol, "layer", ctx),
+                "read as layer names (OpenCV's forward(names))")
+    if (blob_only and layer_only) or not keys & (layer_names | blob_names):
+        return (_compare(conversion, input_array, reference, rtol, atol, "auto", ctx),
+                "read as layer names, else blob names, else engine output names")
+    by_layer = _compare(conversion, input_array, reference, rtol, atol, "layer", ctx)
+    if by_layer.passed or not keys & blob_names:
+        return by_layer, "read as layer names (OpenCV's forward(names))"
+    by_blob = _compare(conversion, input_array, reference, rtol, atol, "blob", ctx)
+    if len(by_blob.rows) - len(by_blob.failed) > len(by_layer.rows) - len(by_layer.failed):
+        return by_blob, "read as blob names (Caffe's net.blobs; they match more keys than " \
+                        "layer names)"
+    return by_layer, "read as layer names (OpenCV's forward(names))"
+
+
+def _compare(conversion, input_array, reference, rtol, atol, keys, ctx):
     rows, wanted = [], []
+    names = {rec.name for rec in conversion.layers} | {t for rec in conversion.layers
+                                                       for t in rec.tops}
     for key, ref in reference.items():
-        out, rec, note = resolve_output(conversion, key, keys)
+        out, rec, note = resolve_output(conversion, key, keys if key in names else "auto")
         row = VerifyRow(key, rec.name if rec is not None else None, out)
         row.ref_shape = tuple(np.shape(ref))
         if out is None:

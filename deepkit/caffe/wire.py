@@ -15,7 +15,9 @@ memory-mapped file, into a ``Message`` tree:
   an unpacked run is gathered in one vectorised pass;
 - fields the schema does not know, or whose wire type does not match the
   schema (a fork's field at a BVLC number), are skipped by wire type and
-  recorded in ``msg.unknown_fields`` with their byte offsets;
+  recorded in ``msg.unknown_fields`` with their byte offsets (the first
+  :data:`MAX_UNKNOWN_RECORDED` per message; the rest are counted in one last
+  entry, so a hostile file cannot make memory grow far beyond its size);
 - every length and every read is bounds-checked against the enclosing
   message: truncated or corrupt input raises ``CaffeFormatError`` with the
   byte offset, the field path and what is wrong, never another exception.
@@ -26,7 +28,13 @@ import numpy as np
 
 from .message import ARRAY_DTYPES, CaffeFormatError, Message, UnknownField, descriptor
 
-__all__ = ["decode", "WIRE_TYPE_NAMES"]
+__all__ = ["decode", "WIRE_TYPE_NAMES", "MAX_UNKNOWN_RECORDED", "UNRECORDED"]
+
+#: Unknown fields recorded one by one per message; more are only counted.
+MAX_UNKNOWN_RECORDED = 1000
+
+#: The ``reason`` of the last entry that counts (in ``value``) the unrecorded fields.
+UNRECORDED = "unrecorded"
 
 WIRE_TYPE_NAMES = {0: "varint", 1: "64-bit", 2: "length-delimited", 3: "start-group",
                    4: "end-group", 5: "32-bit"}
@@ -181,6 +189,15 @@ def _new(desc):
     return msg
 
 
+def _count_unrecorded(unknown, offset):
+    """Count one more skipped field in the last entry of a full ``unknown`` list."""
+    last = unknown[-1]
+    if last.reason == UNRECORDED:
+        last.value += 1
+        return
+    unknown.append(UnknownField(offset=offset, value=1, reason=UNRECORDED))
+
+
 def _decode_into(msg, mv, pos, end, depth):
     desc = msg._desc
     values = msg._values
@@ -205,6 +222,9 @@ def _decode_into(msg, mv, pos, end, depth):
         fd = by_number.get(number)
         if fd is None:
             value, pos = _skip(mv, pos, end, wt, number, depth)
+            if len(unknown) >= MAX_UNKNOWN_RECORDED:
+                _count_unrecorded(unknown, tag_start)
+                continue
             unknown.append(UnknownField(number=number, wire_type=wt, offset=tag_start,
                                         value=value))
             continue
@@ -311,6 +331,9 @@ def _decode_into(msg, mv, pos, end, depth):
                 continue
             # wire type does not match the schema: skip, keep, report
             value, pos = _skip(mv, pos, end, wt, number, depth)
+            if len(unknown) >= MAX_UNKNOWN_RECORDED:
+                _count_unrecorded(unknown, tag_start)
+                continue
             unknown.append(UnknownField(
                 number=number, wire_type=wt, offset=tag_start, value=value,
                 reason=(f"wire type {wt} ({WIRE_TYPE_NAMES.get(wt)}) does not match "

@@ -2,8 +2,8 @@
 
 History and the progress bar are added by ``fit`` itself; the others are
 passed in ``fit(callbacks=[...])``: EarlyStopping, ModelCheckpoint,
-ReduceLROnPlateau, LearningRateScheduler, CSVLogger, TerminateOnNaN and
-BackupAndRestore.
+ReduceLROnPlateau, LearningRateScheduler, CSVLogger, TerminateOnNaN,
+BackupAndRestore and TensorBoard.
 
 Callbacks see the model (``self.model``), the run's parameters
 (``self.params``) and the loop's public state (``self.loop``: epoch, step,
@@ -29,7 +29,8 @@ from .lr_scheduler import LearningRateScheduler
 from .nan import TerminateOnNaN
 from .progress import ProgbarLogger
 from .reduce_lr import ReduceLROnPlateau
+from .tensorboard import TensorBoard
 
 __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping",
            "ModelCheckpoint", "ReduceLROnPlateau", "LearningRateScheduler", "CSVLogger",
-           "TerminateOnNaN", "BackupAndRestore"]
+           "TerminateOnNaN", "BackupAndRestore", "TensorBoard"]

@@ -27,6 +27,16 @@ class TerminateOnNaN(Callback):
     first layer whose output is not finite. This keeps a copy of the weights
     before each batch, so it costs memory and time: use it to debug.
 
+    What it catches: a loss that is NaN or infinite after a batch, whatever
+    the cause: weights that diverged (a learning rate too high, an overflow),
+    a layer that produces NaN (log of 0, 0/0), or NaN/inf in the batch's
+    inputs or targets. ``fit`` refuses non-finite data before training by
+    default (``check_finite=True``); with this callback among the callbacks it
+    leaves such data to the callback instead, which stops at the batch that
+    holds it (and with ``debug=True`` names the input). It does not catch
+    labels out of range (``fit`` refuses those) or NaN in weights that no
+    batch's loss depends on.
+
     Args:
         debug: Diagnose which layer first produced a non-finite value.
         raise_error: Raise a RuntimeError with the report instead of stopping
@@ -41,6 +51,7 @@ class TerminateOnNaN(Callback):
     """
 
     requires_batch_logs = True
+    handles_non_finite_data = True  # fit leaves NaN/inf in the data to this callback
 
     def __init__(self, debug=False, raise_error=False):
         super().__init__()

@@ -18,8 +18,8 @@ MXNet's conventions:
   eval_metric, locals)`` and epoch callbacks ``(epoch, symbol, arg_params,
   aux_params)``;
 * ``save(prefix, epoch)`` writes ``prefix-symbol.json`` and
-  ``prefix-%04d.params`` (HDF5 through ``nd.save``, keys ``arg:<name>`` and
-  ``aux:<name>``; never pickle).
+  ``prefix-%04d.params`` (MXNet's binary NDArray format, keys ``arg:<name>``
+  and ``aux:<name>``; never pickle), which MXNet itself loads.
 
 It is not a second trainer: the symbol is wrapped in a
 :class:`~deepkit.models.SymbolModel` and trained by ``Model.fit``, so
@@ -57,7 +57,7 @@ from deepkit_engine.base import DeepkitError
 from .. import optimizers as optimizers_mod
 from ..callbacks import Callback
 from ..models.symbol_model import SymbolModel, SymbolParameter
-from . import mx_init, mx_metric, mx_optimizer
+from . import mx_format, mx_init, mx_metric, mx_nd, mx_optimizer
 
 __all__ = ["FeedForward", "BatchEndParam", "save_checkpoint", "load_checkpoint",
            "ensure_logging"]
@@ -123,8 +123,9 @@ def _as_nd(value):
 def save_checkpoint(prefix, epoch, symbol, arg_params, aux_params):
     """Write ``prefix-symbol.json`` and ``prefix-%04d.params`` (MXNet's checkpoint layout).
 
-    The parameters go to one HDF5 file through ``nd.save`` with the keys
-    ``arg:<name>`` and ``aux:<name>``; both writes are atomic.
+    The parameters go to one file in MXNet's binary NDArray format (so MXNet
+    itself loads it) with the keys ``arg:<name>`` and ``aux:<name>``; both
+    writes are atomic.
 
     Args:
         prefix: Path prefix of the two files.
@@ -136,12 +137,14 @@ def save_checkpoint(prefix, epoch, symbol, arg_params, aux_params):
     data = {f"arg:{k}": _as_nd(v) for k, v in arg_params.items()}
     data.update({f"aux:{k}": _as_nd(v) for k, v in (aux_params or {}).items()})
     path = "%s-%04d.params" % (prefix, epoch)
-    nd.save(path, data)
+    mx_format.save(path, data)
     _logger().info('Saved checkpoint to "%s"', path)
 
 
 def load_checkpoint(prefix, epoch):
-    """Read what :func:`save_checkpoint` wrote.
+    """Read a checkpoint: MXNet's own files, or what :func:`save_checkpoint` wrote.
+
+    The parameter file may be MXNet's binary format or deepkit's HDF5.
 
     Returns:
         ``(symbol, arg_params, aux_params)`` with the parameters as NDArrays.
@@ -153,7 +156,7 @@ def load_checkpoint(prefix, epoch):
     """
     symbol = sym.load(f"{prefix}-symbol.json")
     path = "%s-%04d.params" % (prefix, epoch)
-    saved = nd.load(path)
+    saved = mx_nd.load(path)
     if not isinstance(saved, dict):
         raise DeepkitError(f"load_checkpoint: {path} holds a list of arrays, not the named "
                            "'arg:'/'aux:' parameters of a checkpoint")

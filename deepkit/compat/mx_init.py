@@ -30,11 +30,11 @@ import re
 
 import numpy as np
 
-from deepkit_engine import nd
 from deepkit_engine.base import did_you_mean
 
 from .. import backend
 from .. import initializers as core
+from . import mx_nd
 
 _logger = logging.getLogger("deepkit.mxnet")
 
@@ -317,7 +317,7 @@ class Mixed(Initializer):
 
 
 class Load(Initializer):
-    """Values from a dict (or a ``.params`` file saved by ``nd.save``), others by ``default_init``.
+    """Values from a dict (or a ``.params`` file, MXNet's or deepkit's), others by ``default_init``.
 
     Args:
         param: ``{name: NDArray or numpy array}`` or a file name; ``arg:``/``aux:``
@@ -329,7 +329,7 @@ class Load(Initializer):
     def __init__(self, param, default_init=None, verbose=False):
         super().__init__()
         if isinstance(param, str):
-            param = nd.load(param)
+            param = mx_nd.load(param)
         self.param = {}
         for name, value in param.items():
             if name.startswith(("arg:", "aux:")):

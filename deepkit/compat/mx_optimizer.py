@@ -22,13 +22,18 @@ one exists and lazy NDArray arithmetic otherwise, so nothing waits.
 import inspect
 import math
 
+import numpy as np
+
 from deepkit_engine import nd
 from deepkit_engine.base import did_you_mean
+from deepkit_engine.ops import get_op
 
 from .. import optimizers as dk_optimizers
+from . import mx_format
+from .mx_lr_scheduler import FactorScheduler, MultiFactorScheduler
 
 __all__ = ["Optimizer", "SGD", "NAG", "Adam", "RMSProp", "AdaGrad", "AdaDelta", "create",
-           "register", "FactorScheduler", "MultiFactorScheduler"]
+           "register", "Updater", "get_updater", "FactorScheduler", "MultiFactorScheduler"]
 
 _REGISTRY = {}
 
@@ -48,6 +53,15 @@ class _Scheduled:
 
     def __call__(self, step):
         return self.scheduler(self.begin_num_update + int(step) + 1)
+
+
+class _IndexedParam:
+    """What an update rule reads of a parameter when MXNet's ``update(index, ...)`` drives it."""
+
+    lr_mult = 1.0
+
+    def __init__(self, name, wd_mult):
+        self.name, self.wd_mult = name, wd_mult
 
 
 class Optimizer(dk_optimizers.Optimizer):
@@ -84,6 +98,143 @@ class Optimizer(dk_optimizers.Optimizer):
         self.begin_num_update = int(begin_num_update)
         self.multi_precision = bool(multi_precision)
         self._base_lr = lr
+        self.idx2name = dict(param_idx2name or {})
+        self.param_dict = dict(param_dict or {})
+        self.sym_info = (sym.attr_dict(), sym.list_arguments()) if sym is not None else ()
+        self._index_update_count = {}
+        self.set_lr_mult({})
+        self.set_wd_mult({})
+
+    # -- MXNet's per-index interface -----------------------------------------------------
+    def new_state(self, weight):
+        """The state list of one weight (the built-in rules override this)."""
+        return []
+
+    def create_state(self, index, weight=None):
+        """MXNet's ``create_state(index, weight)``: the optimizer state of one weight.
+
+        deepkit's own loop calls it with the weight alone; both forms give
+        :meth:`new_state`. Subclasses written for MXNet override this method.
+        """
+        return self.new_state(index if weight is None else weight)
+
+    def create_state_multi_precision(self, index, weight):
+        """As :meth:`create_state` (deepkit keeps weights in their own precision)."""
+        return self.create_state(index, weight)
+
+    def _state(self, param):
+        state = self._states.get(param.name)
+        if state is None:
+            state = self._states[param.name] = self.create_state(self._index_of(param.name),
+                                                                 param.data)
+        return state
+
+    def _index_of(self, name):
+        for index, known in self.idx2name.items():
+            if known == name:
+                return index
+        return name
+
+    def set_lr_mult(self, args_lr_mult):
+        """Learning-rate multipliers by parameter name (symbol ``__lr_mult__`` attributes first).
+
+        They apply to :meth:`update` (and so to ``get_updater``); deepkit's own
+        loop uses each parameter's ``lr_mult``.
+        """
+        self.lr_mult = {}
+        if self.sym_info:
+            attrs, names = self.sym_info
+            for name in names:
+                if "__lr_mult__" in attrs.get(name, {}):
+                    self.lr_mult[name] = float(attrs[name]["__lr_mult__"])
+        self.lr_mult.update(args_lr_mult)
+
+    def set_wd_mult(self, args_wd_mult):
+        """Weight-decay multipliers by name; as MXNet, names in ``param_idx2name`` that do
+        not end in ``_weight``/``_gamma`` get 0."""
+        self.wd_mult = {}
+        for name in self.idx2name.values():
+            if not (name.endswith("_weight") or name.endswith("_gamma")):
+                self.wd_mult[name] = 0.0
+        if self.sym_info:
+            attrs, names = self.sym_info
+            for name in names:
+                if "__wd_mult__" in attrs.get(name, {}):
+                    self.wd_mult[name] = float(attrs[name]["__wd_mult__"])
+        self.wd_mult.update(args_wd_mult)
+
+    def _update_count(self, index):
+        """Count one more update of ``index``; ``num_update`` is the largest count."""
+        count = self._index_update_count.get(index, self.begin_num_update) + 1
+        self._index_update_count[index] = count
+        self.iterations = max(self.iterations, count - self.begin_num_update)
+
+    def _mult(self, table, index):
+        if index in self.param_dict:
+            return None
+        if index in table:
+            return table[index]
+        if index in self.idx2name:
+            return table.get(self.idx2name[index], 1.0)
+        return 1.0
+
+    def _get_lr(self, index):
+        """This update's learning rate for ``index`` (scheduler, then ``lr_mult``)."""
+        lr = float(self.lr_scheduler(self.num_update)) if self.lr_scheduler is not None \
+            else self.lr
+        mult = self._mult(self.lr_mult, index)
+        return lr * (self.param_dict[index].lr_mult if mult is None else mult)
+
+    def _get_wd(self, index):
+        """The weight decay for ``index`` (``wd`` times ``wd_mult``)."""
+        mult = self._mult(self.wd_mult, index)
+        return self.wd * (self.param_dict[index].wd_mult if mult is None else mult)
+
+    def update(self, index, weight, grad, state):
+        """MXNet's ``update(index, weight, grad, state)``: update ``weight`` in place.
+
+        Args:
+            index: The parameter's key (an int with ``param_idx2name``, or a name).
+            weight: The NDArray to update.
+            grad: Its gradient (``rescale_grad`` and ``clip_gradient`` apply).
+            state: What :meth:`create_state` returned for it.
+        """
+        self._update_count(index)
+        lr = self._get_lr(index)
+        wd = self._get_wd(index)
+        param = _IndexedParam(self.idx2name.get(index, str(index)), wd / self.wd if self.wd
+                              else 0.0)
+        self.iterations -= 1  # the rule sees the count before this update, as in apply()
+        try:
+            self.update_step(param, weight, grad, state, lr)
+        finally:
+            self.iterations += 1
+
+    def update_multi_precision(self, index, weight, grad, state):
+        """As :meth:`update`."""
+        self.update(index, weight, grad, state)
+
+    def update_step(self, param, weight, grad, state, lr):
+        if type(self).update is not Optimizer.update:
+            # a rule written for MXNet: it implements update(index, weight, grad, state)
+            index = self._index_of(param.name)
+            self.lr_mult.setdefault(index, param.lr_mult)
+            self.wd_mult.setdefault(index, param.wd_mult)
+            done = self.iterations  # apply() counts this step itself
+            type(self).update(self, index, weight, grad, state)
+            self.iterations = done
+            return
+        super().update_step(param, weight, grad, state, lr)
+
+    @staticmethod
+    def register(klass):
+        """Make an optimizer class known to :func:`create` (``@mx.optimizer.Optimizer.register``)."""
+        return register(klass)
+
+    @staticmethod
+    def create_optimizer(name, **kwargs):
+        """An optimizer by name (MXNet's ``Optimizer.create_optimizer``)."""
+        return create(name, **kwargs)
 
     @property
     def num_update(self):
@@ -146,18 +297,26 @@ class SGD(Optimizer):
         super().__init__(**kwargs)
         self.momentum = float(momentum)
         self.lazy_update = lazy_update
+        self._fused = {}
 
-    def create_state(self, weight):
+    def new_state(self, weight):
         return self._zeros(weight, 1) if self.momentum else []
 
     def update_step(self, param, weight, grad, state, lr):
-        common = dict(lr=lr, wd=self._wd(param), rescale_grad=self.rescale_grad,
-                      clip_gradient=self._clip_arg())
-        if self.momentum:
-            nd.sgd_mom_update(weight, grad, state[0], momentum=self.momentum, out=weight,
-                              **common)
-        else:
-            nd.sgd_update(weight, grad, out=weight, **common)
+        key = (lr, self._wd(param), self.rescale_grad, self._clip_arg(), self.momentum)
+        cached = self._fused.get(key)
+        if cached is None:
+            # parsed once per distinct setting: the per-batch cost is the push alone
+            op = get_op("sgd_mom_update" if self.momentum else "sgd_update")
+            params = dict(lr=key[0], wd=key[1], rescale_grad=key[2], clip_gradient=key[3])
+            if self.momentum:
+                params["momentum"] = self.momentum
+            if len(self._fused) > 64:
+                self._fused.clear()
+            cached = self._fused[key] = (op, op.parse_attrs(params))
+        op, attrs = cached
+        inputs = [weight, grad, state[0]] if self.momentum else [weight, grad]
+        nd.invoke(op, inputs, attrs, weight)
 
 
 @register
@@ -172,7 +331,7 @@ class NAG(Optimizer):
         super().__init__(**kwargs)
         self.momentum = float(momentum)
 
-    def create_state(self, weight):
+    def new_state(self, weight):
         return self._zeros(weight, 1) if self.momentum else []
 
     def update_step(self, param, weight, grad, state, lr):
@@ -203,7 +362,7 @@ class Adam(Optimizer):
         self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
         self.lazy_update = lazy_update
 
-    def create_state(self, weight):
+    def new_state(self, weight):
         return self._zeros(weight, 2)
 
     def update_step(self, param, weight, grad, state, lr):
@@ -237,7 +396,7 @@ class RMSProp(Optimizer):
         self.centered = bool(centered)
         self.clip_weights = clip_weights
 
-    def create_state(self, weight):
+    def new_state(self, weight):
         return self._zeros(weight, 3 if self.centered else 1)
 
     def update_step(self, param, weight, grad, state, lr):
@@ -274,7 +433,7 @@ class AdaGrad(Optimizer):
         super().__init__(**kwargs)
         self.eps = float(eps)
 
-    def create_state(self, weight):
+    def new_state(self, weight):
         return self._zeros(weight, 1)
 
     def update_step(self, param, weight, grad, state, lr):
@@ -302,7 +461,7 @@ class AdaDelta(Optimizer):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.rho, self.epsilon = float(rho), float(epsilon)
 
-    def create_state(self, weight):
+    def new_state(self, weight):
         return self._zeros(weight, 2)
 
     def update_step(self, param, weight, grad, state, lr):
@@ -348,47 +507,71 @@ def create(name, **kwargs):
     return cls(**kwargs)
 
 
-class FactorScheduler:
-    """MXNet's ``FactorScheduler``: ``base_lr * factor**floor((num_update - 1) / step)``,
-    never below ``stop_factor_lr``.
+class Updater:
+    """MXNet's updater: ``updater(index, grad, weight)`` keeps one state per index.
 
     Args:
-        step: Updates between two decays.
-        factor: Multiplier at each decay.
-        stop_factor_lr: The lowest rate.
-        base_lr: The starting rate (an optimizer sets it to its ``learning_rate``).
+        optimizer: The optimizer whose ``update`` it calls.
     """
 
-    def __init__(self, step, factor=1, stop_factor_lr=1e-8, base_lr=0.01):
-        if step < 1:
-            raise ValueError(f"FactorScheduler: 'step' must be >= 1. Received: step={step!r}")
-        if factor > 1.0:
-            raise ValueError(f"FactorScheduler: 'factor' must be <= 1 to decay the rate. "
-                             f"Received: factor={factor!r}")
-        self.step, self.factor = int(step), float(factor)
-        self.stop_factor_lr, self.base_lr = float(stop_factor_lr), float(base_lr)
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self.states = {}
+        self.states_synced = {}
 
-    def __call__(self, num_update):
-        decays = max(0, (int(num_update) - 1) // self.step)
-        return max(self.base_lr * self.factor ** decays, self.stop_factor_lr)
+    def __call__(self, index, grad, weight):
+        """Update ``weight`` (or each of a list of indices, grads and weights) in place."""
+        if not isinstance(index, (list, tuple)):
+            index, grad, weight = [index], [grad], [weight]
+        for i, g, w in zip(index, grad, weight):
+            if i not in self.states:
+                self.states[i] = self.optimizer.create_state_multi_precision(i, w)
+                self.states_synced[i] = True
+            self.optimizer.update_multi_precision(i, w, g, self.states[i])
+
+    def get_states(self, dump_optimizer=False):
+        """The states as bytes (MXNet's NDArray format; MXNet itself pickles them).
+
+        ``dump_optimizer`` is accepted and has no effect: the optimizer is not saved.
+        """
+        data = {"num_update": np.array([self.optimizer.num_update], np.int64)}
+        for index, state in self.states.items():
+            form, arrays = _state_form(state)
+            key = f"{type(index).__name__}:{form}:{len(arrays)}"
+            data[f"{key}:-1:{index}"] = np.zeros(1, np.float32)
+            for k, array in enumerate(arrays):
+                data[f"{key}:{k}:{index}"] = array
+        return mx_format.dumps(data)
+
+    def set_states(self, states):
+        """Restore what :meth:`get_states` returned."""
+        saved = mx_format.loads(states, source="Updater.set_states")
+        if not isinstance(saved, dict) or "num_update" not in saved:
+            raise ValueError("Updater.set_states: these bytes are not what get_states() returns")
+        restored = {}
+        for key, value in saved.items():
+            if key == "num_update":
+                continue
+            kind, form, count, k, index = key.split(":", 4)
+            index = int(index) if kind == "int" else index
+            slots = restored.setdefault(index, (form, [None] * int(count)))[1]
+            if int(k) >= 0:
+                slots[int(k)] = nd.array(value, dtype=value.dtype)
+        self.states = {i: (None if form == "none" else arrays[0] if form == "single" else arrays)
+                       for i, (form, arrays) in restored.items()}
+        self.states_synced = {i: True for i in self.states}
+        self.optimizer.iterations = int(saved["num_update"][0]) - self.optimizer.begin_num_update
 
 
-class MultiFactorScheduler:
-    """MXNet's ``MultiFactorScheduler``: times ``factor`` after each update count in ``step``.
+def _state_form(state):
+    """``(form, numpy arrays)`` of one state: None, one NDArray or a list/tuple of them."""
+    if state is None:
+        return "none", []
+    if isinstance(state, (list, tuple)):
+        return "list", [s.asnumpy() for s in state]
+    return "single", [state.asnumpy()]
 
-    Args:
-        step: Increasing list of update counts.
-        factor: Multiplier at each of them.
-        base_lr: The starting rate (an optimizer sets it to its ``learning_rate``).
-    """
 
-    def __init__(self, step, factor=1, base_lr=0.01):
-        step = [int(s) for s in step]
-        if any(b <= a for a, b in zip(step, step[1:])) or (step and step[0] < 1):
-            raise ValueError(f"MultiFactorScheduler: 'step' must be increasing counts >= 1. "
-                             f"Received: step={step!r}")
-        self.step, self.factor, self.base_lr = step, float(factor), float(base_lr)
-
-    def __call__(self, num_update):
-        decays = sum(1 for s in self.step if int(num_update) > s)
-        return self.base_lr * self.factor ** decays
+def get_updater(optimizer):
+    """An :class:`Updater` over ``optimizer`` (MXNet's ``mx.optimizer.get_updater``)."""
+    return Updater(optimizer)

@@ -15,33 +15,48 @@ Classic MXNet scripts run after changing only their import line::
 
 What is here:
 
-* ``nd``/``ndarray``, ``sym``/``symbol``, ``io``, ``autograd``, ``executor``,
-  ``cpu``, ``gpu``, ``Context``, ``current_context``, ``waitall``: the engine's
-  own modules, which already follow MXNet's API (executors from
-  ``simple_bind``/``bind`` with ``arg_dict``, ``grad_arrays``, ``forward``,
-  ``backward``; data iterators ``NDArrayIter``, ``DataBatch``, ``DataIter``,
-  ``CSVIter``, ``PrefetchingIter``, ``ResizeIter``).
-* ``init``/``initializer``, ``optimizer``, ``lr_scheduler``, ``metric``,
+* ``nd``/``ndarray``: the engine's ``nd`` (every op, ``nd.random``,
+  ``nd.contrib``) with ``save``/``load`` in MXNet's binary NDArray format,
+  so ``.params`` files go both ways between MXNet and deepkit
+  (:mod:`deepkit.compat.mx_nd`, :mod:`~deepkit.compat.mx_format`).
+* ``sym``/``symbol``, ``autograd``, ``executor``, ``cpu``, ``gpu``,
+  ``Context``, ``current_context``, ``context``, ``num_gpus``, ``waitall``:
+  the engine's own modules, which follow MXNet's API (``simple_bind``/``bind``
+  executors with ``backward()`` after a plain ``forward()``, ``grad_req``,
+  monitor callbacks, ``reshape``; partial shape inference with 0 = unknown).
+* ``io``: the engine's iterators (``NDArrayIter``, ``CSVIter``,
+  ``MNISTIter``, ...) plus ``ImageRecordIter``; ``recordio``: MXNet's
+  RecordIO files (:mod:`deepkit.compat.mx_recordio`).
+* ``mod``/``module``: ``Module`` on deepkit's trainer
+  (:mod:`deepkit.compat.module`).
+* ``init``/``initializer``, ``optimizer`` (with ``get_updater`` and the
+  per-index ``create_state``/``update``), ``lr_scheduler``, ``metric``,
   ``callback``: MXNet's semantics (see :mod:`deepkit.compat.mx_init`,
-  :mod:`~deepkit.compat.mx_optimizer`, :mod:`~deepkit.compat.mx_metric`,
-  :mod:`~deepkit.compat.mx_callback`).
-* ``model``: ``FeedForward``, ``save_checkpoint``, ``load_checkpoint``,
-  ``BatchEndParam`` (:mod:`deepkit.feedforward`).
-* ``random``: ``seed`` (seeds deepkit and the engine), ``uniform``, ``normal``,
-  ``randint`` with MXNet's ``out=``.
+  :mod:`~deepkit.compat.mx_optimizer`, :mod:`~deepkit.compat.mx_lr_scheduler`,
+  :mod:`~deepkit.compat.mx_metric`, :mod:`~deepkit.compat.mx_callback`).
+* ``model``: ``FeedForward``, ``save_checkpoint``, ``load_checkpoint``
+  (MXNet's own checkpoint files), ``BatchEndParam``.
+* ``operator``: Python operators (``CustomOp``/``CustomOpProp``,
+  :mod:`deepkit.compat.mx_operator`); ``rnn``: MXNet's ``mx.rnn``
+  (:mod:`deepkit.compat.mx_rnn`).
+* ``random``: ``seed`` (seeds deepkit and the engine) and the ``nd.random``
+  samplers; ``viz``: ``print_summary``.
 * ``test_utils``: ``get_mnist()`` (the bundled MNIST, offline) and the
   engine's test helpers.
 * ``MXNetError``: the engine's base error class.
 
-Not here: Gluon, Module (``mx.mod``), KVStore and bucketing.
+Not here: KVStore (one device; ``kvstore`` arguments are accepted), bucketing,
+and Gluon. In place of Gluon use deepkit's own layers and models, which play
+its role: ``deepkit.layers`` (``Dense``, ``Conv2D``, ...) composed with
+``deepkit.Sequential`` or the functional ``deepkit.Model``, trained with
+``model.compile(...)`` and ``model.fit(...)`` or a custom ``train_step``.
 """
 import types
 
 import numpy as _np
 
 import deepkit_engine as _dk
-from deepkit_engine import (Context, autograd, cpu, current_context, executor, gpu, io, nd,
-                            testing)
+from deepkit_engine import Context, autograd, contrib, cpu, current_context, executor, gpu, testing
 from deepkit_engine import symbol as sym
 from deepkit_engine.base import DeepkitError as MXNetError
 
@@ -50,12 +65,22 @@ from ..datasets import mnist
 from . import feedforward as _feedforward
 from . import mx_callback as callback
 from . import mx_init as init
+from . import mx_io as io
+from . import mx_recordio as recordio
+from . import mx_lr_scheduler as lr_scheduler
 from . import mx_metric as metric
+from . import mx_nd as nd
+from . import mx_operator as operator
+from . import mx_rnn as rnn
+from . import mx_viz as _mx_viz
+from .module import BaseModule as _BaseModule
+from .module import Module as _Module
 from . import mx_optimizer as optimizer
 
 __all__ = ["nd", "ndarray", "sym", "symbol", "io", "autograd", "executor", "cpu", "gpu",
            "Context", "current_context", "waitall", "init", "initializer", "optimizer",
-           "lr_scheduler", "metric", "callback", "model", "random", "test_utils", "MXNetError"]
+           "lr_scheduler", "metric", "callback", "model", "mod", "module", "context", "viz",
+           "num_gpus", "recordio", "operator", "rnn", "contrib", "random", "test_utils", "MXNetError"]
 
 ndarray = nd
 symbol = sym
@@ -76,10 +101,17 @@ model = _namespace(
     FeedForward=_feedforward.FeedForward, save_checkpoint=_feedforward.save_checkpoint,
     load_checkpoint=_feedforward.load_checkpoint, BatchEndParam=_feedforward.BatchEndParam)
 
-lr_scheduler = _namespace(
-    "lr_scheduler", "MXNet's learning-rate schedulers (``callable(num_update) -> lr``).",
-    FactorScheduler=optimizer.FactorScheduler,
-    MultiFactorScheduler=optimizer.MultiFactorScheduler)
+context = _namespace("context", "MXNet's ``mx.context``: devices.", Context=Context, cpu=cpu,
+                     gpu=gpu, current_context=current_context, num_gpus=_dk.context.num_gpus)
+
+viz = visualization = _namespace("viz", "MXNet's ``mx.viz``: the layer table and the graph "
+                                 "of a symbol.", print_summary=_mx_viz.print_summary,
+                                 plot_network=_mx_viz.plot_network)
+
+mod = module = _namespace("mod", "MXNet's ``mx.mod``: the Module API on deepkit's trainer.",
+                          Module=_Module, BaseModule=_BaseModule)
+
+num_gpus = _dk.context.num_gpus
 
 
 # -- random ----------------------------------------------------------------------------
@@ -96,40 +128,9 @@ def _seed(seed_state, ctx="all"):
         _dk.random.seed(seed_state, ctx)
 
 
-def _sampler(kind):
-    def sample(a, b, shape=(1,), dtype=None, ctx=None, out=None):
-        if out is not None:
-            shape, ctx = out.shape, out.ctx
-            dtype = dtype or out.dtype
-        if isinstance(shape, int):
-            shape = (shape,)
-        values = getattr(_dk.random, kind)(a, b, shape=shape,
-                                           dtype=dtype or ("int32" if kind == "randint"
-                                                           else "float32"), ctx=ctx)
-        if out is None:
-            return values
-        out[:] = values
-        return out
-    return sample
-
-
-def _uniform(low=0.0, high=1.0, shape=(1,), dtype=None, ctx=None, out=None):
-    """Samples of U[low, high) as an NDArray (written into ``out`` when given)."""
-    return _sampler("uniform")(low, high, shape, dtype, ctx, out)
-
-
-def _normal(loc=0.0, scale=1.0, shape=(1,), dtype=None, ctx=None, out=None):
-    """Samples of N(loc, scale**2) as an NDArray (written into ``out`` when given)."""
-    return _sampler("normal")(loc, scale, shape, dtype, ctx, out)
-
-
-def _randint(low, high, shape=(1,), dtype=None, ctx=None, out=None):
-    """Integers from [low, high) as an NDArray (written into ``out`` when given)."""
-    return _sampler("randint")(low, high, shape, dtype, ctx, out)
-
-
-random = _namespace("random", "MXNet's ``mx.random``: seeding and sampling.",
-                    seed=_seed, uniform=_uniform, normal=_normal, randint=_randint)
+random = _namespace(
+    "random", "MXNet's ``mx.random``: seeding and the ``nd.random`` samplers.", seed=_seed,
+    **{name: getattr(_dk.nd.random, name) for name in _dk.nd.random.__all__})
 
 
 # -- test_utils ------------------------------------------------------------------------

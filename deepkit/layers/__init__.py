@@ -23,3 +23,10 @@ __all__ = ["Layer", "Parameter", "SymbolicTensor", "Input", "InputLayer", "Dense
            "LayerNormalization", "LRN", "Embedding", "LeakyReLU", "PReLU", "ELU", "ReLU", "Softmax",
            "ThresholdedReLU", "GELU", "Add", "Subtract", "Multiply", "Average", "Maximum",
            "Minimum", "Concatenate", "Dot"]
+from .masking import Masking  # noqa: E402
+from .recurrent import GRU, LSTM, RNN, Bidirectional, SimpleRNN, TimeDistributed  # noqa: E402
+from .recurrent_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells  # noqa: E402
+from .recurrent_conv import ConvLSTM2D  # noqa: E402
+
+__all__ += ["Masking", "RNN", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
+            "SimpleRNNCell", "LSTMCell", "GRUCell", "StackedRNNCells", "ConvLSTM2D"]

@@ -13,8 +13,10 @@ Every layer has a unique name and its parameters are visible:
 MXNet and Caffe by name.
 """
 import collections
+import functools
 import inspect
 import re
+import weakref
 
 import numpy as np
 
@@ -26,7 +28,8 @@ from deepkit_engine.base import DeepkitError, did_you_mean
 from .. import backend, constraints, initializers, regularizers
 
 __all__ = ["Layer", "Parameter", "SymbolicTensor", "Input", "InputLayer", "unique_name",
-           "reset_names", "as_list", "graph_version", "bump_graph_version"]
+           "reset_names", "as_list", "graph_version", "bump_graph_version", "set_mask",
+           "get_mask"]
 
 _name_counts = collections.Counter()
 #: Placeholder batch size used for shape inference while building layers.
@@ -48,6 +51,54 @@ def unique_name(base):
 def reset_names():
     """Start automatic layer names afresh (as ``keras.backend.clear_session``)."""
     _name_counts.clear()
+
+
+_MASKS = {}
+
+
+def set_mask(symbol, mask):
+    """Record ``mask`` (a (batch, timesteps) symbol, or None) as the mask of ``symbol``.
+
+    A mask hangs off the symbol a layer's ``call`` returns (Keras's
+    ``_keras_mask``), so it is found again whenever a model replays its layers.
+
+    Returns:
+        ``symbol``.
+    """
+    key = id(symbol)
+    if mask is None:
+        _MASKS.pop(key, None)
+        return symbol
+    _MASKS[key] = (weakref.ref(symbol, lambda _ref, key=key: _MASKS.pop(key, None)), mask)
+    return symbol
+
+
+def get_mask(symbol):
+    """The mask recorded for ``symbol``, or None."""
+    entry = _MASKS.get(id(symbol))
+    if entry is None or entry[0]() is not symbol:
+        return None
+    return entry[1]
+
+
+def _propagating_masks(call):
+    """Wrap a layer's ``call`` so that its outputs carry ``compute_mask``'s mask (Keras)."""
+    @functools.wraps(call)
+    def wrapper(self, inputs, *args, **kwargs):
+        out = call(self, inputs, *args, **kwargs)
+        masks = [get_mask(x) for x in as_list(inputs)]
+        if all(m is None for m in masks):
+            return out
+        outs = as_list(out)
+        if any(get_mask(o) is not None for o in outs):
+            return out
+        mask = self.compute_mask(inputs, masks if isinstance(inputs, (list, tuple)) else masks[0])
+        out_masks = list(mask) if isinstance(mask, (list, tuple)) else [mask] * len(outs)
+        for o, m in zip(outs, out_masks):
+            set_mask(o, m)
+        return out
+    wrapper.propagates_masks = True
+    return wrapper
 
 
 class Parameter:
@@ -173,6 +224,21 @@ class Layer:
         input_shape: Shape of one sample, for the first layer of a Sequential.
         batch_input_shape: Alternatively, with the batch size first.
     """
+
+    #: Whether the layer passes an input mask on unchanged (Keras); see :meth:`compute_mask`.
+    supports_masking = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        call = cls.__dict__.get("call")
+        if call is not None and not getattr(call, "propagates_masks", False):
+            cls.call = _propagating_masks(call)
+
+    def compute_mask(self, inputs, mask=None):
+        """The mask of the output given the input's (Keras): ``mask`` if
+        :attr:`supports_masking`, else None. Runs after :meth:`call` when an
+        input carries a mask and ``call`` did not set the output's own."""
+        return mask if self.supports_masking else None
 
     def __init__(self, name=None, trainable=True, dtype=None, input_shape=None,
                  batch_input_shape=None, **kwargs):

@@ -130,6 +130,43 @@ def check_input_rank(layer, input_shape, rank):
                          f"non-batch axes, got shape {tuple(input_shape)}")
 
 
+_LAYOUT_FIXES = (
+    "Fix it in one of three ways: pass data_format='{other}' to the image layers; or set it "
+    "for the whole program before building the model (deepkit.backend.set_image_data_format("
+    "'{other}'), the environment variable DEEPKIT_IMAGE_DATA_FORMAT={other}, or "
+    "\"image_data_format\": \"{other}\" in ~/.deepkit/deepkit.json); or transpose the data "
+    "to {mine} ({how}) and give Input the shape {swapped}")
+
+
+def check_layout(layer, input_shape, kernel_size):
+    """Refuse an input that looks like the other image layout (NHWC under NCHW or the reverse).
+
+    It looks so when the would-be channel axis and the middle axes are large
+    (at least 8), the last (or first spatial) axis holds 1 or 3 values (gray
+    or RGB channels), and the kernel does not fit along it.
+    """
+    sample = tuple(input_shape[1:])
+    if any(s is None for s in sample):
+        return
+    if layer.data_format == "channels_first":
+        channels, suspect, extent = sample[0], sample[-1], kernel_size[-1]
+        other, mine, how = "channels_last", "NCHW", "x.transpose(0, 3, 1, 2) for images"
+        swapped = (sample[-1],) + sample[:-1]
+    else:
+        channels, suspect, extent = sample[-1], sample[0], kernel_size[0]
+        other, mine, how = "channels_first", "NHWC", "x.transpose(0, 2, 3, 1) for images"
+        swapped = sample[1:] + (sample[0],)
+    middle = sample[1:-1]
+    if suspect in (1, 3) and channels >= 8 and all(m >= 8 for m in middle) \
+            and extent > suspect:
+        looks = "channels-last (NHWC)" if other == "channels_last" else "channels-first (NCHW)"
+        raise ValueError(
+            f"{type(layer).__name__} '{layer.name}': the input shape {tuple(input_shape)} looks "
+            f"{looks}, but the layer is data_format='{layer.data_format}' ({mine}; deepkit's "
+            f"default is channels_first, as in MXNet and Caffe). "
+            + _LAYOUT_FIXES.format(other=other, mine=mine, how=how, swapped=swapped))
+
+
 def split_shape(input_shape, data_format):
     """``(channels, spatial sizes)`` of a (batch, ...) shape in ``data_format``."""
     if data_format == "channels_first":
@@ -188,6 +225,7 @@ class _Conv(Layer):
     def _plan_padding(self, input_shape):
         """Check the input and decide how to pad; returns ``(channels, spatial)``."""
         check_input_rank(self, input_shape, self.rank)
+        check_layout(self, input_shape, self.kernel_size)
         channels, spatial = split_shape(input_shape, self.data_format)
         pairs = padding_pairs(spatial, self.kernel_size, self.strides, self.dilation_rate,
                               self.padding)

@@ -290,7 +290,14 @@ class Model(Trainer, Layer):
 
     # -- saving ------------------------------------------------------------------------
     def save(self, path, include_optimizer=True):
-        """Write one HDF5 file: architecture JSON, weights, optimizer state, training config."""
+        """Write the whole model to one file, in the format its extension names.
+
+        ``.h5``/``.hdf5``: deepkit's HDF5 model file (architecture JSON,
+        weights, optimizer state, training config), read by
+        :func:`deepkit.models.load_model`. Other extensions are refused with
+        the supported formats named, rather than written as something else.
+        """
+        saving.check_model_path(path)
         saving.save_model(self, path, include_optimizer)
 
     def save_weights(self, path):

@@ -5,13 +5,16 @@ state) or a symbol-model file (converted Caffe nets): the ``format``
 attribute of the file says which.
 """
 import json
+import os
 
-from deepkit_engine.base import DeepkitError
+from deepkit_engine.base import DeepkitError, FileFormatError
+from deepkit_engine.hdf5_reading import DAMAGE_ERRORS, SafeFile
 
 from .. import layers as layers_mod
 from .. import saving
 from ..layers.base import InputLayer
 from .functional import Model
+from .keras_format import is_keras_file, load_keras_model
 from .sequential import Sequential
 from .symbol_model import SYMBOL_MODEL_FORMAT, load_symbol_model
 
@@ -41,11 +44,14 @@ def model_from_config(config, custom_objects=None):
     if config["class_name"] == "Sequential":
         model = Sequential(name=body["name"])
         entries = body["layers"]
-        if entries and entries[0]["class_name"] != "InputLayer":
-            model.add(InputLayer(shape=tuple(body["input_shape"]),
-                                 name=body.get("input_name") or f"{body['name']}_input"))
+        implicit = f"{body['name']}_input"
+        input_name = body.get("input_name") or implicit
+        if entries and entries[0]["class_name"] != "InputLayer" and input_name != implicit:
+            model.add(InputLayer(shape=tuple(body["input_shape"]), name=input_name))
         for entry in entries:
             model.add(_deserialize_layer(entry, custom_objects))
+        if not model.built and body.get("input_shape") is not None:
+            model.build((None,) + tuple(body["input_shape"]))  # as it was: an implicit input
         return model
     created, produced = {}, {}
     for entry in body["layers"]:
@@ -89,7 +95,8 @@ def load_model(path, custom_objects=None, compile=True):
     """Rebuild a model saved by ``model.save``: architecture, weights, optimizer.
 
     Args:
-        path: A file written by ``model.save`` or by the Caffe converter.
+        path: A file written by ``model.save`` or by the Caffe converter, or a
+            Keras model file (``.keras``, or ``.h5`` from Keras 3 or Keras 2).
         custom_objects: ``{name: class or function}`` for custom layers,
             losses and metrics.
         compile: Compile the model as it was saved (with its optimizer state).
@@ -97,20 +104,67 @@ def load_model(path, custom_objects=None, compile=True):
     Returns:
         The model.
     """
+    if _is_keras_file(path):
+        return load_keras_model(path)
     fmt = saving.file_format(path)
     if fmt == SYMBOL_MODEL_FORMAT:
         return load_symbol_model(path)
-    with saving.open_hdf5(path, "load_model") as f:
+    with SafeFile(path, "load_model") as f:
         if fmt != saving.FORMAT:
-            raise DeepkitError(f"load_model: {path} is not a deepkit model file (it may be a "
-                               "weights-only file: use model.load_weights)")
-        model = model_from_config(json.loads(f.attrs["model_config"]), custom_objects)
-        saving.read_weights(f["weights"], model, False, path)
-        training = f.attrs.get("training_config")
-        if training is not None and compile:
-            model.compile_from_config(json.loads(training), custom_objects)
-            state = saving.read_optimizer_state(f)
-            if state is not None:
-                model.initialize_weights()
-                model.optimizer.set_state(state, model.weights)
+            raise f.error("/@format", f"load_model: {path} is not a deepkit model file (it "
+                                      "may be a weights-only file: use model.load_weights)")
+        model = _rebuild(f, "model_config", lambda config: model_from_config(config,
+                                                                             custom_objects))
+        saving.read_weights(f, model, False, path)
+        if compile and f.attr("training_config") is not None:
+            _rebuild(f, "training_config",
+                     lambda config: model.compile_from_config(config, custom_objects))
+            _restore_optimizer(f, model)
+    saving.warn_unchecked(f)
     return model
+
+
+def _is_keras_file(path):
+    """:func:`is_keras_file`, with a damaged file reported as one."""
+    try:
+        return is_keras_file(path)
+    except FileNotFoundError:
+        raise
+    except DAMAGE_ERRORS as err:
+        raise FileFormatError(os.fspath(path), None, f"the file is damaged "
+                                                     f"({type(err).__name__}: {err})") from err
+
+
+def _rebuild(f, key, build):
+    """``build(config)`` on the JSON attribute ``key``; a config that cannot be built is damage."""
+    config = f.json_attr(key)
+    try:
+        return build(config)
+    except DeepkitError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as err:
+        raise f.error(f"/@{key}", f"does not describe a model ({type(err).__name__}: {err})") \
+            from err
+
+
+def _restore_optimizer(f, model):
+    """Load the saved optimizer state into ``model.optimizer``, every slot checked."""
+    state = saving.read_optimizer_state(f, model)
+    if state is None:
+        return
+    model.initialize_weights()
+    optimizer = model.optimizer
+    if state["iterations"] > 0:
+        for p in model.weights:
+            if not p.trainable or p.name in state["states"]:
+                continue
+            if optimizer.create_state(p.data):
+                raise f.error(f"optimizer/states/{p.name}",
+                              f"is missing: {type(optimizer).__name__} keeps state for every "
+                              f"trained parameter and the file says it ran "
+                              f"{state['iterations']} steps; load with compile=False to skip "
+                              "the optimizer")
+    try:
+        optimizer.set_state(state, model.weights)
+    except ValueError as err:
+        raise f.error("optimizer", str(err)) from err

@@ -20,9 +20,12 @@ import deepkit_engine as dk
 from deepkit_engine import io as dk_io
 from deepkit_engine import symbol as sym
 
+from deepkit_engine.base import ShapeError
+
 from ..layers.base import Parameter
 from ..symbol_file import FORMAT as SYMBOL_MODEL_FORMAT
 from ..symbol_file import read_symbol_file, write_symbol_file
+from ..trainer.data import is_iterator, named, sample_count
 from .functional import Model
 
 __all__ = ["SymbolModel", "SymbolParameter", "load_symbol_model", "SYMBOL_MODEL_FORMAT",
@@ -198,6 +201,10 @@ class SymbolModel(Model):
     def weight_layers(self):
         return []
 
+    def calls(self):
+        """No layer calls: the graph is one symbol."""
+        return []
+
     def initialize_weights(self, ctx=None):
         ctx = dk.Context(ctx) if ctx is not None else self.device
         for p in self._params:
@@ -228,6 +235,80 @@ class SymbolModel(Model):
         for term in terms[1:]:
             total = total + term
         return sym.BlockGrad(total)
+
+    # -- inputs of other sizes -----------------------------------------------------------
+    def _data_shapes(self, x):
+        """``{input name: full shape}`` of a batch (or of all the data)."""
+        return {name: tuple(np.shape(value))
+                for name, value in named(x, self.input_names, "x").items()}
+
+    def _differs(self, shapes):
+        return any(shapes[n][1:] != tuple(s) for n, s in zip(self.input_names,
+                                                             self._sample_shapes))
+
+    def check_input_shapes(self, shapes):
+        """Check that the symbol runs on inputs of these shapes.
+
+        Args:
+            shapes: ``{input name: full shape}`` (batch axis first).
+
+        Raises:
+            ValueError: A layer needs the input size the model was built for
+                (the message names it and the engine's complaint).
+        """
+        for name, declared in zip(self.input_names, self._sample_shapes):
+            got = shapes[name]
+            if len(got) != len(declared) + 1:
+                raise ValueError(f"Input '{name}' expects samples of shape {tuple(declared)} "
+                                 f"({len(declared)} axes), got data of shape {got}")
+        known = set(self.symbol.list_arguments())
+        try:
+            self.symbol.infer_shape(**{k: v for k, v in shapes.items() if k in known})
+        except ShapeError as e:
+            built = ", ".join(f"{n} {(None,) + tuple(s)}" for n, s in
+                              zip(self.input_names, self._sample_shapes))
+            given = ", ".join(f"{n} {s}" for n, s in shapes.items())
+            raise ValueError(f"model '{self.name}' cannot run on inputs {given} (it was built "
+                             f"for {built}): {self.describe_node(e.node)} needs a fixed input "
+                             f"size; the engine says: {e}") from None
+
+    def describe_node(self, node):
+        """How to name an engine node in messages: the producer's layer name and type."""
+        for layer in self.metadata.get("layers", []):
+            if layer.get("node") == node:
+                return f"layer '{layer.get('caffe_name', node)}' ({layer.get('type')})"
+        return f"node '{node}'" if node else "a node"
+
+    def _check_data(self, x, *args, **kwargs):
+        try:
+            shapes = None if x is None or is_iterator(x) else self._data_shapes(x)
+        except (TypeError, ValueError, KeyError):
+            shapes = None  # the base check reports malformed data
+        if shapes is None or set(shapes) != set(self.input_names) or not self._differs(shapes):
+            return super()._check_data(x, *args, **kwargs)
+        self.check_input_shapes(shapes)
+        declared = self._sample_shapes
+        self._sample_shapes = [shapes[n][1:] for n in self.input_names]
+        try:  # the remaining checks (labels, sample weights) against this data's shapes
+            return super()._check_data(x, *args, **kwargs)
+        finally:
+            self._sample_shapes = declared
+
+    def bind_step(self, purpose, x, y=None, sample_weight=None):
+        """The cached executor for ``purpose`` and this batch's input shapes, with the batch fed.
+
+        Each distinct input shape (a net that runs on any image size) binds
+        its own executor, cached like the batch sizes.
+        """
+        shapes = self._data_shapes(x)
+        cache = self.executors()
+        if self._differs(shapes):
+            self.check_input_shapes(shapes)
+            exe = cache.executor(purpose, sample_count(x), input_shapes=shapes)
+        else:
+            exe = cache.executor(purpose, sample_count(x))
+        cache.feed(exe, x, y, sample_weight)
+        return exe
 
     def summary(self, print_fn=print, line_length=80):
         """The symbol's structure (there are no layers)."""
@@ -281,7 +362,7 @@ class SymbolModel(Model):
 
 def _constant(value):
     def init(shape, dtype, rng):
-        return value.astype(dtype)
+        return value.astype(dtype, copy=False)
     return init
 
 

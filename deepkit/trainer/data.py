@@ -30,11 +30,14 @@ class HostBatch:
     Args:
         array: The whole array the rows come from.
         index: The row indices (an integer array) or a slice.
+        check: None, or ``check(rows, positions)`` run on the gathered rows
+            (it raises on bad values; ``positions`` are the row numbers).
     """
 
-    def __init__(self, array, index):
+    def __init__(self, array, index, check=None):
         self.array = array
         self.index = index
+        self.check = check
         count = len(range(*index.indices(len(array)))) if isinstance(index, slice) \
             else len(index)
         self.shape = (count,) + tuple(np.shape(array)[1:]) if hasattr(array, "shape") \
@@ -53,7 +56,12 @@ class HostBatch:
 
     def numpy(self):
         """The rows as a numpy array (gathered now)."""
-        return np.asarray(self.array[self.index])
+        rows = np.asarray(self.array[self.index])
+        if self.check is not None:
+            positions = np.arange(len(self.array))[self.index] \
+                if isinstance(self.index, slice) else self.index
+            self.check(rows, positions)
+        return rows
 
     def __array__(self, dtype=None, copy=None):
         value = self.numpy()
@@ -147,16 +155,22 @@ class ArraySource:
         shuffle: Draw a new order every epoch from ``rng``.
         rng: A numpy Generator.
         single_input, single_output: Give ``x``/``y`` as one array instead of a dict.
+        checks: ``{('x' or 'y', name): check(rows, positions)}`` run on the
+            rows of those arrays (arrays not in memory: h5py, memmap) as each
+            batch is gathered, before the batch is handed to the step.
     """
 
     def __init__(self, xs, ys, sws, batch_size, shuffle, rng, single_input=True,
-                 single_output=True):
+                 single_output=True, checks=None):
         self.xs, self.ys, self.sws = xs, ys, sws
         lengths = {len(a) for a in list(xs.values()) + list(ys.values()) + list(sws.values())}
         if len(lengths) != 1:
-            sizes = {k: len(v) for k, v in list(xs.items()) + list(ys.items())}
-            raise ValueError(f"all inputs and targets must have the same number of samples; "
-                             f"got {sizes}")
+            sizes = {f"x['{k}']": len(v) for k, v in xs.items()}
+            sizes.update({f"y['{k}']": len(v) for k, v in ys.items()})
+            sizes.update({f"sample_weight['{k}']": len(v) for k, v in sws.items()})
+            raise ValueError(f"all inputs, targets and sample weights must have the same "
+                             f"number of samples; got {sizes}")
+        self.checks = checks or {}
         self.n = lengths.pop()
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
@@ -180,13 +194,25 @@ class ArraySource:
                 idx = order[start:start + self.batch_size]
                 if self._sorted:
                     idx = np.sort(idx)  # h5py needs increasing indices
-            x = {k: HostBatch(v, idx) for k, v in self.xs.items()}
-            y = {k: HostBatch(v, idx) for k, v in self.ys.items()}
+            x = {k: self._rows("x", k, v, idx) for k, v in self.xs.items()}
+            y = {k: self._rows("y", k, v, idx) for k, v in self.ys.items()}
             sw = {k: HostBatch(v, idx) for k, v in self.sws.items()}
             n = next(iter(x.values())).shape[0]
             yield n, (_structured(x, in_names, self.single_input),
                       _structured(y, out_names, self.single_output),
                       _structured(sw, out_names, self.single_output))
+
+
+    def _rows(self, kind, name, array, idx):
+        """The rows ``idx`` of ``array``: a lazy HostBatch, or checked now when it has a check.
+
+        Checked rows are gathered here, so that bad values raise before any
+        work for the batch is queued (an error inside queued work would leave
+        the weights unreadable until they are set again).
+        """
+        check = self.checks.get((kind, name))
+        batch = HostBatch(array, idx, check)
+        return batch if check is None else batch.numpy()
 
 
 def is_iterator(x):
@@ -205,12 +231,18 @@ class IteratorSource:
         it: The DataIter or iterable.
         input_names, output_names: The model's names, to map a DataIter's arrays.
         steps: Stop after this many batches per epoch (None: until exhausted).
+        checks: None, or an object whose ``batch(x, y, first_sample)`` checks
+            each batch's values (:class:`~deepkit.trainer.checks.DataChecks`).
+        needs_targets: None, or the name of the method (``'fit'``...) that
+            needs targets in every batch: a batch without them raises.
     """
 
-    def __init__(self, it, input_names, output_names, steps=None):
+    def __init__(self, it, input_names, output_names, steps=None, checks=None,
+                 needs_targets=None):
         self.it, self.steps = it, steps
         self.input_names, self.output_names = input_names, output_names
         self.data_iter = hasattr(it, "provide_data") and hasattr(it, "reset")
+        self.checks, self.needs_targets = checks, needs_targets
 
     @property
     def num_batches(self):
@@ -226,18 +258,30 @@ class IteratorSource:
         """Yield ``(n, (x, y, sample_weight))`` for one epoch."""
         if self.data_iter:
             self.it.reset()
+        seen = 0
         for step, item in enumerate(self.it):
             if self.steps is not None and step >= self.steps:
                 break
             if self.data_iter:
                 n = item.data[0].shape[0] - (item.pad or 0)
-                x = _rows_by_name(item.data, self.input_names, n)
-                y = _rows_by_name(item.label or [], self.output_names, n)
-                yield n, (x, y, None)
-                continue
-            x, y, sw = unpack_x_y_sample_weight(item)
-            n = sample_count(x)
-            yield n, (_host_rows(x, n), _host_rows(y, n), _host_rows(sw, n))
+                batch = (_rows_by_name(item.data, self.input_names, n),
+                         _rows_by_name(item.label or [], self.output_names, n), None)
+            else:
+                x, y, sw = unpack_x_y_sample_weight(item)
+                n = sample_count(x)
+                batch = (_host_rows(x, n), _host_rows(y, n), _host_rows(sw, n))
+            self._check(step, seen, batch)
+            seen += n
+            yield n, batch
+
+    def _check(self, step, first, batch):
+        x, y, _ = batch
+        if y is None and self.needs_targets:
+            raise ValueError(f"{self.needs_targets}: batch {step} of the data has no targets, "
+                             f"but the model has a loss; yield (x, y) or (x, y, sample_weight) "
+                             f"batches")
+        if self.checks is not None:
+            self.checks.batch(x, y, first)
 
 
 def _rows_by_name(arrays, names, n):
@@ -257,7 +301,8 @@ def _host_rows(value, n):
     return host_value(value)[:n]
 
 
-def as_source(x, y, sample_weight, model, batch_size, shuffle, rng, steps=None):
+def as_source(x, y, sample_weight, model, batch_size, shuffle, rng, steps=None, checks=None,
+              needs_targets=None):
     """The batch source for ``fit``/``evaluate``/``predict`` data.
 
     Args:
@@ -268,18 +313,25 @@ def as_source(x, y, sample_weight, model, batch_size, shuffle, rng, steps=None):
         shuffle: Shuffle array batches each epoch.
         rng: The numpy Generator that shuffles.
         steps: Batches per epoch for iterators (None: until exhausted).
+        checks: None, or the :class:`~deepkit.trainer.checks.DataChecks` of
+            the call (in-memory arrays are checked by the caller; the source
+            checks what it gathers or receives).
+        needs_targets: For iterators: the method name to raise with when a
+            batch has no targets (None: targets are optional).
     """
     if is_iterator(x):
         if y is not None:
             raise ValueError("y must be None when x is a data iterator or an iterable of "
                              "batches: the batches carry their own targets")
-        return IteratorSource(x, model.input_names, model.output_names, steps)
+        return IteratorSource(x, model.input_names, model.output_names, steps, checks,
+                              needs_targets)
     if batch_size is None:
         raise DeepkitError("batch_size is needed for array data")
     xs = named(x, model.input_names, "x")
     ys = named(y, model.output_names, "y") if y is not None else {}
     sws = named(sample_weight, model.output_names, "sample_weight") \
         if sample_weight is not None else {}
+    deferred = checks.arrays(xs, ys) if checks is not None else None
     return ArraySource(xs, ys, sws, batch_size, shuffle, rng,
                        single_input=len(model.input_names) == 1,
-                       single_output=len(model.output_names) == 1)
+                       single_output=len(model.output_names) == 1, checks=deferred)

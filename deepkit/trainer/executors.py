@@ -1,11 +1,12 @@
-"""Executors of one model on one device: bound once per (purpose, batch size) and cached.
+"""Executors of one model on one device: bound once per (purpose, input shapes) and cached.
 
 The model describes its programs (:meth:`Model.build_programs`): the
 inference program (its outputs) and the training program (the total loss
 first, then the outputs cut off from the gradient). :class:`ExecutorCache`
 binds them on demand. All executors of a cache share the parameter, gradient
 and auxiliary arrays, so the training and test executors always see the
-same weights, and a batch of another size only binds another executor.
+same weights, and a batch of another size (or, for a model that runs on any
+input size, inputs of another height and width) only binds another executor.
 """
 import numpy as np
 
@@ -73,16 +74,42 @@ class ExecutorCache:
         self.predict_symbol, self.train_symbol = self.model.build_programs()
         self.param_map = {p.name: p for p in self.model.weights}
 
-    def executor(self, purpose, batch_size):
-        """The executor for ``purpose`` (one of :data:`PURPOSES`) and ``batch_size``."""
+    def executor(self, purpose, batch_size, input_shapes=None):
+        """The executor for ``purpose`` (one of :data:`PURPOSES`) and these inputs.
+
+        Args:
+            purpose: ``'train'``, ``'eval'`` or ``'predict'``.
+            batch_size: The number of samples in the batch.
+            input_shapes: ``{input name: full shape}`` where the batch's
+                samples differ from ``model.input_sample_shapes()`` (a model
+                that runs on any input size); ``None``: the model's own.
+
+        Returns:
+            The cached (or newly bound) :class:`~deepkit_engine.Executor`.
+        """
         self._refresh()
-        key = (purpose, batch_size)
+        shapes = self._input_shapes(batch_size, input_shapes)
+        key = (purpose, tuple(sorted(shapes.items())))
         exe = self._executors.get(key)
         if exe is None:
-            exe = self._executors[key] = self._bind(purpose, batch_size)
+            exe = self._executors[key] = self._bind(purpose, batch_size, shapes)
         return exe
 
-    def _bind(self, purpose, batch_size):
+    def _input_shapes(self, batch_size, given):
+        model = self.model
+        shapes = {}
+        for name, shape in zip(model.input_names, model.input_sample_shapes()):
+            full = given.get(name) if given else None
+            if full is None:
+                if any(d is None for d in shape):
+                    raise DeepkitError(f"input '{name}' of model '{model.name}' has no fixed "
+                                       f"sample shape {tuple(shape)}: give the batch's shapes "
+                                       "(input_shapes)")
+                full = (batch_size,) + tuple(shape)
+            shapes[name] = tuple(int(d) for d in full)
+        return shapes
+
+    def _bind(self, purpose, batch_size, shapes):
         if purpose not in PURPOSES:
             raise ValueError(f"executor purpose must be one of {PURPOSES}, got {purpose!r}")
         model = self.model
@@ -93,8 +120,7 @@ class ExecutorCache:
         ctx = self.ctx
         for p in model.weights:
             p.initialize(ctx)
-        shapes = {name: (batch_size,) + tuple(shape)
-                  for name, shape in zip(model.input_names, model.input_sample_shapes())}
+        shapes = dict(shapes)
         if purpose != "predict":
             for name in model.output_names:
                 shapes[f"{name}_sample_weight"] = (batch_size,)

@@ -14,6 +14,7 @@ point that ``BackupAndRestore`` sets.
 """
 import collections.abc
 import time
+import warnings
 
 from .data import unpack_x_y_sample_weight
 
@@ -171,6 +172,14 @@ def run_fit(model, source, state, callbacks, validate=None):
         state.epoch = epoch
         callbacks.call("on_epoch_begin", epoch, {})
         logs = run_epoch(model, source, state, callbacks)
+        if state.seen == 0 and not (model.stop_training or state.stop):
+            if epoch == state.initial_epoch:
+                raise ValueError("fit: the data gave no batches: the data set is empty, or the "
+                                 "iterator was already exhausted")
+            warnings.warn(f"fit: the data ran out at epoch {epoch}: the iterable gave no "
+                          f"batches, so training stops; pass a DataIter (it is reset each "
+                          f"epoch), a re-iterable, or steps_per_epoch", stacklevel=3)
+            break
         if validate is not None:
             logs.update({f"val_{k}": v for k, v in validate().items()})
         state.logs = logs
@@ -195,6 +204,9 @@ def run_evaluate(model, source, state=None, callbacks=None):
         state.seen += n
         if callbacks is not None:
             callbacks.call("on_test_batch_end", step, None)
+    if logs is None:
+        raise ValueError("evaluate: the data gave no batches: the data set is empty, or the "
+                         "iterator was already exhausted")
     state.batch = None
     state.logs = read_logs(logs if logs is not None else model.get_metrics_result())
     if callbacks is not None:

@@ -28,6 +28,8 @@ where later features plug in are :meth:`reduce_gradients` (gradient
 all-reduce across devices and ranks, between backward and the update) and
 :meth:`bind_step` (what is fed: sequence masks, per-device slices).
 """
+import threading
+
 import numpy as np
 
 import deepkit_engine as dk
@@ -41,11 +43,32 @@ from .. import optimizers as optimizers_mod
 from ..callbacks.base import CallbackList
 from ..callbacks.history import History
 from ..callbacks.progress import ProgbarLogger
+from ..layers.masking import get_mask
+from . import arguments
+from .checks import DataChecks
 from .data import as_source, is_iterator, named, sample_count, unpack_x_y_sample_weight
 from .executors import ExecutorCache
 from .loop import Logs, LoopState, run_evaluate, run_fit, run_predict
 
 __all__ = ["Trainer"]
+
+def _masked_loss(loss, label, out, mask, sample_weight):
+    """The loss of a sequence output over its unmasked steps only (Keras's masked mean).
+
+    Each step is scored as a sample (time folded into the batch), weighted by
+    the step's mask and its sequence's sample weight, and the sum is divided
+    by the number of unmasked steps.
+    """
+    # The reshapes below hide the label's shape from inference; adding zeros of the shape
+    # it must have (the mask's for class-index labels, else the output's) gives it back.
+    label_shape = getattr(loss, "label_shape", tuple)
+    like = mask if len(label_shape((1, 1, 1))) == 2 else out
+    label = sym.elemwise_add(label, sym.zeros_like(like))
+    per_step = loss(sym.reshape(label, shape=(-3, -2)), sym.reshape(out, shape=(-3, -2)))
+    weights = sym.broadcast_mul(mask, sym.expand_dims(sample_weight, axis=1))
+    total = sym.sum(sym.reshape_like(per_step, mask) * weights)
+    return total / sym.maximum(sym.sum(mask), 1.0)
+
 
 #: A batch size larger than any data set: the ``*_on_batch`` methods take all rows at once.
 _WHOLE = 1 << 62
@@ -186,8 +209,13 @@ class Trainer:
             if loss is None:
                 continue
             name = self.output_names[i]
-            per_sample = loss(sym.Variable(self.label_names[i]), out)
-            term = sym.mean(per_sample * sym.Variable(f"{name}_sample_weight"))
+            mask = get_mask(out)
+            if mask is not None:
+                term = _masked_loss(loss, sym.Variable(self.label_names[i]), out, mask,
+                                    sym.Variable(f"{name}_sample_weight"))
+            else:
+                per_sample = loss(sym.Variable(self.label_names[i]), out)
+                term = sym.mean(per_sample * sym.Variable(f"{name}_sample_weight"))
             weight = self.compiled_loss_weights[i]
             terms.append(term if weight == 1.0 else term * weight)
         if not terms:
@@ -302,9 +330,13 @@ class Trainer:
         return [o.copy() for o in exe.forward(is_train=False)]
 
     # -- checks --------------------------------------------------------------------------
-    def _check_data(self, x, y):
+    def _check_data(self, x, y, sample_weight=None, what="fit"):
+        arguments.check_x(what, x)
         if is_iterator(x):
             return
+        xs = named(x, self.input_names, "x")
+        n = sample_count(next(iter(xs.values())))
+        arguments.check_not_empty(what, n)
         for name, value, shape in zip(self.input_names, named(x, self.input_names, "x").values(),
                                       self.input_sample_shapes()):
             got = tuple(np.shape(value)[1:])
@@ -320,6 +352,37 @@ class Trainer:
                 continue
             out_shape = (len(value),) + tuple(self.outputs[i].shape[1:])
             loss.check_label_shape(tuple(np.shape(value)), out_shape, name)
+        if sample_weight is not None:
+            for name, value in named(sample_weight, self.output_names, "sample_weight").items():
+                shape = tuple(np.shape(value))
+                if not shape or shape[0] != n:
+                    raise ValueError(f"{what}: sample_weight for output '{name}' has shape "
+                                     f"{shape}, but x has {n} samples: it needs one weight per "
+                                     f"sample, shape ({n},)")
+
+    def _needs_targets(self, step):
+        """Whether the default ``step`` (``'train_step'``/``'test_step'``) needs labels."""
+        if getattr(type(self), step) is not getattr(Trainer, step):
+            return False  # an overridden step decides for itself
+        return any(loss is not None for loss in self.compiled_loss)
+
+    def _require_targets(self, what, x, y, step):
+        """Raise when array data comes without the targets the compiled loss needs."""
+        if y is not None or is_iterator(x) or not self._needs_targets(step):
+            return
+        losses = {name: loss.name for name, loss in zip(self.output_names, self.compiled_loss)
+                  if loss is not None}
+        raise ValueError(f"{what}: y is None, but the model was compiled with a loss "
+                         f"({', '.join(f'{v} for output {k!r}' for k, v in losses.items())}); "
+                         f"pass the targets as y")
+
+    def _source(self, what, x, y, sample_weight, batch_size, shuffle, steps, check_finite,
+                step=None):
+        """The batch source of a call, with its data checks."""
+        checks = DataChecks(self, what, check_finite)
+        needs = what if step is not None and self._needs_targets(step) else None
+        return as_source(x, y, sample_weight, self, batch_size, shuffle, backend.rng(), steps,
+                         checks=checks, needs_targets=needs)
 
     def _require_compiled(self):
         if self.optimizer is None:
@@ -335,24 +398,42 @@ class Trainer:
     # -- fit -----------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0, steps_per_epoch=None, ctx=None):
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, ctx=None,
+            check_finite=True):
         """Train for ``epochs`` passes over the data; returns the History.
 
         ``x``/``y`` are numpy (or array-like) arrays, lists or dicts of them for
         several inputs/outputs, a DataIter, or an iterable of batches
         ``(x, y[, sample_weight])``. Each batch goes through :meth:`train_step`.
+
+        The data is checked as it enters: class labels must be valid for the
+        loss (integers in range for sparse cross-entropy), indices fed to an
+        Embedding must be in range, and inputs and targets must be finite
+        (``check_finite=False`` skips only that last check, for speed; with a
+        ``TerminateOnNaN`` callback the callback handles such batches instead).
+        Arguments follow Keras's rules; a bad one raises a ValueError naming it.
         """
+        batch_size = arguments.check_batch_size("fit", batch_size)
+        if any(getattr(cb, "handles_non_finite_data", False) for cb in callbacks or ()):
+            check_finite = False  # TerminateOnNaN stops at (and reports) such batches
+        epochs = arguments.check_count("fit", "epochs", epochs)
+        initial_epoch = arguments.check_count("fit", "initial_epoch", initial_epoch)
+        steps_per_epoch = arguments.check_count("fit", "steps_per_epoch", steps_per_epoch, 1,
+                                                optional=True)
+        validation_split = arguments.check_validation_split("fit", validation_split,
+                                                            is_iterator(x))
         self._prepare(x, ctx)
         self._require_compiled()
         self.initialize_weights()
-        self._check_data(x, y)
+        self._check_data(x, y, sample_weight, "fit")
+        self._require_targets("fit", x, y, "train_step")
         if validation_split and validation_data is None:
             x, y, sample_weight, validation_data = self._split(x, y, sample_weight,
                                                                validation_split)
         if class_weight is not None:
             sample_weight = self._class_weights(y, class_weight, sample_weight)
-        source = as_source(x, y, sample_weight, self, batch_size, shuffle, backend.rng(),
-                           steps_per_epoch)
+        source = self._source("fit", x, y, sample_weight, batch_size, shuffle, steps_per_epoch,
+                              check_finite, "train_step")
         history = History()
         cbs = list(callbacks or [])
         if verbose:
@@ -370,7 +451,7 @@ class Trainer:
 
             def validate():
                 return self.evaluate(vx, vy, batch_size=batch_size, sample_weight=vsw,
-                                     verbose=0, return_dict=True)
+                                     verbose=0, return_dict=True, check_finite=check_finite)
         run_fit(self, source, state, callback_list, validate)
         return history
 
@@ -381,6 +462,10 @@ class Trainer:
         n = len(next(iter(xs.values())))
         order = backend.rng().permutation(n)
         n_val = int(round(n * fraction))
+        if n_val == 0 or n_val == n:
+            raise ValueError(f"fit: validation_split={fraction!r} of {n} samples leaves "
+                             f"{n - n_val} for training and {n_val} for validation; both need "
+                             f"at least one sample")
         val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
 
         def take(value, idx):
@@ -417,12 +502,20 @@ class Trainer:
 
     # -- evaluate and predict --------------------------------------------------------------
     def evaluate(self, x=None, y=None, batch_size=32, verbose=0, sample_weight=None,
-                 return_dict=False, steps=None, ctx=None, callbacks=None):
-        """The loss and metrics of the current weights in inference mode (:meth:`test_step`)."""
+                 return_dict=False, steps=None, ctx=None, callbacks=None, check_finite=True):
+        """The loss and metrics of the current weights in inference mode (:meth:`test_step`).
+
+        The data is checked as in :meth:`fit` (``check_finite=False`` skips
+        the NaN/infinity check).
+        """
+        batch_size = arguments.check_batch_size("evaluate", batch_size)
+        steps = arguments.check_count("evaluate", "steps", steps, 1, optional=True)
         self._prepare(x, ctx)
         self._require_compiled()
-        self._check_data(x, y)
-        source = as_source(x, y, sample_weight, self, batch_size, False, backend.rng(), steps)
+        self._check_data(x, y, sample_weight, "evaluate")
+        self._require_targets("evaluate", x, y, "test_step")
+        source = self._source("evaluate", x, y, sample_weight, batch_size, False, steps,
+                              check_finite, "test_step")
         callback_list = CallbackList(callbacks, self, {"steps": source.num_batches,
                                                        "verbose": verbose}) \
             if callbacks else None
@@ -435,35 +528,56 @@ class Trainer:
         return values[0] if len(values) == 1 else values
 
     def predict(self, x, batch_size=32, verbose=0, steps=None, ctx=None):
-        """Outputs for every sample (:meth:`predict_step`; the last batch may be partial)."""
+        """Outputs for every sample (:meth:`predict_step`; the last batch may be partial).
+
+        Threads: ``predict`` may be called from several threads at once on one
+        model; the calls share the model's executors, so they take turns (one
+        lock per model) and each gets its own results. Inputs are not checked
+        for NaN (predictions of NaN inputs are NaN).
+        """
+        batch_size = arguments.check_batch_size("predict", batch_size)
+        steps = arguments.check_count("predict", "steps", steps, 1, optional=True)
         self._prepare(x, ctx)
-        self._check_data(x, None)
-        source = as_source(x, None, None, self, batch_size, False, backend.rng(), steps)
-        chunks = run_predict(self, source)
+        self._check_data(x, None, None, "predict")
+        source = self._source("predict", x, None, None, batch_size, False, steps, False)
+        with self._predict_lock():
+            chunks = run_predict(self, source)
+            chunks = [[c.asnumpy() for c in cs] for cs in chunks]
         if not chunks:
             chunks = [[] for _ in self.output_names]
-        results = [np.concatenate([c.asnumpy() for c in cs]) if cs else np.zeros((0,))
-                   for cs in chunks]
+        results = [np.concatenate(cs) if cs else np.zeros((0,)) for cs in chunks]
         return results[0] if self.single_output else results
 
+    def _predict_lock(self):
+        lock = self.__dict__.get("_predict_lock_")
+        if lock is None:
+            lock = self.__dict__.setdefault("_predict_lock_", threading.RLock())
+        return lock
+
     # -- one batch -------------------------------------------------------------------------
-    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
-        """One :meth:`train_step` on one batch; returns the batch loss (and metrics)."""
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False,
+                       check_finite=True):
+        """One :meth:`train_step` on one batch; returns the batch loss (and metrics).
+
+        The batch is checked as in :meth:`fit`.
+        """
         self._prepare(x, None)
         self._require_compiled()
         self.initialize_weights()
-        self._check_data(x, y)
+        self._check_data(x, y, sample_weight, "train_on_batch")
+        self._require_targets("train_on_batch", x, y, "train_step")
         if class_weight is not None:
             sample_weight = self._class_weights(y, class_weight, sample_weight)
-        source = as_source(x, y, sample_weight, self, _WHOLE, False, backend.rng())
+        source = self._source("train_on_batch", x, y, sample_weight, _WHOLE, False, None,
+                              check_finite)
         self.reset_metrics()
         _, data = next(iter(source.batches()))
         return self._result(self.train_step(data), return_dict)
 
-    def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False, check_finite=True):
         """Loss (and metrics) of one batch in inference mode, without updating."""
         return self.evaluate(x, y, batch_size=_WHOLE, sample_weight=sample_weight,
-                             return_dict=return_dict)
+                             return_dict=return_dict, check_finite=check_finite)
 
     def predict_on_batch(self, x):
         """The outputs for one batch."""

@@ -6,11 +6,11 @@ They take ``ctx`` and ``dtype`` (float32 by default, as in MXNet).
 import numpy as np
 
 from .. import engine as _engine
-from ..base import ContextError
+from ..base import ContextError, ShapeError
 from ..context import Context, current_context
 from .ndarray import NDArray
 
-__all__ = ["array", "zeros", "ones", "full", "empty", "arange", "empty_like", "full_like",
+__all__ = ["array", "zeros", "ones", "full", "eye", "empty", "arange", "empty_like", "full_like",
            "waitall", "from_dlpack"]
 
 _DEFAULT_DTYPE = np.float32
@@ -71,19 +71,38 @@ def _filled(shape, ctx, dtype, fill):
     return NDArray(data, ctx)
 
 
-def zeros(shape, ctx=None, dtype=None):
-    """An array of zeros."""
-    return _filled(shape, ctx, dtype, 0)
+def _into(out, result):
+    """``result`` written into ``out`` (MXNet's ``out=``), or ``result`` itself."""
+    if out is None:
+        return result
+    if not isinstance(out, NDArray):
+        raise TypeError(f"out must be an NDArray, got {type(out).__name__}")
+    if out.shape != result.shape:
+        raise ShapeError(f"out has shape {out.shape} but the result has shape {result.shape}",
+                         argument="out", expected=result.shape, actual=out.shape)
+    out[:] = result.as_in_context(out.ctx)
+    return out
 
 
-def ones(shape, ctx=None, dtype=None):
-    """An array of ones."""
-    return _filled(shape, ctx, dtype, 1)
+def zeros(shape, ctx=None, dtype=None, out=None):
+    """An array of zeros (written into ``out`` when given)."""
+    return _into(out, _filled(shape, ctx, dtype, 0))
 
 
-def full(shape, val, ctx=None, dtype=None):
-    """An array filled with ``val``."""
-    return _filled(shape, ctx, dtype, val)
+def ones(shape, ctx=None, dtype=None, out=None):
+    """An array of ones (written into ``out`` when given)."""
+    return _into(out, _filled(shape, ctx, dtype, 1))
+
+
+def full(shape, val, ctx=None, dtype=None, out=None):
+    """An array filled with ``val`` (written into ``out`` when given)."""
+    return _into(out, _filled(shape, ctx, dtype, val))
+
+
+def eye(N, M=0, k=0, ctx=None, dtype=None, out=None):
+    """A 2-D array with ones on the ``k``-th diagonal (``M=0``: square), as MXNet's ``eye``."""
+    values = np.eye(int(N), int(M) or int(N), int(k))
+    return _into(out, array(values, ctx=ctx, dtype=dtype))
 
 
 def empty(shape, ctx=None, dtype=None):
@@ -101,14 +120,14 @@ def full_like(data, val):
     return full(data.shape, val, data.ctx, data.dtype)
 
 
-def arange(start, stop=None, step=1.0, repeat=1, ctx=None, dtype=None):
+def arange(start, stop=None, step=1.0, repeat=1, ctx=None, dtype=None, out=None):
     """Evenly spaced values in [start, stop), each repeated ``repeat`` times (MXNet)."""
     if stop is None:
         start, stop = 0, start
     values = np.arange(start, stop, step, dtype=np.float64)
     if repeat != 1:
         values = np.repeat(values, repeat)
-    return array(values, ctx=ctx, dtype=dtype)
+    return _into(out, array(values, ctx=ctx, dtype=dtype))
 
 
 def waitall():

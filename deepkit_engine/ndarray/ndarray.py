@@ -209,6 +209,35 @@ class NDArray:
             shape = kwargs.pop("shape")
         return invoke_by_name("reshape", [self], dict(kwargs, shape=shape))
 
+    def flatten(self, inplace=False):
+        """``(N, -1)``: a view when ``inplace`` (MXNet), else a new array (``flatten``)."""
+        if inplace:
+            return self._view(self.shape[:1] + (int(np.prod(self.shape[1:])),)
+                              if self.ndim else (1, 1))
+        return invoke_by_name("flatten", [self], {})
+
+    def expand_dims(self, axis, inplace=False):
+        """A size-1 axis inserted at ``axis``: a view when ``inplace`` (MXNet)."""
+        if inplace:
+            position = axis + self.ndim + 1 if axis < 0 else axis
+            return self._view(self.shape[:position] + (1,) + self.shape[position:])
+        return invoke_by_name("expand_dims", [self], {"axis": axis})
+
+    def squeeze(self, axis=None, inplace=False):
+        """The size-1 axes removed (``axis`` ones only): a view when ``inplace`` (MXNet)."""
+        if inplace:
+            axes = range(self.ndim) if axis is None else \
+                [a % self.ndim for a in ((axis,) if isinstance(axis, int) else axis)]
+            shape = tuple(d for i, d in enumerate(self.shape) if not (i in axes and d == 1))
+            return self._view(shape or (1,))
+        return invoke_by_name("squeeze", [self], {"axis": axis})
+
+    def _view(self, shape):
+        """The same buffer with another shape (shares the engine variable)."""
+        if self._tape is not None and _tape.active:
+            return invoke_by_name("reshape", [self], {"shape": shape})
+        return NDArray(self._data.reshape(shape), self._ctx, self._var)
+
     def attach_grad(self, grad_req="write"):
         """Allocate ``.grad`` (zeros) and mark this array as a variable for autograd."""
         if grad_req not in ("write", "add", "null"):
@@ -271,6 +300,8 @@ class NDArray:
             except IndexError as err:
                 raise IndexError(f"NDArray of shape {self.shape}: index {key!r} is out of "
                                  f"range ({err})") from None
+            if _tape.active and self._tape is not None:
+                return self._recorded_slice(basic, view.shape)
             return NDArray(view, self._ctx, self._var)
         key = _resolve_advanced_key(key, self._ctx)
         self.wait_to_read()
@@ -282,6 +313,40 @@ class NDArray:
         if not hasattr(result, "shape") or result.ndim == 0 and not isinstance(result, type(self._data)):
             result = self._ctx.xp.asarray(result)
         return NDArray(result, self._ctx)
+
+    def _recorded_slice(self, basic, shape):
+        """Basic indexing inside ``autograd.record()``: a recorded ``slice`` (and ``reshape``).
+
+        As MXNet, which records it as ``slice``, so gradients flow back to
+        the indexed array (outside recording, indexing returns a view).
+        """
+        begin, end, step = [], [], []
+        covered = self.ndim - sum(1 for j in basic if j is not None and j is not Ellipsis)
+        for k in basic:
+            if k is Ellipsis:
+                begin += [None] * covered
+                end += [None] * covered
+                step += [None] * covered
+                covered = 0  # a second Ellipsis covers nothing
+                continue
+            if k is None:
+                continue
+            size = self.shape[len(begin)]
+            if isinstance(k, slice):
+                start, stop, stride = k.indices(size)
+                begin.append(start)
+                end.append(None if stride < 0 and stop < 0 else stop)
+                step.append(stride)
+            else:
+                index = int(k) + size if int(k) < 0 else int(k)
+                begin.append(index)
+                end.append(index + 1)
+                step.append(1)
+        result = invoke_by_name("slice", [self], {"begin": tuple(begin), "end": tuple(end),
+                                                  "step": tuple(step)})
+        if result.shape != tuple(shape):
+            result = invoke_by_name("reshape", [result], {"shape": tuple(shape)})
+        return result
 
     def __setitem__(self, key, value):
         basic = _basic_key(key)
@@ -298,13 +363,17 @@ class NDArray:
             if value._ctx != self._ctx:
                 raise ContextError(f"slice assignment: value is on {value._ctx} but the array is "
                                    f"on {self._ctx}; use value.as_in_context({self._ctx})")
-            _check_assignable(value.shape, target.shape, key, self.shape)
             source = value._data
+            trimmed = _trim_leading_ones(value.shape, target.ndim)
+            if trimmed != value.shape:
+                source = source.reshape(trimmed)
+            _check_assignable(trimmed, target.shape, key, self.shape)
             reads = (value._var,)
         elif isinstance(value, numbers.Number):
             source = value
         else:
             source = np.asarray(value)
+            source = source.reshape(_trim_leading_ones(source.shape, target.ndim))
             _check_assignable(source.shape, target.shape, key, self.shape)
             source = self._ctx.xp.asarray(source, dtype=self.dtype)
             if source is value:
@@ -384,6 +453,15 @@ def _resolve_advanced_key(key, ctx):
     if isinstance(key, tuple):
         return tuple(conv(k) for k in key)
     return conv(key)
+
+
+def _trim_leading_ones(shape, ndim):
+    """``shape`` without the leading size-1 axes beyond ``ndim`` (MXNet: ``a[0] = b`` with
+    ``b`` of shape ``(1, 1, 3)`` and ``a[0]`` of shape ``(3,)``)."""
+    shape = tuple(shape)
+    while len(shape) > ndim and shape[0] == 1:
+        shape = shape[1:]
+    return shape
 
 
 def _check_assignable(value_shape, target_shape, key, full_shape):

@@ -2,15 +2,17 @@
 
 Writes are atomic: the file is written under a temporary name in the same
 folder and renamed over the target only when complete, so an interrupted
-save never leaves a half-written file where a good one was.
+save never leaves a half-written file where a good one was. Each array
+carries a checksum; loading verifies it, reads only numeric arrays stored in
+the file itself, and raises :class:`~deepkit_engine.base.FileFormatError`
+(naming the file and the array) for anything damaged or inconsistent.
 """
-import os
-
 import h5py
 import numpy as np
 
-from ..base import DeepkitError
+from ..base import FileFormatError
 from ..fileio import atomic_path
+from ..hdf5_reading import SafeFile, write_dataset
 from .creation import array
 from .ndarray import NDArray
 
@@ -51,7 +53,7 @@ def save(fname, data):
             f.attrs["keys"] = np.array([k for k, _ in values], dtype=h5py.string_dtype())
             grp = f.create_group("arrays")
             for i, (k, v) in enumerate(values):
-                grp.create_dataset(str(i), data=v)
+                write_dataset(grp, str(i), v)
 
 
 def load(fname, ctx=None):
@@ -59,26 +61,44 @@ def load(fname, ctx=None):
 
     Raises:
         FileNotFoundError: ``fname`` does not exist.
-        DeepkitError: the file is not HDF5 or was not written by ``nd.save``.
+        FileFormatError: the file is not HDF5, was not written by ``nd.save``,
+            or is damaged (naming the array at fault).
     """
-    fname = os.fspath(fname)
-    if not os.path.exists(fname):
-        raise FileNotFoundError(f"nd.load: no such file: {fname}")
-    if not h5py.is_hdf5(fname):
-        raise DeepkitError(f"nd.load: {fname} is not an HDF5 file (nd.save writes HDF5)")
-    try:
-        with h5py.File(fname, "r") as f:
-            if f.attrs.get("format") != _FORMAT:
-                raise DeepkitError(f"nd.load: {fname} is an HDF5 file but was not written by "
-                                   f"nd.save (no '{_FORMAT}' format attribute)")
-            kind = f.attrs["kind"]
-            keys = [k.decode() if isinstance(k, bytes) else str(k) for k in f.attrs["keys"]]
-            grp = f["arrays"]
-            arrays = [array(grp[str(i)][()], ctx=ctx, dtype=grp[str(i)].dtype)
-                      for i in range(len(keys))]
-    except (OSError, KeyError) as err:
-        raise DeepkitError(f"nd.load: {fname} is damaged or incomplete ({err})") from None
+    with SafeFile(fname, "nd.load") as f:
+        if f.attr("format") != _FORMAT:
+            raise FileFormatError(f.path, None, f"nd.load: the file is an HDF5 file but was "
+                                                f"not written by nd.save (no '{_FORMAT}' "
+                                                "format attribute)")
+        kind = f.attr("kind", required=True)
+        if kind not in ("dict", "list"):
+            raise f.error("/@kind", f"must be 'dict' or 'list', found {kind!r}")
+        keys = _keys(f)
+        stored = f.keys("arrays")
+        if sorted(stored) != sorted(str(i) for i in range(len(keys))):
+            raise f.error("arrays", f"holds {len(stored)} arrays for {len(keys)} keys; the "
+                                    "keys and the arrays do not match")
+        values = [f.read(f"arrays/{i}") for i in range(len(keys))]
+    arrays = [array(v, ctx=ctx, dtype=v.dtype) for v in values]
     if kind == "dict":
+        if len(set(keys)) != len(keys):
+            raise FileFormatError(f.path, "/@keys", "repeats a key")
         return dict(zip(keys, arrays))
     return arrays
+
+
+def _keys(f):
+    raw = f.attr("keys", required=True)
+    if not isinstance(raw, np.ndarray) or raw.ndim != 1:
+        raise f.error("/@keys", f"must be a list of names, found {type(raw).__name__}")
+    keys = []
+    for k in raw:
+        if isinstance(k, bytes):
+            try:
+                k = k.decode("utf-8")
+            except UnicodeDecodeError:
+                raise f.error("/@keys", "holds a name that is not UTF-8") from None
+        if not isinstance(k, str):
+            raise f.error("/@keys", f"holds {k!r}, not a name")
+        keys.append(k)
+    return keys
 

@@ -1,4 +1,5 @@
-"""Activations: ``Activation``, ``LeakyReLU``, ``softmax``, ``log_softmax``, ``SoftmaxActivation``.
+"""Activations: ``Activation``, ``LeakyReLU``, ``softmax``, ``softmin``, ``log_softmax``,
+``hard_sigmoid``, ``SoftmaxActivation``.
 
 Names, parameters and semantics follow MXNet 1.x. Gradients are compositions
 of differentiable ops (so they can be differentiated again) and read the
@@ -328,11 +329,123 @@ _SOFTMAX_PARAMS = {
     "temperature": Param(float, None, "Divide the input by this first (None: 1)."),
 }
 
+def _softmax_inputs(attrs):
+    return ("data", "length") if attrs.use_length else ("data",)
+
+
+def _softmax_shape(attrs, in_shapes):
+    data = in_shapes[0]
+    if data is None:
+        return in_shapes, [None]
+    axis = normalize_axis(attrs.axis, len(data))
+    if not attrs.use_length:
+        return [tuple(data)], [tuple(data)]
+    length_shape = tuple(d for i, d in enumerate(data) if i != axis)
+    if in_shapes[1] is not None and tuple(in_shapes[1]) != length_shape:
+        raise ShapeError(f"length has shape {tuple(in_shapes[1])} but data {tuple(data)} needs "
+                         f"{length_shape} (its shape without axis {attrs.axis})",
+                         argument="length", expected=length_shape, actual=tuple(in_shapes[1]))
+    return [tuple(data), length_shape], [tuple(data)]
+
+
+_softmax_shape.partial = True
+
+
+def _softmax_type(attrs, in_dtypes):
+    data = in_dtypes[0]
+    out = np.dtype(attrs.dtype) if attrs.dtype is not None else data
+    return list(in_dtypes), [out]
+
+
+def _masked_softmax_into(xp, x, length, axis, temperature, target):
+    """Softmax over the first ``length`` entries along ``axis``; the others are 0."""
+    positions = xp.arange(x.shape[axis]).reshape((-1,) + (1,) * (x.ndim - axis - 1))
+    keep = positions < xp.expand_dims(length, axis)
+    shifted = xp.where(keep, x / (temperature or 1.0), -np.inf)
+    top = shifted.max(axis=axis, keepdims=True)
+    top = xp.where(xp.isfinite(top), top, 0)
+    e = xp.exp(shifted - top)
+    total = e.sum(axis=axis, keepdims=True)
+    target[...] = e / xp.where(total > 0, total, 1)
+
+
+def _softmax_forward(xp, attrs, inputs, outputs, req):
+    x, out = inputs[0], outputs[0]
+    if req[0] == "null" or out.size == 0:
+        return
+    target = out if req[0] != "add" else xp.empty_like(out)
+    axis = attrs.axis % x.ndim
+    if attrs.use_length:
+        _masked_softmax_into(xp, x, inputs[1], axis, attrs.temperature, target)
+    elif x.dtype == target.dtype:
+        _softmax_into(xp, x, axis, attrs.temperature, target)
+    else:
+        _softmax_into(xp, x.astype(target.dtype), axis, attrs.temperature, target)
+    if req[0] == "add":
+        out += target
+
+
+def _softmax_op_gradient(F, node, ograds):
+    grads = _softmax_gradient(F, node, ograds)
+    if node.attrs.dtype is not None:
+        grads = [F._backward_cast(grads[0], node.inputs[0])]  # back to the input's dtype
+    return grads + ([None] if node.attrs.use_length else [])
+
+
 register(OpDef(
-    "softmax", _axis_kernel(_softmax_into), params=dict(_SOFTMAX_PARAMS),
-    infer_shape=_softmax_axis_shape, gradient=_softmax_gradient,
+    "softmax", _softmax_forward,
+    inputs=_softmax_inputs,
+    params={**_SOFTMAX_PARAMS,
+            "dtype": Param(str, None, "Output dtype (None: the input's).",
+                           choices=(None, "float16", "float32", "float64")),
+            "use_length": Param(bool, False, "Take a second input `length`: softmax over the "
+                                             "first length entries along `axis`, 0 after.")},
+    infer_shape=_softmax_shape, infer_type=_softmax_type, gradient=_softmax_op_gradient,
     doc="``exp(x/T) / sum(exp(x/T))`` along `axis` (shifted by the maximum, so it never "
-        "overflows).", fluent=True))
+        "overflows); with `use_length`, over the first `length` entries only (MXNet).",
+    fluent=True))
+
+def _softmin_into(xp, x, axis, temperature, target):
+    xp.negative(x, out=target)
+    _softmax_into(xp, target, axis, temperature, target)
+
+
+def _softmin_gradient(F, node, ograds):
+    return [-_softmax_grad(F, node.outputs[0], ograds[0], node.attrs.axis,
+                           node.attrs.temperature)]
+
+
+register(OpDef(
+    "softmin", _axis_kernel(_softmin_into), params=dict(_SOFTMAX_PARAMS),
+    infer_shape=_softmax_axis_shape, gradient=_softmin_gradient,
+    doc="``softmax(-x/T)`` along `axis`: the smallest inputs get the largest weights.",
+    fluent=True))
+
+
+def _hard_sigmoid_forward(xp, attrs, inputs, outputs, req):
+    x, out = inputs[0], outputs[0]
+    if req[0] == "null":
+        return
+    target = out if req[0] != "add" else xp.empty_like(out)
+    xp.multiply(x, attrs.alpha, out=target)
+    target += attrs.beta
+    xp.clip(target, 0, 1, out=target)
+    if req[0] == "add":
+        out += target
+
+
+def _hard_sigmoid_gradient(F, node, ograds):
+    y = node.outputs[0]
+    return [ograds[0] * ((y > 0) * (y < 1)) * node.attrs.alpha]
+
+
+register(OpDef(
+    "hard_sigmoid", _hard_sigmoid_forward,
+    params={"alpha": Param(float, 0.2, "Slope."), "beta": Param(float, 0.5, "Offset.")},
+    inplace=((0, 0),), gradient=_hard_sigmoid_gradient,
+    doc="``clip(alpha * x + beta, 0, 1)``; the gradient is ``alpha`` where the output is "
+        "strictly between 0 and 1, else 0."))
+
 
 register(OpDef(
     "log_softmax", _axis_kernel(_log_softmax_into), params=dict(_SOFTMAX_PARAMS),

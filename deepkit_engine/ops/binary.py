@@ -293,7 +293,7 @@ def _rmod_scalar(xp, attrs, inputs, outputs, req):
     _mod_into(xp, attrs.scalar, inputs[0], outputs[0], req[0])
 
 
-_binary("mod", None, aliases=("broadcast_mod", "_mod", "_Mod"), forward=_mod,
+_binary("mod", None, aliases=("broadcast_mod", "_mod", "_Mod", "modulo"), forward=_mod,
         gradient=_mod_gradient, scalar_form="_mod_scalar", reflected_scalar_form="_rmod_scalar",
         operator="mod", operator_alias="_Mod",
         doc="Elementwise remainder of ``lhs / rhs`` with the sign of ``rhs`` (Python's %), "
@@ -314,7 +314,7 @@ def _power(xp, attrs, inputs, outputs, req):
     apply_ufunc(xp.power, (a, b), outputs[0], req[0])
 
 
-_binary("power", None, aliases=("broadcast_power", "_power", "_Power"), forward=_power,
+_binary("power", None, aliases=("broadcast_power", "_power", "_Power", "pow"), forward=_power,
         gradient=_power_gradient, scalar_form="_power_scalar",
         reflected_scalar_form="_rpower_scalar", operator="pow", operator_alias="_Power",
         doc="Elementwise ``lhs ** rhs`` with numpy broadcasting.")

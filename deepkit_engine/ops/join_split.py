@@ -6,7 +6,7 @@ gradient per input), linear in the incoming gradient with a declared gradient
 of its own, so second order works.
 """
 from ..base import ShapeError
-from .registry import REQUIRED, OpDef, Param, register, write_result
+from .registry import REQUIRED, OpDef, Param, Shape, register, write_result
 from .shape_utils import any_unknown, check_axis
 
 
@@ -185,3 +185,81 @@ register(OpDef("split", _split_forward,
                outputs=_split_outputs, gradient=_split_gradient,
                aliases=("SliceChannel",),
                doc="Splits an array into `num_outputs` equal parts along an axis.", fluent=True))
+
+
+# -- _split_v2: split at indices or into sections -----------------------------------------
+
+def _split_v2_bounds(attrs, size):
+    """``[(start, stop)]`` of the parts of an axis of ``size``."""
+    if attrs.sections > 0:
+        if size % attrs.sections:
+            raise ShapeError(f"the split axis has size {size}, which does not divide into "
+                             f"sections={attrs.sections} equal parts", argument="sections",
+                             expected=f"a divisor of {size}", actual=attrs.sections)
+        part = size // attrs.sections
+        return [(i * part, (i + 1) * part) for i in range(attrs.sections)]
+    starts = list(attrs.indices)
+    if not starts or starts[0] != 0 or any(b < a for a, b in zip(starts, starts[1:])) \
+            or starts[-1] > size:
+        raise ShapeError(f"indices={tuple(starts)} must start at 0 and increase up to the "
+                         f"axis size {size}", argument="indices", actual=tuple(starts))
+    return list(zip(starts, starts[1:] + [size]))
+
+
+def _split_v2_outputs(attrs):
+    count = attrs.sections if attrs.sections > 0 else len(attrs.indices)
+    return tuple(f"output{i}" for i in range(count))
+
+
+def _split_v2_infer_shape(attrs, in_shapes):
+    (shape,) = in_shapes
+    count = len(_split_v2_outputs(attrs))
+    if shape is None:
+        return in_shapes, [None] * count
+    shape = tuple(shape)
+    axis = check_axis(attrs.axis, len(shape))
+    outs = []
+    for start, stop in _split_v2_bounds(attrs, shape[axis]):
+        if attrs.squeeze_axis:
+            if stop - start != 1:
+                raise ShapeError(f"squeeze_axis=True needs parts of size 1 but a part of axis "
+                                 f"{attrs.axis} of {shape} has size {stop - start}",
+                                 argument="squeeze_axis", expected=1, actual=stop - start)
+            outs.append(shape[:axis] + shape[axis + 1:])
+        else:
+            outs.append(shape[:axis] + (stop - start,) + shape[axis + 1:])
+    return in_shapes, outs
+
+
+def _split_v2_infer_type(attrs, in_dtypes):
+    return in_dtypes, [in_dtypes[0]] * len(_split_v2_outputs(attrs))
+
+
+def _split_v2_forward(xp, attrs, inputs, outputs, req):
+    x = inputs[0]
+    axis = attrs.axis + x.ndim if attrs.axis < 0 else attrs.axis
+    lead = (slice(None),) * axis
+    for (start, stop), out, r in zip(_split_v2_bounds(attrs, x.shape[axis]), outputs, req):
+        key = lead + ((start,) if attrs.squeeze_axis else (slice(start, stop),))
+        write_result(xp, out, x[key], r)
+
+
+def _split_v2_gradient(F, node, ograds):
+    if node.attrs.squeeze_axis:
+        return [F.stack(*ograds, axis=node.attrs.axis)]
+    return [F.concat(*ograds, dim=node.attrs.axis)]
+
+
+register(OpDef("_split_v2", _split_v2_forward,
+               params={"indices": Param(Shape, (), "Start of each part along the axis, "
+                                                   "beginning with 0 (unless `sections`).",
+                                        min=0),
+                       "axis": Param(int, 0, "Axis to split along."),
+                       "squeeze_axis": Param(bool, False, "Remove the split axis (its parts "
+                                                          "must have size 1)."),
+                       "sections": Param(int, 0, "Number of equal parts (0: use `indices`).",
+                                         min=0)},
+               infer_shape=_split_v2_infer_shape, infer_type=_split_v2_infer_type,
+               outputs=_split_v2_outputs, gradient=_split_v2_gradient,
+               doc="Splits an array along an axis at the given start indices, or into "
+                   "`sections` equal parts (MXNet's ``split_v2``)."))

@@ -79,6 +79,8 @@ def _pool_geometry(attrs, dshape):
 def _out_size(n, k, s, p, convention):
     if convention == "valid":
         return (n + 2 * p - k) // s + 1
+    if convention == "same":
+        return -(-n // s)  # ceil(n / s): windows at the end overhang the input
     out = -(-(n + 2 * p - k) // s) + 1  # ceil
     if (out - 1) * s >= n + p:  # Caffe: the last window must start inside the input
         out -= 1
@@ -443,8 +445,10 @@ _POOL_PARAMS = {
     "cudnn_off": Param(bool, False, "Accepted for MXNet compatibility; has no effect."),
     "pooling_convention": Param(str, "valid", "Output size: 'valid' rounds down; 'full' rounds "
                                               "up as Caffe does, dropping a last window that "
-                                              "would start past the input.",
-                                choices=("valid", "full")),
+                                              "would start past the input; 'same' gives "
+                                              "ceil(size / stride), the last windows clipped "
+                                              "to the input (MXNet).",
+                                choices=("valid", "full", "same")),
     "stride": Param(Shape, (), "Window stride per spatial dim (default 1s).", min=1),
     "pad": Param(Shape, (), "Implicit padding on both sides per spatial dim (default 0s); max "
                             "ignores padded cells, avg/sum/lp count them as zeros.", min=0),

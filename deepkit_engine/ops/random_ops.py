@@ -1,4 +1,5 @@
-"""Random sampling ops: uniform, normal, randint, bernoulli, multinomial, shuffle.
+"""Random sampling ops: uniform, normal, randint, bernoulli, exponential, gamma, poisson,
+(generalized) negative binomial, multinomial, shuffle.
 
 Every op here declares ``resources=("rng",)``: its kernel receives ``rng=``,
 the context's generator from :mod:`deepkit_engine.random` (a numpy
@@ -306,3 +307,82 @@ register(OpDef(
     doc="`data` with its first axis randomly permuted (rows move whole). It has no gradient "
         "(the permutation is not kept), so autograd and executors stop at it; to "
         "differentiate through a shuffle, draw the permutation yourself and use take."))
+
+
+# -- exponential, gamma, poisson, negative binomial ------------------------------------
+
+def _positive(name, *params):
+    def check(attrs):
+        for p in params:
+            if getattr(attrs, p) <= 0:
+                raise ParamError(f"{name}: param {p}={getattr(attrs, p)} must be > 0",
+                                 op=name, param=p, value=getattr(attrs, p))
+    return check
+
+
+def _draw(rng, method, shape, *args):
+    """``rng.<method>(*args, size=shape)``: both generators share these names."""
+    return getattr(rng, method)(*args, size=shape)
+
+
+def _sampler(method, arguments):
+    def forward(xp, attrs, inputs, outputs, req, rng):
+        out = outputs[0]
+        if req[0] != "null":
+            values = _draw(rng, method, out.shape, *arguments(attrs))
+            write_result(xp, out, values.astype(out.dtype, copy=False), req[0])
+    return forward
+
+
+def _negative_binomial_args(attrs):
+    return attrs.k, attrs.p
+
+
+def _generalized_negative_binomial_forward(xp, attrs, inputs, outputs, req, rng):
+    out = outputs[0]
+    if req[0] == "null":
+        return
+    if attrs.alpha == 0:
+        rates = xp.full(out.shape, attrs.mu, np.float64)
+    else:
+        rates = _draw(rng, "gamma", out.shape, 1.0 / attrs.alpha, attrs.alpha * attrs.mu)
+    write_result(xp, out, _draw(rng, "poisson", None, rates).astype(out.dtype, copy=False),
+                 req[0])
+
+
+def _register_sampler(name, forward, params, check, doc):
+    register(OpDef(
+        name, forward, inputs=(),
+        params={**params, **_sample_params("float32", "Output dtype.")},
+        infer_shape=_no_input_shape(check),
+        infer_type=_no_input_type("fiu", f"{name} draws float or integer dtypes"),
+        aliases=("_" + name,), resources=("rng",), differentiable=False, doc=doc))
+
+
+_register_sampler(
+    "random_exponential", _sampler("exponential", lambda a: (1.0 / a.lam,)),
+    {"lam": Param(float, 1.0, "Rate lambda (the mean is 1/lambda).")},
+    _positive("random_exponential", "lam"),
+    "Samples of the exponential distribution with rate ``lam``.")
+_register_sampler(
+    "random_gamma", _sampler("gamma", lambda a: (a.alpha, a.beta)),
+    {"alpha": Param(float, 1.0, "Shape alpha."), "beta": Param(float, 1.0, "Scale beta.")},
+    _positive("random_gamma", "alpha", "beta"),
+    "Samples of the gamma distribution with shape ``alpha`` and scale ``beta`` (mean "
+    "alpha * beta).")
+_register_sampler(
+    "random_poisson", _sampler("poisson", lambda a: (a.lam,)),
+    {"lam": Param(float, 1.0, "Rate lambda (the mean).", min=0.0)}, None,
+    "Samples of the Poisson distribution with rate ``lam``, as floats by default (MXNet).")
+_register_sampler(
+    "random_negative_binomial", _sampler("negative_binomial", _negative_binomial_args),
+    {"k": Param(int, 1, "Number of successes to wait for.", min=1),
+     "p": Param(float, 1.0, "Success probability of each trial.", min=0.0, max=1.0)}, None,
+    "Samples of the negative binomial distribution: failures before the ``k``-th success, "
+    "each trial succeeding with probability ``p`` (mean k(1-p)/p).")
+_register_sampler(
+    "random_generalized_negative_binomial", _generalized_negative_binomial_forward,
+    {"mu": Param(float, 1.0, "Mean mu.", min=0.0),
+     "alpha": Param(float, 1.0, "Dispersion alpha (0: Poisson).", min=0.0)}, None,
+    "Samples of the generalized negative binomial distribution: Poisson with a "
+    "gamma(1/alpha, alpha*mu) distributed rate (mean mu, variance mu + alpha mu^2).")

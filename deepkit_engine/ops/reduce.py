@@ -436,3 +436,53 @@ _backward_reduce_op(
     "_backward_mean", True,
     "Gradient of mean: ograd broadcast back over the reduced axes to data's shape and dtype, "
     "divided by the number of elements reduced; data only supplies them.")
+
+
+# -- moments ----------------------------------------------------------------------------
+
+def _moments_params(attrs):
+    return {"axis": attrs.axes, "keepdims": attrs.keepdims}
+
+
+def _moments_infer_shape(attrs, in_shapes):
+    (shape,) = in_shapes
+    if shape is None:
+        return in_shapes, [None, None]
+    out = reduce_shape(shape, reduce_axes(attrs.axes, len(shape)), attrs.keepdims)
+    return in_shapes, [out, out]
+
+
+def _moments_infer_type(attrs, in_dtypes):
+    (dtype,) = in_dtypes
+    return in_dtypes, [dtype, dtype]
+
+
+def _moments_forward(xp, attrs, inputs, outputs, req):
+    x = inputs[0]
+    axes = reduce_axes(attrs.axes, x.ndim)
+    kw = {"dtype": np.float32} if x.dtype == np.float16 else {}
+    mean = xp.mean(x, axis=axes, keepdims=True, **kw)
+    centered = x - mean
+    var = xp.mean(centered * centered, axis=axes, keepdims=True)
+    for out, value, r in zip(outputs, (mean, var), req):
+        if r != "null":
+            write_result(xp, out, value.reshape(out.shape).astype(out.dtype, copy=False), r)
+
+
+def _moments_gradient(F, node, ograds):
+    x = node.inputs[0]
+    params = _moments_params(node.attrs)
+    g_mean, g_var = ograds
+    mean = F._backward_sum(node.outputs[0], x, **params)  # the mean, spread over x's shape
+    return [F._backward_mean(g_mean, x, **params)
+            + F._backward_mean(g_var, x, **params) * (x - mean) * 2.0]
+
+
+register(OpDef(
+    "moments", _moments_forward, outputs=("mean", "var"),
+    params={"axes": Param(Axes, None, "Axes to take the moments over (None: all)."),
+            "keepdims": Param(bool, False, "Keep the reduced axes as size-1 dimensions.")},
+    infer_shape=_moments_infer_shape, infer_type=_moments_infer_type,
+    gradient=_moments_gradient,
+    doc="The mean and the (biased) variance ``mean((x - mean)**2)`` over `axes`, as two "
+        "outputs."))

@@ -44,7 +44,7 @@ from ..base import DTypeError, ParamError, ShapeError, did_you_mean
 __all__ = [
     "REQUIRED", "Param", "Attrs", "OpDef", "register", "get_op", "list_ops",
     "canonical_ops", "write_result", "same_shape", "same_dtype", "Shape", "Axes",
-    "DType", "OPERATORS",
+    "DType", "OPERATORS", "register_runtime", "unregister", "add_registration_listener",
 ]
 
 
@@ -498,6 +498,45 @@ def register(op):
         _REGISTRY[n] = op
     _CANONICAL[op.name] = op
     return op
+
+
+_LISTENERS = []
+
+
+def add_registration_listener(listener):
+    """Call ``listener(op, added)`` whenever an op is registered or removed at run time.
+
+    The generated namespaces (``nd``, ``sym``) subscribe, so an op declared
+    after import (an operator written in Python) appears there like the
+    built-in ones, and disappears when it is unregistered.
+    """
+    _LISTENERS.append(listener)
+
+
+def register_runtime(op):
+    """Register ``op`` after import and tell the listeners (``nd``, ``sym``); return it.
+
+    Raises:
+        ValueError: The name or an alias is taken; the message names the op.
+    """
+    register(op)
+    for listener in _LISTENERS:
+        listener(op, True)
+    return op
+
+
+def unregister(name):
+    """Remove a run-time registered op (and its aliases); tell the listeners.
+
+    Raises:
+        ParamError: No op of that name is registered.
+    """
+    op = get_op(name)
+    for n in (op.name,) + op.aliases:
+        _REGISTRY.pop(n, None)
+    _CANONICAL.pop(op.name, None)
+    for listener in _LISTENERS:
+        listener(op, False)
 
 
 def get_op(name):

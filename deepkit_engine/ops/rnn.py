@@ -40,7 +40,7 @@ import numpy as np
 
 from ..base import ParamError, ShapeError
 from .random_ops import uniform01
-from .registry import OpDef, Param, register, same_dtype
+from .registry import OpDef, Param, register, same_dtype, write_result
 
 __all__ = ["rnn_param_size"]
 
@@ -631,3 +631,71 @@ register(OpDef(
     doc="Fused multi-layer (optionally bidirectional) vanilla RNN, LSTM or GRU over a "
         "(seq_length, batch, input_size) sequence, with MXNet's packed parameter vector and "
         "gate order (LSTM i, f, g, o; GRU r, z, n)."))
+
+
+# -- state carried across batches (stateful recurrent layers) -------------------------------
+
+def _read_state_shape(attrs, in_shapes):
+    data, state = in_shapes
+    if data is not None and state is not None:
+        axis = attrs.batch_axis
+        if not -len(data) <= axis < len(data):
+            raise ShapeError(f"param batch_axis={axis} is out of range for input 'data' of "
+                             f"shape {tuple(data)}", argument="data", actual=tuple(data))
+        if data[axis] != state[0]:
+            raise ShapeError(f"input 'data' has batch size {data[axis]} (shape {tuple(data)}) "
+                             f"but the carried state has shape {tuple(state)}: a stateful "
+                             "layer needs the same batch size in every batch", argument="data",
+                             expected=state[0], actual=data[axis])
+    return [data, state], [state]
+
+
+_read_state_shape.partial = True
+
+
+def _read_state_forward(xp, attrs, inputs, outputs, req):
+    write_result(xp, outputs[0], inputs[1], req[0])
+
+
+def _write_state_shape(attrs, in_shapes):
+    data, value, state = in_shapes
+    if value is not None and state is not None and tuple(value) != tuple(state):
+        raise ShapeError(f"input 'value' has shape {tuple(value)} but the carried state has "
+                         f"shape {tuple(state)}: a stateful layer needs the same batch size in "
+                         "every batch", argument="value", expected=tuple(state),
+                         actual=tuple(value))
+    shared = value if value is not None else state
+    return [data, shared, shared], [data]
+
+
+_write_state_shape.partial = True
+
+
+def _write_state_forward(xp, attrs, inputs, outputs, req):
+    data, value, state = inputs
+    state[...] = value
+    write_result(xp, outputs[0], data, req[0])
+
+
+def _write_state_gradient(F, node, ograds):
+    return [ograds[0], None, None]
+
+
+register(OpDef(
+    "ReadState", _read_state_forward, inputs=("data", "state"), aux=("state",),
+    params={"batch_axis": Param(int, 0, "The batch axis of data, checked against the state's "
+                                        "first axis.")},
+    infer_shape=_read_state_shape, infer_type=lambda attrs, dts: (list(dts), [dts[1]]),
+    partial_infer=True, differentiable=False,
+    doc="A copy of a state carried across batches (an auxiliary state), read before "
+        "WriteState updates it in the same pass; ``data`` (the layer's input) only fixes the "
+        "batch size. No gradient flows through it."))
+
+register(OpDef(
+    "WriteState", _write_state_forward, inputs=("data", "value", "state"), aux=("state",),
+    infer_shape=_write_state_shape, infer_type=lambda attrs, dts: (
+        [dts[0], dts[1] or dts[2], dts[2] or dts[1]], [dts[0]]),
+    partial_infer=True, gradient=_write_state_gradient,
+    doc="Passes data through unchanged and stores value into the carried state (an "
+        "auxiliary state) for the next batch, as stateful recurrent layers do; the gradient "
+        "flows to data only."))

@@ -263,6 +263,16 @@ def _rint(xp, x, out):
 
 _unary("rsqrt", _composite(_rsqrt), doc="``1 / sqrt(x)``.",
        gradient=_dy(lambda F, y: y * F.square(y) * -0.5), fluent=True)
+
+
+def _rcbrt(xp, x, out):
+    xp.cbrt(x, out=out)
+    xp.reciprocal(out, out=out)
+
+
+# d/dx x**(-1/3) = -x**(-4/3) / 3 = -y**4 / 3
+_unary("rcbrt", _composite(_rcbrt), doc="``1 / cbrt(x)``, the reciprocal cube root.",
+       gradient=_dy(lambda F, y: F.square(F.square(y)) * (-1.0 / 3.0)), fluent=True)
 # relu's gradient passes where the output is positive (as MXNet), so x can be freed.
 _unary("relu", _composite(_relu), doc="Rectified linear unit ``max(x, 0)`` (NaN stays NaN).",
        gradient=_dy(lambda F, y: y > 0), fluent=True)

@@ -7,6 +7,7 @@ A symbol is a list of output entries of graph nodes. Symbols are built with
 """
 import ast
 import numbers
+import warnings
 
 import numpy as np
 
@@ -62,11 +63,36 @@ class Symbol:
             return Symbol(self._outputs[index])
         return Symbol([self._outputs[index]])
 
+    def __bool__(self):
+        raise DeepkitError("bool(Symbol) is not defined: a Symbol has no values until it is "
+                           "bound and run (MXNet: NotImplementedForSymbol); compare with "
+                           "'is None', or evaluate an NDArray instead")
+
     def __copy__(self):
         return Symbol(self._outputs)
 
     def __deepcopy__(self, memo):
         return Symbol(self._outputs)
+
+    # -- fluent methods that are not plain op calls --------------------------------
+    def reshape(self, *shape, **kwargs):
+        """Reshape with MXNet's special values (0, -1, -2, -3, -4) and ``reverse``.
+
+        ``s.reshape((2, -1))``, ``s.reshape(2, -1)`` or ``s.reshape(shape=..., reverse=True)``.
+        """
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        if "shape" in kwargs:
+            shape = kwargs.pop("shape")
+        return functions["reshape"](self, shape=tuple(shape), **kwargs)
+
+    def astype(self, dtype, **kwargs):
+        """The output cast to ``dtype`` (``cast``)."""
+        return functions["cast"](self, dtype=dtype, **kwargs)
+
+    def pad(self, *args, **kwargs):
+        """Method form of ``pad(self, mode, pad_width, ...)``."""
+        return functions["pad"](self, *args, **kwargs)
 
     # -- structure -------------------------------------------------------------
     def _nodes(self):
@@ -174,7 +200,11 @@ class Symbol:
         graph = Graph(self._outputs)
         key = "__shape__" if kind == "shape" else "__dtype__"
         known = self._known_from_variables(graph, key, kwargs, args, kind)
-        values = (infer_shapes if kind == "shape" else infer_types)(graph, known)
+        if kind == "shape":
+            values = [None if v is None else tuple(v)
+                      for v in infer_shapes(graph, known, zero_unknown=True)]
+        else:
+            values = infer_types(graph, known)
         nodes = graph.nodes
         aux = self._aux_variable_ids(nodes)
         arg = [values[graph.entry_id(n)] for n in nodes if n.op is None and id(n) not in aux]
@@ -183,21 +213,38 @@ class Symbol:
         return arg, out, aux_v
 
     def infer_shape(self, *args, **kwargs):
-        """Infer every shape from some given ones.
+        """Infer every shape from some given ones (MXNet 1.x: a 0 dimension is unknown).
+
+        Shapes flow forwards and backwards until nothing changes: weight
+        shapes come from data shapes, labels from outputs, and partly known
+        shapes such as ``(0, 10)`` are completed from the others.
 
         Returns:
             ``(arg_shapes, out_shapes, aux_shapes)`` in the order of
             ``list_arguments``, ``list_outputs`` and ``list_auxiliary_states``;
-            ``(None, None, None)`` when some shape stays unknown (use
-            :meth:`infer_shape_partial` to see which).
+            ``(None, None, None)`` with a warning naming the arguments that
+            stay unknown, as MXNet 1.9.1 does (:meth:`infer_shape_partial`
+            shows what is known).
         """
         arg, out, aux = self._infer("shape", args, kwargs)
-        if any(s is None for s in arg + out + aux):
-            return None, None, None
-        return arg, out, aux
+        if all(_known_shape(s) for s in arg + out + aux):
+            return arg, out, aux
+        unknowns = [f"{n}: {s if s is not None else ()}"
+                    for n, s in zip(self.list_arguments(), arg) if not _known_shape(s)]
+        if len(unknowns) > 10:
+            unknowns = unknowns[:10] + ["..."]
+        warnings.warn("Cannot decide shape for the following arguments (0s in shape means "
+                      "unknown dimensions). Consider providing them as input:\n\t"
+                      + "\n\t".join(unknowns), stacklevel=2)
+        return None, None, None
 
     def infer_shape_partial(self, *args, **kwargs):
-        """Like :meth:`infer_shape`, with ``None`` for the shapes that stay unknown."""
+        """Like :meth:`infer_shape`, returning what is known and never failing on unknowns.
+
+        Unknown dimensions are 0 (``(0, 10)``); a shape of which nothing is
+        known is ``None`` (MXNet 1.x writes ``()``, which is a scalar's shape
+        in deepkit).
+        """
         return self._infer("shape", args, kwargs)
 
     def infer_type(self, *args, **kwargs):
@@ -206,6 +253,10 @@ class Symbol:
         if any(t is None for t in arg + out + aux):
             return None, None, None
         return arg, out, aux
+
+    def infer_type_partial(self, *args, **kwargs):
+        """Like :meth:`infer_type`, with ``None`` for the dtypes that stay unknown."""
+        return self._infer("type", args, kwargs)
 
     # -- composition -------------------------------------------------------------
     def __call__(self, *args, **kwargs):
@@ -319,6 +370,11 @@ def _unary(op, x):
 
 def _call(call_name, *args, **kwargs):
     return functions[call_name](*args, **kwargs)
+
+
+def _known_shape(shape):
+    """A shape with every dimension known (MXNet 1.x: 0 is an unknown dimension)."""
+    return shape is not None and 0 not in shape
 
 
 def _parse_shape_attr(text):

@@ -73,3 +73,27 @@ def test_errors_name_the_file_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "deploy.prototxt" in err or "none.caffemodel" in err
     assert not (tmp_path / "o.h5").exists()
+
+
+def test_a_closed_pipe_ends_the_command_quietly():
+    """``deepkit zoo list | head -1``: the reader leaves early; no BrokenPipe traceback."""
+    code = ("import sys; from deepkit.cli import main; "
+            "sys.stdout.reconfigure(line_buffering=True); sys.exit(main(['zoo', 'list']))")
+    reader = subprocess.Popen(["head", "-c", "10"], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL)
+    result = subprocess.run([sys.executable, "-c", code], stdout=reader.stdin,
+                            stderr=subprocess.PIPE, text=True, timeout=120)
+    reader.stdin.close()
+    reader.wait(timeout=30)
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
+    assert result.returncode == 0
+
+
+def test_every_registered_command_is_in_the_help(capsys):
+    try:
+        main(["--help"])
+    except SystemExit:
+        pass
+    out = capsys.readouterr().out
+    for command in ("info", "convert-caffe", "caffe-info", "zoo", "export-onnx", "import-onnx"):
+        assert command in out

@@ -155,14 +155,14 @@ def test_fit_before_compile_and_iterables():
     assert len(history.history["loss"]) == 1
 
 
-def test_progress_bar_in_a_log_prints_one_line_per_epoch(capsys):
+def test_progress_in_a_log_prints_a_header_and_a_summary_line_per_epoch(capsys):
     x, y = _data(n=64)
     model = _model()
     model.fit(x, y, batch_size=16, epochs=2, verbose=1)
     err = capsys.readouterr().err
-    lines = [l for l in err.splitlines() if l.strip()]
-    assert len(lines) == 2 and lines[0].startswith("Epoch 1/2") and "\r" not in err
-    assert "loss:" in lines[1] and "accuracy:" in lines[1]
+    lines = [l for l in err.splitlines() if l.strip() and not l.startswith("  ")]
+    assert lines[0] == "Epoch 1/2" and lines[2] == "Epoch 2/2" and "\r" not in err
+    assert len(lines) == 4 and "loss:" in lines[3] and "accuracy:" in lines[3]
 
 
 def test_freezing_a_nested_model_freezes_its_layers_and_fit_still_runs():

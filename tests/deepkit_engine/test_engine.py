@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from deepkit_engine import engine as engine_mod
+from deepkit_engine import nd
 from deepkit_engine.base import EngineError
 from deepkit_engine.engine import NaiveEngine, ThreadedEngine, Var
 
@@ -115,7 +116,7 @@ def test_push_returns_before_large_work_finishes(threaded):
 
 @pytest.mark.parametrize("make_engine", [NaiveEngine, lambda: ThreadedEngine(2)],
                          ids=["naive", "threaded"])
-def test_error_spreads_to_dependents_and_is_raised_once(make_engine):
+def test_error_spreads_to_dependents_and_is_raised_on_every_read(make_engine):
     eng = make_engine()
     a, b, c, fresh = Var(), Var(), Var(), Var()
     ran = []
@@ -132,9 +133,9 @@ def test_error_spreads_to_dependents_and_is_raised_once(make_engine):
     assert info.value.__cause__.__traceback__ is not None
     assert "b" not in ran and "c" not in ran  # dependents were skipped, not run on garbage
     assert "fresh" in ran
-    eng.wait_for_var(c)  # raised once per variable
-    with pytest.raises(EngineError, match="FailingOp"):
-        eng.wait_for_var(a)
+    for var in (c, c, a, a, b):  # every read raises, not only the first
+        with pytest.raises(EngineError, match="FailingOp"):
+            eng.wait_for_var(var)
     # the engine keeps working
     d = Var()
     eng.push(lambda: ran.append("after"), (), (d,), name="after")
@@ -228,3 +229,62 @@ def test_no_lost_work_and_no_hang_at_exit(tmp_path):
     result = _python(code, timeout=60)
     assert result.returncode == 0, result.stderr
     assert target.read_text() == "done"
+
+
+@pytest.mark.parametrize("make_engine", [NaiveEngine, lambda: ThreadedEngine(2)],
+                         ids=["naive", "threaded"])
+def test_a_failed_variable_raises_until_overwritten_and_in_place_work_is_skipped(make_engine):
+    eng = make_engine()
+    a = Var()
+    ran = []
+
+    def boom():
+        raise ValueError("bad")
+    eng.push(boom, (), (a,), name="Producer")
+    eng.push(lambda: ran.append("update"), (a,), (a,), name="in_place")  # reads a: skipped
+    for _ in range(3):
+        with pytest.raises(EngineError, match="Producer failed"):
+            eng.wait_for_var(a)
+    assert ran == []
+    eng.push(lambda: ran.append("overwrite"), (), (a,), name="overwrite")
+    eng.wait_for_var(a)  # overwritten: readable again
+    eng.push(lambda: ran.append("update"), (a,), (a,), name="in_place")
+    eng.wait_for_var(a)
+    assert ran == ["overwrite", "update"]
+    eng.wait_all()  # already reported by the waits above
+    eng.shutdown()
+
+
+def test_an_ndarray_whose_op_failed_keeps_raising_until_overwritten():
+    a = nd.array([[1.0, 2.0], [3.0, 4.0]])
+    got = nd.take(a, nd.array([0, 9]), mode="raise")
+    for _ in range(3):
+        with pytest.raises(EngineError, match="take"):
+            got.asnumpy()
+    with pytest.raises(EngineError):
+        (got + 1).asnumpy()
+    got[:] = 5.0
+    np.testing.assert_array_equal(got.asnumpy(), np.full((2, 2), 5.0))
+
+
+def test_naive_engine_loses_no_updates_under_threads():
+    previous = engine_mod.set_engine("naive")
+    try:
+        counter = nd.zeros((1 << 20,))  # large enough for numpy to release the GIL
+        errors = []
+
+        def work():
+            try:
+                for _ in range(50):
+                    counter.__iadd__(1.0)
+            except Exception as err:  # noqa: BLE001 - reported below
+                errors.append(err)
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        np.testing.assert_array_equal(counter.asnumpy(), np.full(1 << 20, 200.0))
+    finally:
+        engine_mod.set_engine(previous)

@@ -160,13 +160,94 @@ def test_unknown_shapes_at_simple_bind_are_listed():
         mlp().simple_bind()
 
 
-def test_backward_without_training_forward_explains():
+def test_backward_needs_some_forward_first():
     exe = mlp().simple_bind(data=(2, 10))
-    with pytest.raises(DeepkitError, match=r"forward\(is_train=True\) first"):
+    with pytest.raises(DeepkitError, match=r"needs a forward\(\) first"):
         exe.backward()
-    exe.forward(is_train=False)
-    with pytest.raises(DeepkitError, match="inference mode"):
-        exe.backward()
+
+
+def test_backward_after_plain_forward_gives_the_training_gradients():
+    """MXNet's tutorial loop: ``forward()`` (is_train defaults to False), then ``backward()``."""
+    rng = np.random.default_rng(1)
+    net = mlp()
+    plain = net.simple_bind(data=(8, 10))
+    train = net.simple_bind(data=(8, 10))
+    for k, a in plain.arg_dict.items():
+        value = rng.integers(0, 4, a.shape) if k == "softmax_label" \
+            else rng.normal(size=a.shape) * 0.3
+        a[:] = value
+        train.arg_dict[k][:] = value
+    plain.forward()
+    plain.backward()
+    train.forward(is_train=True)
+    train.backward()
+    for k in train.grad_dict:
+        assert_almost_equal(plain.grad_dict[k], train.grad_dict[k], rtol=1e-6, atol=1e-7)
+    assert np.abs(plain.grad_dict["fc1_weight"].asnumpy()).sum() > 0
+
+
+def test_dropout_after_plain_forward_passes_the_gradient_through():
+    net = sym.Dropout(sym.Variable("x"), p=0.5)
+    exe = net.simple_bind(x=(4, 6))
+    exe.arg_dict["x"][:] = 2.0
+    out = exe.forward()[0]
+    assert_almost_equal(out, np.full((4, 6), 2.0))
+    head = np.arange(24.0).reshape(4, 6)
+    exe.backward(nd.array(head))
+    assert_almost_equal(exe.grad_dict["x"], head)
+
+
+def test_batchnorm_after_plain_forward_uses_the_training_formula_with_running_stats():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(5, 3)).astype(np.float32)
+    gamma = np.array([1.5, 0.5, 2.0], np.float32)
+    mean = np.array([0.1, -0.2, 0.3], np.float32)
+    var = np.array([0.5, 2.0, 1.0], np.float32)
+    head = rng.normal(size=(5, 3)).astype(np.float32)
+    eps = 1e-3
+    net = sym.BatchNorm(sym.Variable("x"), fix_gamma=False, eps=eps, name="bn")
+    exe = net.simple_bind(x=(5, 3))
+    exe.arg_dict["x"][:] = x
+    exe.arg_dict["bn_gamma"][:] = gamma
+    exe.aux_dict["bn_moving_mean"][:] = mean
+    exe.aux_dict["bn_moving_var"][:] = var
+    exe.forward()
+    exe.backward(nd.array(head))
+    x64, g64 = x.astype(np.float64), head.astype(np.float64)
+    invstd = 1 / np.sqrt(var.astype(np.float64) + eps)
+    hat = (x64 - mean) * invstd
+    m = x.shape[0]
+    dx = gamma * invstd * (g64 - g64.mean(0) - hat * (g64 * hat).sum(0) / m)
+    assert_almost_equal(exe.grad_dict["x"], dx, rtol=1e-4, atol=1e-5)
+    assert_almost_equal(exe.grad_dict["bn_gamma"], (g64 * hat).sum(0), rtol=1e-4, atol=1e-5)
+    assert_almost_equal(exe.grad_dict["bn_beta"], g64.sum(0), rtol=1e-4, atol=1e-5)
+    assert_almost_equal(exe.aux_dict["bn_moving_mean"], mean)
+    assert_almost_equal(exe.aux_dict["bn_moving_var"], var)
+
+
+def test_monitor_callback_sees_every_output_and_optionally_inputs():
+    exe = mlp().simple_bind(data=(2, 10), grad_req="null")
+    exe.arg_dict["fc1_weight"][:] = 1.0
+    exe.arg_dict["data"][:] = 1.0
+    seen = {}
+    exe.set_monitor_callback(lambda name, arr: seen.setdefault(name, arr))
+    exe.forward()
+    nd.waitall()
+    assert list(seen) == ["fc1_output", "relu1_output", "fc2_output", "softmax_output"]
+    assert_almost_equal(seen["fc1_output"], np.full((2, 16), 10.0))
+    seen.clear()
+    exe.set_monitor_callback(lambda name, arr: seen.setdefault(name, arr), monitor_all=True)
+    exe.forward()
+    nd.waitall()
+    assert {"fc1_data", "fc1_weight", "fc1_bias", "fc1_output"} <= set(seen)
+    assert_almost_equal(seen["fc1_weight"], np.ones((16, 10)))
+    exe.set_monitor_callback(None)
+    seen.clear()
+    exe.forward()
+    nd.waitall()
+    assert not seen
+    with pytest.raises(TypeError, match="callable"):
+        exe.set_monitor_callback(3)
 
 
 def test_kernel_failure_names_the_node():

@@ -54,7 +54,8 @@ def write_net(tmp_path, layers, name="net", model_layers=None):
 def opencv_forward(prototxt, model, inputs, names):
     """OpenCV dnn outputs of the given layer names (fusion disabled, OpenCV backend)."""
     import cv2  # noqa: PLC0415
-    net = cv2.dnn.readNetFromCaffe(str(prototxt), str(model))
+    net = cv2.dnn.readNetFromCaffe(str(prototxt), str(model)) if model is not None else \
+        cv2.dnn.readNetFromCaffe(str(prototxt))
     net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
     net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
     net.enableFusion(False)

@@ -8,7 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from deepkit.caffe import CaffeConversionError, convert, load_converted, shapes
+from deepkit.caffe import CaffeConversionError, load_converted, shapes
+from deepkit.caffe import convert_record as convert  # the rules are checked on the record
 from deepkit.caffe.verify import resolve_output, run
 from deepkit.symbol_file import escape_name, unescape_name
 
@@ -766,7 +767,7 @@ def test_all_problems_listed_at_once(tmp_path, rng):
            layer("stoch", "Pooling", "conv", pooling_param={"pool": "STOCHASTIC",
                                                            "kernel_size": 2}),
            layer("weird", "FancyNorm", "conv"),
-           layer("ssd", "PriorBox", "conv"),
+           layer("ssd", "Proposal", "conv"),
            layer("after", "ReLU", "py")]
     proto, model = write_net(tmp_path, lay)
     out = tmp_path / "out.h5"
@@ -776,7 +777,7 @@ def test_all_problems_listed_at_once(tmp_path, rng):
     text = str(err.value)
     assert "4 problems" in text
     assert "module 'my_layers'" in text and "Crazy" in text
-    assert "STOCHASTIC" in text and "FancyNorm" in text and "PriorBox" in text and "SSD" in text
+    assert "STOCHASTIC" in text and "FancyNorm" in text and "Proposal" in text and "R-CNN" in text
     assert "nothing was written" in text
     assert not out.exists()
     partial = err.value.conversion
@@ -838,7 +839,8 @@ def test_save_is_atomic(tmp_path, monkeypatch, rng):
     monkeypatch.undo()
     conv.save(out)
     symbol, args, aux, meta = load_converted(out)
-    assert meta["inputs"] == [{"name": "data", "shape": [1, 2]}]
+    assert meta["inputs"] == [{"name": "data", "shape": [1, 2], "free_axes": [],
+                               "any_size": False}]
     assert json.loads(json.dumps(meta))["layers"][1]["caffe_name"] == "ip"
 
 

@@ -5,7 +5,8 @@ the converted LeNet classifies MNIST at >= 99.0%.
 import numpy as np
 import pytest
 
-from deepkit.caffe import convert, verify
+from deepkit.caffe import convert_record as convert  # the per-layer record is what is checked
+from deepkit.caffe import verify
 from deepkit.caffe import load_converted
 from deepkit.caffe.verify import run
 
@@ -63,7 +64,8 @@ def test_saved_model_gives_the_same_outputs(shared_data, name, tmp_path):
     assert set(args) == set(conv.arg_params) and set(aux) == set(conv.aux_params)
     for k, v in conv.arg_params.items():
         assert np.array_equal(args[k], v)
-    assert meta["inputs"] == [{"name": n, "shape": list(s)} for n, s in conv.inputs]
+    assert [{"name": i["name"], "shape": i["shape"]} for i in meta["inputs"]] == \
+        [{"name": n, "shape": list(s)} for n, s in conv.inputs]
     x = random_input(name, conv.inputs[0][1], seed=1)
     loaded = type(conv)()
     loaded.symbol, loaded.arg_params, loaded.aux_params = symbol, args, aux

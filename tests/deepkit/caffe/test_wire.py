@@ -1,13 +1,14 @@
 """The compiled schema and the protobuf wire-format decoder."""
 import pathlib
 import struct
+import tracemalloc
 
 import numpy as np
 import pytest
 
 from deepkit.caffe import schema, schema_compiler, wire
 from deepkit.caffe.message import CaffeFormatError, Message, descriptor
-from deepkit.caffe.reader import blob_array
+from deepkit.caffe.reader import blob_array, read_caffemodel
 
 from .caffe_writer import (Packed, Unpacked, blob, encode, encode_varint, tag, v1_layer,
                            v2_layer)
@@ -474,3 +475,25 @@ def test_deep_nesting_is_refused():
 def test_descriptor_lookup_errors_are_helpful():
     with pytest.raises(KeyError, match="LayerParameter"):
         descriptor("LayerParam")
+
+
+def test_many_unknown_fields_are_counted_not_kept_and_reported_in_one_line():
+    layer = bytes([0xa2, 0x06, 0x03, 0x0a, 0x01, 0x78])  # layer { name: "x" }
+    data = b"\x0a\x01a" + bytes([0xf8, 0x7f, 0x01]) * 60_000 + layer  # field #2047 = 1
+    tracemalloc.start()
+    try:
+        net = read_caffemodel(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * len(data)
+    assert len(net.unknown_fields) == wire.MAX_UNKNOWN_RECORDED + 1
+    report = net.meta["unknown_fields"]
+    assert len(report) < 20
+    assert any("59000 more skipped fields" in line for line in report)
+    assert any("field #2047: skipped 1000 times" in line for line in report)
+
+
+def test_deeply_nested_groups_are_a_clean_error():
+    with pytest.raises(CaffeFormatError, match="nested too deeply"):
+        read_caffemodel(b"\x08\x01" + bytes([0x9b, 0x0f]) * 50_000)

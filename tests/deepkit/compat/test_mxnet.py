@@ -22,8 +22,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
 
 def test_namespace_has_the_mxnet_names():
     import deepkit_engine as dk
-    assert mx.nd is dk.nd and mx.ndarray is dk.nd and mx.sym is dk.sym and mx.symbol is dk.sym
-    assert mx.cpu() == dk.cpu() and mx.Context is dk.Context and mx.io is dk.io
+    # mx.nd is the engine's nd with MXNet's binary file format for save/load
+    assert mx.ndarray is mx.nd and mx.nd.NDArray is dk.nd.NDArray
+    assert mx.nd.FullyConnected is dk.nd.FullyConnected and mx.nd.save is not dk.nd.save
+    assert mx.sym is dk.sym and mx.symbol is dk.sym
+    assert mx.mod.Module is mx.module.Module
+    assert mx.cpu() == dk.cpu() and mx.Context is dk.Context
+    assert mx.io.NDArrayIter is dk.io.NDArrayIter and mx.io.MNISTIter is dk.io.MNISTIter
     assert mx.model.FeedForward is FeedForward and mx.model.BatchEndParam is BatchEndParam
     assert mx.initializer is mx.init and callable(mx.test_utils.get_mnist)
     for name in ("NDArrayIter", "DataBatch", "DataIter", "CSVIter", "PrefetchingIter"):
@@ -313,6 +318,11 @@ def test_speedometer_reports_every_frequent_batches_and_resets_local(caplog):
 
 # -- the executor-loop example -------------------------------------------------------
 def test_mnist_executor_loop_example_learns_on_a_subset():
+    with open(os.path.join(ROOT, "examples", "mnist_executor_loop.py")) as f:
+        source = f.read()
+    # the tutorial's own loop: a plain forward() (is_train=False), then backward()
+    assert "        ex.forward()\n        ex.backward()\n" in source
+    assert "is_train=True" not in source
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "examples", "mnist_executor_loop.py"),

@@ -68,5 +68,3 @@ def test_embedding_errors():
     with pytest.raises(ValueError, match="'output_dim' must be a positive int. Received: "
                                          "output_dim=2.5"):
         Embedding(3, 2.5)
-    with pytest.raises(ValueError, match="mask_zero"):
-        Embedding(3, 2, mask_zero=True)

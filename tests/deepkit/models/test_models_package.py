@@ -93,3 +93,20 @@ def test_clone_model_with_a_clone_function_can_share_layers():
 def test_models_module_is_a_package_of_small_modules():
     for name in ("functional", "sequential", "loading", "cloning"):
         importlib.import_module(f"deepkit.models.{name}")
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("m.keras", "Keras 3 archives"), ("m.onnx", "ONNX export"), ("m.pkl", "'.pkl' is not"),
+    ("model", "no extension")])
+def test_save_refuses_formats_it_does_not_write(tmp_path, name, reason):
+    model = deepkit.Sequential([L.Dense(2, input_shape=(3,))])
+    with pytest.raises(ValueError, match=reason) as err:
+        model.save(tmp_path / name)
+    assert ".h5" in str(err.value) and not (tmp_path / name).exists()
+
+
+@pytest.mark.parametrize("name", ["m.h5", "m.HDF5"])
+def test_save_writes_hdf5_for_its_extensions(tmp_path, name):
+    model = deepkit.Sequential([L.Dense(2, input_shape=(3,))])
+    model.save(tmp_path / name)
+    assert load_model(tmp_path / name).get_config() == model.get_config()

@@ -10,7 +10,7 @@ from deepkit_engine import symbol as sym
 from deepkit_engine.base import ParamError, ShapeError
 from deepkit_engine.testing import assert_almost_equal
 
-from .op_cases import ELEMWISE_SHAPES, OpCase, forward_params, gradient_params, run_forward, \
+from .op_cases import ELEMWISE_SHAPES, Int, OpCase, forward_params, gradient_params, run_forward, \
     run_gradient
 
 _REFERENCE = {
@@ -187,7 +187,45 @@ _AXIS_SHAPES = [((3, 4), {}), ((2, 3, 4), {"axis": 1}), ((2, 3, 4), {"axis": 0})
 CASES += [OpCase(op, [shape], ref, params, low=-3, high=3)
           for op, ref in (("softmax", _softmax_ref), ("log_softmax", _log_softmax_ref))
           for shape, params in _AXIS_SHAPES]
+def _softmin_ref(x, axis=-1, temperature=None):
+    return _softmax_ref(-x, axis, temperature)
+
+
+def _hard_sigmoid_ref(x, alpha=0.2, beta=0.5):
+    return np.clip(alpha * x + beta, 0, 1)
+
+
+def _hard_sigmoid_input(kinks):
+    """Inputs away from the kinks, where alpha * x + beta is 0 or 1."""
+    def make(rng, dtype):
+        x = rng.uniform(-4, 4, (3, 4))
+        for kink in kinks:
+            x[np.abs(x - kink) < 0.2] = kink + 0.5
+        return x.astype(dtype)
+    return make
+
+
+def _masked_softmax_ref(x, length, axis=-1, use_length=True):
+    out = np.zeros_like(x)
+    for row in range(x.shape[0]):
+        n = int(length[row])
+        if n:
+            out[row, :n] = _softmax_ref(x[row, :n])
+    return out
+
+
 CASES += [
+    OpCase("softmax", [(3, 4), Int((3,), 0, 5, "int32")], _masked_softmax_ref,
+           {"use_length": True}, low=-3, high=3, name="use_length"),
+    OpCase("softmax", [(3, 4)], lambda x, dtype: _softmax_ref(x), {"dtype": "float64"},
+           low=-3, high=3, name="dtype"),
+]
+CASES += [OpCase("softmin", [shape], _softmin_ref, params, low=-3, high=3)
+          for shape, params in _AXIS_SHAPES]
+CASES += [
+    OpCase("hard_sigmoid", [_hard_sigmoid_input((-2.5, 2.5))], _hard_sigmoid_ref),
+    OpCase("hard_sigmoid", [_hard_sigmoid_input((-0.2, 1.8))], _hard_sigmoid_ref,
+           {"alpha": 0.5, "beta": 0.1}, name="params"),
     OpCase("log_softmax", [(2, 3)], _log_softmax_ref, low=-800, high=800, grad=False,
            name="large"),
     OpCase("SoftmaxActivation", [(3, 4)], _softmax_activation_ref),

@@ -22,7 +22,7 @@ FLUENT = (
     "flatten", "expand_dims", "squeeze", "broadcast_to", "broadcast_axes", "broadcast_like",
     "reshape_like", "tile", "repeat", "flip", "take", "pick", "one_hot", "sort", "argsort",
     "topk", "split", "slice", "slice_axis", "slice_like", "zeros_like", "ones_like",
-    "degrees", "radians",
+    "degrees", "radians", "rcbrt", "softmin",
 )
 
 

@@ -79,6 +79,19 @@ CASES += [OpCase("_backward_concat", [_ref_concat(*[np.zeros(x) for x in xs], di
                         ([(2, 2, 2)] * 2, -1), ([(3,)], 0)]]
 
 
+def _ref_split_v2(x, indices=(), axis=0, squeeze_axis=False, sections=0):
+    parts = np.split(x, sections if sections else list(indices[1:]), axis=axis)
+    return [np.squeeze(p, axis=axis) for p in parts] if squeeze_axis else parts
+
+
+CASES += [OpCase("_split_v2", [s], _ref_split_v2, p) for s, p in [
+    ((2, 6), {"indices": (0, 1, 4), "axis": 1}),
+    ((6, 2), {"sections": 3}),
+    ((3, 2), {"sections": 3, "squeeze_axis": True}),
+    ((2, 5), {"indices": (0, 2), "axis": -1}),
+]]
+
+
 @pytest.mark.parametrize("case,dtype", forward_params(CASES))
 def test_forward(case, dtype, ctx):
     run_forward(case, dtype, ctx)

@@ -30,6 +30,8 @@ def _geometry(shape, kernel=(), stride=(), pad=(), global_pool=False,
     for n, k, s, p in zip(spatial, kernel, stride, pad):
         if pooling_convention == "valid":
             m = int(math.floor((n + 2 * p - k) / s)) + 1
+        elif pooling_convention == "same":
+            m = int(math.ceil(n / s))  # MXNet: ceil(n / stride), last windows clipped
         else:
             m = int(math.ceil((n + 2 * p - k) / s)) + 1
             if (m - 1) * s >= n + p:
@@ -226,6 +228,11 @@ CASES = [
            {"kernel": (2, 2), "pad": (2, 2), "pool_type": "avg", "count_include_pad": False},
            name="all-pad-windows"),
     OpCase("Pooling", [(0, 3, 4, 4)], _pool_ref, K22, grad=False),
+    OpCase("Pooling", [_distinct((1, 2, 5, 5))], _pool_ref,
+           {"kernel": (2, 2), "stride": (2, 2), "pooling_convention": "same"}, name="same"),
+    OpCase("Pooling", [_distinct((1, 1, 5, 4))], _pool_ref,
+           {"kernel": (3, 3), "stride": (1, 2), "pooling_convention": "same",
+            "pool_type": "sum"}, name="same"),
     OpCase("Pooling", [_distinct((1, 1, 1, 1))], _pool_ref, {"kernel": (1, 1)}),
     # avg, both count_include_pad settings
     OpCase("Pooling", [(2, 3, 5, 5)], _pool_ref,
@@ -547,8 +554,8 @@ def test_kernel_larger_than_padded_input():
 def test_bad_params():
     with pytest.raises(ParamError, match="pool_type='maxx' must be one of.*did you mean 'max'"):
         sym.Pooling(sym.Variable("x"), kernel=(2, 2), pool_type="maxx")
-    with pytest.raises(ParamError, match="pooling_convention='same' must be one of"):
-        sym.Pooling(sym.Variable("x"), kernel=(2, 2), pooling_convention="same")
+    with pytest.raises(ParamError, match="pooling_convention='ceil' must be one of"):
+        sym.Pooling(sym.Variable("x"), kernel=(2, 2), pooling_convention="ceil")
     with pytest.raises(ParamError, match=r"stride=\(0, 1\) must be >= 1"):
         sym.Pooling(sym.Variable("x"), kernel=(2, 2), stride=(0, 1))
     with pytest.raises(ParamError, match="Pooling.*kernel is required unless global_pool"):

@@ -19,6 +19,11 @@ OTHER_COVERED_OPS = {
     "random_bernoulli": "test_bernoulli",
     "sample_multinomial": "test_sample_multinomial",
     "shuffle": "test_shuffle",
+    "random_exponential": "test_exponential_gamma_poisson_negative_binomial",
+    "random_gamma": "test_exponential_gamma_poisson_negative_binomial",
+    "random_poisson": "test_exponential_gamma_poisson_negative_binomial",
+    "random_negative_binomial": "test_exponential_gamma_poisson_negative_binomial",
+    "random_generalized_negative_binomial": "test_exponential_gamma_poisson_negative_binomial",
 }
 
 N = 200_000
@@ -301,3 +306,33 @@ def test_kernel_requests(op, inputs, params, req):
     opdef.forward_cpu(np, attrs, inputs, outs, [req] * len(outs), rng=np.random.default_rng(0))
     for o, e in zip(outs, expected):
         np.testing.assert_array_equal(o, e + 1 if req == "add" else np.ones_like(o))
+
+
+@pytest.mark.parametrize("name,params,mean,var", [
+    ("random_exponential", {"lam": 4.0}, 0.25, 1 / 16),
+    ("random_gamma", {"alpha": 2.0, "beta": 3.0}, 6.0, 18.0),
+    ("random_poisson", {"lam": 3.0}, 3.0, 3.0),
+    ("random_negative_binomial", {"k": 3, "p": 0.4}, 4.5, 3 * 0.6 / 0.16),
+    ("random_generalized_negative_binomial", {"mu": 2.0, "alpha": 0.5}, 2.0, 2.0 + 0.5 * 4),
+])
+def test_exponential_gamma_poisson_negative_binomial(ctx, name, params, mean, var):
+    random.seed(9)
+    x = getattr(nd, name)(shape=(N,), ctx=ctx, **params).asnumpy().astype(np.float64)
+    assert x.dtype == np.float64 and x.min() >= 0
+    # the mean within Z standard errors; the variance within 5% (heavy tails)
+    assert abs(x.mean() - mean) <= Z * np.sqrt(var / N), (x.mean(), mean)
+    assert abs(x.var() / var - 1) < 0.05, (x.var(), var)
+    if name != "random_exponential" and name != "random_gamma":
+        np.testing.assert_array_equal(x, np.round(x))  # counts
+    again = getattr(nd, name)(shape=(3, 4), dtype="float64", ctx=ctx, **params)
+    assert again.shape == (3, 4) and again.dtype == np.float64
+
+
+def test_sampler_params_are_checked():
+    with pytest.raises(ParamError, match="random_exponential: param lam=0.0 must be > 0"):
+        nd.random_exponential(lam=0.0)
+    with pytest.raises(ParamError, match="random_gamma: param beta=-1.0 must be > 0"):
+        nd.random_gamma(beta=-1.0)
+    with pytest.raises(ParamError, match="p"):
+        nd.random_negative_binomial(k=2, p=1.5)
+    assert nd.random_generalized_negative_binomial(mu=3.0, alpha=0.0, shape=(5,)).shape == (5,)

@@ -215,6 +215,27 @@ for _op, _cmp in (("argmax", lambda a, b: a > b), ("argmin", lambda a, b: a < b)
     ]]
 
 
+# -- moments ----------------------------------------------------------------------------
+
+def _ref_moments(x, axes=None, keepdims=False):
+    axes = tuple(range(x.ndim)) if axes is None else (axes if isinstance(axes, tuple)
+                                                     else (axes,))
+    mean = x.mean(axis=axes, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    if not keepdims:
+        shape = tuple(d for i, d in enumerate(x.shape) if i not in axes) or (1,)
+        mean, var = mean.reshape(shape), var.reshape(shape)
+    return [mean, var]
+
+
+CASES += [OpCase("moments", [s], _ref_moments, p) for s, p in [
+    ((3, 4), {"axes": (0,)}),
+    ((3, 4), {"axes": 1, "keepdims": True}),
+    ((2, 3, 4), {"axes": (0, 2)}),
+    ((2, 3), {}),
+]]
+
+
 @pytest.mark.parametrize("case,dtype", forward_params(CASES))
 def test_forward(case, dtype, ctx):
     run_forward(case, dtype, ctx)
@@ -452,3 +473,4 @@ def test_norm_bad_ord():
         nd.norm(nd.ones((2,)), ord=3)
     with pytest.raises(ParamError, match="norm: param ord=0 must be >= 1"):
         nd.norm(nd.ones((2,)), ord=0)
+

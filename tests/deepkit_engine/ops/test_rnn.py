@@ -4,6 +4,7 @@ dropout between layers, shape inference and errors."""
 import numpy as np
 import pytest
 
+import deepkit_engine as dk
 from deepkit_engine import autograd
 from deepkit_engine import ndarray as nd
 from deepkit_engine import symbol as sym
@@ -489,3 +490,52 @@ def test_partial_inference_without_data_shape():
     assert (args, outs) == ([None, None, None], [None])
     args, outs, _ = net.infer_shape_partial(rnn_state=(1, 4, 3))
     assert args == [None, None, (1, 4, 3)] and outs == [None]
+
+
+# -- ReadState / WriteState: a state carried across batches ---------------------------------
+
+OTHER_COVERED_OPS.update(ReadState="test_carried_state_is_read_then_written",
+                         WriteState="test_carried_state_is_read_then_written")
+OTHER_GRAD_COVERED_OPS = {"WriteState": "test_write_state_gradient_reaches_data_only"}
+
+
+def _carry_net():
+    data, carried = sym.Variable("data"), sym.Variable("carried")
+    start = sym.ReadState(data, carried, name="read")
+    new = data + start
+    return sym.WriteState(new * 2.0, new, carried, name="write")
+
+
+def test_carried_state_is_read_then_written(rng):
+    net = _carry_net()
+    assert net.list_auxiliary_states() == ["carried"]
+    assert net.list_arguments() == ["data"]
+    x = rng.normal(size=(2, 3))
+    state = nd.array(np.ones((2, 3)), dtype="float64")
+    exe = net.bind(dk.cpu(), args={"data": nd.array(x, dtype="float64")},
+                   aux_states={"carried": state})
+    first = exe.forward()[0].asnumpy()
+    np.testing.assert_allclose(first, 2 * (x + 1))
+    np.testing.assert_allclose(state.asnumpy(), x + 1)
+    second = exe.forward()[0].asnumpy()
+    np.testing.assert_allclose(second, 2 * (2 * x + 1))
+    with pytest.raises(ShapeError, match=r"batch size 4 \(shape \(4, 3\)\) but the carried "
+                                         r"state has shape \(2, 3\)"):
+        net.infer_shape(data=(4, 3), carried=(2, 3))
+    data = sym.Variable("data")
+    direct = sym.WriteState(data, data, sym.Variable("carried"), name="write")
+    with pytest.raises(ShapeError, match=r"\(4, 3\) but the carried state has shape \(2, 3\)"
+                                         r".*same batch size"):
+        direct.infer_shape(data=(4, 3), carried=(2, 3))
+
+
+def test_write_state_gradient_reaches_data_only(rng):
+    net = _carry_net()
+    x = rng.normal(size=(2, 3))
+    grad = nd.zeros((2, 3), dtype="float64")
+    exe = net.bind(dk.cpu(), args={"data": nd.array(x, dtype="float64")},
+                   args_grad={"data": grad}, aux_states={"carried": nd.zeros((2, 3),
+                                                                           dtype="float64")})
+    exe.forward(is_train=True)
+    exe.backward(out_grads=[nd.array(np.full((2, 3), 0.5), dtype="float64")])
+    np.testing.assert_allclose(grad.asnumpy(), np.full((2, 3), 1.0))

@@ -100,7 +100,8 @@ def test_infer_shape_partial_and_type():
     x = sym.Variable("x")
     y = sym.Variable("y")
     net = sym.FullyConnected(x, num_hidden=3, name="fc") + y
-    assert net.infer_shape() == (None, None, None)
+    with pytest.warns(UserWarning, match=r"Cannot decide shape.*\n\tx: \(\)\n\tfc_weight"):
+        assert net.infer_shape() == (None, None, None)
     args, outs, _ = net.infer_shape_partial()
     assert args == [None, None, (3,), None] and outs == [None]
     args, outs, _ = net.infer_shape(x=(5, 2))

@@ -1,0 +1,69 @@
+"""MXNet's ``mx.nd``: the engine's ``nd`` with MXNet's own file format for ``save``/``load``.
+
+Every name of :mod:`deepkit_engine.nd` is reachable here (``mx.nd.array``,
+``mx.nd.FullyConnected``, ``mx.nd.NDArray`` ...). ``save`` writes MXNet's
+binary NDArray format (:mod:`deepkit.compat.mx_format`), so MXNet reads
+the files; ``load`` reads MXNet's files and, for convenience, deepkit's own
+HDF5 files too. deepkit's ``deepkit.nd.save`` keeps writing HDF5.
+"""
+import os
+import types
+
+from deepkit_engine import contrib as _engine_contrib
+from deepkit_engine import nd as _engine_nd
+
+from . import mx_format
+
+__all__ = ["save", "load", "contrib"]
+
+
+class _ContribNamespace(types.ModuleType):
+    """``mx.nd.contrib``: the control-flow functions (``foreach``, ``while_loop``, ``cond``)
+    and every contrib op of ``nd.contrib``."""
+
+    def __getattr__(self, name):
+        if hasattr(_engine_contrib.ndarray, name) and not name.startswith("_"):
+            return getattr(_engine_contrib.ndarray, name)
+        return getattr(_engine_nd.contrib, name)
+
+
+contrib = _ContribNamespace(f"{__name__}.contrib", _ContribNamespace.__doc__)
+
+
+def save(fname, data):
+    """Save an NDArray, a list or a ``{name: NDArray}`` dict in MXNet's binary format.
+
+    Args:
+        fname: The file path (replaced atomically).
+        data: What to save.
+    """
+    mx_format.save(fname, data)
+
+
+def load(fname, ctx=None):
+    """Load an MXNet NDArray file (or a deepkit HDF5 array file).
+
+    Args:
+        fname: The file path.
+        ctx: The context of the loaded arrays.
+
+    Returns:
+        A list of NDArrays, or a dict for files saved from a dict.
+
+    Raises:
+        FileNotFoundError: No such file.
+    """
+    fname = os.fspath(fname)
+    if not os.path.exists(fname):
+        raise FileNotFoundError(f"mx.nd.load: no such file: {fname}")
+    if mx_format.is_mxnet_file(fname):
+        return mx_format.load(fname, ctx=ctx)
+    return _engine_nd.load(fname, ctx=ctx)
+
+
+def __getattr__(name):
+    return getattr(_engine_nd, name)
+
+
+def __dir__():
+    return sorted(set(dir(_engine_nd)) | set(__all__))
