@@ -7,6 +7,7 @@ from . import ndarray as nd
 from . import symbol as sym
 from . import executor
 from .executor import Executor
+from . import contrib  # noqa: E402,F401 - publishes sym.contrib/nd.contrib control flow
 from .base import (ContextError, DeepkitError, DTypeError, EngineError, OpBugError, ParamError,
                    ShapeError)
 from .context import Context, cpu, current_context, gpu, num_gpus

@@ -63,8 +63,9 @@ class ProgbarLogger(Callback):
         if self._next_line is None or not logs or not steps \
                 or self._next_line > self.LINES_PER_EPOCH:
             return
-        if batch + 1 >= steps * self._next_line / (self.LINES_PER_EPOCH + 1):
-            self._next_line += 1
+        due = (batch + 1) * (self.LINES_PER_EPOCH + 1) // steps  # lines due by this batch
+        if due >= self._next_line:
+            self._next_line = due + 1
             elapsed = time.perf_counter() - self._start
             print(f"  {batch + 1}/{steps} - {elapsed:.1f}s - {_format_logs(logs)}",
                   file=self._stream(), flush=True)

@@ -71,6 +71,7 @@ from . import mx_lr_scheduler as lr_scheduler
 from . import mx_metric as metric
 from . import mx_nd as nd
 from . import mx_operator as operator
+from . import mx_bucketing as _mx_bucketing
 from . import mx_rnn as rnn
 from . import mx_viz as _mx_viz
 from .module import BaseModule as _BaseModule
@@ -109,7 +110,8 @@ viz = visualization = _namespace("viz", "MXNet's ``mx.viz``: the layer table and
                                  plot_network=_mx_viz.plot_network)
 
 mod = module = _namespace("mod", "MXNet's ``mx.mod``: the Module API on deepkit's trainer.",
-                          Module=_Module, BaseModule=_BaseModule)
+                          Module=_Module, BaseModule=_BaseModule,
+                          BucketingModule=_mx_bucketing.BucketingModule)
 
 num_gpus = _dk.context.num_gpus
 

@@ -42,6 +42,8 @@ class Dense(Layer):
     Input shape: ``(batch, ..., in_features)``. Output: ``(batch, ..., units)``.
     """
 
+    supports_masking = True
+
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
@@ -101,6 +103,8 @@ class Dense(Layer):
 class Activation(Layer):
     """Applies an activation function (by name or callable)."""
 
+    supports_masking = True
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activation
@@ -120,6 +124,8 @@ class Dropout(Layer):
 
     Identity at inference. ``noise_shape`` axes of size 1 share one mask value.
     """
+
+    supports_masking = True
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)

@@ -138,8 +138,8 @@ def run_epoch(model, source, state, callbacks):
         state.seen += n
         now = time.perf_counter()
         if callbacks.requires_batch_logs or now - last_read >= LOG_INTERVAL_S:
-            last_read = now
-            state.logs = read_logs(logs)
+            state.logs = read_logs(logs)  # waits for the queued work
+            last_read = time.perf_counter()
             elapsed = max(time.perf_counter() - start, 1e-9)
             published = dict(state.logs)
             published["samples/s"] = round(state.seen / elapsed)
