@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 
 from deepkit_engine import symbol as sym
-from deepkit_engine.base import DeepkitError
+from deepkit_engine.base import DeepkitError, FileFormatError
 from deepkit_engine.fileio import atomic_path
 
 __all__ = ["FORMAT", "VERSION", "escape_name", "unescape_name", "write_symbol_file",
@@ -124,7 +124,7 @@ def read_symbol_file(path):
 
     Raises:
         FileNotFoundError: There is no file at ``path``.
-        DeepkitError: The file is not in this format, is of a newer version,
+        FileFormatError: The file is not in this format, is of a newer version,
             or is damaged; the message names the file.
     """
     path = os.fspath(path)
@@ -133,15 +133,16 @@ def read_symbol_file(path):
     except FileNotFoundError:
         raise FileNotFoundError(f"no such file: {path}") from None
     except OSError as e:
-        raise DeepkitError(f"{path} is not an HDF5 file written by deepkit ({e})") from None
+        raise FileFormatError(path, None, f"not an HDF5 file written by deepkit ({e})") from None
     with f:
         _check_format(f, path)
         try:
             return _read_contents(f)
         except DeepkitError as e:
-            raise DeepkitError(f"{path} is damaged: {e}") from None
+            raise FileFormatError(path, None, f"the file is damaged: {e}") from None
         except (KeyError, ValueError, TypeError, OSError) as e:
-            raise DeepkitError(f"{path} is damaged: {type(e).__name__}: {e}") from None
+            raise FileFormatError(path, None,
+                                  f"the file is damaged: {type(e).__name__}: {e}") from None
 
 
 def _check_format(f, path):
@@ -149,16 +150,16 @@ def _check_format(f, path):
     if isinstance(fmt, bytes):
         fmt = fmt.decode()
     if fmt != FORMAT:
-        raise DeepkitError(f"{path} is not a converted model: its format attribute is "
-                           f"{fmt!r}, expected {FORMAT!r}")
+        raise FileFormatError(path, "attribute 'format'", f"not a converted model: the format "
+                              f"is {fmt!r}, expected {FORMAT!r}")
     try:
         version = int(f.attrs.get("version", 0))
     except (TypeError, ValueError):
-        raise DeepkitError(f"{path} is damaged: its version attribute is "
-                           f"{f.attrs.get('version')!r}") from None
+        raise FileFormatError(path, "attribute 'version'", f"the file is damaged: the version "
+                              f"is {f.attrs.get('version')!r}") from None
     if version > VERSION:
-        raise DeepkitError(f"{path} has format version {version}; this deepkit reads up to "
-                           f"{VERSION}: upgrade deepkit")
+        raise FileFormatError(path, "attribute 'version'", f"format version {version}; this "
+                              f"deepkit reads up to {VERSION}: upgrade deepkit")
 
 
 def _read_contents(f):
