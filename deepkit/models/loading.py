@@ -140,8 +140,10 @@ def _rebuild(f, key, build):
     config = f.json_attr(key)
     try:
         return build(config)
-    except DeepkitError:
+    except FileFormatError:
         raise
+    except DeepkitError as err:  # an unknown layer class, a wiring that cannot be rebuilt
+        raise f.error(f"/@{key}", str(err)) from err
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as err:
         raise f.error(f"/@{key}", f"does not describe a model ({type(err).__name__}: {err})") \
             from err

@@ -110,3 +110,15 @@ def test_save_writes_hdf5_for_its_extensions(tmp_path, name):
     model = deepkit.Sequential([L.Dense(2, input_shape=(3,))])
     model.save(tmp_path / name)
     assert load_model(tmp_path / name).get_config() == model.get_config()
+
+
+def test_an_unknown_layer_class_in_a_model_file_is_a_file_format_error(tmp_path):
+    class MyDense(L.Dense):
+        pass
+
+    model = deepkit.Sequential([MyDense(2, input_shape=(3,), name="mine")])
+    model.save(tmp_path / "custom.h5")
+    with pytest.raises(deepkit.FileFormatError, match="custom.h5.*unknown layer class 'MyDense'"):
+        load_model(tmp_path / "custom.h5")
+    loaded = load_model(tmp_path / "custom.h5", custom_objects={"MyDense": MyDense})
+    assert type(loaded.get_layer("mine")) is MyDense
