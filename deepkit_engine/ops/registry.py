@@ -604,3 +604,24 @@ def same_dtype(attrs, in_dtypes):
     if known is None:
         return in_dtypes, [None]
     return [known] * len(in_dtypes), [known]
+
+
+def contrib_op(name, namespace):
+    """The op behind ``<namespace>.contrib.<name>``: ``_contrib_<name>``, else ``<name>``.
+
+    Returns:
+        ``(OpDef, the registered name)``.
+
+    Raises:
+        AttributeError: Neither name is registered (the message names both).
+    """
+    for candidate in (f"_contrib_{name}", name):
+        if candidate in list_ops():
+            return get_op(candidate), candidate
+    raise AttributeError(f"{namespace}.contrib has no operator '{name}' (looked for "
+                         f"'_contrib_{name}' and '{name}' in the registry)")
+
+
+def contrib_names():
+    """The names ``nd.contrib``/``sym.contrib`` list: the ops registered as ``_contrib_<name>``."""
+    return sorted(n[len("_contrib_"):] for n in list_ops() if n.startswith("_contrib_"))
