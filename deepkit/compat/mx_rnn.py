@@ -452,16 +452,8 @@ class FusedRNNCell(BaseRNNCell):
         return stack
 
 
-class SequentialRNNCell(BaseRNNCell):
-    """Cells stacked: each step runs them in order (MXNet)."""
-
-    def __init__(self, params=None):
-        super().__init__(prefix="", params=params)
-        self._cells = []
-
-    def add(self, cell):
-        """Append a cell."""
-        self._cells.append(cell)
+class _CellGroup(BaseRNNCell):
+    """A cell made of child cells (``self._cells``): their states and weights, in order."""
 
     @property
     def state_info(self):
@@ -479,6 +471,18 @@ class SequentialRNNCell(BaseRNNCell):
         for cell in self._cells:
             args = cell.pack_weights(args)
         return args
+
+
+class SequentialRNNCell(_CellGroup):
+    """Cells stacked: each step runs them in order (MXNet)."""
+
+    def __init__(self, params=None):
+        super().__init__(prefix="", params=params)
+        self._cells = []
+
+    def add(self, cell):
+        """Append a cell."""
+        self._cells.append(cell)
 
     def __call__(self, inputs, states):
         self._counter += 1
@@ -504,7 +508,7 @@ class SequentialRNNCell(BaseRNNCell):
         return inputs, states_out
 
 
-class BidirectionalCell(BaseRNNCell):
+class BidirectionalCell(_CellGroup):
     """A left-to-right and a right-to-left cell; outputs concatenated per step (MXNet).
 
     Args:
@@ -517,23 +521,6 @@ class BidirectionalCell(BaseRNNCell):
         super().__init__(prefix="", params=params)
         self._cells = [l_cell, r_cell]
         self._output_prefix = output_prefix
-
-    @property
-    def state_info(self):
-        return [info for cell in self._cells for info in cell.state_info]
-
-    def begin_state(self, **kwargs):
-        return [s for cell in self._cells for s in cell.begin_state(**kwargs)]
-
-    def unpack_weights(self, args):
-        for cell in self._cells:
-            args = cell.unpack_weights(args)
-        return args
-
-    def pack_weights(self, args):
-        for cell in self._cells:
-            args = cell.pack_weights(args)
-        return args
 
     def __call__(self, inputs, states):
         raise NotImplementedError("BidirectionalCell cannot be stepped; use unroll()")
