@@ -184,7 +184,8 @@ def _reader_warnings(net, model):
             continue
         meta = getattr(msg, "meta", None) or {}
         for line in meta.get("unknown_fields", []) or []:
-            if any(f"field '{name}'" in str(line) for name in FORK_FIELDS):
+            if any(f"field '{name}'" in str(line) or f".{name}: field" in str(line)
+                   for name in FORK_FIELDS):
                 continue  # read by the fork layers' converters
             lines.append(f"{label}: unknown field skipped: {line}")
         for line in meta.get("warnings", []) or []:

@@ -19,7 +19,7 @@ from deepkit_engine.base import DeepkitError, did_you_mean
 from . import activation_layers  # noqa: F401  (registers OpenCV's extra elementwise types)
 from . import custom
 from . import detection_layers  # noqa: F401  (registers the SSD layer converters)
-from . import resize_layers  # noqa: F401  (registers Interp)
+from . import resize_layers  # noqa: F401  (registers Interp, Resize, Upsample)
 from . import layers as L
 from .inputs import build_input, check_input_names
 from .layers import Unsupported
@@ -589,7 +589,7 @@ class Converter:
         args_in_graph = set(internals.list_arguments())
         known = {n: s for n, s in self.inputs if n in args_in_graph}
         try:
-            arg_shapes, out_shapes, aux_shapes = internals.infer_shape_partial(**known)
+            arg_shapes, out_shapes, aux_shapes = internals.infer_shape_known(**known)
         except DeepkitError as e:
             self.problem("shape_mismatch", None, f"the engine's shape inference failed: {e}")
             return

@@ -1,11 +1,14 @@
-"""Converters for the SSD family of Caffe layers: Permute, PriorBox, DetectionOutput, Normalize.
+"""Converters for the detection fork layers: the SSD family (Permute, PriorBox,
+DetectionOutput, Normalize), Proposal, ROIPooling, PSROIPooling, ShuffleChannel and Axpy.
 
-These layers come from the SSD fork of Caffe (``weiliu89/caffe``), whose
-parameter messages (``permute_param``, ``prior_box_param``,
-``detection_output_param``, ``norm_param``) are not in BVLC's schema: the
-prototxt reader keeps them as unknown fields, read here with
-:class:`ForkParam`. The rules are SSD Caffe's, which OpenCV's importer
-follows; PriorBox and DetectionOutput become the engine ops of the same names
+Their parameter messages (``permute_param``, ``prior_box_param``, ...) are
+forks': the prototxt reader keeps the ones BVLC's schema lacks as unknown
+fields, and the schema declares those whose fork field numbers do not collide
+with BVLC's, so binary files carrying them decode too (see
+:data:`FORK_NUMBERS` for the ones that collide). :class:`ForkParam` reads
+them either way. The rules are SSD Caffe's (RefineDet's for DetectionOutput's
+ARM bottoms), which OpenCV's importer follows; PriorBox, DetectionOutput and
+Proposal become the engine ops of the same names
 (:mod:`deepkit_engine.ops.detection`). DetectionOutput's top is
 ``(1, 1, R, 7)`` with R the most detections that can be kept (keep_top_k per
 image): the rows after the detections are zero, as OpenCV pads them, where
@@ -15,16 +18,27 @@ import numpy as np
 
 from deepkit_engine import symbol as sym
 
+from . import schema
 from .layers import Unsupported, register
 from .shapes import CaffeRuleError, canonical_axis
 
-__all__ = ["ForkParam", "FORK_FIELDS", "permute", "prior_box", "detection_output", "normalize",
-           "shuffle_channel", "axpy", "roi_pooling", "psroi_pooling"]
+__all__ = ["ForkParam", "FORK_FIELDS", "FORK_NUMBERS", "any_fork_param", "permute", "prior_box",
+           "detection_output", "normalize", "proposal", "shuffle_channel", "axpy", "roi_pooling",
+           "psroi_pooling"]
 
-#: The fork parameter fields these converters read (the reader reports them as unknown).
+#: The fork parameter fields these converters read.
 FORK_FIELDS = ("permute_param", "prior_box_param", "detection_output_param", "norm_param",
                "shuffle_channel_param", "interp_param", "roi_pooling_param",
-               "psroi_pooling_param")
+               "psroi_pooling_param", "proposal_param", "upsample_param", "resize_param")
+
+#: Fork parameter blocks whose LayerParameter field number BVLC uses for another message:
+#: ``{name: [(number, BVLC's field at that number, the fork's message)]}``. In a binary
+#: file such a block decodes as BVLC's message; its fields (most of them skipped for
+#: their wire types) are read back by number with the fork's message.
+FORK_NUMBERS = {
+    "interp_param": [(143, "input_param", "InterpParameter")],            # PSPNet, DeepLab
+    "upsample_param": [(137, "embed_param", "UpsampleParameter")],        # SegNet
+}
 
 
 class ForkParam:
@@ -48,6 +62,8 @@ class ForkParam:
                 msg = None
             if msg is not None:
                 self.values = _message_values(msg)
+        if not self.values:
+            self.values = _reinterpreted(layer, name)
 
     def has(self, key):
         """Whether the field is set."""
@@ -72,13 +88,77 @@ class ForkParam:
         return inner
 
 
+def any_fork_param(layer, name):
+    """A :class:`ForkParam` of ``name``, else of the fields of every fork block of the layer.
+
+    OpenCV reads a fork layer's fields from whichever parameter block holds
+    them (its ``Resize`` layer has no block of its own).
+    """
+    p = ForkParam(layer, name)
+    if not p.values:
+        for uf in getattr(layer, "unknown_fields", []):
+            if str(uf.name or "").endswith("_param") and isinstance(uf.value, dict):
+                p.values.update(uf.value)
+    return p
+
+
+def _reinterpreted(layer, name):
+    """A fork block decoded as the BVLC message at its field number, read back by number."""
+    for _number, bvlc_name, fork_message in FORK_NUMBERS.get(name, ()):
+        try:
+            if not layer.has(bvlc_name):
+                continue
+            msg = getattr(layer, bvlc_name)
+        except (AttributeError, KeyError):
+            continue
+        fields = schema.MESSAGES.get(fork_message, {})
+        by_number = {f["number"]: (n, f) for n, f in fields.items()}
+        values = {}
+        for uf in getattr(msg, "unknown_fields", []):
+            if uf.number in by_number and isinstance(uf.value, int):
+                field_name, field = by_number[uf.number]
+                values.setdefault(field_name, []).append(_wire_scalar(uf.value, field))
+        bvlc_fields = schema.MESSAGES.get(msg.type_name, {})
+        for field_name, value in msg.fields():
+            number = bvlc_fields.get(field_name, {}).get("number")
+            if number in by_number and not hasattr(value, "fields"):
+                fork_name, field = by_number[number]
+                items = value if isinstance(value, (list, tuple)) else [value]
+                values.setdefault(fork_name, []).extend(_wire_scalar(int(v), field)
+                                                        for v in items)
+        if values:
+            return values
+    return {}
+
+
+def _wire_scalar(raw, field):
+    """A varint or fixed32 read back as the fork field's type."""
+    kind = field["type"]
+    if kind == "float":
+        return float(np.frombuffer(np.uint32(raw & 0xFFFFFFFF).tobytes(), np.float32)[0])
+    if kind == "bool":
+        return bool(raw)
+    if kind in ("int32", "int64"):
+        raw &= (1 << 64) - 1
+        return raw - (1 << 64) if raw >= 1 << 63 else raw
+    return raw
+
+
 def _message_values(msg):
-    """A schema Message's set fields as ``{name: [values]}`` (the skipped fields' form)."""
+    """A schema Message's set fields as ``{name: [values]}`` (the skipped fields' form).
+
+    Fields the schema's message lacks (another fork's, skipped by the text
+    parser) are included by name.
+    """
     out = {}
     for name, value in msg.fields():
         if hasattr(value, "fields"):
             value = _message_values(value)
         out[name] = list(value) if isinstance(value, (list, tuple)) else [value]
+    for uf in getattr(msg, "unknown_fields", []):
+        if uf.name and uf.name not in out:
+            value = uf.value
+            out[uf.name] = list(value) if isinstance(value, (list, tuple)) else [value]
     return out
 
 
@@ -133,14 +213,22 @@ def _text(values):
 
 
 @register("PriorBox", doc="PriorBox op (min/max sizes, aspect ratios, flip, clip, variances, "
-                          "step, offset, img_size)")
+                          "step, offset, img_size; OpenCV's explicit width/height)")
 def prior_box(cx):
     """PriorBox op (min/max sizes, aspect ratios, flip, clip, variances, step, offset, img_size)."""
     _only(cx, 2)
     p = ForkParam(cx.layer, "prior_box_param")
-    if p.has("width") or p.has("height"):
-        raise Unsupported("prior_box_param width/height (explicit box sizes, an OpenCV "
-                          "extension) are not supported", "use min_size/max_size/aspect_ratio")
+    widths, heights = p.list("width"), p.list("height")
+    if widths or heights:
+        if len(widths) != len(heights):
+            raise CaffeRuleError(f"prior_box_param width and height give one size each per "
+                                 f"prior: got {len(widths)} widths and {len(heights)} heights")
+        if p.list("min_size") or p.list("max_size") or p.list("aspect_ratio"):
+            raise CaffeRuleError("prior_box_param width/height replace min_size, max_size and "
+                                 "aspect_ratio (OpenCV's rule): give one or the other")
+    if p.list("offset_h") or p.list("offset_w"):
+        raise Unsupported("prior_box_param offset_h/offset_w (several offsets per position, an "
+                          "OpenCV extension) are not supported", "use one offset")
     data, image = cx.bottom_shapes
     if len(data) != 4 or len(image) != 4:
         raise CaffeRuleError(f"PriorBox takes 4-D bottoms; got {tuple(data)} and {tuple(image)}")
@@ -150,15 +238,16 @@ def prior_box(cx):
     if len(variances) > 1 and len(variances) != 4:
         raise CaffeRuleError(f"prior_box_param.variance must be 1 or 4 values, got {variances}")
     kwargs = dict(min_size=_text(p.list("min_size")), max_size=_text(p.list("max_size")),
-                  aspect_ratio=_text(p.list("aspect_ratio")), flip=bool(p.get("flip", True)),
+                  aspect_ratio=_text(p.list("aspect_ratio")), width=_text(widths),
+                  height=_text(heights), flip=bool(p.get("flip", True)),
                   clip=bool(p.get("clip", False)), variance=_text(variances) or "(0.1,)",
                   img_h=img_h, img_w=img_w, step_h=step_h, step_w=step_w,
                   offset=float(p.get("offset", 0.5)))
-    if not p.list("min_size"):
-        raise CaffeRuleError("prior_box_param.min_size must be given")
+    if not p.list("min_size") and not widths:
+        raise CaffeRuleError("prior_box_param.min_size (or width and height) must be given")
     out = sym.PriorBox(cx.bottoms[0], cx.bottoms[1], name=cx.node, attr=cx.attr, **kwargs)
-    count = _num_priors(p.list("min_size"), p.list("max_size"), p.list("aspect_ratio"),
-                        kwargs["flip"])
+    count = len(widths) or _num_priors(p.list("min_size"), p.list("max_size"),
+                                       p.list("aspect_ratio"), kwargs["flip"])
     return [(out, (1, 2, data[2] * data[3] * count * 4))]
 
 
@@ -177,15 +266,14 @@ def _num_priors(mins, maxs, ratios, flip):
 
 # -- DetectionOutput -------------------------------------------------------------------------
 
-@register("DetectionOutput", doc="DetectionOutput op (decode, per-class NMS, keep_top_k); rows "
-                                 "past the detections are zero, as OpenCV pads them")
+@register("DetectionOutput", doc="DetectionOutput op (decode, per-class NMS, keep_top_k; "
+                                 "RefineDet's arm_conf/arm_loc bottoms); rows past the "
+                                 "detections are zero, as OpenCV pads them")
 def detection_output(cx):
-    """DetectionOutput op (decode, per-class NMS, keep_top_k)."""
+    """DetectionOutput op (decode, per-class NMS, keep_top_k; RefineDet's ARM bottoms)."""
     if len(cx.bottoms) not in (3, 4, 5):
-        raise CaffeRuleError(f"DetectionOutput takes 3 bottoms (loc, conf, priors), got "
-                             f"{len(cx.bottoms)}")
-    if len(cx.bottoms) > 3:
-        raise Unsupported("DetectionOutput with ARM bottoms (RefineDet) is not supported")
+        raise CaffeRuleError(f"DetectionOutput takes 3 bottoms (loc, conf, priors), or 4-5 with "
+                             f"RefineDet's arm_conf and arm_loc; got {len(cx.bottoms)}")
     p = ForkParam(cx.layer, "detection_output_param")
     if not p.has("num_classes"):
         raise CaffeRuleError("detection_output_param.num_classes must be given")
@@ -203,13 +291,20 @@ def detection_output(cx):
                   keep_top_k=int(p.get("keep_top_k", -1)),
                   confidence_threshold=float(p.get("confidence_threshold",
                                                    -np.finfo(np.float32).max)),
-                  clip=bool(p.get("clip", False)))
-    loc, conf, prior = cx.bottoms
-    loc_shape, conf_shape, prior_shape = cx.bottom_shapes
+                  clip=bool(p.get("clip", False)),
+                  arm_inputs=len(cx.bottoms) - 3,
+                  objectness_score=float(np.float32(p.get("objectness_score", 0.01))))
+    if len(cx.bottoms) == 5 and not kwargs["share_location"]:
+        raise CaffeRuleError("DetectionOutput's arm_loc bottom refines shared boxes: "
+                             "share_location must be true (RefineDet's rule)")
+    loc, conf, prior = cx.bottoms[:3]
+    loc_shape, _, prior_shape = cx.bottom_shapes[:3]
     n = loc_shape[0]
-    flat_loc = sym.reshape(loc, shape=(0, -1), name=cx.sub("loc"))
-    flat_conf = sym.reshape(conf, shape=(0, -1), name=cx.sub("conf"))
-    out = sym.DetectionOutput(flat_loc, flat_conf, prior, name=cx.node, attr=cx.attr, **kwargs)
+    flat = [sym.reshape(b, shape=(0, -1), name=cx.sub(what))
+            for b, what in zip([loc, conf] + list(cx.bottoms[3:]),
+                               ("loc", "conf", "arm_conf", "arm_loc"))]
+    out = sym.DetectionOutput(flat[0], flat[1], prior, *flat[2:], name=cx.node, attr=cx.attr,
+                              **kwargs)
     rows = _detection_rows(kwargs, prior_shape)
     return [(out, (1, 1, n * rows, 7))]
 
@@ -223,6 +318,45 @@ def _detection_rows(kwargs, prior_shape):
     bound = per_class * classes
     keep = kwargs["keep_top_k"]
     return max(1, min(keep, bound) if keep > -1 else bound)
+
+
+# -- Proposal (Faster R-CNN's RPN, OpenCV's layer) ------------------------------------------------
+
+@register("Proposal", doc="Proposal op as OpenCV's layer (feat_stride, base_size, ratio, scale, "
+                          "pre/post_nms_topn, nms_thresh; rois and optional scores tops; "
+                          "one image; inference only)")
+def proposal(cx):
+    """Proposal op as OpenCV's Proposal layer (rois, and the scores as an optional second top)."""
+    _only(cx, 3)
+    if cx.ntops not in (1, 2):
+        raise CaffeRuleError(f"Proposal gives 1 top (rois) or 2 (rois, scores); the prototxt "
+                             f"names {cx.ntops}")
+    p = ForkParam(cx.layer, "proposal_param")
+    ratios, scales = p.list("ratio"), p.list("scale")
+    if not ratios or not scales:
+        raise CaffeRuleError(f"proposal_param needs ratio and scale values (OpenCV requires "
+                             f"both); got ratio {ratios} and scale {scales}")
+    kwargs = {}
+    for key, default in (("feat_stride", 16), ("base_size", 16), ("pre_nms_topn", 6000),
+                         ("post_nms_topn", 300)):
+        kwargs[key] = int(p.get(key, default))
+        if kwargs[key] < 1:
+            raise CaffeRuleError(f"proposal_param.{key} must be positive; got {kwargs[key]}")
+    scores, deltas, _info = (tuple(s) for s in cx.bottom_shapes)
+    anchors = len(ratios) * len(scales)
+    if len(scores) != 4 or scores[1] != 2 * anchors or scores[0] != 1:
+        raise CaffeRuleError(f"Proposal's scores bottom must be (1, 2 x {anchors} anchors, H, W) "
+                             f"for {len(ratios)} ratios x {len(scales)} scales (one image); got "
+                             f"{scores}")
+    if deltas != (1, 4 * anchors) + scores[2:]:
+        raise CaffeRuleError(f"Proposal's deltas bottom must be {(1, 4 * anchors) + scores[2:]}; "
+                             f"got {deltas}")
+    out = sym.Proposal(*cx.bottoms, ratio=_text(ratios), scale=_text(scales),
+                       nms_thresh=float(np.float32(p.get("nms_thresh", 0.7))), name=cx.node,
+                       attr=cx.attr, **kwargs)
+    rows = kwargs["post_nms_topn"]
+    tops = [(out[0], (rows, 5)), (out[1], (rows, 1))]
+    return tops[:cx.ntops]
 
 
 # -- Normalize -------------------------------------------------------------------------------

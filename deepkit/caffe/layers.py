@@ -78,8 +78,6 @@ UNSUPPORTED_HINTS = {
                                                                "not supported",
     "Recurrent": "recurrent Caffe layers are not supported",
     "Parameter": "a Parameter layer emits a learned blob as a top; not supported",
-    "Proposal": "fork layer (Faster R-CNN); not supported by this converter",
-    "Upsample": "fork layer; not supported by this converter",
     "Reorg": "fork layer (YOLO); not supported by this converter",
     "Region": "fork layer (YOLO); not supported by this converter",
     "BN": "fork BatchNorm variant (PSPNet 'bn_param'); not supported: re-express it as "
@@ -227,6 +225,9 @@ def _check_pool(layer):
 def pooling(cx):
     _only_bottoms(cx, 1)
     p = cx.layer.pooling_param
+    if cx.ntops not in (1, 2) or (cx.ntops == 2 and p.pool != "MAX"):
+        raise CaffeRuleError(f"Pooling gives 1 top, or 2 (the output and its mask) with MAX "
+                             f"pooling; the prototxt names {cx.ntops} for {p.pool} pooling")
     bottom = cx.bottom_shapes[0]
     if len(bottom) != 4:
         raise CaffeRuleError(f"input must have 4 axes (num, channels, height, width); got "
@@ -238,6 +239,9 @@ def pooling(cx):
     if p.global_pooling:
         out = sym.Pooling(cx.bottoms[0], kernel=kernel, global_pool=True, pool_type=pool_type,
                           name=cx.node, attr=cx.attr)
+        if cx.ntops == 2:
+            mask = sym.MaxPoolIndices(cx.bottoms[0], global_pool=True, name=cx.sub("mask"))
+            return [(out, top), (mask, top)]
         return [(out, top)]
     if round_mode == "CEIL":
         for n, k, s, q, o in zip(bottom[2:], kernel, stride, pad, top[2:]):
@@ -247,9 +251,16 @@ def pooling(cx):
                     f"ceil rounding keeps a last window that starts past the input and so "
                     f"covers nothing (its output is -FLT_MAX for MAX, 0 for AVE)",
                     "use round_mode: FLOOR, or a kernel at least as large as the stride")
+    convention = "full" if round_mode == "CEIL" else "valid"
     out = sym.Pooling(cx.bottoms[0], kernel=kernel, stride=stride, pad=pad, pool_type=pool_type,
-                      pooling_convention="full" if round_mode == "CEIL" else "valid",
-                      count_include_pad=True, name=cx.node, attr=cx.attr)
+                      pooling_convention=convention, count_include_pad=True, name=cx.node,
+                      attr=cx.attr)
+    if cx.ntops == 2:
+        if len(kernel) != 2:
+            raise Unsupported("a MAX pooling mask top is supported for 2-D pooling only")
+        mask = sym.MaxPoolIndices(cx.bottoms[0], kernel=kernel, stride=stride, pad=pad,
+                                  pooling_convention=convention, name=cx.sub("mask"))
+        return [(out, top), (mask, top)]
     return [(out, top)]
 
 
@@ -846,7 +857,8 @@ DESCRIPTIONS = {
     "LRN": "LRN across or within channels (alpha/n as Caffe)",
     "Log": "log with base, scale, shift", "MVN": "mean (and variance) normalization",
     "PReLU": "LeakyReLU prelu (channel_shared)",
-    "Pooling": "Pooling MAX/AVE, global, CEIL/FLOOR with Caffe's clip rule and AVE divisor",
+    "Pooling": "Pooling MAX/AVE, global, CEIL/FLOOR with Caffe's clip rule and AVE divisor; MAX "
+               "pooling's mask top (MaxPoolIndices)",
     "Power": "(shift + scale * x) ^ power", "ReLU": "relu or leaky (negative_slope)",
     "ReLU6": "clip(0, 6)", "Reduction": "SUM/ASUM/SUMSQ/MEAN over the trailing axes, coeff",
     "Reshape": "reshape (0 and -1, axis, num_axes)",

@@ -767,7 +767,7 @@ def test_all_problems_listed_at_once(tmp_path, rng):
            layer("stoch", "Pooling", "conv", pooling_param={"pool": "STOCHASTIC",
                                                            "kernel_size": 2}),
            layer("weird", "FancyNorm", "conv"),
-           layer("ssd", "Proposal", "conv"),
+           layer("ssd", "Region", "conv"),
            layer("after", "ReLU", "py")]
     proto, model = write_net(tmp_path, lay)
     out = tmp_path / "out.h5"
@@ -777,7 +777,7 @@ def test_all_problems_listed_at_once(tmp_path, rng):
     text = str(err.value)
     assert "4 problems" in text
     assert "module 'my_layers'" in text and "Crazy" in text
-    assert "STOCHASTIC" in text and "FancyNorm" in text and "Proposal" in text and "R-CNN" in text
+    assert "STOCHASTIC" in text and "FancyNorm" in text and "Region" in text and "YOLO" in text
     assert "nothing was written" in text
     assert not out.exists()
     partial = err.value.conversion

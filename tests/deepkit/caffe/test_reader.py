@@ -222,11 +222,11 @@ def test_unknown_fields_are_reported_by_both_readers():
         "layer[0]('bn'): field 'bn_param' at line 1:31: LayerParameter has no field named "
         "'bn_param' (a fork's field?); skipped"]
     model = read_caffemodel(caffemodel_bytes({"layer": [
-        v2_layer("a", "ReLU", _unknown=[(8266711, 2, b"\x08\x07")])], "_unknown": [(99, 0, 1)]}))
+        v2_layer("a", "ReLU", _unknown=[(8266799, 2, b"\x08\x07")])], "_unknown": [(99, 0, 1)]}))
     report = model.meta["unknown_fields"]
     assert len(report) == 2 and report == unknown_field_report(model)
     assert report[0].startswith("NetParameter: field #99 (wire type 0) at byte offset")
-    assert report[1].startswith("layer[0]('a'): field #8266711 (wire type 2)")
+    assert report[1].startswith("layer[0]('a'): field #8266799 (wire type 2)")
     with pytest.raises(CaffeFormatError, match="did you mean 'mvn_param'"):
         read_prototxt('layer { name: "bn" type: "BN" bn_param { scale: 1 } }', strict=True)
 

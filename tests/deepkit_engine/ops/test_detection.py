@@ -16,6 +16,7 @@ from deepkit_engine.base import DeepkitError, ParamError, ShapeError
 from .op_cases import Const, OpCase, forward_params, run_forward
 
 OTHER_GRAD_COVERED_OPS = {"DetectionOutput": "test_detection_output_refuses_gradients",
+                          "Proposal": "test_proposal_refuses_gradients",
                           "ROIPooling": "test_roi_pooling_refuses_gradients",
                           "PSROIPooling": "test_roi_pooling_refuses_gradients"}
 
@@ -30,7 +31,8 @@ def _floats(text):
 
 
 def _prior_ref(data, image, min_size="", max_size="", aspect_ratio="", flip=True, clip=False,
-               variance="(0.1,)", img_h=0.0, img_w=0.0, step_h=0.0, step_w=0.0, offset=0.5):
+               variance="(0.1,)", img_h=0.0, img_w=0.0, step_h=0.0, step_w=0.0, offset=0.5,
+               width="", height=""):
     """Caffe's PriorBoxLayer::Forward_cpu, one box at a time."""
     layer_h, layer_w = data.shape[2:]
     img_h = img_h or image.shape[2]
@@ -48,6 +50,7 @@ def _prior_ref(data, image, min_size="", max_size="", aspect_ratio="", flip=True
     for h in range(layer_h):
         for w in range(layer_w):
             cx, cy = (w + offset) * step_w, (h + offset) * step_h
+            groups = [list(zip(_floats(width), _floats(height)))] if width else []
             for s, m in enumerate(mins):
                 boxes = [(m, m)]
                 if maxs:
@@ -55,7 +58,8 @@ def _prior_ref(data, image, min_size="", max_size="", aspect_ratio="", flip=True
                 for ar in ratios:
                     if abs(ar - 1) >= 1e-6:
                         boxes.append((m * math.sqrt(ar), m / math.sqrt(ar)))
-                for bw, bh in boxes:
+                groups.append(boxes)
+            for bw, bh in (box for boxes in groups for box in boxes):
                     out += [(cx - bw / 2) / img_w, (cy - bh / 2) / img_h, (cx + bw / 2) / img_w,
                             (cy + bh / 2) / img_h]
     out = np.asarray(out)
@@ -76,6 +80,9 @@ CASES = [
             "step_w": 12.0, "offset": 0.3}, grad=False),
     OpCase("PriorBox", [(1, 1, 2, 3), (1, 1, 7, 9)], _prior_ref,
            {"min_size": "(4.0,)", "img_h": 50.0, "img_w": 40.0}, grad=False),
+    OpCase("PriorBox", [(1, 2, 3, 4), (1, 3, 60, 80)], _prior_ref,
+           {"width": "(10.0, 24.5, 7.0)", "height": "(15.0, 8.0, 7.0)", "step_h": 16.0,
+            "step_w": 20.0, "variance": "(0.1, 0.1, 0.2, 0.2)"}, grad=False, name="explicit"),
 ]
 
 
@@ -101,14 +108,27 @@ def _decode(prior, var, loc, code):
     return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
 
 
-def _detection_ref(loc, conf, prior, num_classes=2, share_location=True, background_label_id=0,
-                   nms_threshold=0.3, top_k=-1, code_type="CORNER", keep_top_k=-1,
-                   confidence_threshold=-3.4e38, **_):
-    """Caffe's DetectionOutputLayer::Forward_cpu with plain loops (one image per row)."""
+def _detection_ref(loc, conf, prior, arm_conf=None, arm_loc=None, num_classes=2,
+                   share_location=True, background_label_id=0, nms_threshold=0.3, top_k=-1,
+                   code_type="CORNER", keep_top_k=-1, confidence_threshold=-3.4e38,
+                   objectness_score=0.01, **_):
+    """Caffe's DetectionOutputLayer::Forward_cpu with plain loops (one image per row), with
+    RefineDet's rules for the ARM inputs (OSGetConfidenceScores, CasRegDecodeBBoxesAll)."""
     n, num_priors = loc.shape[0], prior.shape[2] // 4
     rows = []
+    conf = conf.copy()
+    if arm_conf is not None:
+        for i in range(n):
+            for p in range(num_priors):
+                if arm_conf[i, 2 * p + 1] < np.float32(objectness_score):
+                    conf[i, p * num_classes:(p + 1) * num_classes] = 0.0
+                    conf[i, p * num_classes] = 1.0
     for i in range(n):
-        boxes = [_decode(prior[0, 0, 4 * p:4 * p + 4], prior[0, 1, 4 * p:4 * p + 4],
+        priors = [prior[0, 0, 4 * p:4 * p + 4] for p in range(num_priors)]
+        if arm_loc is not None:
+            priors = [_decode(priors[p], prior[0, 1, 4 * p:4 * p + 4], arm_loc[i, 4 * p:4 * p + 4],
+                              code_type) for p in range(num_priors)]
+        boxes = [_decode(priors[p], prior[0, 1, 4 * p:4 * p + 4],
                          loc[i, 4 * p:4 * p + 4], code_type) for p in range(num_priors)]
         kept = {}
         for c in range(num_classes):
@@ -160,6 +180,84 @@ CASES += [
     OpCase("DetectionOutput", [(2, 48), lambda r, d: _scores(r, d), _boxes], _detection_ref,
            {"num_classes": 3, "nms_threshold": 0.3, "code_type": "CORNER"}, grad=False,
            name="no-limits"),
+    OpCase("DetectionOutput", [(2, 48), lambda r, d: _scores(r, d), _boxes,
+                               lambda r, d: _scores(r, d, classes=2)], _detection_ref,
+           {"num_classes": 3, "nms_threshold": 0.45, "top_k": 8, "keep_top_k": 6,
+            "code_type": "CENTER_SIZE", "arm_inputs": 1, "objectness_score": 0.4}, grad=False,
+           name="arm-conf"),
+    OpCase("DetectionOutput", [(2, 48), lambda r, d: _scores(r, d), _boxes,
+                               lambda r, d: _scores(r, d, classes=2), (2, 48)], _detection_ref,
+           {"num_classes": 3, "nms_threshold": 0.45, "top_k": 8, "keep_top_k": 6,
+            "code_type": "CENTER_SIZE", "arm_inputs": 2, "objectness_score": 0.3}, grad=False,
+           name="arm-conf-loc"),
+]
+
+
+# -- Proposal -----------------------------------------------------------------------------------
+
+def _proposal_ref(scores, deltas, im_info, feat_stride=16, base_size=16, ratio="(0.5, 1.0, 2.0)",
+                  scale="(8.0, 16.0, 32.0)", pre_nms_topn=6000, post_nms_topn=300,
+                  nms_thresh=0.7):
+    """OpenCV's ProposalLayer (anchors as py-faster-rcnn's generate_anchors), one box at a time."""
+    anchors = []
+    for r in _floats(ratio):
+        width = math.floor(base_size / math.sqrt(r) + 0.5)
+        height = math.floor(width * r + 0.5)
+        anchors += [(s * width, s * height) for s in _floats(scale)]
+    rows, cols = int(im_info.reshape(-1)[0]), int(im_info.reshape(-1)[1])
+    boxes, fg = [], []
+    for y in range(scores.shape[2]):
+        for x in range(scores.shape[3]):
+            # py-faster-rcnn's anchor: centre (base_size - 1) / 2, sides (size - 1) / 2 around it
+            for a, (aw, ah) in enumerate(anchors):
+                ctr_x = x * feat_stride + (base_size - 1) / 2
+                ctr_y = y * feat_stride + (base_size - 1) / 2
+                x1, x2 = ctr_x - (aw - 1) / 2, ctr_x + (aw - 1) / 2
+                y1, y2 = ctr_y - (ah - 1) / 2, ctr_y + (ah - 1) / 2
+                dx, dy, dw, dh = deltas[0, 4 * a:4 * a + 4, y, x]
+                w, h = x2 - x1 + 1, y2 - y1 + 1
+                cx, cy = dx * w + x1 + w / 2, dy * h + y1 + h / 2
+                pw, ph = math.exp(dw) * w, math.exp(dh) * h
+                box = [cx - pw / 2, cy - ph / 2, cx + pw / 2, cy + ph / 2]
+                boxes.append([min(max(v, 0), (cols, rows)[k % 2] - 1) for k, v in enumerate(box)])
+                fg.append(scores[0, len(anchors) + a, y, x])
+
+    def size(b):
+        return 0.0 if b[2] < b[0] or b[3] < b[1] else (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
+
+    def iou(a, b):
+        inter = size([max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])])
+        return inter / (size(a) + size(b) - inter) if inter > 0 else 0.0
+
+    order = sorted((i for i in range(len(fg)) if fg[i] > 0), key=lambda i: -fg[i])
+    kept = []
+    for i in order[:pre_nms_topn]:
+        if all(iou(boxes[i], boxes[k]) <= nms_thresh for k in kept):
+            kept.append(i)
+            if len(kept) == post_nms_topn:
+                break
+    rois, best = np.zeros((post_nms_topn, 5)), np.zeros((post_nms_topn, 1))
+    for row, i in enumerate(kept):
+        rois[row, 1:] = boxes[i]
+        best[row, 0] = fg[i]
+    return rois, best
+
+
+def _distinct(shape):
+    def make(rng, dtype):
+        count = int(np.prod(shape))
+        return (rng.permutation(count) / count + 0.5 / count).reshape(shape).astype(dtype)
+    return make
+
+
+_IM_INFO = Const(np.array([[70.0, 90.0, 1.0]]))
+CASES += [
+    OpCase("Proposal", [_distinct((1, 12, 4, 5)), (1, 24, 4, 5), _IM_INFO], _proposal_ref,
+           {"ratio": "(0.5, 1.0, 2.0)", "scale": "(2.0, 4.0)", "pre_nms_topn": 50,
+            "post_nms_topn": 20, "nms_thresh": 0.6}, grad=False, low=-0.4, high=0.4),
+    OpCase("Proposal", [_distinct((1, 4, 3, 3)), (1, 8, 3, 3), _IM_INFO], _proposal_ref,
+           {"ratio": "(1.0,)", "scale": "(1.5, 3.0)", "feat_stride": 8, "base_size": 10,
+            "post_nms_topn": 30}, grad=False, low=-0.4, high=0.4, name="few"),
 ]
 
 
@@ -268,6 +366,39 @@ def test_detection_output_shape_errors_name_the_input():
     with pytest.raises(ShapeError, match="input 'loc' has shape"):
         sym.DetectionOutput(sym.Variable("l"), sym.Variable("c"), sym.Variable("p"),
                             num_classes=3).infer_shape(l=(1, 10), c=(1, 36), p=(1, 2, 48))
+
+
+def test_prior_box_explicit_sizes_are_checked():
+    with pytest.raises(ParamError, match="one positive size each"):
+        nd.PriorBox(nd.zeros((1, 1, 2, 2)), nd.zeros((1, 1, 8, 8)), width="(2.0, 3.0)",
+                    height="(2.0,)")
+    with pytest.raises(ParamError, match="replace min_size"):
+        nd.PriorBox(nd.zeros((1, 1, 2, 2)), nd.zeros((1, 1, 8, 8)), width="(2.0,)",
+                    height="(2.0,)", min_size="(4.0,)")
+
+
+def test_detection_output_arm_shape_errors_name_the_input():
+    with pytest.raises(ShapeError, match="input 'arm_conf' has shape"):
+        sym.DetectionOutput(sym.Variable("l"), sym.Variable("c"), sym.Variable("p"),
+                            sym.Variable("a"), num_classes=3, arm_inputs=1).infer_shape(
+            l=(1, 48), c=(1, 36), p=(1, 2, 48), a=(1, 12))
+
+
+def test_proposal_refuses_gradients():
+    deltas = nd.array(np.zeros((1, 8, 2, 2)))
+    deltas.attach_grad()
+    with autograd.record():
+        rois, _ = nd.Proposal(nd.array(np.full((1, 4, 2, 2), 0.5)), deltas,
+                              nd.array([[32.0, 32.0, 1.0]]), ratio="(1.0,)", scale="(1.0, 2.0)",
+                              post_nms_topn=4)
+    with pytest.raises(DeepkitError, match="Proposal .* is inference-only"):
+        rois.backward()
+
+
+def test_proposal_shape_errors_name_the_input():
+    with pytest.raises(ShapeError, match="input 'deltas' has shape"):
+        sym.Proposal(sym.Variable("s"), sym.Variable("d"), sym.Variable("i"), ratio="(1.0,)",
+                     scale="(1.0, 2.0)").infer_shape(s=(1, 4, 3, 3), d=(1, 4, 3, 3), i=(1, 3))
 
 
 def test_detection_output_refuses_gradients():
