@@ -3,9 +3,18 @@
 Each ONNX node becomes engine ops (``Conv`` -> ``Convolution``, ``Gemm`` ->
 ``FullyConnected``, ...), initializers become the model's parameters, and
 graph inputs its inputs (NCHW, as ONNX lays images out). The op set is the
-one the exporter writes plus what PyTorch's exporter writes for
-convolutional classifiers (Conv, BatchNormalization, pooling, Gemm,
-Flatten, Add, Relu, ...); anything else is listed in one error.
+one the exporter writes plus what PyTorch's two exporters (TorchScript and
+``dynamo=True``) write for convolutional classifiers (Conv,
+BatchNormalization, pooling, Gemm, MatMul, Flatten, Add, Relu, LogSoftmax,
+...); anything else is listed in one error.
+
+Before converting, model-local functions are inlined and ONNX's shape
+inference names every value's dimensions; nodes whose inputs are all
+constant are computed (:mod:`deepkit.onnx.folding`), and shape arithmetic on
+a named batch dimension is carried along until a ``Reshape`` uses it. A
+graph exported with a fixed batch size keeps working for other batch sizes
+where a ``Reshape`` repeated the batch size (it copies the input's first
+dimension instead).
 """
 import os
 
@@ -16,6 +25,7 @@ from deepkit_engine import symbol as sym
 from deepkit_engine.base import DeepkitError
 
 from ..models.symbol_model import SymbolModel, SymbolParameter
+from . import folding
 from .export import onnx_modules
 
 __all__ = ["load", "OnnxImportError", "importable_ops"]
@@ -33,9 +43,19 @@ class OnnxImportError(DeepkitError):
 class _Context:
     """Symbols by ONNX value name, and the constant arrays known so far."""
 
-    def __init__(self, constants):
+    def __init__(self, constants, types=None):
         self.values, self.constants = {}, dict(constants)
         self.shape_sources = {}  # Shape node output -> the value whose shape it is
+        self.shapes = {}  # shape values holding a named dimension (see folding)
+        self.types = dict(types or {})  # value name -> (ONNX element type, dims)
+
+    def dims(self, name):
+        """The dims of value ``name`` (ints and :class:`~deepkit.onnx.folding.Dim`), or None."""
+        if name in self.constants:
+            return list(np.shape(self.constants[name]))
+        if name in self.shapes:
+            return list(self.shapes[name].shape)
+        return (self.types.get(name) or (None, None))[1]
 
     def get(self, name):
         if name in self.values:
@@ -65,6 +85,7 @@ def _pad_pair(pads, rank, what):
 def _conv(c, node, a, name):
     weight = c.const(node.input[1])
     rank = weight.ndim - 2
+    _check_padding(node, a)
     kwargs = dict(kernel=tuple(a.get("kernel_shape", weight.shape[2:])),
                   stride=tuple(a.get("strides", (1,) * rank)),
                   dilate=tuple(a.get("dilations", (1,) * rank)),
@@ -102,9 +123,22 @@ def _gemm(c, node, a, name):
                               flatten=True, name=name)
 
 
+def _check_padding(node, a):
+    """Refuse the padding and dilation settings the engine's ops do not take."""
+    auto_pad = a.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if auto_pad not in ("NOTSET", "VALID"):
+        raise ValueError(f"{node.op_type} with auto_pad={auto_pad} is not imported (export "
+                         "with explicit pads)")
+    if node.op_type not in ("Conv", "ConvTranspose") \
+            and any(int(d) != 1 for d in a.get("dilations", ())):
+        raise ValueError(f"{node.op_type} with dilations {list(a['dilations'])} is not imported")
+
+
 def _pool(kind):
     def convert(c, node, a, name):
         rank = len(a["kernel_shape"])
+        _check_padding(node, a)
         kwargs = dict(kernel=tuple(a["kernel_shape"]), pool_type=kind,
                       stride=tuple(a.get("strides", (1,) * rank)),
                       pad=_pad_pair(a.get("pads"), rank, node.op_type),
@@ -160,16 +194,45 @@ def _flatten(c, node, a, name):
 
 
 def _reshape(c, node, a, name):
-    source = c.shape_sources.get(node.input[1])
+    x_name, shape_name = node.input[0], node.input[1]
+    if shape_name in c.shapes:
+        return sym.reshape(c.get(x_name), shape=_engine_shape(c, node, a), name=name)
+    source = c.shape_sources.get(shape_name)
     if source is not None:
-        return sym.reshape_like(c.get(node.input[0]), c.get(source), name=name)
-    shape = tuple(int(v) for v in c.const(node.input[1]))
-    if node.input[0] in c.constants:  # a constant reshaped (a PReLU slope): fold it
-        value = c.constants[node.input[0]]
+        return sym.reshape_like(c.get(x_name), c.get(source), name=name)
+    shape = tuple(int(v) for v in c.const(shape_name))
+    if x_name in c.constants:  # a constant reshaped (a PReLU slope): fold it
+        value = c.constants[x_name]
         c.constants[node.output[0]] = value.reshape(
             [value.shape[i] if d == 0 else d for i, d in enumerate(shape)])
         return None
-    return sym.reshape(c.get(node.input[0]), shape=shape, name=name)
+    return sym.reshape(c.get(x_name), shape=_engine_shape(c, node, a), name=name)
+
+
+def _engine_shape(c, node, a):
+    """A Reshape's target as the engine's codes: 0 copies the input's dimension, -1 infers."""
+    target = c.shapes.get(node.input[1])
+    if target is None:
+        target = np.asarray(c.const(node.input[1]), dtype=object)
+    target = list(target.ravel())
+    dims = c.dims(node.input[0]) or []
+    out = []
+    for i, d in enumerate(target):
+        if isinstance(d, folding.Dim):
+            out.append(0 if i < len(dims) and dims[i] == d else -1)
+            continue
+        d = int(d)
+        if d == 0 and a.get("allowzero", 0):
+            raise ValueError("Reshape to an empty dimension (allowzero=1 with a 0) is not "
+                             "imported")
+        if i == 0 and d > 0 and dims and dims[0] == d:
+            out.append(0)  # the batch size the graph was exported with: keep the batch axis
+        else:
+            out.append(d)
+    if out.count(-1) > 1:
+        raise ValueError(f"Reshape to {target}: more than one dimension is unknown "
+                         f"(input dims {dims})")
+    return tuple(out)
 
 
 def _softmax(c, node, a, name):
@@ -223,8 +286,41 @@ def _pad(c, node, a, name):
 
 
 def _shape(c, node, a, name):
-    c.shape_sources[node.output[0]] = node.input[0]
-    return None
+    start, end = a.get("start"), a.get("end")
+    if not start and end is None:
+        c.shape_sources[node.output[0]] = node.input[0]
+    dims = c.dims(node.input[0])
+    if dims is None:
+        if node.output[0] not in c.shape_sources:
+            raise ValueError(f"the shape of '{node.input[0]}' is not known")
+        return
+    value = folding.shape_of(dims, start, end)
+    if folding.is_symbolic(value):
+        c.shapes[node.output[0]] = value
+    else:
+        c.constants[node.output[0]] = value
+
+
+def _shape_value_op(c, node, a):
+    """A shape-arithmetic node on values holding a named dimension (see folding)."""
+    inputs = [None if not n else c.shapes[n] if n in c.shapes else c.const(n)
+              for n in node.input]
+    value = folding.shape_op(node.op_type, a, inputs)
+    if folding.is_symbolic(value):
+        c.shapes[node.output[0]] = value
+    else:
+        c.constants[node.output[0]] = value
+
+
+def _constant_node(a, numpy_helper):
+    """The value of a Constant node, whichever attribute holds it."""
+    if "value" in a:
+        return numpy_helper.to_array(a["value"])
+    for key, dtype in (("value_float", np.float32), ("value_floats", np.float32),
+                       ("value_int", np.int64), ("value_ints", np.int64)):
+        if key in a:
+            return np.asarray(a[key], dtype=dtype)
+    raise ValueError(f"a Constant with {sorted(a)} is not imported")
 
 
 def _constant_of_shape(c, node, a, name):
@@ -271,6 +367,84 @@ def _identity(c, node, a, name):
     return c.get(node.input[0])
 
 
+def _log_softmax(c, node, a, name):
+    return sym.log_softmax(c.get(node.input[0]), axis=int(a.get("axis", -1)), name=name)
+
+
+def _np_dtype(c, elem_type, what):
+    dtype = c.helper.tensor_dtype_to_np_dtype(elem_type) if elem_type else None
+    if dtype is None:
+        raise ValueError(f"the element type of {what} is not known")
+    return np.dtype(dtype)
+
+
+def _cast(c, node, a, name):
+    if node.op_type == "CastLike":
+        dtype = _np_dtype(c, (c.types.get(node.input[1]) or (0, None))[0],
+                          f"'{node.input[1]}'")
+    else:
+        dtype = _np_dtype(c, int(a["to"]), "Cast's 'to'")
+    if node.input[0] in c.constants:
+        c.constants[node.output[0]] = np.asarray(c.constants[node.input[0]]).astype(dtype)
+        return None
+    if dtype.kind != "f":
+        raise ValueError(f"a Cast of a tensor to {dtype} is not imported")
+    return sym.cast(c.get(node.input[0]), dtype=dtype.name, name=name)
+
+
+def _axes(c, node, a):
+    axes = a.get("axes")
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        axes = [int(v) for v in c.const(node.input[1])]
+    return None if axes is None else tuple(int(v) for v in axes)
+
+
+def _squeeze(c, node, a, name):
+    axes = _axes(c, node, a)
+    return sym.squeeze(c.get(node.input[0]), axis=axes, name=name)
+
+
+def _unsqueeze(c, node, a, name):
+    axes = _axes(c, node, a)
+    dims = c.dims(node.input[0])
+    if axes is None:
+        raise ValueError("Unsqueeze without axes")
+    if any(v < 0 for v in axes) and dims is None:
+        raise ValueError("Unsqueeze with negative axes of a value of unknown rank")
+    rank = (len(dims) if dims is not None else 0) + len(axes)
+    out = c.get(node.input[0])
+    for axis in sorted(v % rank for v in axes):
+        out = sym.expand_dims(out, axis=axis)
+    return out
+
+
+def _matmul(c, node, a, name):
+    rhs = c.constants.get(node.input[1])
+    if rhs is not None and rhs.ndim == 2:  # x @ W: a fully connected layer without bias
+        weight_name = f"{node.input[1]}__t"
+        c.constants[weight_name] = np.ascontiguousarray(rhs.T)
+        return sym.FullyConnected(c.get(node.input[0]), sym.Variable(weight_name),
+                                  num_hidden=rhs.shape[1], no_bias=True, flatten=False,
+                                  name=name)
+    lhs_dims, rhs_dims = c.dims(node.input[0]), c.dims(node.input[1])
+    if lhs_dims is not None and rhs_dims is not None and len(lhs_dims) == len(rhs_dims) == 2:
+        return sym.dot(c.get(node.input[0]), c.get(node.input[1]), name=name)
+    if lhs_dims is not None and rhs_dims is not None and len(lhs_dims) == len(rhs_dims) == 3:
+        return sym.batch_dot(c.get(node.input[0]), c.get(node.input[1]), name=name)
+    raise ValueError(f"MatMul of shapes {lhs_dims} and {rhs_dims} is not imported")
+
+
+def _hard_sigmoid(c, node, a, name):
+    x = c.get(node.input[0])
+    return sym.clip(x * float(a.get("alpha", 0.2)) + float(a.get("beta", 0.5)), a_min=0.0,
+                    a_max=1.0, name=name)
+
+
+def _hard_swish(c, node, a, name):
+    x = c.get(node.input[0])
+    return x * sym.clip(x * (1.0 / 6.0) + 0.5, a_min=0.0, a_max=1.0, name=f"{name}_gate")
+
+
 _CONVERTERS = {
     "Conv": _conv, "ConvTranspose": _conv, "Gemm": _gemm,
     "MaxPool": _pool("max"), "AveragePool": _pool("avg"),
@@ -283,7 +457,10 @@ _CONVERTERS = {
     "Flatten": _flatten, "Reshape": _reshape, "Softmax": _softmax, "Concat": _concat,
     "Clip": _clip, "LRN": _lrn, "Transpose": _transpose, "LeakyRelu": _leaky,
     "ReduceMean": _reduce_mean, "Pad": _pad, "Identity": _identity, "Dropout": _identity,
-    "Pow": _pow, "PRelu": _prelu, "Shape": _shape, "ConstantOfShape": _constant_of_shape, "Slice": _slice,
+    "Pow": _pow, "PRelu": _prelu, "Shape": _shape, "ConstantOfShape": _constant_of_shape,
+    "Slice": _slice, "LogSoftmax": _log_softmax, "Cast": _cast, "CastLike": _cast,
+    "Squeeze": _squeeze, "Unsqueeze": _unsqueeze, "MatMul": _matmul,
+    "HardSigmoid": _hard_sigmoid, "HardSwish": _hard_swish,
 }
 
 
@@ -308,34 +485,56 @@ def load(path):
     try:
         proto = onnx.load(os.fspath(path))
     except Exception as err:  # noqa: BLE001 - any parse failure becomes one clear error
+        missing = _missing_external_data(onnx, path)
+        if missing:
+            raise DeepkitError(f"{os.fspath(path)}: its weights are stored next to it, in "
+                               f"{', '.join(repr(m) for m in missing)} (ONNX external data, "
+                               "as torch.onnx.export(dynamo=True) writes them), which is "
+                               "missing: keep that file beside the .onnx file") from None
         raise DeepkitError(f"{os.fspath(path)}: not an ONNX file deepkit can read ({err})") \
             from None
+    proto = _prepared(onnx, proto)
     graph = proto.graph
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 18)
     constants = {t.name: numpy_helper.to_array(t).astype(np.float32, copy=False)
                  if numpy_helper.to_array(t).dtype.kind == "f" else numpy_helper.to_array(t)
                  for t in graph.initializer}
-    c = _Context(constants)
-    c.numpy_helper = numpy_helper
+    c = _Context(constants, folding.value_types(graph))
+    c.numpy_helper, c.helper = numpy_helper, helper
     for value in graph.input:
         if value.name not in constants:
             c.values[value.name] = sym.Variable(value.name)
-    problems = []
+    problems, failed = [], set()
     for node in graph.node:
-        if node.op_type == "Constant":
-            value = _attrs(node, helper).get("value")
-            c.constants[node.output[0]] = numpy_helper.to_array(value)
-            continue
-        convert = _CONVERTERS.get(node.op_type)
-        if convert is None:
-            problems.append(f"node '{node.name or node.output[0]}': ONNX op {node.op_type} "
-                            "is not imported")
-            continue
+        where = f"node '{node.name or node.output[0]}'"
         try:
-            value = convert(c, node, _attrs(node, helper), node.name or node.output[0])
+            a = _attrs(node, helper)
+            if node.op_type == "Constant":
+                c.constants[node.output[0]] = _constant_node(a, numpy_helper)
+                continue
+            if folding.foldable(node, c.constants):
+                for out, value in zip(node.output, folding.fold(node, c.constants, opset)):
+                    c.constants[out] = value.astype(np.float32) \
+                        if value.dtype.kind == "f" else value
+                continue
+            if node.op_type in folding.SHAPE_OPS and any(n in c.shapes for n in node.input) \
+                    and all(not n or n in c.shapes or n in c.constants for n in node.input):
+                _shape_value_op(c, node, a)
+                continue
+            convert = _CONVERTERS.get(node.op_type)
+            if convert is None:
+                problems.append(f"{where}: ONNX op {node.op_type} is not imported")
+                failed.update(node.output)
+                continue
+            if any(n in failed for n in node.input):  # reported where it failed
+                failed.update(node.output)
+                continue
+            value = convert(c, node, a, node.name or node.output[0])
             if value is not None:
                 c.values[node.output[0]] = value
-        except (ValueError, KeyError, DeepkitError) as err:
-            problems.append(f"node '{node.name or node.output[0]}' ({node.op_type}): {err}")
+        except (ValueError, KeyError, TypeError, IndexError, DeepkitError) as err:
+            problems.append(f"{where} ({node.op_type}): {err}")
+            failed.update(node.output)
     if problems:
         raise OnnxImportError(path, problems)
     inputs = [i for i in graph.input if i.name not in constants]
@@ -356,6 +555,36 @@ def load(path):
     model.metadata = {"source": f"imported from {os.fspath(path)}",
                       "inputs": [{"name": d.name, "shape": list(d.shape)} for d in descs]}
     return model
+
+
+def _missing_external_data(onnx, path):
+    """The external data files that ``path``'s initializers name and that do not exist."""
+    try:
+        proto = onnx.load(os.fspath(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - not even the graph reads: no external data to name
+        return []
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    missing = []
+    for tensor in proto.graph.initializer:
+        for entry in tensor.external_data:
+            where = os.path.join(folder, entry.value)
+            if entry.key == "location" and not os.path.isfile(where) and where not in missing:
+                missing.append(where)
+    return missing
+
+
+def _prepared(onnx, proto):
+    """``proto`` with its local functions inlined and the shapes of its values inferred."""
+    if len(proto.functions):
+        try:
+            from onnx import inliner  # noqa: PLC0415 - onnx is optional (the onnx extra)
+            proto = inliner.inline_local_functions(proto)
+        except (ImportError, AttributeError):  # onnx < 1.16 has no inliner
+            pass
+    try:
+        return onnx.shape_inference.infer_shapes(proto, data_prop=True)
+    except Exception:  # noqa: BLE001 - without inferred shapes, fewer graphs import
+        return proto
 
 
 def _constant(value):
