@@ -5,7 +5,9 @@ softmax cross-entropy, SGD with momentum 0.9, batch 128, on random data of
 MNIST's shape (throughput does not depend on the values). Prints samples/s
 for training and inference for each framework and their ratio, then the
 forward and backward time of each of the two convolution layers alone.
-PyTorch keeps its default thread count. Usage::
+PyTorch keeps its default thread count; deepkit's split of the cores is printed
+(``DEEPKIT_CPU_WORKERS``, ``DEEPKIT_BLAS_THREADS``: see ``deepkit_engine.threads``).
+Usage::
 
     python benchmarks/lenet.py [--batches 100] [--repeat 3]
 """
@@ -202,7 +204,9 @@ def main():
     best = _interleaved(fns, args.repeat)
     results = {name: (samples / best[2 * i], samples / best[2 * i + 1])
                for i, name in enumerate(names)}
-    print(f"LeNet, batch {BATCH}, {args.batches} batches, best of {args.repeat}")
+    from deepkit_engine import threads  # noqa: PLC0415
+    print(f"LeNet, batch {BATCH}, {args.batches} batches, best of {args.repeat}; deepkit: "
+          f"{threads.describe()}")
     print(f"{'':40s} {'train':>12s} {'inference':>12s}")
     for name, (tr, inf) in results.items():
         print(f"{name:40s} {tr:8.0f} s/s {inf:8.0f} s/s")

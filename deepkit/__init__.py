@@ -8,8 +8,9 @@ After ``import deepkit`` the Keras module layout resolves: ``deepkit.layers``,
 """
 from deepkit_engine import Context, cpu, gpu, nd
 
-from . import (activations, backend, callbacks, constraints, datasets, initializers, layers,
-               losses, metrics, models, optimizers, regularizers, schedules, trainer, utils)
+from . import (activations, backend, callbacks, constraints, datasets, distributed,
+               initializers, layers, losses, metrics, models, optimizers, regularizers, schedules,
+               trainer, utils)
 from . import rbm
 from .backend import set_seed
 from .gradients import custom_gradient
@@ -23,4 +24,4 @@ __all__ = ["nd", "cpu", "gpu", "Context", "Model", "Sequential", "Input", "load_
            "model_from_json", "clone_model", "set_seed", "layers", "models", "losses",
            "metrics", "optimizers", "callbacks", "initializers", "regularizers", "constraints",
            "activations", "schedules", "backend", "datasets", "utils", "trainer", "__version__",
-           "DeepkitError", "FileFormatError", "custom_gradient", "rbm"]
+           "DeepkitError", "FileFormatError", "custom_gradient", "rbm", "distributed"]

@@ -128,7 +128,7 @@ def symbol_to_dot(symbol, shape=None, rankdir="TB", hide_weights=True):
     shapes = {}
     if shape:
         internals = symbol.get_internals()
-        _, out_shapes, _ = internals.infer_shape_partial(**shape)
+        _, out_shapes, _ = internals.infer_shape_known(**shape)
         shapes = dict(zip(internals.list_outputs(), out_shapes or []))
     nodes, edges, hidden = [], [], set()
     args = set(symbol.list_arguments()) - set(shape or {})

@@ -30,13 +30,21 @@ import collections
 import os
 import queue
 import threading
+import time
 
+from . import threads
 from .base import EngineError
 
 __all__ = [
     "Var", "NaiveEngine", "ThreadedEngine", "get_engine", "set_engine", "push",
     "new_var", "wait_for_var", "wait_all", "engine_type",
 ]
+
+
+#: The running profiler's recorder (deepkit_engine.profiler), or None: every op
+#: checks it once, so profiling costs nothing while it is off.
+_profiler = None
+_clock = time.perf_counter
 
 
 class Var:
@@ -53,7 +61,7 @@ class Var:
 
 class _Opr:
     __slots__ = ("fn", "reads", "writes", "ctx", "name", "wait", "exc", "no_skip", "inline",
-                 "inputs")
+                 "inputs", "pushed")
 
     def __init__(self, fn, reads, writes, ctx, name, no_skip, inline, inputs=None):
         self.fn = fn
@@ -66,6 +74,7 @@ class _Opr:
         self.exc = None
         self.no_skip = no_skip
         self.inline = inline
+        self.pushed = _clock() if _profiler is not None else 0.0  # for the queue wait
 
 
 _in_work = threading.local()
@@ -112,12 +121,16 @@ class _EngineBase:
                 if v.exc is not None:
                     opr.exc = v.exc
                     return
+        profiler = _profiler
+        start = _clock() if profiler is not None else 0.0
         try:
             opr.fn()
         except BaseException as err:  # noqa: BLE001 - every failure must reach a wait
             opr.exc = _wrap(err, opr)
             with self._lock:
                 self._errors.append(opr.exc)
+        if profiler is not None:
+            profiler.engine_op(opr, start, _clock())
 
     def _poison(self, var, exc):
         """Mark ``var`` as carrying ``exc`` (called with the lock held)."""
@@ -210,17 +223,24 @@ class ThreadedEngine(_EngineBase):
     """Dependency-tracked execution on worker threads, one pool per device.
 
     Args:
-        cpu_workers: Worker threads for CPU work. Numpy releases the GIL in
-            its kernels, so independent large ops overlap.
+        cpu_workers: Worker threads for ``cpu(0)`` (and work pushed without a
+            context). Numpy releases the GIL in its kernels, so independent
+            large ops overlap.
         gpu_workers: Worker threads per GPU, each with its own CUDA stream.
+        cpu_device_workers: Worker threads for each other CPU device
+            (``cpu(1)``, ``cpu(2)``, ...). Every CPU device has its own pool, so
+            work on ``cpu(0)`` and ``cpu(1)`` runs in parallel as on two
+            devices; one worker each keeps a few simulated devices from
+            oversubscribing the cores.
     """
 
     kind = "threaded"
 
-    def __init__(self, cpu_workers=2, gpu_workers=2):
+    def __init__(self, cpu_workers=2, gpu_workers=2, cpu_device_workers=1):
         super().__init__()
         self._cpu_workers = cpu_workers
         self._gpu_workers = gpu_workers
+        self._cpu_device_workers = cpu_device_workers
         self._pending = 0
         self._waiters = 0  # threads blocked in wait_all/shutdown
         self._idle = threading.Condition(self._lock)
@@ -275,7 +295,10 @@ class ThreadedEngine(_EngineBase):
 
     def _dispatch(self, opr):
         ctx = opr.ctx
-        key = ("cpu", 0) if ctx is None or ctx.device_type != "gpu" else ("gpu", ctx.device_id)
+        if ctx is None:
+            key = ("cpu", 0)
+        else:
+            key = ("gpu" if ctx.device_type == "gpu" else "cpu", ctx.device_id)
         q = self._queues.get(key)
         if q is None:
             q = self._start_workers(key, ctx)
@@ -287,7 +310,10 @@ class ThreadedEngine(_EngineBase):
             if q is not None:
                 return q
             q = queue.SimpleQueue()
-            count = self._gpu_workers if key[0] == "gpu" else self._cpu_workers
+            if key[0] == "gpu":
+                count = self._gpu_workers
+            else:
+                count = self._cpu_workers if key[1] == 0 else self._cpu_device_workers
             for i in range(count):
                 t = threading.Thread(target=self._worker, args=(q, ctx if key[0] == "gpu" else None),
                                      name=f"deepkit-engine-{key[0]}{key[1]}-{i}", daemon=True)
@@ -375,7 +401,7 @@ class ThreadedEngine(_EngineBase):
             queues = list(self._queues.values())
             self._queues = {}
         for q in queues:
-            for _ in range(max(self._cpu_workers, self._gpu_workers)):
+            for _ in range(max(self._cpu_workers, self._gpu_workers, self._cpu_device_workers)):
                 q.put(None)
 
 
@@ -404,10 +430,12 @@ def _grant(var, ready):
 
 def _make_engine(kind):
     if kind == "naive":
+        threads.configure(1)
         return NaiveEngine()
     if kind == "threaded":
-        workers = int(os.environ.get("DEEPKIT_CPU_WORKERS", "2"))
-        return ThreadedEngine(cpu_workers=max(1, workers))
+        workers = max(1, int(os.environ.get("DEEPKIT_CPU_WORKERS", "2")))
+        threads.configure(workers)  # BLAS threads and kernel pool for this many workers
+        return ThreadedEngine(cpu_workers=workers)
     raise ValueError(f"DEEPKIT_ENGINE must be 'threaded' or 'naive', got {kind!r}")
 
 

@@ -1,13 +1,16 @@
 """Executors: a bound, memory-planned program for a symbol's forward and backward.
 
 ``bind`` differentiates the symbol with respect to the arguments that want
-gradients, infers every shape and dtype, plans memory (sharing and in-place
-reuse, optionally recomputing cheap activations), preallocates every buffer
-and compiles the kernels into two flat programs. ``forward`` and ``backward``
-each push *one* engine operation that runs a whole program, so engine
-overhead is per pass, not per op, and both return at once.
+gradients, infers every shape and dtype, plans memory (in-place reuse, and
+every buffer at an offset of one arena packed by lifetimes, so forward and
+backward share it; optionally recomputing forward segments in backward),
+preallocates the arena and compiles the kernels into two flat programs
+(:meth:`Executor.memory_report` explains the plan's peak). ``forward`` and
+``backward`` each push *one* engine operation that runs a whole program, so
+engine overhead is per pass, not per op, and both return at once.
 """
 import collections
+import math
 
 import numpy as np
 
@@ -19,6 +22,7 @@ from .graph.gradient import build_gradient, check_gradients
 from .graph.infer import infer_shapes, infer_types
 from .graph.mirror import apply_mirror
 from .graph.node import Graph, Node
+from .graph.plan_memory import memory_report as _memory_report
 from .graph.plan_memory import plan_memory
 from .ndarray import NDArray
 from .ndarray import array as _nd_array
@@ -163,7 +167,8 @@ class Executor:
             grad_entries, checks = build_gradient(heads, head_grads,
                                                   [var_nodes[n] for n in wrt_names])
             if self._mirror:
-                grad_entries, rebuilt = apply_mirror(heads, grad_entries)
+                grad_entries, rebuilt = apply_mirror(
+                    heads, grad_entries, self._forward_entry_bytes(heads, var_nodes))
                 checks = [((rebuilt.get(id(g[0]), g[0]), g[1]), f, n, k)
                           for g, f, n, k in checks]
             grad_entries = self._own_grad_entries(heads, grad_entries)
@@ -249,15 +254,24 @@ class Executor:
         plan = plan_memory(graph, fwd_nodes + bwd_nodes, shapes, dtypes, external,
                            share=self._plan_enabled, allow_inplace=self._plan_enabled)
         self._plan = plan
-        self._pool = []
-        for size in plan.sizes:
-            self._pool.append(xp.empty(max(size, 1), np.uint8))
+        grad_names = {graph.entry_id(*e): n for n, e in zip(wrt_names, grad_entries)
+                      if e is not None}
+        self._schedule = (fwd_nodes + bwd_nodes, len(fwd_nodes), external, grad_names, var_nodes)
+        if plan.offsets is not None:  # one arena; storages at their planned offsets
+            arena = xp.empty(max(plan.arena_bytes, 1), np.uint8)
+            self._pool = [arena]
+            blocks = [arena[off:off + size] for off, size in zip(plan.offsets, plan.sizes)]
+        else:
+            self._pool = [xp.empty(max(size, 1), np.uint8) for size in plan.sizes]
+            blocks = self._pool
+        if _engine_mod._profiler is not None:  # profile_memory counts the planned buffers
+            _engine_mod._profiler.allocated("executor bind", sum(b.nbytes for b in self._pool))
         raw = [None] * graph.num_entries
         for eid in range(graph.num_entries):
             if arrays[eid] is not None:
                 raw[eid] = arrays[eid]._data
             elif plan.storage[eid] >= 0:
-                block = self._pool[plan.storage[eid]]
+                block = blocks[plan.storage[eid]]
                 raw[eid] = block[:plan.entry_bytes[eid]].view(dtypes[eid]).reshape(shapes[eid])
             else:
                 raw[eid] = xp.empty(shapes[eid], dtypes[eid])
@@ -271,6 +285,20 @@ class Executor:
                                                    "executor")[1]
         total = plan.planned_bytes + sum(a.size * a.dtype.itemsize for a in self.arg_dict.values())
         self._inline = total <= _INLINE_BYTES and not self._ctx.is_gpu
+
+    def _forward_entry_bytes(self, heads, var_nodes):
+        """``entry_bytes(node, index)`` of the forward entries (for the recompute pass)."""
+        fwd = Graph(heads)
+        known_s, known_t = {}, {}
+        for n, a in list(self.arg_dict.items()) + list(self.aux_dict.items()):
+            if id(var_nodes[n]) in fwd.node_id:
+                known_s[fwd.entry_id(var_nodes[n])] = a.shape
+                known_t[fwd.entry_id(var_nodes[n])] = a.dtype
+        shapes = infer_shapes(fwd, known_s)
+        dtypes = infer_types(fwd, known_t)
+        sizes = [0 if s is None or d is None else math.prod(s) * np.dtype(d).itemsize
+                 for s, d in zip(shapes, dtypes)]
+        return lambda node, index: sizes[fwd.entry_id(node, index)]
 
     def _own_grad_entries(self, heads, grad_entries):
         """Give each argument gradient a node of its own to write into its array."""
@@ -324,11 +352,17 @@ class Executor:
             available = _acquire_resources(self._resources, self._ctx, is_train)[0] \
                 if self._resources else None
             monitor = self._monitor
+            profiler = _engine_mod._profiler
+            timed = profiler is not None and profiler.symbolic  # profiling: time each step
             for kernel, attrs, ins, outs, req, resources, node in steps:
+                if timed:
+                    start = _engine_mod._clock()
                 if resources:
                     kernel(xp, attrs, ins, outs, req, **{r: available[r] for r in resources})
                 else:
                     kernel(xp, attrs, ins, outs, req)
+                if timed:
+                    profiler.executor_step(phase, node, start, outs)
                 if monitor is not None:
                     self._report(monitor, node, ins, outs)
         except Exception as err:
@@ -502,24 +536,32 @@ class Executor:
 
     # -- reports -------------------------------------------------------------------
     def memory_report(self, top=10):
-        """Planned internal memory: with reuse, without reuse, and the largest buffers.
+        """Explain the planned memory: the pool, the peak step and what is alive there.
+
+        Args:
+            top: How many of the largest planned entries ``largest`` lists.
 
         Returns:
-            ``{'planned_bytes', 'unplanned_bytes', 'external_bytes', 'largest'}``
-            where ``largest`` lists ``(entry name, bytes)`` of the biggest
-            internal entries.
+            A :class:`~deepkit_engine.graph.plan_memory.MemoryReport`: print it
+            for a table of the buffers alive at the peak (name, shape, size
+            and why each is alive: needed by backward, recomputed for
+            backward, parameter gradient, output, ...), or read its fields
+            (``report['planned_bytes']``, ``report.alive``, ...).
         """
-        plan = self._plan
+        order, num_forward, external, grad_names, var_nodes = self._schedule
         graph = self._graph
-        internal = [(graph.entry_name(e), plan.entry_bytes[e]) for e in range(graph.num_entries)
-                    if plan.storage[e] >= 0]
-        internal.sort(key=lambda t: -t[1])
-        external = sum(a.size * a.dtype.itemsize for a in
-                       list(self.arg_dict.values()) + list(self.grad_dict.values())
-                       + list(self.aux_dict.values()) + list(self.outputs))
-        return {"planned_bytes": plan.planned_bytes, "unplanned_bytes": plan.unplanned_bytes,
-                "external_bytes": int(external), "largest": internal[:top],
-                "inplace": len(plan.inplace)}
+        roles = dict.fromkeys(external, "argument")
+        for name in self.aux_dict:
+            roles[graph.entry_id(var_nodes[name])] = "auxiliary state"
+        for eid, name in grad_names.items():
+            roles[eid] = ("parameter gradient", f"{name} gradient")
+        for node, idx in self._symbol._outputs:
+            roles[graph.entry_id(node, idx)] = "output"
+        for hg in self._head_grad_nodes:
+            if hg is not None:
+                roles[graph.entry_id(hg)] = "head gradient"
+        return _memory_report(graph, order, self._plan, self._shapes, self._dtypes, roles,
+                              num_forward, top)
 
     def debug_str(self):
         """The program, and the planned memory in MB."""
@@ -527,7 +569,9 @@ class Executor:
         lines = [self._symbol.debug_str(), "",
                  f"Total {report['planned_bytes'] / 2**20:.3f} MB planned for internal buffers "
                  f"({report['unplanned_bytes'] / 2**20:.3f} MB without reuse), "
-                 f"{report['inplace']} in-place outputs"]
+                 f"{report['inplace']} in-place outputs",
+                 f"Peak {report['peak_bytes'] / 2**20:.3f} MB at '{report['peak_node']}' "
+                 f"({report['peak_phase']}); memory_report() lists what is alive there"]
         return "\n".join(lines)
 
 
@@ -536,7 +580,7 @@ def simple_bind(symbol, ctx=None, grad_req="write", type_dict=None, shared_exec=
     """Bind with every array allocated (zeros) from the given input shapes."""
     ctx = Context(ctx) if ctx is not None else current_context()
     shapes = dict(shapes or {})
-    arg_shapes, _, aux_shapes = symbol.infer_shape_partial(**shapes)
+    arg_shapes, _, aux_shapes = symbol.infer_shape_known(**shapes)
     names = symbol.list_arguments()
     # as in MXNet 1.x, a 0 in an inferred shape is an unknown dimension
     missing = [n for n, s in zip(names, arg_shapes) if s is None or 0 in s]

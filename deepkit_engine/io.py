@@ -437,6 +437,10 @@ class NDArrayIter(DataIter):
         ctx: Context of the batches (default ``cpu()``).
         dtype: Element type of the batches (float32 by default, as MXNet's
             ``nd.array`` gives); None keeps each source's own dtype.
+        num_parts, part_index: Read only part ``part_index`` of ``num_parts``
+            consecutive parts of the samples (one per process of a
+            distributed run, as MXNet's data iterators). The first
+            ``N % num_parts`` parts have one sample more; none is dropped.
 
     Raises:
         ShapeError: When the arrays have different numbers of samples.
@@ -445,7 +449,7 @@ class NDArrayIter(DataIter):
 
     def __init__(self, data, label=None, batch_size=1, shuffle=False,
                  last_batch_handle="pad", data_name="data", label_name="softmax_label",
-                 seed=None, ctx=None, dtype="float32"):
+                 seed=None, ctx=None, dtype="float32", num_parts=1, part_index=0):
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) \
                 or batch_size <= 0:
             raise ValueError(f"NDArrayIter: batch_size must be a positive int, got {batch_size!r}")
@@ -467,12 +471,24 @@ class NDArrayIter(DataIter):
                         actual=int(source.shape[0]))
         if self.num_data == 0:
             raise ValueError(f"NDArrayIter: data {first_name!r} has no samples")
+        if not isinstance(num_parts, (int, np.integer)) or num_parts < 1:
+            raise ValueError(f"NDArrayIter: num_parts must be a positive int, got {num_parts!r}")
+        if not isinstance(part_index, (int, np.integer)) or not 0 <= part_index < num_parts:
+            raise ValueError(f"NDArrayIter: part_index must be in [0, {num_parts}), got "
+                             f"{part_index!r}")
+        self.num_parts, self.part_index = int(num_parts), int(part_index)
+        base, extra = divmod(self.num_data, int(num_parts))
+        first_row = part_index * base + min(part_index, extra)
+        self.num_data = base + (1 if part_index < extra else 0)
+        if self.num_data == 0:
+            raise ValueError(f"NDArrayIter: part {part_index} of {num_parts} of data "
+                             f"{first_name!r} ({base * num_parts + extra} samples) is empty")
         self.shuffle = bool(shuffle)
         self.last_batch_handle = last_batch_handle
         self.ctx = cpu() if ctx is None else Context(ctx)
         self.dtype = None if dtype is None else np.dtype(dtype)
         self._rng = np.random.default_rng(seed_sequence("NDArrayIter", seed=seed))
-        self._order = np.arange(self.num_data, dtype=np.int64)
+        self._order = np.arange(first_row, first_row + self.num_data, dtype=np.int64)
         self._cursor = 0
         self._carry = None      # indices opening the next epoch (roll_over)
         self._leftover = None   # indices of the incomplete batch at the end of this epoch

@@ -3,7 +3,7 @@
 History and the progress bar are added by ``fit`` itself; the others are
 passed in ``fit(callbacks=[...])``: EarlyStopping, ModelCheckpoint,
 ReduceLROnPlateau, LearningRateScheduler, CSVLogger, TerminateOnNaN,
-BackupAndRestore and TensorBoard.
+BackupAndRestore, TensorBoard and Profiler (also ``fit(profile_batches=...)``).
 
 Callbacks see the model (``self.model``), the run's parameters
 (``self.params``) and the loop's public state (``self.loop``: epoch, step,
@@ -28,9 +28,10 @@ from .history import History
 from .lr_scheduler import LearningRateScheduler
 from .nan import TerminateOnNaN
 from .progress import ProgbarLogger
+from .profiler import Profiler
 from .reduce_lr import ReduceLROnPlateau
 from .tensorboard import TensorBoard
 
 __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping",
            "ModelCheckpoint", "ReduceLROnPlateau", "LearningRateScheduler", "CSVLogger",
-           "TerminateOnNaN", "BackupAndRestore", "TensorBoard"]
+           "TerminateOnNaN", "BackupAndRestore", "TensorBoard", "Profiler"]

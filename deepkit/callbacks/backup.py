@@ -11,7 +11,7 @@ import deepkit_engine as dk
 from deepkit_engine.base import DeepkitError
 from deepkit_engine.fileio import atomic_path
 
-from .. import backend
+from .. import backend, distributed
 from .base import Callback
 
 _RESERVED = ("__array__", "__tuple__", "__dict__")
@@ -206,10 +206,11 @@ class BackupAndRestore(Callback):
                 "it")
 
     def on_epoch_end(self, epoch, logs=None):
-        self._save(epoch + 1)
+        if distributed.is_chief():  # every rank restores from the file rank 0 writes
+            self._save(epoch + 1)
 
     def on_train_end(self, logs=None):
-        if not self.delete_checkpoint:
+        if not self.delete_checkpoint or not distributed.is_chief():
             return
         if os.path.exists(self.path):
             os.remove(self.path)

@@ -1,4 +1,5 @@
 """The callback base class and the list that calls a run's callbacks in order."""
+from .. import distributed
 
 
 class Callback:
@@ -95,6 +96,9 @@ class Callback:
 class CallbackList:
     """Calls every callback's hook in order.
 
+    In a distributed run, callbacks marked ``chief_only`` (those that print
+    or write files) run in rank 0 only.
+
     Callbacks that restore state (``restores_state``: BackupAndRestore) are
     moved to the end: their ``on_train_begin`` restores the other callbacks'
     state after those have reset themselves, and their ``on_epoch_end`` saves
@@ -109,6 +113,8 @@ class CallbackList:
 
     def __init__(self, callbacks, model, params, loop=None):
         callbacks = list(callbacks)
+        if not distributed.is_chief():  # progress, checkpoints and logs: rank 0 only
+            callbacks = [c for c in callbacks if not getattr(c, "chief_only", False)]
         restorers = [c for c in callbacks if getattr(c, "restores_state", False)]
         self.callbacks = [c for c in callbacks if not getattr(c, "restores_state", False)] + restorers
         for c in self.callbacks:

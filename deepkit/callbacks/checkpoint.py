@@ -30,6 +30,8 @@ class ModelCheckpoint(MonitorCallback):
         last_saved: Path of the last file written, or None.
     """
 
+    chief_only = True  # in a distributed run, rank 0 alone writes
+
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto", save_freq="epoch",
                  initial_value_threshold=None):

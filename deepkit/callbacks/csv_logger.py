@@ -30,6 +30,8 @@ class CSVLogger(Callback):
             the file is empty) instead of overwriting it.
     """
 
+    chief_only = True  # in a distributed run, rank 0 alone writes
+
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
         if not isinstance(separator, str) or len(separator) != 1:

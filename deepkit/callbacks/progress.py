@@ -26,6 +26,8 @@ class ProgbarLogger(Callback):
     instead of a carriage-return flood. ``verbose=2``: one line per epoch.
     """
 
+    chief_only = True  # in a distributed run, rank 0 alone writes
+
     #: Progress lines printed during an epoch when the output is not a terminal.
     LINES_PER_EPOCH = 3
 

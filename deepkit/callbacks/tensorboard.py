@@ -43,6 +43,8 @@ class TensorBoard(Callback):
             connections) once, at the start.
     """
 
+    chief_only = True  # in a distributed run, rank 0 alone writes
+
     def __init__(self, log_dir="logs", update_freq="epoch", histogram_freq=0, write_graph=True):
         super().__init__()
         if update_freq not in ("epoch", "batch") and not (

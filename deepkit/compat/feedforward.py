@@ -35,8 +35,13 @@ Progress is logged to the ``deepkit.feedforward`` logger. When the
 application has not configured :mod:`logging`, deepkit's own handler prints
 these INFO lines to stderr, so progress shows without ``basicConfig``.
 
-Differences from MXNet: training runs on the first context of ``ctx`` (no
-multi-device data parallelism yet, ``kvstore`` is ignored); metrics and
+Several contexts (``ctx=[cpu(0), cpu(1)]``) train data parallel: each batch
+is split over them and the gradients are added up before one update, as
+MXNet does (:mod:`deepkit.trainer.parallel`). ``kvstore='dist_sync'`` (or
+``'dist_sync_device'``, ``'dist_async'``) under ``mpirun`` trains over MPI
+(:mod:`deepkit.distributed`); other kvstore names run on the local devices.
+
+Differences from MXNet: metrics and
 predictions leave out the filler samples of a padded last batch (MXNet counts
 them); numpy ``eval_data`` is evaluated in order, every sample once; the
 ``Time cost`` of an epoch is measured after its last update has finished.
@@ -44,7 +49,6 @@ them); numpy ``eval_data`` is evaluated in order, every sample once; the
 import collections
 import logging
 import sys
-import warnings
 
 import numpy as np
 
@@ -54,9 +58,11 @@ from deepkit_engine import nd
 from deepkit_engine import symbol as sym
 from deepkit_engine.base import DeepkitError
 
+from .. import distributed
 from .. import optimizers as optimizers_mod
 from ..callbacks import Callback
 from ..models.symbol_model import SymbolModel, SymbolParameter
+from ..trainer.parallel import ExecutorGroup
 from . import mx_format, mx_init, mx_metric, mx_nd, mx_optimizer
 
 __all__ = ["FeedForward", "BatchEndParam", "save_checkpoint", "load_checkpoint",
@@ -175,11 +181,38 @@ def load_checkpoint(prefix, epoch):
 
 # -- the network as a Model ------------------------------------------------------------
 class _FeedForwardNet(SymbolModel):
-    """The symbol as a Model, with MXNet's metric object updated by every step."""
+    """The symbol as a Model, with MXNet's metric object updated by every step.
 
-    def __init__(self, symbol, data_descs, params):
+    Args:
+        symbol, data_descs, params: As for :class:`~deepkit.models.SymbolModel`.
+        track_loss: Compute the monitoring loss (the ``loss`` of the logs) in
+            every training step. MXNet's Module has no such loss, so it leaves
+            it out: one output and one metric update less per batch.
+    """
+
+    #: As in MXNet's distributed training, each process trains on its own iterator's
+    #: batches (made with ``num_parts``/``part_index``, or the whole data).
+    data_is_presharded = True
+
+    def __init__(self, symbol, data_descs, params, track_loss=True):
+        self.track_loss = bool(track_loss)
         super().__init__(symbol, data_descs, params, name="feedforward")
         self.eval_metric = None
+
+    @property
+    def output_offset(self):
+        """Index of the symbol's first output among a training executor's outputs."""
+        return 1 if self.track_loss else 0
+
+    def build_programs(self):
+        if self.track_loss:
+            return super().build_programs()
+        return self.symbol, self.symbol
+
+    @property
+    def metrics(self):
+        metrics = super().metrics
+        return metrics if self.track_loss else metrics[1:]
 
     def use_metric(self, metric):
         """Update this ``mx.metric`` object (and log its leaves) from now on."""
@@ -187,12 +220,35 @@ class _FeedForwardNet(SymbolModel):
         self.compiled_metrics = [mx_metric.leaves(metric)]
 
     def update_metrics(self, exe):
-        n = exe.arg_dict[self.input_names[0]].shape[0]
-        self.loss_tracker.update(exe.outputs[0], count=n)
-        if self.eval_metric is not None:
-            labels = [exe.arg_dict[name] for name in self.label_names if name in exe.arg_dict]
-            self.eval_metric.update(labels, exe.outputs[1:])
+        parts = exe.parts if isinstance(exe, ExecutorGroup) else [(None, exe, None)]
+        device = self.device  # the metrics accumulate on the first device
+        for _, part, _ in parts:  # one executor per device with several contexts
+            outputs = [o.as_in_context(device) for o in part.outputs]
+            if self.track_loss:
+                n = part.arg_dict[self.input_names[0]].shape[0]
+                self.loss_tracker.update(outputs[0], count=n)
+                outputs = outputs[1:]
+            if self.eval_metric is not None:
+                labels = [part.arg_dict[name].as_in_context(device) for name in self.label_names
+                          if name in part.arg_dict]
+                self.eval_metric.update(labels, outputs)
         return self.get_metrics_result()
+
+
+def kvstore_workers(kvstore):
+    """How many processes a ``kvstore`` argument trains with (MXNet's rule).
+
+    ``'dist_sync'``-style stores (names or KVStores) join the MPI run this
+    process was launched in; as in MXNet, each process trains on the batches
+    of its own iterator, and the gradient is averaged over all processes'
+    batches (``rescale_grad`` is ``1 / (batch_size * workers)``). Other stores
+    train in this process alone.
+    """
+    kv_type = str(getattr(kvstore, "type", kvstore) or "local")
+    if not kv_type.startswith("dist"):
+        return 1
+    distributed.init()
+    return distributed.size()
 
 
 class _MXNetHooks(Callback):
@@ -250,7 +306,7 @@ class FeedForward:
 
     Args:
         symbol: The network, ending in loss heads (``SoftmaxOutput`` ...).
-        ctx: A Context or a list of them (the first one is used).
+        ctx: A Context or a list of them (data parallel over the list).
         num_epoch: Training ends after this epoch (counting from 0).
         epoch_size: Batches per epoch (default: one pass over the data); the
             data iterator then continues across epochs.
@@ -285,9 +341,6 @@ class FeedForward:
         elif not isinstance(ctx, (list, tuple)):
             ctx = [ctx]
         self.ctx = [dk.Context(c) for c in ctx]
-        if len(self.ctx) > 1:
-            warnings.warn(f"FeedForward: training on several devices is not supported yet; "
-                          f"using {self.ctx[0]} of {self.ctx}", stacklevel=2)
         self.num_epoch = num_epoch
         self.epoch_size = epoch_size
         self.kwargs = dict(kwargs)
@@ -386,7 +439,7 @@ class FeedForward:
         for d in getattr(it, "provide_label", None) or []:
             if d.name in self.symbol.list_arguments():
                 shapes[d.name] = tuple(d.shape)
-        arg_shapes, _, aux_shapes = self.symbol.infer_shape_partial(**shapes)
+        arg_shapes, _, aux_shapes = self.symbol.infer_shape_known(**shapes)
         attrs = self.symbol.attr_dict()
         current = {p.name: p for p in self._net.weights} if self._net is not None else {}
         params, missing = [], []
@@ -514,7 +567,9 @@ class FeedForward:
                 or a list of them (``mx.callback.do_checkpoint(prefix)``).
             batch_end_callback: ``callback(BatchEndParam)`` or a list of them
                 (``mx.callback.Speedometer(batch_size, 50)``).
-            kvstore: Accepted for compatibility ('local'); not used.
+            kvstore: ``'local'``/``'device'`` (the contexts of ``ctx``), or
+                ``'dist_sync'``/``'dist_sync_device'``/``'dist_async'`` (MPI
+                processes started by ``mpirun``), or a KVStore of those types.
             logger: Where the epoch lines go (default: the ``deepkit.compat.feedforward``
                 logger, shown even when logging is not configured).
             work_load_list, monitor, eval_end_callback, eval_batch_end_callback:
@@ -536,14 +591,15 @@ class FeedForward:
         net = self._network(data, data.provide_label)
         metric = mx_metric.create(eval_metric)
         net.use_metric(metric)
-        net.optimizer = self._optimizer(self._batch_size(data))
+        net.optimizer = self._optimizer(self._batch_size(data) * kvstore_workers(kvstore))
         hooks = _MXNetHooks(self, metric, batch_end_callback, epoch_end_callback,
                             logger or _logger(), eval_iter is not None)
         source = dk_io.ResizeIter(data, int(self.epoch_size), reset_internal=False) \
             if self.epoch_size else data
         net.fit(source, epochs=int(self.num_epoch), verbose=0, initial_epoch=self.begin_epoch,
                 callbacks=[hooks] + _as_list(callbacks), validation_data=eval_iter,
-                shuffle=False, batch_size=self._batch_size(data), ctx=self._ctx)
+                shuffle=False, batch_size=self._batch_size(data),
+                ctx=self.ctx if len(self.ctx) > 1 else self._ctx)
         return self
 
     def _optimizer(self, batch_size):

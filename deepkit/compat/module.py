@@ -25,8 +25,17 @@ MXNet's defaults hold: ``init_params`` uses ``Uniform(0.01)``,
 of another size binds (or reuses) an executor of that size, and parameters
 not ending in ``_weight``/``_gamma`` get no weight decay.
 
-Differences from MXNet: one device (the first of ``context``; ``kvstore`` is
-accepted and not used); ``score``/``predict`` leave out the filler samples of
+As in MXNet, training computes no loss besides the metric: the training
+program is the symbol alone (FeedForward's adds a monitoring loss), and
+``fit`` does not scan the batches for NaN.
+
+Several contexts (``context=[cpu(0), cpu(1)]``) make ``fit`` data parallel:
+each batch is split over them and the gradients are added up before one
+update, as MXNet does; ``kvstore='dist_sync'`` under ``mpirun`` trains over
+MPI, each process on its own iterator's batches (:mod:`deepkit.distributed`).
+
+Differences from MXNet: the step-by-step API (``forward``/``backward``/
+``update``) runs on the first context; ``score``/``predict`` leave out the filler samples of
 a padded last batch; optimizer states are saved in MXNet's NDArray format
 (MXNet pickles them), so they load only into deepkit; ``merge_multi_context``
 is accepted and has nothing to merge.
@@ -47,7 +56,7 @@ from .. import optimizers as optimizers_mod
 from ..models.symbol_model import SymbolParameter
 from . import mx_format, mx_init, mx_metric, mx_nd, mx_optimizer
 from .feedforward import (BatchEndParam, _as_list, _FeedForwardNet, _host, _logger,
-                          _MXNetHooks, load_checkpoint, save_checkpoint)
+                          _MXNetHooks, kvstore_workers, load_checkpoint, save_checkpoint)
 
 __all__ = ["Module", "BaseModule"]
 
@@ -84,7 +93,7 @@ class Module:
         data_names: The symbol's input variables, in the order of the batches' ``data``.
         label_names: Its label variables, in the order of the batches' ``label``.
         logger: Where ``fit`` logs (default: the ``deepkit.feedforward`` logger).
-        context: A Context or a list of them (the first one is used).
+        context: A Context or a list of them (``fit`` is data parallel over the list).
         work_load_list, state_names, group2ctxs, compression_params: Accepted
             for compatibility; not used.
         fixed_param_names: Parameters that are not updated (no gradient).
@@ -125,9 +134,6 @@ class Module:
         elif not isinstance(context, (list, tuple)):
             context = [context]
         self._context = [dk.Context(c) for c in context]
-        if len(self._context) > 1:
-            warnings.warn(f"Module: training on several devices is not supported yet; using "
-                          f"{self._context[0]} of {self._context}", stacklevel=2)
         self.logger = logger if logger is not logging else _logger()
         self.binded = self.params_initialized = self.optimizer_initialized = False
         self.for_training = self.inputs_need_grad = False
@@ -176,7 +182,7 @@ class Module:
         """``[(output name, shape)]`` for the bound shapes."""
         self._require("binded", "output_shapes")
         shapes = {d.name: d.shape for d in self._data_shapes + self._label_shapes}
-        _, out_shapes, _ = self._symbol.infer_shape_partial(**shapes)
+        _, out_shapes, _ = self._symbol.infer_shape_known(**shapes)
         return list(zip(self.output_names, out_shapes))
 
     @property
@@ -213,7 +219,7 @@ class Module:
                              f"module's data_names are {self._data_names}")
         labels = [d for d in labels if d.name in self._label_names]
         shapes = {d.name: d.shape for d in descs + labels}
-        arg_shapes, _, aux_shapes = self._symbol.infer_shape_partial(**shapes)
+        arg_shapes, _, aux_shapes = self._symbol.infer_shape_known(**shapes)
         known = dict(zip(self._symbol.list_arguments(), arg_shapes))
         known.update(zip(self._aux_names, aux_shapes))
         missing = [n for n in self._param_names + self._aux_names if known.get(n) is None]
@@ -238,7 +244,7 @@ class Module:
                 params.append(self._make_param(name, shape, attrs.get(name, {}), aux))
                 if old is not None and old.data is not None and old.shape == shape:
                     params[-1].data = old.data
-        net = _FeedForwardNet(self._symbol, descs, params)
+        net = _FeedForwardNet(self._symbol, descs, params, track_loss=False)
         if labels:
             net.set_labels([d.name for d in labels])
         self._net = net
@@ -384,7 +390,9 @@ class Module:
         sets it, as in MXNet.
 
         Args:
-            kvstore: Accepted for compatibility (one device: nothing to synchronise).
+            kvstore: ``'local'``/``'device'`` or a ``'dist_sync'``-style store
+                (MPI processes: ``rescale_grad`` then divides by every
+                process's batch, as in MXNet).
             optimizer: A name (``'sgd'``, ``'adam'`` ...) or an optimizer object.
             optimizer_params: Its arguments (dict or pairs).
             force_init: Replace an existing optimizer.
@@ -394,7 +402,7 @@ class Module:
         if self.optimizer_initialized and not force_init:
             self.logger.warning("optimizer already initialized, ignoring...")
             return
-        batch_size = self._data_shapes[0].shape[0]
+        batch_size = self._data_shapes[0].shape[0] * kvstore_workers(kvstore)
         rescale_grad = 1.0 / batch_size
         if isinstance(optimizer, str):
             params = dict(optimizer_params or {})
@@ -466,7 +474,7 @@ class Module:
         if self._plain():
             cache = self._net.executors(self._ctx)
             if self.for_training:
-                return cache.executor("train", batch_size), 1
+                return cache.executor("train", batch_size), self._net.output_offset
             return cache.executor("predict", batch_size), 0
         exe = self._own_execs.get(batch_size)
         if exe is None:
@@ -476,7 +484,7 @@ class Module:
     def _bind_own(self, batch_size):
         shapes = {d.name: (batch_size,) + tuple(d.shape[1:])
                   for d in self._data_shapes + self._label_shapes}
-        arg_shapes, _, _ = self._symbol.infer_shape_partial(**shapes)
+        arg_shapes, _, _ = self._symbol.infer_shape_known(**shapes)
         by_name = {p.name: p for p in self._net.weights}
         names = self._symbol.list_arguments()
         if isinstance(self._grad_req, str):
@@ -595,9 +603,18 @@ class Module:
         eval_metric.update(list(labels), self.get_outputs())
 
     def install_monitor(self, mon):
-        """Report node outputs to ``mon`` (``mx.monitor.Monitor``) on every forward."""
+        """Report node outputs to ``mon`` (``mx.monitor.Monitor``) on every forward.
+
+        Call ``mon.tic()`` before and ``mon.toc_print()`` after each batch
+        (``fit(monitor=mon)`` does both).
+        """
         self._require("binded", "install_monitor")
+        if not callable(getattr(mon, "install", None)):
+            raise TypeError(f"Module.install_monitor: expected an mx.monitor.Monitor, got "
+                            f"{type(mon).__name__}")
         self._monitor = mon
+        if self._exec is not None:
+            mon.install(self._exec)
 
     # -- inference -------------------------------------------------------------------------
     def iter_predict(self, eval_data, num_batch=None, reset=True, sparse_row_id_fn=None):
@@ -706,9 +723,12 @@ class Module:
             hooks.validation = (eval_data, mx_metric.create(validation_metric),
                                 eval_batch_end_callback, eval_end_callback)
         batch_size = int(train_data.provide_data[0].shape[0])
+        # MXNet does not look for NaN in the batches: neither does this loop (one pass over
+        # each batch less)
         net.fit(train_data, epochs=int(num_epoch), verbose=0, initial_epoch=int(begin_epoch),
                 callbacks=[hooks], validation_data=None if separate else eval_data,
-                shuffle=False, batch_size=batch_size, ctx=self._ctx)
+                shuffle=False, batch_size=batch_size, check_finite=False,
+                ctx=self._context if len(self._context) > 1 else self._ctx)
         self._exec = None
 
     # -- checkpoints -----------------------------------------------------------------------
@@ -739,9 +759,24 @@ class Module:
 
 
 class _ModuleHooks(_MXNetHooks):
-    """FeedForward's MXNet hooks, plus validation with a metric of its own."""
+    """FeedForward's MXNet hooks, plus the monitor and validation with a metric of its own."""
 
     validation = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        monitor = self.owner._monitor
+        if monitor is not None:
+            x = self.loop.batch[0]
+            x = next(iter(x.values())) if isinstance(x, dict) else x
+            owner = self.owner
+            monitor.install(owner._net.executors(owner._ctx).executor("train",
+                                                                      int(x.shape[0])))
+            monitor.tic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.owner._monitor is not None:
+            self.owner._monitor.toc_print()
+        super().on_train_batch_end(batch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)

@@ -39,7 +39,8 @@ from . import mx_nd
 _logger = logging.getLogger("deepkit.mxnet")
 
 __all__ = ["InitDesc", "Initializer", "Uniform", "Normal", "Xavier", "MSRAPrelu", "Constant",
-           "Zero", "One", "Orthogonal", "Bilinear", "Mixed", "Load", "register", "create"]
+           "Zero", "One", "Orthogonal", "LSTMBias", "Bilinear", "Mixed", "Load", "register",
+           "create"]
 
 _REGISTRY = {}
 
@@ -280,6 +281,28 @@ class Orthogonal(Initializer):
         super().__init__(scale=scale, rand_type=rand_type)
         self.scale, self.rand_type = float(scale), rand_type
         self.core = core.Orthogonal(self.scale, method="svd", distribution=rand_type)
+
+
+@register
+class LSTMBias(Initializer):
+    """The bias of an LSTM's gates i, f, c, o: zeros, but ``forget_bias`` for the forget gate.
+
+    MXNet's ``mx.rnn.LSTMCell`` declares its ``i2h_bias`` with it, so the
+    forget gate starts open and gradients flow through long sequences.
+    """
+
+    def __init__(self, forget_bias=1.0):
+        super().__init__(forget_bias=forget_bias)
+        self.forget_bias = float(forget_bias)
+
+    def _init_weight(self, name, shape, rng):
+        if len(shape) != 1 or shape[0] % 4:
+            raise ValueError(f"LSTMBias: '{name}' has shape {tuple(shape)}; an LSTM gate bias "
+                             "is 1-D with 4 * num_hidden entries")
+        value = np.zeros(shape, np.float64)
+        hidden = shape[0] // 4
+        value[hidden:2 * hidden] = self.forget_bias
+        return value
 
 
 @register

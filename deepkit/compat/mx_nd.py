@@ -14,7 +14,7 @@ from deepkit_engine import nd as _engine_nd
 
 from . import mx_format
 
-__all__ = ["save", "load", "contrib"]
+__all__ = ["save", "load", "contrib", "argmax_channel"]
 
 
 class _ContribNamespace(types.ModuleType):
@@ -59,6 +59,16 @@ def load(fname, ctx=None):
     if mx_format.is_mxnet_file(fname):
         return mx_format.load(fname, ctx=ctx)
     return _engine_nd.load(fname, ctx=ctx)
+
+
+def argmax_channel(data, out=None):
+    """Index of the largest value along the last axis (MXNet's ``argmax_channel``).
+
+    Args:
+        data: An NDArray.
+        out: An NDArray to write the result into.
+    """
+    return _engine_nd.argmax(data, axis=-1, out=out)
 
 
 def __getattr__(name):

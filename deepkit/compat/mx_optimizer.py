@@ -302,6 +302,54 @@ class SGD(Optimizer):
     def new_state(self, weight):
         return self._zeros(weight, 1) if self.momentum else []
 
+    def apply(self, params_and_grads):
+        """One step of every parameter, pushed as one fused update when nothing else applies.
+
+        Keras-style clipping, decoupled weight decay, gradient accumulation,
+        constraints or an overridden rule take the per-parameter path.
+        """
+        pairs = [(p, g) for p, g in params_and_grads if g is not None and p.trainable]
+        if not self._fusable(pairs):
+            super().apply(params_and_grads)
+            return
+        lr = self.lr
+        self._prepare_step()
+        inputs, weights, moms, lrs, wds = [], [], [], [], []
+        for param, grad in pairs:
+            weight = param.data
+            state = self._state(param)
+            inputs += [weight, grad] + state[:1]
+            weights.append(weight)
+            moms += state[:1]
+            lrs.append(lr * param.lr_mult)
+            wds.append(self._wd(param))
+        key = ("multi", tuple(lrs), tuple(wds), self.rescale_grad, self._clip_arg(),
+               self.momentum)
+        cached = self._fused.get(key)
+        if cached is None:
+            op = get_op("_multi_sgd_update")
+            if len(self._fused) > 64:
+                self._fused.clear()
+            cached = self._fused[key] = (op, op.parse_attrs(dict(
+                lrs=key[1], wds=key[2], rescale_grad=key[3], clip_gradient=key[4],
+                momentum=self.momentum, num_args=len(inputs))))
+        op, attrs = cached
+        nd.invoke(op, inputs, attrs, weights + moms)
+        self.iterations += 1
+
+    def _fusable(self, pairs):
+        if len(pairs) < 2 or type(self).update is not Optimizer.update \
+                or type(self).update_step is not SGD.update_step:
+            return False
+        if (self.gradient_accumulation_steps or 1) > 1 or self.weight_decay \
+                or self.clipnorm is not None or self.clipvalue is not None \
+                or self.global_clipnorm is not None:
+            return False
+        first = pairs[0][0].data
+        return all(p.constraint is None and p.data.ctx == first.ctx
+                   and p.data.dtype == first.dtype and g.dtype == first.dtype
+                   for p, g in pairs)
+
     def update_step(self, param, weight, grad, state, lr):
         key = (lr, self._wd(param), self.rescale_grad, self._clip_arg(), self.momentum)
         cached = self._fused.get(key)

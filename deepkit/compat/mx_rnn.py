@@ -27,6 +27,7 @@ from deepkit_engine import nd
 from deepkit_engine import symbol as sym
 
 from .. import backend
+from . import mx_init
 
 __all__ = ["RNNParams", "BaseRNNCell", "RNNCell", "LSTMCell", "GRUCell", "FusedRNNCell",
            "SequentialRNNCell", "BidirectionalCell", "DropoutCell", "ZoneoutCell",
@@ -230,15 +231,17 @@ class LSTMCell(BaseRNNCell):
     Args:
         num_hidden: State width.
         prefix, params: See :class:`BaseRNNCell`.
-        forget_bias: Kept for MXNet's signature (MXNet passes it to the bias
-            initializer; initialise ``i2h_bias`` yourself here).
+        forget_bias: The forget gate's initial bias: ``i2h_bias`` is declared
+            with ``init=mx.init.LSTMBias(forget_bias)``, which initializers
+            honour (as in MXNet).
     """
 
     def __init__(self, num_hidden, prefix="lstm_", params=None, forget_bias=1.0):
         super().__init__(prefix=prefix, params=params)
         self._num_hidden = num_hidden
         self.forget_bias = forget_bias
-        self._iW, self._iB = self.params.get("i2h_weight"), self.params.get("i2h_bias")
+        self._iW = self.params.get("i2h_weight")
+        self._iB = self.params.get("i2h_bias", init=mx_init.LSTMBias(forget_bias=forget_bias))
         self._hW, self._hB = self.params.get("h2h_weight"), self.params.get("h2h_bias")
 
     @property

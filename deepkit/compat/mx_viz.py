@@ -40,7 +40,7 @@ def print_summary(symbol, shape=None, line_length=120, positions=(.44, .64, .74,
     shapes = {}
     arg_shapes = {}
     if shape is not None:
-        args, outs, aux = internals.infer_shape_partial(**shape)
+        args, outs, aux = internals.infer_shape_known(**shape)
         shapes = dict(zip(internals.list_outputs(), outs))
         arg_shapes = dict(zip(symbol.list_arguments(), args))
         arg_shapes.update(zip(symbol.list_auxiliary_states(), aux))

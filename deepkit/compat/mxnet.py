@@ -41,12 +41,17 @@ What is here:
   (:mod:`deepkit.compat.mx_rnn`).
 * ``random``: ``seed`` (seeds deepkit and the engine) and the ``nd.random``
   samplers; ``viz``: ``print_summary``.
+* ``monitor``/``mon``: ``Monitor``, statistics of a network's arrays every
+  few batches (:mod:`deepkit.compat.mx_monitor`).
 * ``test_utils``: ``get_mnist()`` (the bundled MNIST, offline) and the
   engine's test helpers.
 * ``MXNetError``: the engine's base error class.
 
-Not here: KVStore (one device; ``kvstore`` arguments are accepted), bucketing,
-and Gluon. In place of Gluon use deepkit's own layers and models, which play
+* ``kv``/``kvstore``: MXNet's KVStore (``local``, ``device``, ``dist_sync``
+  over MPI; :mod:`deepkit_engine.kvstore`). ``FeedForward(ctx=[...])`` and
+  ``kvstore='dist_sync'`` train data parallel (:mod:`deepkit.trainer.parallel`).
+
+Not here: Gluon. In place of Gluon use deepkit's own layers and models, which play
 its role: ``deepkit.layers`` (``Dense``, ``Conv2D``, ...) composed with
 ``deepkit.Sequential`` or the functional ``deepkit.Model``, trained with
 ``model.compile(...)`` and ``model.fit(...)`` or a custom ``train_step``.
@@ -57,7 +62,9 @@ import numpy as _np
 
 import deepkit_engine as _dk
 from deepkit_engine import Context, autograd, contrib, cpu, current_context, executor, gpu, testing
+from deepkit_engine import profiler  # mx.profiler: MXNet's profiler API
 from deepkit_engine import symbol as sym
+from deepkit_engine import kvstore as kv  # mx.kv: MXNet's KVStore (create, KVStore)
 from deepkit_engine.base import DeepkitError as MXNetError
 
 from .. import backend as _backend
@@ -69,6 +76,7 @@ from . import mx_io as io
 from . import mx_recordio as recordio
 from . import mx_lr_scheduler as lr_scheduler
 from . import mx_metric as metric
+from . import mx_monitor as monitor
 from . import mx_nd as nd
 from . import mx_operator as operator
 from . import mx_bucketing as _mx_bucketing
@@ -81,8 +89,13 @@ from . import mx_optimizer as optimizer
 __all__ = ["nd", "ndarray", "sym", "symbol", "io", "autograd", "executor", "cpu", "gpu",
            "Context", "current_context", "waitall", "init", "initializer", "optimizer",
            "lr_scheduler", "metric", "callback", "model", "mod", "module", "context", "viz",
-           "num_gpus", "recordio", "operator", "rnn", "contrib", "random", "test_utils", "MXNetError"]
+           "num_gpus", "recordio", "operator", "rnn", "contrib", "random", "test_utils", "MXNetError", "profiler"]
+__all__ += ["monitor", "mon"]
 
+mon = monitor
+
+__all__ += ["kv", "kvstore"]
+kvstore = kv
 ndarray = nd
 symbol = sym
 initializer = init

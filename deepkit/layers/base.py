@@ -423,7 +423,7 @@ class Layer:
             given[p.name] = p.shape
         outs = []
         for o in as_list(out):
-            _, out_shapes, _ = o.infer_shape_partial(**{k: v for k, v in given.items()
+            _, out_shapes, _ = o.infer_shape_known(**{k: v for k, v in given.items()
                                                         if k in o.list_inputs()})
             if out_shapes[0] is None:
                 raise DeepkitError(f"{type(self).__name__} '{self.name}': cannot infer the "

@@ -191,6 +191,17 @@ class SymbolModel(Model):
     def program_key(self):
         return ("symbol", tuple(self._label_names), self._compile_version)
 
+    @property
+    def gradient_reduction(self):
+        """``'sum'``: the loss heads give gradients summed over the rows (MXNet's default,
+        normalization ``'null'``, scaled by the optimizer's ``rescale_grad``); ``'mean'`` when
+        every head divides by the batch (``normalization='batch'`` or ``'valid'``)."""
+        heads = [attrs for op, attrs, label in loss_heads(self.symbol) if label is not None]
+        if heads and all(attrs.get("normalization", "null") in ("batch", "valid")
+                         for attrs in heads):
+            return "mean"
+        return "sum"
+
     def build_programs(self):
         """The symbol, and the training program: the monitoring loss, then the symbol."""
         return self.symbol, sym.Group([self.monitor_loss()] + list(self.symbol))
@@ -301,6 +312,8 @@ class SymbolModel(Model):
         its own executor, cached like the batch sizes.
         """
         shapes = self._data_shapes(x)
+        if self.parallel is not None and not self._differs(shapes):
+            return super().bind_step(purpose, x, y, sample_weight)  # split over devices
         cache = self.executors()
         if self._differs(shapes):
             self.check_input_shapes(shapes)

@@ -395,7 +395,7 @@ def _internal_shapes(model, sample_shapes):
     given = {k: (1,) + tuple(v) for k, v in sample_shapes.items()
              if v is not None and all(d for d in v)}
     internals = group.get_internals()
-    _, out_shapes, _ = internals.infer_shape_partial(**{k: v for k, v in given.items()
+    _, out_shapes, _ = internals.infer_shape_known(**{k: v for k, v in given.items()
                                                         if k in internals.list_inputs()})
     by_node = {}
     for name, shape in zip(internals.list_outputs(), out_shapes or []):
@@ -403,7 +403,7 @@ def _internal_shapes(model, sample_shapes):
             by_node[name[:-len("_output")]] = tuple(shape)
         elif shape is not None:
             by_node[name] = tuple(shape)
-    _, heads, _ = group.infer_shape_partial(**{k: v for k, v in given.items()
+    _, heads, _ = group.infer_shape_known(**{k: v for k, v in given.items()
                                                if k in group.list_inputs()})
     outputs = {name: tuple(s) for name, s in zip(model.output_names, heads or []) if s}
     return by_node, outputs

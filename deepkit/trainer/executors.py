@@ -52,11 +52,17 @@ class ExecutorCache:
             ``input_names``, ``output_names``, ``label_names``,
             ``input_sample_shapes``, ``weights``).
         ctx: The device.
+        replica: True on a device that is not the model's primary device
+            (data parallelism): the executors bind copies of the parameters
+            and auxiliary states, refreshed from the primary by
+            :meth:`pull_weights`.
     """
 
-    def __init__(self, model, ctx):
+    def __init__(self, model, ctx, replica=False):
         self.model = model
         self.ctx = ctx
+        self.replica = replica
+        self._copies = {}
         self._key = None
         self._executors = {}
         self._grads = {}
@@ -73,6 +79,23 @@ class ExecutorCache:
         self._weighted = {}
         self.predict_symbol, self.train_symbol = self.model.build_programs()
         self.param_map = {p.name: p for p in self.model.weights}
+        self._copies = {name: c for name, c in self._copies.items()
+                        if name in self.param_map and c.shape == self.param_map[name].shape}
+
+    def _value(self, param):
+        """The array bound for ``param`` here: its data, or on a replica its copy."""
+        if not self.replica:
+            return param.data
+        copy = self._copies.get(param.name)
+        if copy is None:
+            copy = self._copies[param.name] = param.data.copyto(self.ctx)
+        return copy
+
+    def pull_weights(self):
+        """On a replica, copy the primary's current parameters and states into the copies."""
+        if self.replica:
+            for name, copy in self._copies.items():
+                self.param_map[name].data.copyto(copy)
 
     def executor(self, purpose, batch_size, input_shapes=None):
         """The executor for ``purpose`` (one of :data:`PURPOSES`) and these inputs.
@@ -118,20 +141,23 @@ class ExecutorCache:
             raise DeepkitError(f"model '{model.name}' must be compiled before training or "
                                "evaluating: call model.compile(optimizer, loss, metrics)")
         ctx = self.ctx
-        for p in model.weights:
-            p.initialize(ctx)
+        if not self.replica:
+            for p in model.weights:
+                p.initialize(ctx)
         shapes = dict(shapes)
         if purpose != "predict":
-            for name in model.output_names:
-                shapes[f"{name}_sample_weight"] = (batch_size,)
+            temporal = getattr(model, "_temporal_weights", ())
+            for i, name in enumerate(model.output_names):
+                shapes[f"{name}_sample_weight"] = (batch_size,) if name not in temporal \
+                    else (batch_size, int(model.outputs[i].shape[1]))  # one per time step
         known = set(symbol.list_arguments())
-        arg_shapes, _, _ = symbol.infer_shape_partial(
+        arg_shapes, _, _ = symbol.infer_shape_known(
             **{k: v for k, v in shapes.items() if k in known})
         args, grads, reqs = {}, {}, {}
         for name, shape in zip(symbol.list_arguments(), arg_shapes):
             param = self.param_map.get(name)
             if param is not None:
-                args[name] = param.data
+                args[name] = self._value(param)
                 if purpose == "train" and param.trainable:
                     g = self._grads.get(name)
                     if g is None or g.shape != param.shape:
@@ -150,7 +176,7 @@ class ExecutorCache:
             param = self.param_map.get(name)
             if param is None:
                 raise DeepkitError(f"auxiliary state '{name}' does not belong to a layer")
-            aux[name] = param.data
+            aux[name] = self._value(param)
         return dk.Executor(symbol, ctx, args, grads, reqs, aux)
 
     # -- feeding -------------------------------------------------------------------------

@@ -151,6 +151,9 @@ def run_epoch(model, source, state, callbacks):
             break
     state.batch = None
     state.logs = read_logs(logs if logs is not None else model.get_metrics_result())
+    aggregate = getattr(model, "aggregate_logs", None)
+    if aggregate is not None:
+        state.logs = aggregate(state.logs)  # averaged over MPI ranks when distributed
     state.epoch_seconds = time.perf_counter() - start
     return dict(state.logs)
 

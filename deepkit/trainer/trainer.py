@@ -36,28 +36,36 @@ import deepkit_engine as dk
 from deepkit_engine import symbol as sym
 from deepkit_engine.base import DeepkitError
 
-from .. import backend
+from .. import backend, distributed
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from ..callbacks.base import CallbackList
 from ..callbacks.history import History
+from ..callbacks.profiler import Profiler
 from ..callbacks.progress import ProgbarLogger
 from ..layers.masking import get_mask
 from . import arguments
 from .checks import DataChecks
 from .data import as_source, is_iterator, named, sample_count, unpack_x_y_sample_weight
 from .executors import ExecutorCache
+from .parallel import DataParallel, DeviceGradients, ExecutorGroup, as_devices
 from .loop import Logs, LoopState, run_evaluate, run_fit, run_predict
 
 __all__ = ["Trainer"]
 
-def _masked_loss(loss, label, out, mask, sample_weight):
+def _step_ones(out):
+    """Ones of shape (batch, steps) for a sequence output (batch, steps, ...): no mask."""
+    return sym.sum(sym.zeros_like(sym.reshape(out, shape=(0, 0, -1))), axis=-1) + 1.0
+
+
+def _masked_loss(loss, label, out, mask, sample_weight, temporal=False):
     """The loss of a sequence output over its unmasked steps only (Keras's masked mean).
 
     Each step is scored as a sample (time folded into the batch), weighted by
-    the step's mask and its sequence's sample weight, and the sum is divided
-    by the number of unmasked steps.
+    the step's mask and its sequence's sample weight (or, with ``temporal``,
+    its own weight: ``sample_weight`` is (batch, steps)), and the sum is
+    divided by the number of unmasked steps.
     """
     # The reshapes below hide the label's shape from inference; adding zeros of the shape
     # it must have (the mask's for class-index labels, else the output's) gives it back.
@@ -65,7 +73,8 @@ def _masked_loss(loss, label, out, mask, sample_weight):
     like = mask if len(label_shape((1, 1, 1))) == 2 else out
     label = sym.elemwise_add(label, sym.zeros_like(like))
     per_step = loss(sym.reshape(label, shape=(-3, -2)), sym.reshape(out, shape=(-3, -2)))
-    weights = sym.broadcast_mul(mask, sym.expand_dims(sample_weight, axis=1))
+    weights = mask * sample_weight if temporal \
+        else sym.broadcast_mul(mask, sym.expand_dims(sample_weight, axis=1))
     total = sym.sum(sym.reshape_like(per_step, mask) * weights)
     return total / sym.maximum(sym.sum(mask), 1.0)
 
@@ -89,6 +98,16 @@ class Trainer:
         history: The History of the last ``fit``.
     """
 
+    #: How the gradient of a batch relates to its rows: ``'mean'`` (the loss is a mean
+    #: over the rows, as Keras losses are) or ``'sum'`` (MXNet's loss heads); it decides
+    #: how the parts of a batch split over devices are combined.
+    gradient_reduction = "mean"
+
+    #: In a distributed run, whether each process's batches are already its own part
+    #: of the data (True), or each process takes its rows of every batch (False);
+    #: None decides per call: an iterator made with ``num_parts > 1`` is a part.
+    data_is_presharded = None
+
     def _init_trainer(self):
         self.optimizer = None
         self.compiled_loss = []
@@ -99,6 +118,10 @@ class Trainer:
         self.history = None
         self._compile_version = 0
         self._device = None
+        self._temporal_weights = ()
+        self._metric_masks = {}
+        self._devices = None
+        self._parallel = None
         self._caches = {}
 
     # -- compile -----------------------------------------------------------------------
@@ -112,7 +135,9 @@ class Trainer:
                 output layer name.
             metrics: A list (applied to every output) or a dict by output name.
             loss_weights: Per-output multipliers (list or dict).
-            ctx: Device to train on (default: the current context).
+            ctx: Device to train on (default: the current context), or a
+                list of devices for data-parallel training (as ``devices=``
+                of :meth:`fit`).
         """
         self._require_built("compile")
         n = len(self.output_names)
@@ -134,7 +159,7 @@ class Trainer:
                 for m in found:
                     m.name = f"{name}_{m.name}"
             self.compiled_metrics.append(found)
-        self._device = dk.Context(ctx) if ctx is not None else None
+        self._set_devices(ctx)
         self._compile_version += 1
         self._caches = {}
 
@@ -190,14 +215,16 @@ class Trainer:
     # -- programs and executors ----------------------------------------------------------
     def program_key(self):
         """Changes whenever the programs must be rebuilt (structure, freezing, compile)."""
-        return (self.graph_version(), self._compile_version)
+        return (self.graph_version(), self._compile_version, self._temporal_weights)
 
     def build_programs(self):
         """``(inference symbol, training symbol or None)`` of this model.
 
         The training symbol's first output is the total loss (the weighted
-        losses per output, each weighted per sample, plus the regularizers);
-        the model's outputs follow, cut off from the gradient. Before
+        losses per output, each weighted per sample, or per step for the
+        outputs in ``temporal_weights``, plus the regularizers); the model's
+        outputs follow, cut off from the gradient, and then the masks of the
+        masked outputs (the metrics skip masked steps). Before
         :meth:`compile` there is no training symbol.
         """
         outs = self.output_symbols()
@@ -205,14 +232,23 @@ class Trainer:
         if self.optimizer is None:
             return predict, None
         terms = []
+        self._metric_masks = {}
+        masks = []
+        for i, out in enumerate(outs):
+            mask = get_mask(out)
+            if mask is not None:
+                self._metric_masks[i] = 1 + len(outs) + len(masks)
+                masks.append(sym.BlockGrad(mask))
         for i, (out, loss) in enumerate(zip(outs, self.compiled_loss)):
             if loss is None:
                 continue
             name = self.output_names[i]
             mask = get_mask(out)
-            if mask is not None:
-                term = _masked_loss(loss, sym.Variable(self.label_names[i]), out, mask,
-                                    sym.Variable(f"{name}_sample_weight"))
+            temporal = name in self._temporal_weights
+            if mask is not None or temporal:
+                term = _masked_loss(loss, sym.Variable(self.label_names[i]), out,
+                                    mask if mask is not None else _step_ones(out),
+                                    sym.Variable(f"{name}_sample_weight"), temporal)
             else:
                 per_sample = loss(sym.Variable(self.label_names[i]), out)
                 term = sym.mean(per_sample * sym.Variable(f"{name}_sample_weight"))
@@ -226,19 +262,53 @@ class Trainer:
         total = terms[0]
         for t in terms[1:]:
             total = total + t
-        return predict, sym.Group([total] + [sym.BlockGrad(o) for o in outs])
+        return predict, sym.Group([total] + [sym.BlockGrad(o) for o in outs] + masks)
 
     @property
     def device(self):
-        """The device training runs on: ``compile(ctx=...)`` or the current context."""
+        """The device training runs on: ``compile(ctx=...)`` or the current context.
+
+        With several devices, the first: it holds the parameters.
+        """
         return self._device or dk.current_context()
+
+    @property
+    def devices(self):
+        """The devices a step runs on (several with data parallelism)."""
+        return list(self._devices) if self._devices else [self.device]
+
+    @property
+    def parallel(self):
+        """The :class:`~deepkit.trainer.parallel.DataParallel` plan, or None on one device.
+
+        It exists with several devices, and in every process of a distributed
+        run (``deepkit.distributed.init()`` under ``mpirun`` with more than
+        one process).
+        """
+        comm = distributed if distributed.active() else None
+        if self._devices is None and comm is None:
+            return None
+        devices = self.devices
+        plan = self._parallel
+        if plan is None or plan.devices != devices or plan.comm is not comm:
+            plan = self._parallel = DataParallel(devices, comm)
+            plan.gradient_reduction = self.gradient_reduction
+        return plan
+
+    def _set_devices(self, ctx):
+        """Take ``ctx``: None (keep), one device, or a list of devices."""
+        if ctx is None:
+            return
+        devices = as_devices(ctx, "ctx" if not isinstance(ctx, (list, tuple)) else "devices")
+        self._device = devices[0]
+        self._devices = devices if len(devices) > 1 else None
 
     def executors(self, ctx=None):
         """The :class:`~deepkit.trainer.ExecutorCache` of this model on ``ctx``."""
         ctx = dk.Context(ctx) if ctx is not None else self.device
         cache = self._caches.get(ctx)
         if cache is None:
-            cache = self._caches[ctx] = ExecutorCache(self, ctx)
+            cache = self._caches[ctx] = ExecutorCache(self, ctx, replica=ctx != self.device)
         return cache
 
     def initialize_weights(self, ctx=None):
@@ -259,22 +329,46 @@ class Trainer:
         Returns:
             The :class:`~deepkit_engine.Executor`; its outputs are the total
             loss and then the model's outputs (``'predict'``: the outputs only).
+            With several devices (or MPI ranks), an
+            :class:`~deepkit.trainer.parallel.ExecutorGroup` that drives one
+            executor per device on its part of the batch.
         """
-        cache = self.executors()
-        exe = cache.executor(purpose, sample_count(x))
-        cache.feed(exe, x, y, sample_weight)
-        return exe
+        plan = self.parallel
+        if plan is None:
+            cache = self.executors()
+            exe = cache.executor(purpose, sample_count(x))
+            cache.feed(exe, x, y, sample_weight)
+            return exe
+        data, rows = (x, y, sample_weight), sample_count(x)
+        if purpose == "predict":
+            return plan.bind(self, purpose, data, rows, shard=False)
+        return plan.bind(self, purpose, data, rows)
 
     def step_gradients(self, exe):
-        """``[(parameter, gradient)]`` after ``exe.backward()``."""
+        """``[(parameter, gradient)]`` after ``exe.backward()``, ready for the optimizer.
+
+        For an :class:`~deepkit.trainer.parallel.ExecutorGroup` (several
+        devices or MPI ranks) these are already combined: summed over the
+        devices, each weighted by its share of the batch, and all-reduced
+        across ranks (queued on the engine in buckets, so the exchange
+        overlaps the rest of the backward pass). A custom ``train_step``
+        written for one device therefore runs unchanged on several.
+        """
+        if isinstance(exe, ExecutorGroup):
+            return self.parallel.reduce(exe.gradients())
         return self.executors().gradients(exe)
 
     def reduce_gradients(self, grads):
-        """Combine gradients before the update; here, on one device, as they are.
+        """Combine gradients before the update; the seam between backward and the update.
 
-        This is the seam for data parallelism: across devices or MPI ranks
-        the gradients are all-reduced here, between backward and the update.
+        ``grads`` from :meth:`step_gradients` pass as they are (combined
+        there already); per-device
+        :class:`~deepkit.trainer.parallel.DeviceGradients` (from
+        ``ExecutorGroup.gradients()``) are combined here. Override to change
+        how gradients are combined.
         """
+        if isinstance(grads, DeviceGradients):
+            return self.parallel.reduce(grads)
         return grads
 
     def update_metrics(self, exe):
@@ -283,14 +377,34 @@ class Trainer:
         Returns:
             The running logs (:meth:`get_metrics_result`).
         """
-        n = exe.arg_dict[self.input_names[0]].shape[0]
-        self.loss_tracker.update(exe.outputs[0], count=n)
-        labels = self.executors().labels(exe)
-        for i, ms in enumerate(self.compiled_metrics):
-            if ms:
+        parts = exe.parts if isinstance(exe, ExecutorGroup) else [(self.executors(), exe, None)]
+        device = self.device
+        for cache, part, rows in parts:
+            n = rows if rows is not None else part.arg_dict[self.input_names[0]].shape[0]
+            outputs, labels = part.outputs, cache.labels(part)
+            if cache.replica:  # the metrics accumulate on the first device
+                outputs = [o.as_in_context(device) for o in outputs]
+                labels = [None if a is None else a.as_in_context(device) for a in labels]
+            self.loss_tracker.update(outputs[0], count=n)
+            for i, ms in enumerate(self.compiled_metrics):
+                if i in self._metric_masks:  # masked steps count for no metric
+                    mask = outputs[self._metric_masks[i]]
+                    for m in ms:
+                        m.update(labels[i], outputs[1 + i], sample_weight=mask)
+                    continue
                 for m in ms:
-                    m.update(labels[i], exe.outputs[1 + i])
+                    m.update(labels[i], outputs[1 + i])
         return self.get_metrics_result()
+
+    def aggregate_logs(self, logs):
+        """Epoch and evaluation logs (floats) of all MPI ranks, averaged by samples seen.
+
+        In a single process they are returned as they are.
+        """
+        plan = self.parallel
+        if plan is None or plan.ranks == 1:
+            return logs
+        return plan.average_logs(logs)
 
     def get_metrics_result(self):
         """The running value of every metric, as lazily read :class:`~deepkit.trainer.Logs`."""
@@ -327,7 +441,10 @@ class Trainer:
         """The outputs for one batch of inputs (NDArrays); override to customise."""
         x, _, _ = unpack_x_y_sample_weight(data)
         exe = self.bind_step("predict", x)
-        return [o.copy() for o in exe.forward(is_train=False)]
+        exe.forward(is_train=False)
+        if isinstance(exe, ExecutorGroup):
+            return exe.gathered_outputs()
+        return [o.copy() for o in exe.outputs]
 
     # -- checks --------------------------------------------------------------------------
     def _check_data(self, x, y, sample_weight=None, what="fit"):
@@ -353,12 +470,29 @@ class Trainer:
             out_shape = (len(value),) + tuple(self.outputs[i].shape[1:])
             loss.check_label_shape(tuple(np.shape(value)), out_shape, name)
         if sample_weight is not None:
-            for name, value in named(sample_weight, self.output_names, "sample_weight").items():
+            temporal = []
+            for i, (name, value) in enumerate(
+                    named(sample_weight, self.output_names, "sample_weight").items()):
                 shape = tuple(np.shape(value))
-                if not shape or shape[0] != n:
+                out_shape = tuple(self.outputs[i].shape)
+                steps = out_shape[1] if len(out_shape) >= 3 else None
+                if len(shape) == 2 and steps is not None and shape == (n, steps):
+                    temporal.append(name)  # one weight per time step (Keras's temporal mode)
+                    continue
+                if not shape or shape[0] != n or len(shape) > 1:
+                    per_step = f", or one per time step, shape ({n}, {steps})" if steps else ""
                     raise ValueError(f"{what}: sample_weight for output '{name}' has shape "
                                      f"{shape}, but x has {n} samples: it needs one weight per "
-                                     f"sample, shape ({n},)")
+                                     f"sample, shape ({n},){per_step}")
+            if what != "predict":
+                self._use_temporal_weights(temporal)
+
+    def _use_temporal_weights(self, names):
+        """Weight these outputs' losses per time step (rebuilding the programs if that changes)."""
+        names = tuple(sorted(names))
+        if names != self._temporal_weights:
+            self._temporal_weights = names
+            self._caches = {}
 
     def _needs_targets(self, step):
         """Whether the default ``step`` (``'train_step'``/``'test_step'``) needs labels."""
@@ -389,18 +523,24 @@ class Trainer:
             raise DeepkitError(f"model '{self.name}' must be compiled before training or "
                                "evaluating: call model.compile(optimizer, loss, metrics)")
 
-    def _prepare(self, x, ctx):
-        """Build from the data if needed, check compile, pick the device."""
+    def _prepare(self, x, ctx, devices=None):
+        """Build from the data if needed, pick the device(s)."""
         self._build_from_data(x)
-        if ctx is not None:
-            self._device = dk.Context(ctx)
+        if ctx is not None and devices is not None:
+            raise ValueError("give the devices either as ctx= or as devices=, not both")
+        self._set_devices(devices if devices is not None else ctx)
 
     # -- fit -----------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, ctx=None,
-            check_finite=True):
+            check_finite=True, devices=None, profile_batches=None):
         """Train for ``epochs`` passes over the data; returns the History.
+
+        ``profile_batches=(10, 20)`` profiles batches 10 to 20 (counted from 1
+        over the run, as Keras's ``profile_batch``) and writes ``profile.json``
+        (Chrome trace) and ``profile.txt`` (per-op tables): it appends a
+        :class:`~deepkit.callbacks.Profiler` (use that for another path).
 
         ``x``/``y`` are numpy (or array-like) arrays, lists or dicts of them for
         several inputs/outputs, a DataIter, or an iterable of batches
@@ -412,6 +552,15 @@ class Trainer:
         (``check_finite=False`` skips only that last check, for speed; with a
         ``TerminateOnNaN`` callback the callback handles such batches instead).
         Arguments follow Keras's rules; a bad one raises a ValueError naming it.
+
+        ``devices=[dk.cpu(0), dk.cpu(1)]`` (or a list as ``ctx``) trains data
+        parallel: each batch is split over the devices and one update is made
+        from the combined gradients (:mod:`deepkit.trainer.parallel`); the
+        result equals training on one device with the same batch size. In a
+        distributed run (``deepkit.distributed.init()`` under ``mpirun``),
+        every process takes its part of each batch by itself, starts from
+        rank 0's weights, averages its gradients with the others, and only
+        rank 0 prints progress and writes files.
         """
         batch_size = arguments.check_batch_size("fit", batch_size)
         if any(getattr(cb, "handles_non_finite_data", False) for cb in callbacks or ()):
@@ -422,9 +571,15 @@ class Trainer:
                                                 optional=True)
         validation_split = arguments.check_validation_split("fit", validation_split,
                                                             is_iterator(x))
-        self._prepare(x, ctx)
+        self._prepare(x, ctx, devices)
         self._require_compiled()
         self.initialize_weights()
+        plan = self.parallel
+        if plan is not None and plan.ranks > 1:
+            plan.presharded = self.data_is_presharded if self.data_is_presharded is not None \
+                else is_iterator(x) and getattr(x, "num_parts", 1) > 1
+            plan.start_distributed(self)
+            verbose = verbose if plan.rank == 0 else 0
         self._check_data(x, y, sample_weight, "fit")
         self._require_targets("fit", x, y, "train_step")
         if validation_split and validation_data is None:
@@ -436,6 +591,8 @@ class Trainer:
                               check_finite, "train_step")
         history = History()
         cbs = list(callbacks or [])
+        if profile_batches is not None:
+            cbs.append(Profiler(profile_batches, _where=("fit", "profile_batches")))
         if verbose:
             cbs.append(ProgbarLogger(verbose))
         cbs.append(history)
@@ -502,15 +659,18 @@ class Trainer:
 
     # -- evaluate and predict --------------------------------------------------------------
     def evaluate(self, x=None, y=None, batch_size=32, verbose=0, sample_weight=None,
-                 return_dict=False, steps=None, ctx=None, callbacks=None, check_finite=True):
+                 return_dict=False, steps=None, ctx=None, callbacks=None, check_finite=True,
+                 devices=None):
         """The loss and metrics of the current weights in inference mode (:meth:`test_step`).
 
         The data is checked as in :meth:`fit` (``check_finite=False`` skips
-        the NaN/infinity check).
+        the NaN/infinity check). With several devices each batch is split
+        over them; in a distributed run each process evaluates its part of
+        each batch and the results are averaged over the processes.
         """
         batch_size = arguments.check_batch_size("evaluate", batch_size)
         steps = arguments.check_count("evaluate", "steps", steps, 1, optional=True)
-        self._prepare(x, ctx)
+        self._prepare(x, ctx, devices)
         self._require_compiled()
         self._check_data(x, y, sample_weight, "evaluate")
         self._require_targets("evaluate", x, y, "test_step")
@@ -519,16 +679,19 @@ class Trainer:
         callback_list = CallbackList(callbacks, self, {"steps": source.num_batches,
                                                        "verbose": verbose}) \
             if callbacks else None
-        logs = run_evaluate(self, source, callbacks=callback_list)
-        if verbose:
+        logs = self.aggregate_logs(run_evaluate(self, source, callbacks=callback_list))
+        if verbose and (self.parallel is None or self.parallel.rank == 0):
             print(" - ".join(f"{k}: {v:.4g}" for k, v in logs.items()))
         if return_dict:
             return logs
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=32, verbose=0, steps=None, ctx=None):
+    def predict(self, x, batch_size=32, verbose=0, steps=None, ctx=None, devices=None):
         """Outputs for every sample (:meth:`predict_step`; the last batch may be partial).
+
+        With several devices (``devices=``) each batch is split over them.
+        In a distributed run every process predicts all of ``x``.
 
         Threads: ``predict`` may be called from several threads at once on one
         model; the calls share the model's executors, so they take turns (one
@@ -537,7 +700,7 @@ class Trainer:
         """
         batch_size = arguments.check_batch_size("predict", batch_size)
         steps = arguments.check_count("predict", "steps", steps, 1, optional=True)
-        self._prepare(x, ctx)
+        self._prepare(x, ctx, devices)
         self._check_data(x, None, None, "predict")
         source = self._source("predict", x, None, None, batch_size, False, steps, False)
         with self._predict_lock():

@@ -186,7 +186,9 @@ class NDArray:
         else:
             raise TypeError(f"copyto: expected a Context or an NDArray, got {type(other).__name__}")
         src_data, dst_data = self._data, dst._data
-        work_ctx = dst._ctx if dst._ctx.is_gpu else self._ctx
+        # A GPU side does the copy (its stream); between CPU devices the destination does,
+        # so that a device's work never waits for another device's workers.
+        work_ctx = self._ctx if self._ctx.is_gpu and not dst._ctx.is_gpu else dst._ctx
         _engine_mod._engine.push(lambda: _copy_between(src_data, dst_data), (self._var,),
                                  (dst._var,), work_ctx, "copyto", self.size <= INLINE_MAX_SIZE)
         return dst
@@ -290,6 +292,62 @@ class NDArray:
     def detach(self):
         """The same values, cut off from the autograd tape."""
         return NDArray(self._data, self._ctx, self._var)
+
+    # -- MXNet 1.x methods that are not plain op calls ----------------------------
+    def pad(self, mode="constant", pad_width=None, constant_value=0.0):
+        """Method form of ``nd.pad(self, mode, pad_width, constant_value)``."""
+        return invoke_by_name("pad", [self], {"mode": mode, "pad_width": pad_width,
+                                              "constant_value": constant_value})
+
+    def argmax_channel(self):
+        """Index of the largest value along the last axis (MXNet's ``argmax_channel``)."""
+        return invoke_by_name("argmax", [self], {"axis": -1})
+
+    def slice_assign(self, rhs, begin, end, step=None):
+        """Write ``rhs`` into the region ``begin:end:step`` of this array; returns self.
+
+        Args:
+            rhs: An NDArray (or array-like) with the region's shape (or one that
+                broadcasts to it).
+            begin, end: Per leading axis, the region's bounds (``None`` = open).
+            step: Per leading axis, the stride (``None`` = 1).
+        """
+        self[_region_key(begin, end, step, self.ndim)] = rhs
+        return self
+
+    def slice_assign_scalar(self, scalar, begin, end, step=None):
+        """Fill the region ``begin:end:step`` of this array with ``scalar``; returns self."""
+        self[_region_key(begin, end, step, self.ndim)] = float(scalar)
+        return self
+
+    @property
+    def stype(self):
+        """The storage type: always ``'default'`` (dense; deepkit has no sparse storage)."""
+        return "default"
+
+    def tostype(self, stype):
+        """A dense copy for ``stype='default'``; sparse storage types are refused."""
+        if stype != "default":
+            raise DeepkitError(f"tostype: stype={stype!r} is not supported: deepkit arrays are "
+                               "dense, the only storage type is 'default'")
+        return self.copy()
+
+    def as_nd_ndarray(self):
+        """This array (it already is an ``nd`` array)."""
+        return self
+
+    def as_np_ndarray(self):
+        """Refused: MXNet's ``mx.np`` array interface is not part of deepkit."""
+        raise DeepkitError("as_np_ndarray: MXNet's mx.np arrays are not supported; use "
+                           "asnumpy() for a numpy copy or the nd API itself")
+
+    def to_dlpack_for_read(self):
+        """A DLPack capsule sharing this array's memory, once pending writes are done."""
+        return self.__dlpack__()
+
+    def to_dlpack_for_write(self):
+        """A DLPack capsule through which other libraries may write this array's memory."""
+        return self.__dlpack__()
 
     # -- indexing --------------------------------------------------------------
     def __getitem__(self, key):
@@ -581,6 +639,8 @@ def invoke(op, inputs, attrs, out=None, ctx=None):
     else:
         def run():
             kernel(xp, attrs, in_data, out_data, req)
+    if _engine_mod._profiler is not None and out is None:  # profile_memory: new outputs
+        _engine_mod._profiler.allocated(op.name, sum(d.nbytes for d in out_data))
     _engine_mod._engine.push(run, [x._var for x in inputs], writes, ctx, op.name, small)
     if _tape.active:
         _tape.record(op, attrs, inputs, outputs)
@@ -612,6 +672,17 @@ def _check_out(op, outputs, shapes, dtypes, ctx):
                              actual=o.dtype)
         if o._ctx != ctx:
             raise ContextError(f"{op.name}: out= is on {o._ctx} but the inputs are on {ctx}")
+
+
+def _region_key(begin, end, step, ndim):
+    """The index ``begin:end:step`` per leading axis, for ``slice_assign``."""
+    begin, end = tuple(begin), tuple(end)
+    step = tuple(step) if step else (None,) * len(begin)
+    if not len(begin) == len(end) == len(step) or len(begin) > ndim:
+        raise ShapeError(f"slice_assign: begin={begin}, end={end} and step={step} must have "
+                         f"the same length, at most the array's {ndim} dimensions",
+                         argument="begin", expected=ndim, actual=len(begin))
+    return tuple(slice(b, e, s) for b, e, s in zip(begin, end, step))
 
 
 attach_operators(NDArray, binary_dispatch, _unary_dispatch)

@@ -1,5 +1,5 @@
 """Activations: ``Activation``, ``LeakyReLU``, ``softmax``, ``softmin``, ``log_softmax``,
-``hard_sigmoid``, ``SoftmaxActivation``.
+``hard_sigmoid``, ``mish``, ``SoftmaxActivation``.
 
 Names, parameters and semantics follow MXNet 1.x. Gradients are compositions
 of differentiable ops (so they can be differentiated again) and read the
@@ -7,10 +7,11 @@ output where the derivative is a function of it, so the input can be freed.
 """
 import numpy as np
 
+from .. import threads
 from ..base import ShapeError
 from .indexing import normalize_axis
 from .random_ops import uniform01
-from .registry import OpDef, Param, get_op, register, same_dtype
+from .registry import OpDef, Param, get_op, register, same_dtype, write_result
 
 _ACT_TYPES = ("relu", "sigmoid", "tanh", "softrelu", "softsign")
 
@@ -29,7 +30,7 @@ def _activation_forward(xp, attrs, inputs, outputs, req):
         target += 1
         xp.reciprocal(target, out=target)
     elif act == "tanh":
-        xp.tanh(x, out=target)
+        threads.unary(xp, xp.tanh, x, target)
     elif act == "softrelu":
         # log(1 + exp(x)) computed without overflow: max(x, 0) + log1p(exp(-|x|))
         tmp = xp.empty_like(target)
@@ -445,6 +446,24 @@ register(OpDef(
     inplace=((0, 0),), gradient=_hard_sigmoid_gradient,
     doc="``clip(alpha * x + beta, 0, 1)``; the gradient is ``alpha`` where the output is "
         "strictly between 0 and 1, else 0."))
+
+
+def _mish_forward(xp, attrs, inputs, outputs, req):
+    x = inputs[0]
+    value = xp.tanh(xp.logaddexp(0, x))  # logaddexp(0, x) = log(1 + e^x) without overflow
+    value *= x
+    write_result(xp, outputs[0], value, req[0])
+
+
+def _mish_gradient(F, node, ograds):
+    x = node.inputs[0]
+    t = F.tanh(F.Activation(x, act_type="softrelu"))
+    return [ograds[0] * (t + x * F.sigmoid(x) * (1 - t * t))]
+
+
+register(OpDef(
+    "mish", _mish_forward, gradient=_mish_gradient,
+    doc="``x * tanh(log(1 + e^x))``, the Mish activation.", fluent=True))
 
 
 register(OpDef(

@@ -15,7 +15,12 @@ are short (see ``_batch_last``). A convolution over the whole batch is then
 one GEMM per group, ``weight (F, C*K) @ cols (C*K, N*out)``, and the weight
 gradient one GEMM ``cols @ ograd.T``. The data gradient multiplies back to
 columns ``weight.T @ ograd`` and folds them with col2im: one vectorized
-strided slice add per kernel offset. A deconvolution runs the same three
+strided slice add per kernel offset; with stride 1 (no dilation) it is instead
+the forward convolution of the ograd, padded by ``kernel - 1 - pad``, with the
+flipped, channel-exchanged weight (an im2col copy in place of the slice adds).
+On numpy, the batch is cut into chunks of samples that run in parallel on the
+kernel pool (``deepkit_engine.threads``), each with single-threaded BLAS; weight
+gradient chunks are summed. A deconvolution runs the same three
 kernels with the roles exchanged (its forward is a convolution's data
 gradient, its data gradient a convolution's forward, its weight gradient a
 convolution's weight gradient with data and ograd swapped).
@@ -30,6 +35,7 @@ import functools
 
 import numpy as np
 
+from .. import threads
 from ..base import ParamError, ShapeError
 from .registry import OpDef, Param, Shape, register, same_dtype, write_result
 
@@ -458,9 +464,22 @@ def _channels_first(xp, g, groups, layout):
 WORKSPACE_BYTES = 16 << 20
 
 
-def _chunks(n, per_sample_bytes):
-    """Sample ranges whose workspace fits :data:`WORKSPACE_BYTES` (one range if it all fits)."""
-    size = max(1, WORKSPACE_BYTES // max(int(per_sample_bytes), 1))
+def _chunks(xp, n, per_sample_bytes, out_sp=None, groups=1):
+    """Sample ranges for one kernel call, or None to run the whole batch at once.
+
+    The workspaces of the ranges that run at once fit :data:`WORKSPACE_BYTES`
+    together; on numpy the batch is also split into at least as many ranges as the
+    kernel pool runs at once (see ``deepkit_engine.threads``), keeping a range at
+    least ``_BATCH_LAST_MIN_N`` samples long where the whole batch would use the
+    batch-last layout.
+    """
+    workers = threads.pool_size() if xp is np else 1
+    size = max(1, WORKSPACE_BYTES // workers // max(int(per_sample_bytes), 1))
+    if workers > 1:
+        size = min(size, -(-n // workers))
+    if xp is np:
+        if out_sp is not None and _layout(xp, n, out_sp, groups) == "last":
+            size = max(size, min(n, _BATCH_LAST_MIN_N))
     if size >= n:
         return None
     return [(i, min(i + size, n)) for i in range(0, n, size)]
@@ -474,11 +493,15 @@ def conv_forward(xp, x, w, out, req, geo, groups, bias=None):
     """``out (N, F, *o) (req)= conv(x, w) + bias``; ``o`` is taken from ``out``'s shape."""
     if req == "null":
         return
-    chunks = _chunks(x.shape[0], _cols_bytes(x, w, out.shape[2:], geo))
-    if chunks is not None:
-        for i, j in chunks:
-            conv_forward(xp, x[i:j], w, out[i:j], req, geo, groups, bias)
-        return
+    chunks = _chunks(xp, x.shape[0], _cols_bytes(x, w, out.shape[2:], geo), out.shape[2:], groups)
+    if chunks is None:
+        _conv_forward(xp, x, w, out, req, geo, groups, bias)
+    else:
+        threads.parallel_map(lambda r: _conv_forward(xp, x[r[0]:r[1]], w, out[r[0]:r[1]], req,
+                                                     geo, groups, bias), chunks)
+
+
+def _conv_forward(xp, x, w, out, req, geo, groups, bias):
     n, c = x.shape[:2]
     f = w.shape[0]
     out_sp = out.shape[2:]
@@ -513,15 +536,60 @@ def conv_forward(xp, x, w, out, req, geo, groups, bias=None):
         write_result(xp, out, full.reshape(out.shape), req)
 
 
+#: A stride-1 data gradient runs as a forward convolution when it multiplies at most
+#: this many times the GEMM work of the col2im path (the zero border it adds to the
+#: output gradient costs multiply-adds; col2im costs one pass over memory per offset).
+_FULL_CONV_MAX_WORK = 1.3
+
+
+def _full_conv_ok(geo, data_sp, out_sp):
+    """Whether the data gradient may run as a "full" forward convolution of the ograd."""
+    kernel, stride, dilate, pad = geo
+    if any(s != 1 for s in stride) or any(d != 1 for d in dilate):
+        return False
+    if any(p > k - 1 for k, p in zip(kernel, pad)):
+        return False
+    return np.prod(data_sp) <= _FULL_CONV_MAX_WORK * np.prod(out_sp)
+
+
+def _full_conv_geometry(geo):
+    kernel, _, _, pad = geo
+    ones = (1,) * len(kernel)
+    return kernel, ones, ones, tuple(k - 1 - p for k, p in zip(kernel, pad))
+
+
+def _flipped_weight(xp, w, groups):
+    """(F, C/G, *k) weight as the (C, F/G, *k) weight of the transposed convolution.
+
+    A stride-1 convolution's data gradient is the convolution of the output gradient,
+    padded by ``kernel - 1 - pad``, with this weight: channels exchanged within each
+    group and every spatial axis reversed.
+    """
+    f, cg = w.shape[:2]
+    kernel = w.shape[2:]
+    wt = w.reshape((groups, f // groups, cg) + kernel).swapaxes(1, 2)
+    wt = wt[(Ellipsis,) + (slice(None, None, -1),) * len(kernel)]
+    return xp.ascontiguousarray(wt).reshape((groups * cg, f // groups) + kernel)
+
+
 def conv_data_grad(xp, g, w, out, req, geo, groups):
     """``out (N, C, *sp) (req)=`` the gradient of conv w.r.t. its data, given ograd ``g``."""
     if req == "null":
         return
-    chunks = _chunks(out.shape[0], _cols_bytes(out, w, g.shape[2:], geo))
-    if chunks is not None:
-        for i, j in chunks:
-            conv_data_grad(xp, g[i:j], w, out[i:j], req, geo, groups)
+    if _full_conv_ok(geo, out.shape[2:], g.shape[2:]):
+        conv_forward(xp, g, _flipped_weight(xp, w, groups), out, req, _full_conv_geometry(geo),
+                     groups)
         return
+    out_sp = g.shape[2:]
+    chunks = _chunks(xp, out.shape[0], _cols_bytes(out, w, out_sp, geo), out_sp, groups)
+    if chunks is None:
+        _conv_data_grad(xp, g, w, out, req, geo, groups)
+    else:
+        threads.parallel_map(lambda r: _conv_data_grad(xp, g[r[0]:r[1]], w, out[r[0]:r[1]], req,
+                                                       geo, groups), chunks)
+
+
+def _conv_data_grad(xp, g, w, out, req, geo, groups):
     n, c = out.shape[:2]
     f = w.shape[0]
     out_sp = g.shape[2:]
@@ -546,11 +614,26 @@ def conv_weight_grad(xp, g, x, out, req, geo, groups):
     """``out (F, C/groups, *kernel) (req)=`` the gradient of conv w.r.t. its weight."""
     if req == "null":
         return
-    chunks = _chunks(x.shape[0], _cols_bytes(x, out, g.shape[2:], geo))
-    if chunks is not None:
-        for k, (i, j) in enumerate(chunks):
-            conv_weight_grad(xp, g[i:j], x[i:j], out, req if k == 0 else "add", geo, groups)
-        return
+    out_sp = g.shape[2:]
+    chunks = _chunks(xp, x.shape[0], _cols_bytes(x, out, out_sp, geo), out_sp, groups)
+    if chunks is None:
+        res = _conv_weight_grad(xp, g, x, geo, groups)
+    else:
+        res = None
+        wave = threads.pool_size() if xp is np else 1
+        for k in range(0, len(chunks), wave):  # at most one partial sum per thread alive
+            for part in threads.parallel_map(
+                    lambda r: _conv_weight_grad(xp, g[r[0]:r[1]], x[r[0]:r[1]], geo, groups),
+                    chunks[k:k + wave]):
+                if res is None:
+                    res = part
+                else:
+                    res += part
+    write_result(xp, out, res.swapaxes(-1, -2).reshape(out.shape), req)
+
+
+def _conv_weight_grad(xp, g, x, geo, groups):
+    """The weight gradient of one range of samples as (groups, C*K/groups, F/groups)."""
     n, c = x.shape[:2]
     f = g.shape[1]
     out_sp = g.shape[2:]
@@ -568,7 +651,7 @@ def conv_weight_grad(xp, g, x, out, req, geo, groups):
         # (C*K, M) @ (M, F): measured faster in numpy than (F, M) @ (M, C*K) as laid out
         gt = _channels_first(xp, g, groups, layout)
         res = xp.matmul(_group_view(cols, groups, ck, n * o), gt.swapaxes(-1, -2))
-    write_result(xp, out, res.swapaxes(-1, -2).reshape(out.shape), req)
+    return res
 
 
 def _add_bias(xp, out, bias):

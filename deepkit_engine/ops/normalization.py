@@ -36,6 +36,7 @@ import math
 
 import numpy as np
 
+from .. import threads
 from ..base import DTypeError, ParamError, ShapeError
 from .registry import OpDef, Param, register, write_result
 
@@ -345,6 +346,36 @@ def _bn_view(data, attrs):
     return data.reshape(view), view[1]
 
 
+#: BatchNorm views of at least this many bytes are split by channels between the
+#: kernel pool's threads (``deepkit_engine.threads``; channels are independent).
+_PARALLEL_MIN_BYTES = 512 << 10
+
+
+def _channel_ranges(xp, x):
+    """Channel ranges of the (P, C, Q) view ``x`` to run in parallel, or None."""
+    c = x.shape[1]
+    workers = threads.pool_size()
+    if xp is not np or workers < 2 or c < 2 or x.nbytes < _PARALLEL_MIN_BYTES:
+        return None
+    step = -(-c // min(workers, c))
+    return [(i, min(i + step, c)) for i in range(0, c, step)]
+
+
+def _bn_train_forward(xp, x, out, req, gamma, beta, eps, acc):
+    """:func:`_normalize_forward` over the (P, C, Q) view, channel ranges in parallel."""
+    ranges = _channel_ranges(xp, x)
+    if ranges is None or req == "null":
+        return _normalize_forward(xp, x, out, req, (0, 2), gamma, beta, eps, acc)
+    out3 = out.reshape(x.shape)
+
+    def part(r):
+        cs = slice(*r)
+        return _normalize_forward(xp, x[:, cs], out3[:, cs], req, (0, 2),
+                                  None if gamma is None else gamma[:, cs], beta[:, cs], eps, acc)
+    parts = threads.parallel_map(part, ranges)
+    return tuple(xp.concatenate([p_[k] for p_ in parts], axis=1) for k in range(3))
+
+
 def _bn_forward(xp, attrs, inputs, outputs, req, is_train=False):
     data, gamma, beta, moving_mean, moving_var = inputs
     out, mean_out, var_out = outputs
@@ -353,8 +384,8 @@ def _bn_forward(xp, attrs, inputs, outputs, req, is_train=False):
     acc = moving_mean.dtype
     g = None if attrs.fix_gamma else gamma.reshape(kept)
     if is_train and not attrs.use_global_stats:
-        mean, var, invstd = _normalize_forward(xp, x, out, req[0], (0, 2), g,
-                                               beta.reshape(kept), attrs.eps, acc)
+        mean, var, invstd = _bn_train_forward(xp, x, out, req[0], g, beta.reshape(kept),
+                                              attrs.eps, acc)
         if x.size:  # an empty batch says nothing about the statistics
             moving_mean *= attrs.momentum
             moving_mean += (1.0 - attrs.momentum) * mean.reshape(c)
@@ -382,11 +413,23 @@ def _bn_backward(xp, attrs, inputs, outputs, req, is_train=True):
     x, c = _bn_view(data, attrs)
     kept = (1, c, 1)
     batch = is_train and not attrs.use_global_stats
-    _normalize_backward(xp, g.reshape(x.shape), x,
-                        None if attrs.fix_gamma else gamma.reshape(kept),
-                        mean.reshape(kept), invstd.reshape(kept), (0, 2), dx.reshape(x.shape),
-                        None if attrs.fix_gamma else dgamma, dbeta, req, (0, 2), (0, 2),
-                        batch=batch, extra=_extra(inputs, attrs, kept), extra_kind="invstd")
+    args = [g.reshape(x.shape), x, None if attrs.fix_gamma else gamma.reshape(kept),
+            mean.reshape(kept), invstd.reshape(kept), dx.reshape(x.shape),
+            None if attrs.fix_gamma else dgamma, dbeta, _extra(inputs, attrs, kept)]
+    ranges = _channel_ranges(xp, x)
+    if ranges is None or req[0] == "add":
+        ranges = [None]
+
+    def part(r):
+        a = args
+        if r is not None:
+            cs = slice(*r)
+            a = [None if v is None else v[:, cs] for v in args[:6]]
+            a += [None if v is None else v[cs] for v in args[6:8]]
+            a.append(None if args[8] is None else tuple(v[:, cs] for v in args[8]))
+        _normalize_backward(xp, a[0], a[1], a[2], a[3], a[4], (0, 2), a[5], a[6], a[7], req,
+                            (0, 2), (0, 2), batch=batch, extra=a[8], extra_kind="invstd")
+    threads.parallel_map(part, ranges)
     if attrs.fix_gamma:
         write_result(xp, dgamma, 0.0, req[1])
 
@@ -400,8 +443,33 @@ register(OpDef(
         "mean and inverse std (the affine map of the moving statistics with "
         "use_global_stats or outside training)."))
 
+def _bn_apply_forward(xp, attrs, inputs, outputs, req):
+    data, gamma, beta, mean, invstd = inputs
+    x, c = _bn_view(data, attrs)
+    kept = (1, c, 1)
+    target = _target(xp, outputs[0], req[0], x.shape)
+    if attrs.use_global_stats:  # the affine map BatchNorm uses outside training
+        scale = invstd if attrs.fix_gamma else invstd * gamma
+        xp.multiply(x, scale.reshape(kept), out=target, casting="unsafe")
+        target += (beta - mean * scale).reshape(kept)
+    else:
+        xp.subtract(x, mean.reshape(kept), out=target, casting="unsafe")
+        _scale_shift(target, invstd.reshape(kept),
+                     None if attrs.fix_gamma else gamma.reshape(kept), beta.reshape(kept))
+    _finish(outputs[0], target, req[0])
+
+
+register(OpDef(
+    "_batch_norm_apply", _bn_apply_forward, inputs=("data", "gamma", "beta", "mean", "invstd"),
+    params=dict(_BN_PARAMS), infer_shape=lambda attrs, s: (s, [s[0]]),
+    infer_type=lambda attrs, t: (t, [t[0]]), inplace=((0, 0),), differentiable=False,
+    doc="BatchNorm's training-mode output from given batch statistics (its hidden mean and "
+        "inverse-std outputs), computed exactly as BatchNorm computes it: recomputes a "
+        "BatchNorm output without touching the moving statistics."))
+
 register(OpDef(
     "BatchNorm", _bn_forward, inputs=("data", "gamma", "beta", "moving_mean", "moving_var"),
+    inplace=((0, 0),),
     aux=("moving_mean", "moving_var"), params=dict(_BN_PARAMS), infer_shape=_bn_shape,
     infer_type=_bn_type, partial_infer=True, outputs=_mean_var_outputs("var"),
     visible_outputs=_visible_mean_var, resources=("is_train",),

@@ -4,8 +4,17 @@ One op per parameter and step, so an update is one engine push and no
 temporaries escape to Python. Call them with ``out=weight`` to update in
 place. State inputs (momentum, Adam's moments) are declared ``aux``: they are
 updated in place, and the engine orders that write.
+
+``_multi_sgd_update`` updates many parameters in one push (a whole step of
+SGD with or without momentum); its momenta are outputs, so it is called with
+``out=[weights..., momenta...]``.
 """
-from .registry import OpDef, Param, register
+import ast
+
+import numpy as np
+
+from ..base import ShapeError
+from .registry import REQUIRED, OpDef, Param, register, write_result
 
 _COMMON = {
     "lr": Param(float, doc="Learning rate."),
@@ -98,3 +107,105 @@ register(OpDef(
     differentiable=False,
     doc="Adam step (without bias correction, as MXNet's op: fold it into lr): updates the "
         "moments ``mean`` and ``var`` in place and returns the new weight."))
+
+
+# -- many parameters in one push ------------------------------------------------------------
+
+class Floats:
+    """Parameter type: a tuple of floats (accepts a number, a list, or "(0.1, 0.2)")."""
+
+
+class _FloatsParam(Param):
+    """A :class:`Param` for :class:`Floats`."""
+
+    __slots__ = ()
+
+    def __init__(self, default=REQUIRED, doc=""):
+        super().__init__(Floats, default, doc)
+
+    def _convert(self, value):
+        if isinstance(value, str):
+            value = ast.literal_eval(value.strip())
+        if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+            return (float(value),)
+        return tuple(float(v) for v in value)
+
+    def describe(self):
+        default = "required" if self.default is REQUIRED else f"default={self.default!r}"
+        return f"tuple of float, {default}"
+
+
+def _multi_group(attrs):
+    """Inputs per parameter: (weight, grad) or, with momentum, (weight, grad, mom)."""
+    return 3 if attrs.momentum else 2
+
+
+def _multi_outputs(attrs):
+    n = len(attrs.lrs)
+    names = tuple(f"weight{i}" for i in range(n))
+    return names + tuple(f"mom{i}" for i in range(n)) if attrs.momentum else names
+
+
+def _multi_sgd_shape(attrs, in_shapes):
+    group, n = _multi_group(attrs), len(attrs.lrs)
+    if len(attrs.wds) != n:
+        raise ShapeError(f"lrs has {n} entries but wds has {len(attrs.wds)}: one of each per "
+                         "parameter", argument="wds", expected=n, actual=len(attrs.wds))
+    if len(in_shapes) != group * n:
+        what = "(weight, grad, mom)" if attrs.momentum else "(weight, grad)"
+        raise ShapeError(f"{len(in_shapes)} inputs for {n} parameters: each needs {what}",
+                         argument="data", expected=group * n, actual=len(in_shapes))
+    ins, weights = list(in_shapes), []
+    for i in range(n):
+        part = in_shapes[group * i:group * (i + 1)]
+        known = next((tuple(s) for s in part if s is not None), None)
+        for k, s in enumerate(part):
+            if s is not None and tuple(s) != known:
+                raise ShapeError(f"parameter {i}: input {group * i + k} has shape {tuple(s)} "
+                                 f"but its weight needs {known}", argument=group * i + k,
+                                 expected=known, actual=tuple(s))
+        ins[group * i:group * (i + 1)] = [known] * group
+        weights.append(known)
+    return ins, weights * (2 if attrs.momentum else 1)
+
+
+_multi_sgd_shape.partial = True
+
+
+def _multi_sgd_type(attrs, in_dtypes):
+    group = _multi_group(attrs)
+    weights = list(in_dtypes[::group])
+    return in_dtypes, weights * (2 if attrs.momentum else 1)
+
+
+def _multi_sgd_forward(xp, attrs, inputs, outputs, req):
+    group, n = _multi_group(attrs), len(attrs.lrs)
+    for i in range(n):
+        weight, grad = inputs[group * i], inputs[group * i + 1]
+        g = grad * attrs.rescale_grad
+        if attrs.clip_gradient >= 0:
+            xp.clip(g, -attrs.clip_gradient, attrs.clip_gradient, out=g)
+        if attrs.wds[i]:
+            g += attrs.wds[i] * weight
+        g *= attrs.lrs[i]
+        if attrs.momentum:
+            step = inputs[group * i + 2] * attrs.momentum
+            step -= g
+            write_result(xp, outputs[i], weight + step, req[i])
+            write_result(xp, outputs[n + i], step, req[n + i])
+        else:
+            write_result(xp, outputs[i], weight - g, req[i])
+
+
+register(OpDef(
+    "_multi_sgd_update", _multi_sgd_forward, variadic=True,
+    params={"lrs": _FloatsParam(doc="Learning rate of each parameter."),
+            "wds": _FloatsParam(doc="Weight decay of each parameter."),
+            "momentum": Param(float, 0.0, "Momentum coefficient; 0: plain SGD, no momenta."),
+            "rescale_grad": _COMMON["rescale_grad"],
+            "clip_gradient": _COMMON["clip_gradient"]},
+    outputs=_multi_outputs, infer_shape=_multi_sgd_shape, infer_type=_multi_sgd_type,
+    differentiable=False,
+    doc="One SGD step of many parameters: inputs (weight, grad) per parameter, or (weight, "
+        "grad, mom) with momentum; outputs the new weights, then (with momentum) the new "
+        "momenta, as sgd_update and sgd_mom_update compute them."))

@@ -1,6 +1,7 @@
 """Shape ops that keep the data: ``reshape`` (MXNet's special values),
-``reshape_like``, ``flatten``, ``expand_dims``, ``squeeze``, ``transpose`` and
-``swapaxes``.
+``reshape_like``, ``flatten``, ``expand_dims``, ``squeeze``, ``transpose``,
+``swapaxes``, ``depth_to_space``/``space_to_depth`` and ``diag``; and the
+shape as data: ``shape_array`` and ``size_array``.
 
 Pure reshapes copy their input once in C order (nothing at all when the
 memory planner runs them in place); MXNet 1.x's ``squeeze`` of an all-ones
@@ -325,3 +326,230 @@ register(OpDef("swapaxes", _swapaxes_forward,
                gradient=lambda F, node, ograds: [
                    F.swapaxes(ograds[0], dim1=node.attrs.dim1, dim2=node.attrs.dim2)],
                doc="Interchanges two axes.", fluent=True))
+
+
+# -- moving blocks between depth and space ----------------------------------------------
+
+def _block_size(attrs, name):
+    b = attrs.block_size
+    if b < 1:
+        raise ShapeError(f"{name}: block_size must be a positive int, got {b}",
+                         argument="block_size", expected="> 0", actual=b)
+    return b
+
+
+def _depth_to_space_infer_shape(attrs, in_shapes):
+    (shape,) = in_shapes
+    if shape is None:
+        return in_shapes, [None]
+    b = _block_size(attrs, "depth_to_space")
+    if len(shape) != 4:
+        raise ShapeError(f"depth_to_space needs a 4-d input (N, C, H, W), got shape "
+                         f"{tuple(shape)}", argument="data", expected=4, actual=len(shape))
+    n, c, h, w = shape
+    if c % (b * b):
+        raise ShapeError(f"depth_to_space: the channel count {c} of input shape {tuple(shape)} "
+                         f"is not a multiple of block_size**2 = {b * b}", argument="data",
+                         expected=f"C % {b * b} == 0", actual=c)
+    return in_shapes, [(n, c // (b * b), h * b, w * b)]
+
+
+def _space_to_depth_infer_shape(attrs, in_shapes):
+    (shape,) = in_shapes
+    if shape is None:
+        return in_shapes, [None]
+    b = _block_size(attrs, "space_to_depth")
+    if len(shape) != 4:
+        raise ShapeError(f"space_to_depth needs a 4-d input (N, C, H, W), got shape "
+                         f"{tuple(shape)}", argument="data", expected=4, actual=len(shape))
+    n, c, h, w = shape
+    if h % b or w % b:
+        raise ShapeError(f"space_to_depth: height {h} and width {w} of input shape "
+                         f"{tuple(shape)} must be multiples of block_size={b}", argument="data",
+                         expected=f"H % {b} == 0 and W % {b} == 0", actual=(h, w))
+    return in_shapes, [(n, c * b * b, h // b, w // b)]
+
+
+def _depth_to_space_forward(xp, attrs, inputs, outputs, req):
+    x, b = inputs[0], attrs.block_size
+    n, c, h, w = x.shape
+    value = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
+    write_result(xp, outputs[0], value.reshape(outputs[0].shape), req[0])
+
+
+def _space_to_depth_forward(xp, attrs, inputs, outputs, req):
+    x, b = inputs[0], attrs.block_size
+    n, c, h, w = x.shape
+    value = x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+    write_result(xp, outputs[0], value.reshape(outputs[0].shape), req[0])
+
+
+_BLOCK_PARAMS = {"block_size": Param(int, REQUIRED, "Side of the square blocks moved between "
+                                                    "the channels and the spatial axes.")}
+
+register(OpDef(
+    "depth_to_space", _depth_to_space_forward, params=dict(_BLOCK_PARAMS),
+    infer_shape=_depth_to_space_infer_shape,
+    gradient=lambda F, node, ograds: [
+        F.space_to_depth(ograds[0], block_size=node.attrs.block_size)],
+    doc="Rearranges (N, C, H, W) into (N, C / block_size**2, H * block_size, W * block_size): "
+        "blocks of channels become block_size x block_size spatial blocks (MXNet's DCR order; "
+        "the inverse of space_to_depth).", fluent=True))
+
+register(OpDef(
+    "space_to_depth", _space_to_depth_forward, params=dict(_BLOCK_PARAMS),
+    infer_shape=_space_to_depth_infer_shape,
+    gradient=lambda F, node, ograds: [
+        F.depth_to_space(ograds[0], block_size=node.attrs.block_size)],
+    doc="Rearranges (N, C, H, W) into (N, C * block_size**2, H / block_size, W / block_size): "
+        "each block_size x block_size spatial block becomes channels (the inverse of "
+        "depth_to_space).", fluent=True))
+
+
+# -- diagonals -------------------------------------------------------------------------
+
+def _diag_axes(attrs, ndim):
+    a1 = check_axis(attrs.axis1, ndim, "axis1")
+    a2 = check_axis(attrs.axis2, ndim, "axis2")
+    if a1 == a2:
+        raise ShapeError(f"diag: axis1={attrs.axis1} and axis2={attrs.axis2} name the same axis "
+                         f"of a {ndim}-d input", argument="axis2", actual=attrs.axis2)
+    return a1, a2
+
+
+def _diag_length(d1, d2, k):
+    return max(0, min(d1, d2 - k) if k >= 0 else min(d1 + k, d2))
+
+
+def _diag_out_shape(attrs, shape):
+    shape = tuple(shape)
+    k = attrs.k
+    if len(shape) == 0:
+        raise ShapeError("diag needs an input with at least 1 dimension, got a scalar",
+                         argument="data", expected=">= 1 dimension", actual=shape)
+    if len(shape) == 1:
+        n = shape[0] + abs(k)
+        return (n, n)
+    a1, a2 = _diag_axes(attrs, len(shape))
+    rest = tuple(d for i, d in enumerate(shape) if i not in (a1, a2))
+    return rest + (_diag_length(shape[a1], shape[a2], k),)
+
+
+def _diag_infer_shape(attrs, in_shapes):
+    (shape,) = in_shapes
+    if shape is None:
+        return in_shapes, [None]
+    return in_shapes, [_diag_out_shape(attrs, shape)]
+
+
+def _diag_view(xp, matrix, attrs, length):
+    """The ``k``-th diagonal of ``matrix`` (along axis1/axis2) as an index into it."""
+    a1, a2 = _diag_axes(attrs, matrix.ndim)
+    moved = xp.moveaxis(matrix, (a1, a2), (-2, -1))
+    idx = xp.arange(length)
+    rows, cols = (idx, idx + attrs.k) if attrs.k >= 0 else (idx - attrs.k, idx)
+    return moved, (Ellipsis, rows, cols)
+
+
+def _diag_forward(xp, attrs, inputs, outputs, req):
+    x, out = inputs[0], outputs[0]
+    if x.ndim == 1:
+        value = xp.zeros(out.shape, dtype=out.dtype)
+        moved, key = _diag_view(xp, value, _Diag2d(attrs.k), x.shape[0])
+        moved[key] = x
+    else:
+        moved, key = _diag_view(xp, x, attrs, out.shape[-1])
+        value = moved[key]
+    write_result(xp, out, value, req[0])
+
+
+class _Diag2d:
+    """Diagonal parameters of a matrix built from a vector: its own axes 0 and 1."""
+
+    def __init__(self, k):
+        self.k, self.axis1, self.axis2 = k, 0, 1
+
+
+def _diag_gradient(F, node, ograds):
+    a = node.attrs
+    return [F._backward_diag(ograds[0], node.inputs[0], k=a.k, axis1=a.axis1, axis2=a.axis2)]
+
+
+_DIAG_PARAMS = {
+    "k": Param(int, 0, "Which diagonal: 0 the main one, > 0 above it, < 0 below it."),
+    "axis1": Param(int, 0, "(Inputs with 2 or more dimensions) first axis of the matrices."),
+    "axis2": Param(int, 1, "(Inputs with 2 or more dimensions) second axis of the matrices."),
+}
+
+register(OpDef(
+    "diag", _diag_forward, params=dict(_DIAG_PARAMS), infer_shape=_diag_infer_shape,
+    gradient=_diag_gradient,
+    doc="A 1-d input becomes a square matrix with it on the k-th diagonal; an input with 2 or "
+        "more dimensions gives its k-th diagonals over axis1 and axis2, as a new last axis "
+        "(numpy.diagonal).", fluent=True))
+
+
+def _backward_diag_infer_shape(attrs, in_shapes):
+    gshape, dshape = in_shapes
+    if dshape is None:
+        return in_shapes, [None]
+    expected = _diag_out_shape(attrs, dshape)
+    if gshape is not None and tuple(gshape) != expected:
+        raise ShapeError(f"ograd has shape {tuple(gshape)} but diag of data {tuple(dshape)} has "
+                         f"{expected}", argument="ograd", expected=expected,
+                         actual=tuple(gshape))
+    return [expected, tuple(dshape)], [tuple(dshape)]
+
+
+def _backward_diag_forward(xp, attrs, inputs, outputs, req):
+    g, x = inputs
+    out = outputs[0]
+    if x.ndim == 1:
+        moved, key = _diag_view(xp, g, _Diag2d(attrs.k), x.shape[0])
+        value = moved[key]
+    else:
+        value = xp.zeros(out.shape, dtype=out.dtype)
+        moved, key = _diag_view(xp, value, attrs, g.shape[-1])
+        moved[key] = g
+    write_result(xp, out, value, req[0])
+
+
+# The gradient of diag: ograd moved back to where diag took it from (zeros elsewhere); data
+# only supplies the shape. It is linear in ograd and its gradient is diag again.
+register(OpDef(
+    "_backward_diag", _backward_diag_forward, inputs=("ograd", "data"),
+    params=dict(_DIAG_PARAMS), infer_shape=_backward_diag_infer_shape, infer_type=first_dtype,
+    partial_infer=True,
+    gradient=lambda F, node, ograds: [
+        F.diag(ograds[0], k=node.attrs.k, axis1=node.attrs.axis1, axis2=node.attrs.axis2),
+        None],
+    doc="Gradient of diag: ograd put back on the diagonal it came from, zeros elsewhere; data "
+        "only supplies the shape."))
+
+
+# -- shapes as data ----------------------------------------------------------------------
+
+def _shape_array_forward(xp, attrs, inputs, outputs, req):
+    write_result(xp, outputs[0], xp.asarray(inputs[0].shape, dtype=outputs[0].dtype), req[0])
+
+
+def _size_array_forward(xp, attrs, inputs, outputs, req):
+    write_result(xp, outputs[0], xp.asarray([inputs[0].size], dtype=outputs[0].dtype), req[0])
+
+
+def _int64_output(attrs, in_dtypes):
+    return in_dtypes, ["int64"]
+
+
+register(OpDef(
+    "shape_array", _shape_array_forward,
+    infer_shape=lambda attrs, in_shapes: (
+        in_shapes, [None if in_shapes[0] is None else (len(in_shapes[0]),)]),
+    infer_type=_int64_output, partial_infer=True, differentiable=False,
+    doc="The shape of data as a 1-d int64 array.", fluent=True))
+
+register(OpDef(
+    "size_array", _size_array_forward,
+    infer_shape=lambda attrs, in_shapes: (in_shapes, [(1,)]),
+    infer_type=_int64_output, partial_infer=True, differentiable=False,
+    doc="The number of elements of data as a (1,) int64 array.", fluent=True))

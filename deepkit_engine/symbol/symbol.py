@@ -94,6 +94,67 @@ class Symbol:
         """Method form of ``pad(self, mode, pad_width, ...)``."""
         return functions["pad"](self, *args, **kwargs)
 
+    def argmax_channel(self, *args, **kwargs):
+        """Index of the largest value along the last axis (MXNet's ``argmax_channel``)."""
+        return functions["argmax"](self, *args, axis=-1, **kwargs)
+
+    def as_nd_ndarray(self):
+        """This symbol (it already is a classic ``sym`` symbol)."""
+        return self
+
+    def as_np_ndarray(self):
+        """Refused: MXNet's ``mx.np`` symbols are not part of deepkit."""
+        raise DeepkitError("as_np_ndarray: MXNet's mx.np symbols are not supported; use the "
+                           "sym API itself")
+
+    def gradient(self, wrt):
+        """Refused, as in MXNet 1.x: bind the symbol and run ``backward`` instead."""
+        raise DeepkitError(f"Symbol.gradient(wrt={wrt!r}) is not implemented (as in MXNet): "
+                           "bind the symbol (simple_bind) and call backward() for gradients")
+
+    def optimize_for(self, backend, *args, **kwargs):
+        """Refused: deepkit has no subgraph backends to partition a symbol for."""
+        raise DeepkitError(f"optimize_for(backend={backend!r}): deepkit has no subgraph "
+                           "backends; bind the symbol as it is")
+
+    def get_backend_symbol(self, backend):
+        """Refused: deepkit has no subgraph backends to partition a symbol for."""
+        raise DeepkitError(f"get_backend_symbol(backend={backend!r}): deepkit has no subgraph "
+                           "backends; bind the symbol as it is")
+
+    def _not_for_symbols(self, what):
+        raise DeepkitError(f"Symbol.{what}() is not defined: a Symbol has no values until it "
+                           "is bound and run (MXNet: NotImplementedForSymbol); bind it and use "
+                           "the executor's outputs")
+
+    def wait_to_read(self):
+        """Refused, as in MXNet: a Symbol holds no values."""
+        self._not_for_symbols("wait_to_read")
+
+    def asnumpy(self):
+        """Refused, as in MXNet: a Symbol holds no values."""
+        self._not_for_symbols("asnumpy")
+
+    def asscalar(self):
+        """Refused, as in MXNet: a Symbol holds no values."""
+        self._not_for_symbols("asscalar")
+
+    def as_in_context(self, *args, **kwargs):
+        """Refused, as in MXNet: a Symbol has no device until it is bound."""
+        self._not_for_symbols("as_in_context")
+
+    def detach(self):
+        """Refused, as in MXNet: use ``BlockGrad`` to stop gradients in a graph."""
+        self._not_for_symbols("detach")
+
+    def backward(self, *args, **kwargs):
+        """Refused, as in MXNet: bind the symbol and call the executor's ``backward``."""
+        self._not_for_symbols("backward")
+
+    def copy(self):
+        """Refused, as in MXNet 1.x (``copy.copy(symbol)`` gives a copy)."""
+        self._not_for_symbols("copy")
+
     # -- structure -------------------------------------------------------------
     def _nodes(self):
         return topo_order(self._outputs)
@@ -241,9 +302,18 @@ class Symbol:
     def infer_shape_partial(self, *args, **kwargs):
         """Like :meth:`infer_shape`, returning what is known and never failing on unknowns.
 
-        Unknown dimensions are 0 (``(0, 10)``); a shape of which nothing is
-        known is ``None`` (MXNet 1.x writes ``()``, which is a scalar's shape
-        in deepkit).
+        As in MXNet 1.x, unknown dimensions are 0 (``(0, 10)``) and a shape of
+        which nothing is known is ``()``. Since ``()`` is also a scalar's shape
+        in deepkit, :meth:`infer_shape_known` tells the two apart.
+        """
+        arg, out, aux = self._infer("shape", args, kwargs)
+        return ([() if s is None else s for s in arg], [() if s is None else s for s in out],
+                [() if s is None else s for s in aux])
+
+    def infer_shape_known(self, *args, **kwargs):
+        """:meth:`infer_shape_partial` with ``None`` for a shape of which nothing is known.
+
+        Unknown dimensions are 0; ``()`` is a scalar's shape.
         """
         return self._infer("shape", args, kwargs)
 
@@ -332,9 +402,11 @@ class Symbol:
             aux_states: Auxiliary state arrays (list or dict).
             shared_exec: Accepted for MXNet compatibility (arrays are shared by
                 passing the same NDArrays).
-            mirror: ``True`` recomputes cheap activations in backward instead
-                of keeping them; an int is a memory budget in bytes: recompute
-                only if the plain plan needs more.
+            mirror: ``True`` keeps only segment boundaries of the forward
+                pass and recomputes the rest in backward (BatchNorm included,
+                bit-identical; see :mod:`deepkit_engine.graph.mirror`); an int
+                is a memory budget in bytes: recompute only if the plain plan
+                needs more.
             plan_memory: ``False`` gives every intermediate its own buffer
                 (for debugging; results are identical).
         """

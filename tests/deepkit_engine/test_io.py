@@ -401,3 +401,21 @@ def test_csv_iter_errors(tmp_path):
     (tmp_path / "bad.csv").write_text("1,2\n3,x\n")
     with pytest.raises(ValueError, match="bad.csv"):
         io.CSVIter(tmp_path / "bad.csv", (2,))
+
+
+def test_ndarray_iter_parts_cover_the_data_once_without_dropping():
+    data = np.arange(10, dtype=np.float32).reshape(10, 1)
+    seen = []
+    for part in range(3):
+        it = io.NDArrayIter(data, batch_size=2, num_parts=3, part_index=part,
+                         last_batch_handle="pad")
+        rows = [b.data[0].asnumpy()[:2 - b.pad, 0] for b in it]
+        seen.extend(np.concatenate(rows).tolist())
+        assert it.num_data == (4 if part == 0 else 3)
+    assert sorted(seen) == list(range(10))
+    with pytest.raises(ValueError, match="part_index must be in \\[0, 3\\)"):
+        io.NDArrayIter(data, num_parts=3, part_index=3)
+    with pytest.raises(ValueError, match="num_parts must be a positive int"):
+        io.NDArrayIter(data, num_parts=0)
+    with pytest.raises(ValueError, match="is empty"):
+        io.NDArrayIter(data[:2], num_parts=3, part_index=2)

@@ -96,3 +96,10 @@ def test_caffe_ssd_detect_draws_opencvs_detections(shared_data, tmp_path):
     assert len(found) == len(want) > 0
     got, ref = np.array(sorted(f[:2] for f in found)), np.array(sorted(w[:2] for w in want))
     np.testing.assert_allclose(got, ref, atol=1e-4)
+
+
+def test_mnist_distributed_on_two_devices_reduced(monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLES))  # as `python examples/...` has: it imports mnist_lenet
+    accuracy = load("mnist_distributed").main(epochs=1, samples=3000, batch_size=64, devices=2,
+                                              verbose=0)
+    assert accuracy > 0.85

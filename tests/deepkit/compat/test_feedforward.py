@@ -312,3 +312,30 @@ def test_mnist_feedforward_example_learns_on_a_subset():
     accuracy = float(re.search(r"Test accuracy: ([\d.]+)", result.stdout).group(1))
     assert accuracy > 0.85, result.stderr[-3000:]
     assert "Epoch[1] Validation-accuracy=" in result.stderr
+
+
+@pytest.mark.parametrize("normalization", ["null", "batch"])
+def test_a_list_of_contexts_trains_data_parallel_as_one_context(normalization):
+    """MXNet's ``ctx=[...]``: each batch split over the devices, one update, same weights."""
+    x, y = _blobs(n=120)
+    data = mx.sym.Variable("data")
+    net = mx.sym.FullyConnected(data, num_hidden=16, name="fc1")
+    net = mx.sym.Activation(net, act_type="relu", name="relu1")
+    net = mx.sym.FullyConnected(net, num_hidden=3, name="fc2")
+    net = mx.sym.SoftmaxOutput(net, name="softmax", normalization=normalization)
+    lr = 0.5 if normalization == "null" else 0.05
+    results = []
+    for ctx in ([mx.cpu(0)], [mx.cpu(0), mx.cpu(1)]):
+        mx.random.seed(4)
+        model = FeedForward(net, ctx=ctx, num_epoch=3, numpy_batch_size=30,
+                            optimizer="sgd", learning_rate=lr, momentum=0.9,
+                            initializer=mx.init.Xavier())
+        metric = mx.metric.Accuracy()
+        model.fit(x, y, eval_metric=metric)
+        results.append({k: v.asnumpy() for k, v in model.arg_params.items()})
+        results.append(metric.get())
+    assert model._net.executors(mx.cpu(1))._executors  # the second device really trained
+    assert results[1] == results[3] and metric.num_inst == 120  # metrics count every device
+    results = results[::2]
+    for name, value in results[0].items():
+        np.testing.assert_allclose(results[1][name], value, atol=1e-6, rtol=0, err_msg=name)

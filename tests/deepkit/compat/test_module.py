@@ -255,3 +255,23 @@ def test_mnist_module_example_runs_the_tutorial_on_a_subset(tmp_path):
                                             "mx_mlp-symbol.json"]
     accuracy = float(re.search(r"Test accuracy: ([\d.]+)", result.stdout).group(1))
     assert accuracy > 0.85, result.stdout
+
+
+def test_fit_on_a_list_of_contexts_is_data_parallel_and_equals_one_context():
+    x, y = _blobs(n=120)
+    results = []
+    for context in ([mx.cpu(0)], [mx.cpu(0), mx.cpu(1)]):
+        mx.random.seed(2)
+        it = mx.io.NDArrayIter(x, y, 30)
+        mod = mx.mod.Module(_mlp(), context=context)
+        metric = mx.metric.Accuracy()
+        mod.fit(it, num_epoch=3, eval_metric=metric, optimizer="sgd",
+                optimizer_params={"learning_rate": 0.5, "momentum": 0.9},
+                initializer=mx.init.Xavier())
+        results.append((mod.get_params()[0], metric.get()))
+    assert mod._net.executors(mx.cpu(1))._executors  # the second context trained its part
+    (one, acc_one), (two, acc_two) = results
+    assert acc_one == acc_two
+    for name, value in one.items():
+        np.testing.assert_allclose(two[name].asnumpy(), value.asnumpy(), atol=1e-6, rtol=0,
+                                   err_msg=name)

@@ -74,6 +74,8 @@ def test_accuracy_and_top_k():
     acc = mx.metric.Accuracy()
     acc.update([np.array([1, 2, 3])], [np.array([1.9, 2.2, 0.0])])  # int32 truncation
     assert acc.get() == ("accuracy", pytest.approx(2 / 3))
+    acc.update([np.array([-1.5, 0.4, 2.0])], [np.array([-1.2, -0.7, 2.99])])  # toward zero
+    assert acc.get() == ("accuracy", pytest.approx(5 / 6))
     with pytest.raises(ValueError, match="does not match"):
         acc.update([nd.array([1.0, 0.0])], [nd.array(np.zeros((3, 2)))])
 

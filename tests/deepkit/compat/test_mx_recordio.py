@@ -105,8 +105,12 @@ def test_image_record_iter_label_width_and_errors(tmp_path):
     it = mx.io.ImageRecordIter(path_imgrec=rec, data_shape=(3, 4, 4), batch_size=2,
                                label_width=3)
     assert next(it).label[0].shape == (2, 3)
-    with pytest.raises(ValueError, match="smaller than data_shape"):
-        next(mx.io.ImageRecordIter(path_imgrec=rec, data_shape=(3, 40, 40), batch_size=1))
+    # as in MXNet, an image smaller than data_shape is enlarged before the centre crop
+    big = next(mx.io.ImageRecordIter(path_imgrec=rec, data_shape=(3, 40, 40), batch_size=1,
+                                     label_width=3))
+    assert big.data[0].shape == (1, 3, 40, 40)
+    with pytest.raises(ValueError, match="has 3 label value\\(s\\) but label_width is 1"):
+        next(mx.io.ImageRecordIter(path_imgrec=rec, data_shape=(3, 4, 4), batch_size=1))
     with pytest.raises(TypeError, match=r"unknown argument\(s\) \['bogus'\]"):
         mx.io.ImageRecordIter(path_imgrec=rec, data_shape=(3, 4, 4), batch_size=1, bogus=1)
     with pytest.raises(ValueError, match="data_shape must be"):

@@ -4,6 +4,7 @@ import pytest
 
 import deepkit_engine as dk
 from deepkit.compat import mx_metric, mx_rnn
+from deepkit.compat import mxnet as mx
 from deepkit.compat.mx_bucketing import BucketingModule
 from deepkit_engine import symbol as sym
 
@@ -179,3 +180,20 @@ def test_bucketing_module_trains_shared_parameters_over_buckets():
     weights = [m.get_params()[0]["lstm_i2h_weight"].asnumpy() for m in mod._buckets.values()]
     np.testing.assert_array_equal(weights[0], weights[1])
     assert dict(last)["accuracy"] > max(0.6, dict(first)["accuracy"])
+
+
+def test_lstm_cell_forget_bias_initializes_the_forget_gate_as_mxnet():
+    cell = mx.rnn.LSTMCell(8, prefix="l_", forget_bias=2.5)
+    out, _ = cell.unroll(3, mx.sym.Variable("data"), merge_outputs=True)
+    net = mx.sym.SoftmaxOutput(mx.sym.FullyConnected(mx.sym.reshape(out, shape=(-1, 8)),
+                                                     num_hidden=2), name="softmax")
+    mod = mx.mod.Module(net, data_names=["data"], label_names=["softmax_label"])
+    mod.bind(data_shapes=[("data", (4, 3, 5))], label_shapes=[("softmax_label", (12,))])
+    mod.init_params(mx.init.Xavier())
+    bias = mod.get_params()[0]["l_i2h_bias"].asnumpy()
+    expected = np.zeros(32, np.float32)
+    expected[8:16] = 2.5  # gates i, f, c, o: the forget gate's quarter
+    np.testing.assert_array_equal(bias, expected)
+    with pytest.raises(ValueError, match="4 \\* num_hidden"):
+        desc = mx.init.InitDesc("x_bias", {"__init__": mx.init.LSTMBias(1.0).dumps()})
+        mx.init.Xavier().generate(desc, (6,))

@@ -1,11 +1,14 @@
 """mx.optimizer's per-index API (create_state, update, get_updater) and mx.lr_scheduler."""
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from deepkit.compat import mx_format
 from deepkit.compat import mxnet as mx
+from deepkit.models.symbol_model import SymbolParameter
+from deepkit_engine import engine
 
 from .test_mxnet import _reference
 
@@ -120,3 +123,33 @@ def test_lr_schedulers_with_warmup():
     for _ in range(3):
         updater(0, nd.ones((1,)), w)
     np.testing.assert_allclose(w.asnumpy(), -(0.4 + 0.2 + 0.1), rtol=1e-6)
+
+
+def test_sgd_applies_every_parameter_in_one_fused_push(monkeypatch):
+    rng = np.random.default_rng(5)
+    owner = SimpleNamespace(trainable=True)
+    specs = [("fc_weight", (4, 3), 1.0, 1.0), ("fc_bias", (4,), 2.0, 0.0)]
+    params, starts, grads = [], [], []
+    for name, shape, lr_mult, wd_mult in specs:
+        p = SymbolParameter(owner, name, shape, lambda s, d, r: np.zeros(s, d), lr_mult, wd_mult)
+        p.initialize(mx.cpu())
+        starts.append(rng.normal(size=shape).astype(np.float32))
+        p.data[:] = starts[-1]
+        params.append(p)
+        grads.append([rng.normal(size=shape).astype(np.float32) * 3 for _ in range(3)])
+    opt = mx.optimizer.SGD(learning_rate=0.05, momentum=0.9, wd=0.01, rescale_grad=0.5,
+                           clip_gradient=1.0)
+    pushed = []
+    push = engine._engine.push
+    monkeypatch.setattr(engine._engine, "push",
+                        lambda fn, reads=(), writes=(), ctx=None, name="op", *a, **k:
+                        (pushed.append(name), push(fn, reads, writes, ctx, name, *a, **k))[1])
+    for step in range(3):
+        opt.apply([(p, nd.array(g[step])) for p, g in zip(params, grads)])
+    assert pushed.count("_multi_sgd_update") == 3
+    assert not any(name.startswith("sgd") for name in pushed)
+    for p, w0, g, (_, _, lr_mult, wd_mult) in zip(params, starts, grads, specs):
+        expected = _reference("sgd", w0, g, 0.05 * lr_mult, 0.01 * wd_mult, 0.5, 1.0,
+                              momentum=0.9)
+        np.testing.assert_allclose(p.data.asnumpy(), expected, rtol=1e-5, atol=1e-6)
+    assert opt.num_update == 3

@@ -400,3 +400,48 @@ def test_bidirectional_with_a_mask_skips_padding_in_both_directions(rng):
     expected = np.concatenate([fwd, bwd[:, ::-1]], axis=-1)
     np.testing.assert_allclose(model.predict(tokens), expected, rtol=2e-5, atol=2e-5)
     assert np.all(model.predict(tokens)[0, 3:] == 0)
+
+
+def _tagger(mask_zero):
+    inp = deepkit.Input(shape=(4,))
+    emb = L.Embedding(6, 3, mask_zero=mask_zero)
+    seq = L.LSTM(5, return_sequences=True)(emb(inp))
+    out = L.TimeDistributed(L.Dense(3, activation="softmax"))(seq)
+    model = deepkit.Model(inp, out)
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_metrics_skip_masked_steps():
+    tokens = np.array([[1, 2, 3, 0], [4, 5, 0, 0]], np.float32)
+    labels = np.array([[0, 1, 2, 0], [2, 1, 0, 0]], np.float32)
+    model = _tagger(mask_zero=True)
+    probs = model.predict(tokens)
+    keep = tokens != 0
+    hits = probs.argmax(-1) == labels
+    logs = model.evaluate(tokens, labels, return_dict=True)
+    assert logs["accuracy"] == pytest.approx(hits[keep].mean())
+    other = labels.copy()
+    other[~keep] = probs.argmax(-1)[~keep]  # padded steps now all "right": nothing changes
+    assert model.evaluate(tokens, other, return_dict=True)["accuracy"] == logs["accuracy"]
+
+
+@pytest.mark.parametrize("mask_zero", [False, True])
+def test_sample_weight_per_time_step(mask_zero):
+    """Keras's temporal sample weights: (batch, steps), one weight per step of each sequence."""
+    tokens = np.array([[1, 2, 3, 0], [4, 5, 1, 2]], np.float32)
+    labels = np.array([[0, 1, 2, 0], [2, 1, 0, 1]], np.float32)
+    weights = np.array([[1.0, 0.0, 2.0, 1.0], [0.5, 1.0, 1.0, 3.0]], np.float32)
+    model = _tagger(mask_zero)
+    probs = model.predict(tokens)
+    per_step = -np.log(np.take_along_axis(probs, labels.astype(int)[..., None], -1)[..., 0])
+    keep = (tokens != 0) if mask_zero else np.ones_like(tokens, bool)
+    expected = (per_step * weights * keep).sum() / keep.sum()
+    loss = model.evaluate(tokens, labels, sample_weight=weights, return_dict=True)["loss"]
+    assert loss == pytest.approx(expected, rel=1e-5)
+    before = [p.data.asnumpy().copy() for p in model.weights]
+    model.fit(tokens, labels, sample_weight=np.zeros_like(weights), epochs=1, verbose=0)
+    for b, p in zip(before, model.weights):  # zero weights on every step: no gradient
+        np.testing.assert_array_equal(p.data.asnumpy(), b)
+    with pytest.raises(ValueError, match="one per time step, shape \\(2, 4\\)"):
+        model.evaluate(tokens, labels, sample_weight=weights[:, :3])

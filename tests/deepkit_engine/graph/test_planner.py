@@ -1,6 +1,7 @@
-"""The memory planner on hand-built graphs: a buffer is reused when lifetimes do not overlap
-and never when they do, in-place outputs take their input's buffer, and the plan needs fewer
-bytes than one buffer per entry."""
+"""The memory planner on hand-built graphs: memory is reused when lifetimes do not overlap
+and never when they do (whole freed buffers, or offsets in one packed arena), in-place
+outputs take their input's buffer, and the plan needs fewer bytes than one buffer per
+entry."""
 import numpy as np
 import pytest
 
@@ -39,9 +40,19 @@ def _assert_no_overlapping_sharing(graph, order, result):
             if (node, k) in result.inplace:
                 inplace_pairs.add(eid)
     entries = [e for e in life if result.storage[e] >= 0]
+
+    def share(a, b):
+        sa, sb = result.storage[a], result.storage[b]
+        if sa == sb:
+            return True
+        if result.offsets is None:
+            return False
+        return (result.offsets[sa] < result.offsets[sb] + result.sizes[sb]
+                and result.offsets[sb] < result.offsets[sa] + result.sizes[sa])
+
     for i, a in enumerate(entries):
         for b in entries[i + 1:]:
-            if result.storage[a] != result.storage[b]:
+            if not share(a, b):
                 continue
             first, second = sorted((a, b), key=lambda e: life[e])
             # sharing is only allowed when the first is dead before the second is written,
@@ -54,7 +65,7 @@ def _assert_no_overlapping_sharing(graph, order, result):
 
 def test_buffer_reused_when_lifetimes_do_not_overlap():
     x, (n0, n1, n2, n3, n4) = _chain()
-    graph, order, result = plan([(n4, 0)], {"x": X}, allow_inplace=False)
+    graph, order, result = plan([(n4, 0)], {"x": X}, allow_inplace=False, pack=False)
     sid = {n.name: result.storage[graph.entry_id(n)] for n in (n0, n1, n2, n3)}
     # n0 dies when n1 is written, so n2 takes n0's buffer; n1 and n0 overlap at n1
     assert sid["n2"] == sid["n0"] and sid["n3"] == sid["n1"]
@@ -63,10 +74,20 @@ def test_buffer_reused_when_lifetimes_do_not_overlap():
     _assert_no_overlapping_sharing(graph, order, result)
 
 
+def test_packed_arena_reuses_offsets_when_lifetimes_do_not_overlap():
+    x, (n0, n1, n2, n3, n4) = _chain()
+    graph, order, result = plan([(n4, 0)], {"x": X}, allow_inplace=False)
+    off = {n.name: result.offsets[result.storage[graph.entry_id(n)]] for n in (n0, n1, n2, n3)}
+    assert off["n0"] != off["n1"] and off["n1"] != off["n2"]
+    assert len(set(off.values())) == 2
+    assert result.planned_bytes == result.arena_bytes == 2 * X.nbytes
+    _assert_no_overlapping_sharing(graph, order, result)
+
+
 def test_never_shared_while_both_live():
     out = _diamond()
-    for inplace in (False, True):
-        graph, order, result = plan([(out, 0)], {"x": X}, allow_inplace=inplace)
+    for inplace, pack in ((False, False), (True, False), (False, True), (True, True)):
+        graph, order, result = plan([(out, 0)], {"x": X}, allow_inplace=inplace, pack=pack)
         _assert_no_overlapping_sharing(graph, order, result)
         a, b, c = (graph.entry_id(n) for n in order[:3])
         assert len({result.storage[a], result.storage[b], result.storage[c]}) == 3
@@ -115,7 +136,7 @@ def test_a_freed_buffer_grows_for_a_larger_entry():
     big = apply("tile", small, reps=(1, 2), name="big")
     bigger = apply("tile", big, reps=(1, 2), name="bigger")
     out = apply("sum", bigger, name="out")
-    graph, order, result = plan([(out, 0)], {"x": X})
+    graph, order, result = plan([(out, 0)], {"x": X}, pack=False)
     s, g = graph.entry_id(small), graph.entry_id(bigger)
     assert result.storage[s] == result.storage[g]
     assert result.sizes[result.storage[s]] == 4 * X.nbytes

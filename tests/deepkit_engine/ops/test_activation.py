@@ -10,8 +10,8 @@ from deepkit_engine import symbol as sym
 from deepkit_engine.base import ParamError, ShapeError
 from deepkit_engine.testing import assert_almost_equal
 
-from .op_cases import ELEMWISE_SHAPES, Int, OpCase, forward_params, gradient_params, run_forward, \
-    run_gradient
+from .op_cases import ELEMWISE_SHAPES, Const, Int, OpCase, forward_params, gradient_params, \
+    run_forward, run_gradient
 
 _REFERENCE = {
     "relu": lambda x: np.maximum(x, 0),
@@ -234,6 +234,16 @@ CASES += [
     OpCase("SoftmaxActivation", [(2, 4, 3)], _softmax_activation_ref, {"mode": "channel"}),
     OpCase("SoftmaxActivation", [(0, 4, 3)], _softmax_activation_ref, {"mode": "channel"}),
 ]
+
+
+def _mish_ref(x):
+    with np.errstate(over="ignore"):  # exp(800) = inf still gives tanh(inf) = 1
+        return x * np.tanh(np.log1p(np.exp(x)))
+
+
+CASES += [OpCase("mish", [shape], _mish_ref, low=-4, high=4) for shape in ELEMWISE_SHAPES]
+CASES += [OpCase("mish", [Const([-800.0, -30.0, 0.0, 30.0, 800.0])], _mish_ref, grad=False,
+                 name="extremes")]
 
 
 def test_softmax_does_not_overflow():

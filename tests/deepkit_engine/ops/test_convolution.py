@@ -249,6 +249,19 @@ CASES = [
     *_bwd_conv_cases((1, 2, 5), 3, (2,), stride=(2,)),
     *_bwd_deconv_cases((1, 2, 3, 3), 2, (2, 2), stride=(2, 2), pad=(1, 0), adj=(1, 1)),
     *_bwd_deconv_cases((1, 4, 2, 3), 2, (2, 2), groups=2, stride=(2, 2), target_shape=(3, 5)),
+    # stride-1 data gradients that run as a forward convolution (3x3 pad 1, odd sizes,
+    # groups, a single input channel, 1-D and 3-D), and the col2im fallbacks (dilation,
+    # pad larger than kernel - 1, a zero border that would cost too much work)
+    *_bwd_conv_cases((2, 3, 5, 7), 4, (3, 3), pad=(1, 1)),
+    *_bwd_conv_cases((2, 4, 5, 5), 6, (3, 3), groups=2, pad=(1, 1)),
+    *_bwd_conv_cases((3, 1, 6, 5), 2, (3, 3), pad=(1, 1)),
+    *_bwd_conv_cases((2, 2, 7), 3, (3,), pad=(1,)),
+    *_bwd_conv_cases((1, 2, 3, 4, 3), 2, (3, 3, 3), pad=(1, 1, 1)),
+    *_bwd_conv_cases((2, 2, 5, 5), 2, (3, 3), dilate=(2, 2), pad=(2, 2)),
+    *_bwd_conv_cases((2, 2, 4, 4), 2, (3, 3), pad=(3, 3)),
+    *_bwd_conv_cases((2, 2, 6, 6), 2, (5, 5)),
+    _conv_case((2, 3, 5, 7), 4, (3, 3), pad=(1, 1), name="grad-3x3-same"),
+    _conv_case((2, 1, 6, 5), 3, (3, 3), pad=(1, 1), name="grad-one-channel"),
 ]
 
 
@@ -331,7 +344,7 @@ def test_grouped_weight_shape_and_partial_inference():
     args, outs, _ = net.infer_shape(data=(2, 4, 5, 5))
     assert args[1] == (8, 1, 3, 3) and outs == [(2, 8, 3, 3)]
     args, outs, _ = net.infer_shape_partial()
-    assert args[2] == (8,) and outs == [None]
+    assert args[2] == (8,) and outs == [()]
 
 
 # -- errors --------------------------------------------------------------------------
@@ -498,6 +511,36 @@ def test_deconvolution_is_the_adjoint_of_convolution():
                                 num_filter=4, adj=(0, 0), **params).asnumpy()
     assert x_deconv.shape == x.shape
     np.testing.assert_allclose((y_conv * y).sum(), (x * x_deconv).sum(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("params", [
+    {"kernel": (3, 3), "pad": (1, 1)},
+    {"kernel": (3, 3), "pad": (1, 1), "stride": (2, 2)},
+    {"kernel": (5, 5), "num_group": 2},
+    {"kernel": (2, 3), "dilate": (2, 1), "pad": (1, 0)},
+], ids=str)
+def test_kernel_pool_chunks_give_identical_results(monkeypatch, params):
+    """Chunks run on the kernel pool's threads: the same results as one whole-batch call."""
+    from deepkit_engine import threads  # noqa: PLC0415
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(20, 4, 9, 8))
+    w = rng.normal(size=(6, 4 // params.get("num_group", 1)) + params["kernel"])
+    b = rng.normal(size=6)
+
+    def run():
+        xs, ws, bs = (nd.array(a, dtype="float64") for a in (x, w, b))
+        for a in (xs, ws, bs):
+            a.attach_grad()
+        with autograd.record():
+            y = nd.Convolution(xs, ws, bs, num_filter=6, **params)
+        y.backward(nd.array(np.cos(np.arange(y.size)).reshape(y.shape), dtype="float64"))
+        return [y.asnumpy(), xs.grad.asnumpy(), ws.grad.asnumpy(), bs.grad.asnumpy()]
+    monkeypatch.setattr(threads, "pool_size", lambda: 1)
+    whole = run()
+    monkeypatch.setattr(threads, "pool_size", lambda: 3)
+    monkeypatch.setattr(convolution, "WORKSPACE_BYTES", 1)
+    for a, b_ in zip(whole, run()):
+        np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
 
 
 def test_large_batches_are_processed_in_chunks_with_identical_results(monkeypatch, ctx):

@@ -22,7 +22,8 @@ FLUENT = (
     "flatten", "expand_dims", "squeeze", "broadcast_to", "broadcast_axes", "broadcast_like",
     "reshape_like", "tile", "repeat", "flip", "take", "pick", "one_hot", "sort", "argsort",
     "topk", "split", "slice", "slice_axis", "slice_like", "zeros_like", "ones_like",
-    "degrees", "radians", "rcbrt", "softmin",
+    "degrees", "radians", "rcbrt", "softmin", "depth_to_space", "space_to_depth", "diag",
+    "shape_array", "size_array", "mish",
 )
 
 

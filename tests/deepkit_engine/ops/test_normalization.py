@@ -328,6 +328,34 @@ def test_batchnorm_gradient(fix_gamma, use_global_stats, axis, shape, output_mea
                            numeric_eps=1e-5, rtol=1e-4, atol=1e-6, ctx=ctx)
 
 
+@pytest.mark.parametrize("output_mean_var", [False, True])
+def test_batchnorm_channel_ranges_on_the_kernel_pool(monkeypatch, output_mean_var):
+    """Channel ranges run on the kernel pool's threads: the same results as one call."""
+    from deepkit_engine import threads  # noqa: PLC0415
+    from deepkit_engine.ops import normalization  # noqa: PLC0415
+    rng = np.random.default_rng(2)
+    arrays = [rng.normal(size=s) for s in ((4, 5, 3, 2), (5,), (5,))]
+
+    def run():
+        xs, gamma, beta = (nd.array(a, dtype="float64") for a in arrays)
+        for a in (xs, gamma, beta):
+            a.attach_grad()
+        with autograd.record():
+            out = nd.BatchNorm(xs, gamma, beta, nd.zeros(5, dtype="float64"),
+                               nd.ones(5, dtype="float64"), fix_gamma=False,
+                               output_mean_var=output_mean_var)
+            y = out[0] * out[1].reshape((1, 5, 1, 1)) + out[2].reshape((1, 5, 1, 1)) \
+                if output_mean_var else out
+        y.backward(nd.array(np.sin(np.arange(y.size)).reshape(y.shape), dtype="float64"))
+        return [y.asnumpy(), xs.grad.asnumpy(), gamma.grad.asnumpy(), beta.grad.asnumpy()]
+    monkeypatch.setattr(threads, "pool_size", lambda: 1)
+    whole = run()
+    monkeypatch.setattr(threads, "pool_size", lambda: 3)
+    monkeypatch.setattr(normalization, "_PARALLEL_MIN_BYTES", 0)
+    for a, b in zip(whole, run()):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
 def test_batchnorm_fix_gamma_gradient_is_zero_and_gamma_ignored(ctx):
     x, gamma, beta, mm, mv = _bn_inputs((3, 2, 2))
     net = sym.BatchNorm(sym.Variable("data"), name="bn")
@@ -544,3 +572,26 @@ def test_norm_errors_name_the_op_and_shapes():
         nd.LRN(nd.ones((1, 4, 2)), nsize=3, region="within")
     with pytest.raises(ParamError, match=r"LRN.*missing required param 'nsize'"):
         nd.LRN(nd.ones((1, 4, 2, 2)))
+
+
+OTHER_COVERED_OPS["_batch_norm_apply"] = "test_batch_norm_apply_matches_the_float64_reference"
+
+
+@pytest.mark.parametrize("fix_gamma, use_global_stats, axis", [
+    (False, False, 1), (True, False, 1), (False, True, 1), (False, False, -1)])
+def test_batch_norm_apply_matches_the_float64_reference(fix_gamma, use_global_stats, axis):
+    """The recompute op of mirrored BatchNorm: the normalisation from given statistics."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 3, 5)).astype(np.float32)
+    c = x.shape[axis]
+    gamma, beta = rng.uniform(0.5, 2, c).astype(np.float32), rng.normal(size=c).astype(np.float32)
+    mean, invstd = rng.normal(size=c).astype(np.float32), rng.uniform(0.5, 2, c).astype(np.float32)
+    apply = getattr(nd, "_batch_norm_apply")
+    got = apply(*[nd.array(a) for a in (x, gamma, beta, mean, invstd)], fix_gamma=fix_gamma,
+                use_global_stats=use_global_stats, axis=axis).asnumpy()
+    shape = [1] * x.ndim
+    shape[axis] = c
+    scale = invstd.astype(np.float64) * (1.0 if fix_gamma else gamma.astype(np.float64))
+    want = (x.astype(np.float64) - mean.reshape(shape)) * scale.reshape(shape) \
+        + beta.reshape(shape)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

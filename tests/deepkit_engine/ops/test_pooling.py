@@ -372,7 +372,7 @@ def test_output_shape(shape, params, expected):
 
 def test_partial_shape_inference_keeps_unknown_data():
     net = sym.Pooling(sym.Variable("data"), kernel=(2, 2))
-    assert net.infer_shape_partial()[1] == [None]
+    assert net.infer_shape_partial()[1] == [()]
 
 
 def test_upsampling_shapes_and_weight_inference():
@@ -445,6 +445,32 @@ def test_max_backward_routes_ties_to_the_first_maximum(ctx):
     exe.backward(nd.array(og, ctx=ctx))
     assert_almost_equal(y, _pool_ref(x, **params))
     assert_almost_equal(exe.grad_dict["data"], _pool_backward_ref(og, x, y, **params))
+
+
+@pytest.mark.parametrize("params", [
+    {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1)},
+    {"kernel": (2, 2), "stride": (2, 2)},
+    {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1), "pool_type": "avg"},
+], ids=str)
+def test_blocks_on_the_kernel_pool_match_the_reference(monkeypatch, params):
+    """Blocks of planes run on the kernel pool's threads; ties go to the first maximum."""
+    from deepkit_engine import threads  # noqa: PLC0415
+    from deepkit_engine.ops import pooling  # noqa: PLC0415
+    monkeypatch.setattr(threads, "pool_size", lambda: 3)
+    monkeypatch.setattr(pooling, "_PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(pooling, "_BLOCK_BYTES", 256)
+    rng = np.random.default_rng(5)
+    x = np.maximum(np.round(rng.normal(size=(3, 5, 9, 8)), 1), 0)  # relu-like: many ties
+    params = dict(params)
+    params.setdefault("pool_type", "max")
+    xs = nd.array(x, dtype="float64")
+    xs.attach_grad()
+    with autograd.record():
+        y = nd.Pooling(xs, **params)
+    og = rng.uniform(-1, 1, size=y.shape)
+    y.backward(nd.array(og, dtype="float64"))
+    assert_almost_equal(y, _pool_ref(x, **params))
+    assert_almost_equal(xs.grad, _pool_backward_ref(og, x, y.asnumpy(), **params))
 
 
 def test_executor_backward_for_every_pool_type_and_grad_req_add(ctx):

@@ -487,9 +487,9 @@ def test_bad_params(params, match):
 def test_partial_inference_without_data_shape():
     net = sym.RNN(sym.Variable("data"), mode="rnn_relu", state_size=3, name="rnn")
     args, outs, _ = net.infer_shape_partial()
-    assert (args, outs) == ([None, None, None], [None])
+    assert (args, outs) == ([(), (), ()], [()])
     args, outs, _ = net.infer_shape_partial(rnn_state=(1, 4, 3))
-    assert args == [None, None, (1, 4, 3)] and outs == [None]
+    assert args == [(), (), (1, 4, 3)] and outs == [()]
 
 
 # -- ReadState / WriteState: a state carried across batches ---------------------------------

@@ -76,8 +76,10 @@ def test_partial_shapes_keep_the_unknown_batch(build, shapes, expected):
 
 def test_partial_results_and_unknowns():
     x, y = sym.Variable("x"), sym.Variable("y")
-    assert sym.dot(x, y).infer_shape_partial(x=(0, 3, 4))[1] == [None]
+    assert sym.dot(x, y).infer_shape_partial(x=(0, 3, 4))[1] == [()]
     arg, out, _ = sym.sin(sym.var("data")).infer_shape_partial()
+    assert arg == [()] and out == [()]
+    arg, out, _ = sym.sin(sym.var("data")).infer_shape_known()
     assert arg == [None] and out == [None]
     net = sym.FullyConnected(sym.var("data"), num_hidden=3, name="fc")
     arg, out, _ = net.infer_shape_partial(data=(0, 4))

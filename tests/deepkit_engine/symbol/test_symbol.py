@@ -103,7 +103,7 @@ def test_infer_shape_partial_and_type():
     with pytest.warns(UserWarning, match=r"Cannot decide shape.*\n\tx: \(\)\n\tfc_weight"):
         assert net.infer_shape() == (None, None, None)
     args, outs, _ = net.infer_shape_partial()
-    assert args == [None, None, (3,), None] and outs == [None]
+    assert args == [(), (), (3,), ()] and outs == [()]
     args, outs, _ = net.infer_shape(x=(5, 2))
     assert args == [(5, 2), (3, 2), (3,), (5, 3)] and outs == [(5, 3)]
     types, out_types, _ = net.infer_type(x="float64")

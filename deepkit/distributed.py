@@ -1,0 +1,201 @@
+"""Training on several processes and machines with MPI (as ChainerMN and Horovod do).
+
+Launch the same script once per process::
+
+    mpirun -np 4 python train.py            # one machine, or a hostfile: -hostfile hosts
+    srun -n 8 python train.py               # a Slurm cluster
+
+and call :func:`init` once before training; nothing else changes::
+
+    import deepkit
+    deepkit.distributed.init()
+    model.fit(x, y, batch_size=256, epochs=5)
+
+With more than one process, ``fit`` (and ``evaluate``) then do by themselves
+what data parallelism needs: every process checks that all have the same
+model (names and shapes), starts from rank 0's weights, draws the same
+shuffling order, takes its part of each batch of ``batch_size`` rows (the
+batch size stays the global one, so results match one process with the same
+batch size), averages its gradients with the others' in buckets queued
+behind the backward pass, and averages the epoch's logs. Only rank 0 prints
+progress and writes checkpoints, logs and backups.
+
+A process that dies makes the others fail with
+:class:`~deepkit_engine.dist.DistributedError` within
+``DEEPKIT_DIST_TIMEOUT`` seconds (60 by default) instead of hanging.
+MPI comes from the ``dist`` extra (``pip install deepkit[dist]``: mpi4py and
+the MPICH wheel) or from the system's MPI.
+"""
+import json
+import time
+
+import numpy as np
+
+import deepkit_engine as dk
+from deepkit_engine import dist as _dist
+from deepkit_engine.ndarray.host_work import push_buffer_work
+
+__all__ = ["init", "is_initialized", "active", "rank", "size", "local_rank", "is_chief",
+           "barrier", "allreduce_arrays", "broadcast_arrays", "check_same_structure",
+           "broadcast_json", "average_floats", "BUCKET_BYTES"]
+
+#: Gradients are exchanged in buckets of about this many bytes: one collective
+#: per bucket, each queued as soon as the gradients in it are computed.
+BUCKET_BYTES = 1 << 20
+
+#: Time spent inside gradient exchanges, and their count (for benchmarks and logs).
+stats = {"allreduce_seconds": 0.0, "allreduce_buckets": 0}
+
+
+def init():
+    """Join the distributed run this process was launched in (once); returns its rank.
+
+    A process started without an MPI launcher is a run of its own: nothing
+    is initialised and MPI is not needed, so the same script also runs
+    alone.
+
+    Raises:
+        ImportError: Launched by ``mpirun``/``srun`` but mpi4py is not
+            installed (``pip install deepkit[dist]``).
+    """
+    if not _dist.launched_under_mpi():
+        return 0
+    _dist.init()
+    return _dist.rank()
+
+
+def is_initialized():
+    """Whether :func:`init` has run in this process."""
+    return _dist.is_initialized()
+
+
+def active():
+    """True in a distributed run: :func:`init` was called and more than one process runs."""
+    return _dist.is_initialized() and _dist.size() > 1
+
+
+def rank():
+    """This process's number, 0 to ``size() - 1`` (0 when not distributed)."""
+    return _dist.rank() if _dist.is_initialized() else 0
+
+
+def size():
+    """The number of processes (1 when not distributed)."""
+    return _dist.size() if _dist.is_initialized() else 1
+
+
+def local_rank():
+    """This process's number among those on the same machine (pick a GPU with it)."""
+    return _dist.local_rank() if _dist.is_initialized() else 0
+
+
+def is_chief():
+    """True in the process that prints and writes files: rank 0, or the only one."""
+    return rank() == 0
+
+
+def barrier():
+    """Wait until every process gets here (nothing to do when not distributed)."""
+    if active():
+        _dist.barrier()
+
+
+def allreduce_arrays(arrays, average=False):
+    """Sum ``arrays`` (NDArrays) over all processes, in place, without waiting.
+
+    The exchange is queued on the engine in buckets of about
+    :data:`BUCKET_BYTES`, in the order given; each bucket starts once its
+    arrays are computed, so the first buckets overlap the work still queued
+    (the rest of the backward pass). All processes must call this with the
+    same arrays (names, shapes, order).
+    """
+    if not active():
+        return
+    bucket, size_bytes = [], 0
+    for array in arrays:
+        bucket.append(array)
+        size_bytes += array.size * array.dtype.itemsize
+        if size_bytes >= BUCKET_BYTES:
+            _push_bucket(bucket, average)
+            bucket, size_bytes = [], 0
+    if bucket:
+        _push_bucket(bucket, average)
+
+
+def _push_bucket(arrays, average):
+    def exchange(buffers):
+        start = time.perf_counter()
+        _dist.allreduce_many(buffers, average=average).wait()
+        stats["allreduce_seconds"] += time.perf_counter() - start
+        stats["allreduce_buckets"] += 1
+    push_buffer_work(exchange, arrays, order=_dist.collective_var(), name="allreduce")
+
+
+def broadcast_arrays(arrays, root=0):
+    """Give every process ``root``'s values of ``arrays`` (NDArrays); waits until done."""
+    if not active():
+        return
+    for array in arrays:
+        value = np.ascontiguousarray(array.asnumpy())
+        _dist.broadcast_(value, root=root)
+        array[:] = value
+
+
+def check_same_structure(shapes):
+    """Raise when the processes have different models.
+
+    Args:
+        shapes: ``{parameter name: shape}`` of this process's model.
+
+    Raises:
+        DistributedError: Listing the names whose presence or shape differs.
+    """
+    if active():
+        _dist.check_same_structure({k: tuple(v) for k, v in shapes.items()})
+
+
+def broadcast_json(value, root=0):
+    """``root``'s ``value`` (anything JSON can write) in every process."""
+    if not active():
+        return value
+    _wait_engine()
+    text = np.frombuffer(json.dumps(value).encode(), dtype=np.uint8) if rank() == root \
+        else np.zeros(0, np.uint8)
+    length = np.array([text.size], dtype=np.int64)
+    _dist.broadcast_(length, root=root)
+    buffer = np.zeros(int(length[0]), np.uint8)
+    if rank() == root:
+        buffer[:] = text
+    _dist.broadcast_(buffer, root=root)
+    return json.loads(buffer.tobytes().decode())
+
+
+def average_floats(values, weight):
+    """``{name: number}`` averaged over the processes, each weighted by ``weight``.
+
+    Non-numeric entries are kept as this process has them.
+    """
+    if not active():
+        return values
+    _wait_engine()
+    names = sorted(k for k, v in values.items() if _is_number(v))
+    buffer = np.array([float(values[k]) * weight for k in names] + [float(weight)],
+                      dtype=np.float64)
+    _dist.allreduce_many([buffer]).wait()
+    total = buffer[-1] or 1.0
+    averaged = dict(values)
+    averaged.update({k: float(buffer[i] / total) for i, k in enumerate(names)})
+    return averaged
+
+
+def _is_number(value):
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, str)
+
+
+def _wait_engine():
+    """Collectives from this thread must not run while queued ones are in flight."""
+    dk.waitall()

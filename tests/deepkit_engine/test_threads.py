@@ -1,0 +1,54 @@
+"""The split of the cores between engine workers, BLAS and the kernel pool."""
+import numpy as np
+import pytest
+
+from deepkit_engine import threads
+
+
+@pytest.fixture
+def restore_split():
+    """Put the split back (requested before monkeypatch, so its env is restored first)."""
+    before = (threads._state.get("workers", 2), threads.blas_threads())
+    yield
+    threads.configure(before[0])
+
+
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_default_split_never_oversubscribes(restore_split, monkeypatch, workers):
+    monkeypatch.delenv("DEEPKIT_BLAS_THREADS", raising=False)
+    blas, pool = threads.configure(workers)
+    assert blas >= 1 and pool >= 1
+    assert blas * pool <= max(threads.cpu_cores(), 1)
+    assert threads.pool_size() == pool
+    assert f"{workers} engine workers" in threads.describe()
+
+
+def test_blas_threads_knob(restore_split, monkeypatch):
+    monkeypatch.setenv("DEEPKIT_BLAS_THREADS", "1")
+    assert threads.configure(2) == (1, threads.cpu_cores())
+    monkeypatch.setenv("DEEPKIT_BLAS_THREADS", "0")
+    assert threads.configure(2) == (None, 1)
+    assert "BLAS default" in threads.describe()
+
+
+def test_parallel_map_keeps_order_and_runs_nested_calls_inline(monkeypatch):
+    monkeypatch.setattr(threads, "_state", dict(threads._state, pool=None, pool_size=2))
+
+    def inner(i):
+        return threads.parallel_map(lambda j: i * 10 + j, range(3))
+    assert threads.parallel_map(inner, range(4)) == [[i * 10 + j for j in range(3)]
+                                                      for i in range(4)]
+    threads._state["pool"].shutdown()
+
+
+def test_unary_splits_large_contiguous_arrays(monkeypatch):
+    monkeypatch.setattr(threads, "_state", dict(threads._state, pool=None, pool_size=3))
+    monkeypatch.setattr(threads, "UNARY_MIN_SIZE", 1)
+    x = np.linspace(-3, 3, 1001).reshape(7, 11, 13)
+    out = np.empty_like(x)
+    threads.unary(np, np.tanh, x, out)
+    np.testing.assert_array_equal(out, np.tanh(x))
+    strided = np.empty((7, 11, 26))[..., ::2]  # not contiguous: one call
+    threads.unary(np, np.tanh, x, strided)
+    np.testing.assert_array_equal(strided, np.tanh(x))
+    threads._state["pool"].shutdown()
