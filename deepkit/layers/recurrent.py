@@ -233,8 +233,12 @@ class RNN(Layer):
         return _FUSED_MODES[kind]
 
     def uses_fused_op(self, masked=False):
-        """Whether a call runs the engine's fused ``RNN`` op (``masked``: with an input mask)."""
-        return not masked and self._fused_mode() is not None
+        """Whether a call runs the engine's fused ``RNN`` op (``masked``: with an input mask).
+
+        The fused op takes the mask as its step mask (states kept and outputs
+        zero at masked steps), so masked sequences run fused too.
+        """
+        return self._fused_mode() is not None
 
     def call(self, inputs):
         if isinstance(inputs, (list, tuple)):
@@ -254,7 +258,7 @@ class RNN(Layer):
         elif not initial:
             initial = [_zero_state(x, n, time_axis) for n in state_sizes(self.cell)]
         if self.uses_fused_op(mask is not None):
-            seq, last, states = self._fused(x, initial, time_axis)
+            seq, last, states = self._fused(x, initial, time_axis, mask)
         elif self.unroll:
             seq, last, states = self._unrolled(x, initial, mask, time_axis)
         else:
@@ -267,7 +271,7 @@ class RNN(Layer):
             set_mask(out, input_mask)  # Keras: the input's mask, even with go_backwards
         return [out] + states if self.return_state else out
 
-    def _fused(self, x, initial, time_axis):
+    def _fused(self, x, initial, time_axis, mask=None):
         cell = self.cell
         mode = self._fused_mode()
         u = cell.units
@@ -283,8 +287,11 @@ class RNN(Layer):
                             bias, rec_bias, dim=0)
         data = x if self.time_major else sym.swapaxes(x, dim1=0, dim2=1)
         states = [sym.expand_dims(s, axis=0) for s in initial]
+        if mask is not None:  # (batch, steps) -> the op's (steps, batch) step mask
+            states.append(sym.swapaxes(mask, dim1=0, dim2=1))
         outs = sym.RNN(data, params, *states, state_size=u, num_layers=1,
-                       mode=mode or "rnn_tanh", state_outputs=True, name=f"{self.name}_rnn")
+                       mode=mode or "rnn_tanh", state_outputs=True, use_step_mask=mask is not None,
+                       name=f"{self.name}_rnn")
         seq = outs[0] if self.time_major else sym.swapaxes(outs[0], dim1=0, dim2=1)
         finals = [sym.reshape(outs[k], shape=(-3, -2)) for k in range(1, 1 + len(initial))]
         return seq, finals[0], finals

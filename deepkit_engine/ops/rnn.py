@@ -89,9 +89,8 @@ def _num_state_outputs(attrs):
 
 
 def _inputs(attrs):
-    if _is_lstm(attrs):
-        return ("data", "parameters", "state", "state_cell")
-    return ("data", "parameters", "state")
+    names = ("data", "parameters", "state") + (("state_cell",) if _is_lstm(attrs) else ())
+    return names + ("step_mask",) if attrs.use_step_mask else names
 
 
 def _outputs(attrs):
@@ -133,10 +132,14 @@ def _rnn_shape(attrs, in_shapes):
     size = rnn_param_size(attrs.mode, i, h, layers, attrs.bidirectional)
     state = (layers * d, n, h)
     want = [data, (size,), state] + ([state] if _is_lstm(attrs) else [])
+    if attrs.use_step_mask:
+        want.append((t, n))
     for name, given, expected in zip(names[1:], in_shapes[1:], want[1:]):
         if given is None or tuple(given) == expected:
             continue
-        if name == "parameters":
+        if name == "step_mask":
+            why = "one value per (step, sample): (seq_length, batch_size)"
+        elif name == "parameters":
             why = (f"mode={attrs.mode!r} with input_size={i}, state_size={h}, "
                    f"num_layers={layers}, bidirectional={attrs.bidirectional} packs {size} "
                    "values")
@@ -244,7 +247,15 @@ def _sigmoid_(xp, x):
     return x
 
 
-def _layer_forward(xp, mode, xs, w, h0, c0, hs):
+def _keep(xp, new, old, m):
+    """``new = old + m * (new - old)`` in place: masked samples (m = 0) keep ``old``."""
+    new -= old
+    new *= m
+    new += old
+    return new
+
+
+def _layer_forward(xp, mode, xs, w, h0, c0, hs, m=None):
     """One layer, both directions at once, over the whole sequence.
 
     Args:
@@ -252,6 +263,8 @@ def _layer_forward(xp, mode, xs, w, h0, c0, hs):
         w: ``[w_ih, w_hh, b_ih, b_hh]`` of the layer.
         h0, c0: (d, N, H) initial states (c0 None unless LSTM).
         hs: (d, T, N, H) buffer that receives the hidden state of every step.
+        m: None, or the (d, T, N, 1) step-ordered step mask: where it is 0 a
+            sample's states stay as they were (Keras's masking).
 
     Returns:
         The last cell state (d, N, H) for LSTM, else None.
@@ -270,18 +283,29 @@ def _layer_forward(xp, mode, xs, w, h0, c0, hs):
         tmp = xp.empty((d, n, h), dtype)
         c = c0.copy()
         ig, fg, gg, og = (gates[..., k * h:(k + 1) * h] for k in range(4))
+        c_new = xp.empty_like(c) if m is not None else None
         for i in range(t):
             xp.matmul(prev, w_t, out=gates)
             gates += proj[:, i]
             xp.tanh(gates, out=gates)
             gates *= scale
             gates += shift
-            c *= fg
-            xp.multiply(ig, gg, out=tmp)
-            c += tmp
+            if m is None:
+                c *= fg
+                xp.multiply(ig, gg, out=tmp)
+                c += tmp
+            else:
+                xp.multiply(c, fg, out=c_new)
+                xp.multiply(ig, gg, out=tmp)
+                c_new += tmp
+                _keep(xp, c_new, c, m[:, i])
+                c, c_new = c_new, c
             xp.tanh(c, out=tmp)
-            prev = hs[:, i]
-            xp.multiply(og, tmp, out=prev)
+            out = hs[:, i]
+            xp.multiply(og, tmp, out=out)
+            if m is not None:
+                _keep(xp, out, prev, m[:, i])
+            prev = out
         return c
     if mode == "gru":
         proj[..., :2 * h] *= 0.5
@@ -305,6 +329,8 @@ def _layer_forward(xp, mode, xs, w, h0, c0, hs):
             xp.subtract(prev, hn, out=out)
             out *= z
             out += hn
+            if m is not None:
+                _keep(xp, out, prev, m[:, i])
             prev = out
         return None
     w_t = xp.ascontiguousarray(w_hh.transpose(0, 2, 1))
@@ -317,6 +343,8 @@ def _layer_forward(xp, mode, xs, w, h0, c0, hs):
             xp.tanh(out, out=out)
         else:
             xp.maximum(out, 0, out=out)
+        if m is not None:
+            _keep(xp, out, prev, m[:, i])
         prev = out
     return None
 
@@ -335,6 +363,14 @@ def _finish(xp, out, buf, req):
 
 # -- forward --------------------------------------------------------------------------
 
+def _step_masks(xp, attrs, step_mask, d, dtype):
+    """``(time-ordered (T, N, 1) mask, step-ordered (d, T, N, 1) mask)``, or Nones."""
+    if not attrs.use_step_mask:
+        return None, None
+    steps = (step_mask != 0).astype(dtype)[:, :, None]
+    return steps, _step_order(xp, steps, d)
+
+
 def _rnn_forward(xp, attrs, inputs, outputs, req, rng=None, is_train=False):
     mode, layers, d, h = attrs.mode, attrs.num_layers, _dirs(attrs), attrs.state_size
     lstm = mode == "lstm"
@@ -342,6 +378,7 @@ def _rnn_forward(xp, attrs, inputs, outputs, req, rng=None, is_train=False):
     cell = inputs[3] if lstm else None
     t, n, in_size = data.shape
     dtype = data.dtype
+    steps, m = _step_masks(xp, attrs, inputs[-1], d, dtype)
     n_state = _num_state_outputs(attrs)
     out = _target(xp, outputs[0], req[0])
     hy = _target(xp, outputs[1], req[1]) if n_state else None
@@ -360,17 +397,21 @@ def _rnn_forward(xp, attrs, inputs, outputs, req, rng=None, is_train=False):
         rows = slice(layer * d, (layer + 1) * d)
         hs = xp.empty((d, t, n, h), dtype)
         c_last = _layer_forward(xp, mode, _step_order(xp, x, d), weights[layer], state[rows],
-                                cell[rows] if lstm else None, hs)
+                                cell[rows] if lstm else None, hs, m)
         if hy is not None:
             hy[rows] = hs[:, t - 1] if t else state[rows]
         if cy is not None:
             cy[rows] = c_last
         if layer < layers - 1:
             x = _time_order(xp, hs)
+            if steps is not None:
+                x *= steps  # masked steps output zeros, as Keras's recurrent layers
             if mask is not None and is_train:
                 x *= mask[layer]
         else:
             _time_order(xp, hs, out)
+            if steps is not None:
+                out *= steps
     for k, (o, buf) in enumerate(zip(outputs, [out, hy, cy][:1 + n_state])):
         _finish(xp, o, buf, req[k])
     if mask is not None:
@@ -379,7 +420,7 @@ def _rnn_forward(xp, attrs, inputs, outputs, req, rng=None, is_train=False):
 
 # -- backward -------------------------------------------------------------------------
 
-def _layer_backward(xp, mode, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx):
+def _layer_backward(xp, mode, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx, m=None):
     """Backprop through time of one layer (both directions at once).
 
     Args:
@@ -389,6 +430,8 @@ def _layer_backward(xp, mode, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx):
         dhy, dcy: (d, N, H) gradients of the final states, or None.
         w: the layer's weight views; gw: the matching gradient views (written).
         need_dx: Whether to compute the input gradient.
+        m: None, or the (d, T, N, 1) step-ordered step mask: at a masked step
+            the states pass through unchanged, so their gradients do too.
 
     Returns:
         ``(dxs, dh0, dc0)``: dxs (d, T*N, I) step-ordered or None.
@@ -420,6 +463,8 @@ def _layer_backward(xp, mode, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx):
         for i in range(t):
             cur = cs[:, i]
             cur += fg[:, i] * c
+            if m is not None:
+                _keep(xp, cur, c, m[:, i])
             c = cur
         cprev = xp.empty_like(cs)
         if t:
@@ -441,11 +486,21 @@ def _layer_backward(xp, mode, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx):
             dh = dhs[:, i]
             dh += buf
             xp.multiply(dh, a[:, i], out=tmp)
+            if m is not None:
+                mi = m[:, i]
+                tmp *= mi
             dc += tmp
             xp.multiply(dc[:, :, None, :], fac[:, i, :, :3], out=dpre[:, i, :, :3])
             xp.multiply(dh, fac[:, i, :, 3], out=dpre[:, i, :, 3])
+            if m is not None:
+                dpre[:, i] *= mi[:, :, None, :]
             xp.matmul(dpre[:, i].reshape(d, n, gh), w_hh, out=buf)
-            dc *= fg[:, i]
+            if m is None:
+                dc *= fg[:, i]
+            else:  # masked steps: h and c passed through, and so do their gradients
+                xp.multiply(dh, 1 - mi, out=tmp)
+                buf += tmp
+                dc *= 1 - mi + mi * fg[:, i]
         dc0 = dc
         dx_pre = dh_pre = dpre.reshape(d, t * n, gh)
     elif mode == "gru":
@@ -473,10 +528,17 @@ def _layer_backward(xp, mode, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx):
             dh += buf
             xp.multiply(dh[:, :, None, :], fac[:, i], out=dh_pre[:, i])
             xp.multiply(dh, z[:, i], out=tmp)
+            if m is not None:  # masked steps: h passed through, and so does its gradient
+                mi = m[:, i]
+                dh_pre[:, i] *= mi[:, :, None, :]
+                tmp *= mi
+                tmp += dh * (1 - mi)
             xp.matmul(dh_pre[:, i].reshape(d, n, gh), w_hh, out=buf)
             buf += tmp
         dx_pre = dh_pre.copy()
         xp.multiply(dhs, a, out=dx_pre[..., 2, :])
+        if m is not None:
+            dx_pre[..., 2, :] *= m
         dx_pre = dx_pre.reshape(d, t * n, gh)
         dh_pre = dh_pre.reshape(d, t * n, gh)
     else:
@@ -487,8 +549,16 @@ def _layer_backward(xp, mode, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx):
         for i in range(t - 1, -1, -1):
             dh = dhs[:, i]
             dh += buf
+            if m is None:
+                dh *= fac[:, i]
+                xp.matmul(dh, w_hh, out=buf)
+                continue
+            mi = m[:, i]
+            passed = dh * (1 - mi)  # masked steps: h passed through, and so does its gradient
             dh *= fac[:, i]
+            dh *= mi
             xp.matmul(dh, w_hh, out=buf)
+            buf += passed
         dx_pre = dh_pre = dhs.reshape(d, t * n, gh)
     gw_ih[...] = xp.matmul(dx_pre.transpose(0, 2, 1), xs.reshape(d, t * n, in_size))
     gw_hh[...] = xp.matmul(dh_pre.transpose(0, 2, 1), hprev2)
@@ -499,7 +569,7 @@ def _layer_backward(xp, mode, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx):
 
 
 def _backward_inputs(attrs):
-    names = ["data", "parameters", "state"] + (["state_cell"] if _is_lstm(attrs) else [])
+    names = list(_inputs(attrs))
     names.append("output")
     if _has_mask(attrs):
         names.append("dropout_mask")
@@ -509,8 +579,7 @@ def _backward_inputs(attrs):
 
 
 def _backward_outputs(attrs):
-    names = ("data_grad", "parameters_grad", "state_grad")
-    return names + ("state_cell_grad",) if _is_lstm(attrs) else names
+    return tuple(f"{name}_grad" for name in _inputs(attrs))
 
 
 def _backward_shape(attrs, in_shapes):
@@ -536,6 +605,7 @@ def _rnn_backward(xp, attrs, inputs, outputs, req):
     dhy, dcy = values.get("ograd_state_output"), values.get("ograd_statecell_output")
     t, n, in_size = data.shape
     dtype = data.dtype
+    steps, m = _step_masks(xp, attrs, values.get("step_mask"), d, dtype)
     weights = _unpack(params, mode, layers, d, in_size, h)
     ddata = _target(xp, outputs[0], req[0])
     dparams = _target(xp, outputs[1], req[1])
@@ -547,15 +617,17 @@ def _rnn_backward(xp, attrs, inputs, outputs, req):
     x = data
     for layer in range(layers):
         xs = _step_order(xp, x, d)
-        if layer == layers - 1:
+        if layer == layers - 1 and steps is None:
             hs = _step_order(xp, values["output"], d, h)
-        else:
+        else:  # (with a step mask the output is zero where the states were kept)
             rows = slice(layer * d, (layer + 1) * d)
             hs = xp.empty((d, t, n, h), dtype)
             _layer_forward(xp, mode, xs, weights[layer], state[rows],
-                           cell[rows] if lstm else None, hs)
+                           cell[rows] if lstm else None, hs, m)
             x = _time_order(xp, hs)
-            if mask is not None:
+            if steps is not None:
+                x *= steps
+            if mask is not None and layer < layers - 1:
                 x *= mask[layer]
         xs_all.append(xs)
         hs_all.append(hs)
@@ -563,10 +635,12 @@ def _rnn_backward(xp, attrs, inputs, outputs, req):
     for layer in range(layers - 1, -1, -1):
         rows = slice(layer * d, (layer + 1) * d)
         need_dx = layer > 0 or req[0] != "null"
+        if steps is not None:
+            grad = grad * steps  # the output is zero at masked steps
         dxs, dh0, dc0 = _layer_backward(
             xp, mode, xs_all[layer], hs_all[layer], state[rows], cell[rows] if lstm else None,
             _step_order(xp, grad, d, h), None if dhy is None else dhy[rows],
-            None if dcy is None else dcy[rows], weights[layer], gweights[layer], need_dx)
+            None if dcy is None else dcy[rows], weights[layer], gweights[layer], need_dx, m)
         dstate[rows] = dh0
         if lstm:
             dcell[rows] = dc0
@@ -582,7 +656,12 @@ def _rnn_backward(xp, attrs, inputs, outputs, req):
         grad = target
         if layer > 0 and mask is not None:
             grad *= mask[layer - 1]
-    for k, buf in enumerate([ddata, dparams, dstate, dcell][:len(outputs)]):
+    buffers = [ddata, dparams, dstate] + ([dcell] if lstm else [])
+    if steps is not None:  # the mask selects steps: no gradient flows into it
+        zeros = _target(xp, outputs[-1], req[-1])
+        zeros.fill(0)
+        buffers.append(zeros)
+    for k, buf in enumerate(buffers):
         _finish(xp, outputs[k], buf, req[k])
 
 
@@ -614,7 +693,11 @@ _PARAMS = {
     "lstm_state_clip_nan": Param(bool, False, "Clip NaN cell states (ignored without a "
                                               "clipping range)."),
     "use_sequence_length": Param(bool, False, "Per-sample sequence lengths; only False is "
-                                              "supported."),
+                                              "supported (use use_step_mask)."),
+    "use_step_mask": Param(bool, False, "An extra input step_mask (seq_length, batch_size): "
+                                        "where it is 0 a sample's states stay as they were and "
+                                        "its output is 0 (Keras's masking; any mask, not only "
+                                        "trailing padding)."),
 }
 
 register(OpDef(

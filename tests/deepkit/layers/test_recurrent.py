@@ -66,7 +66,7 @@ def test_fused_op_runs_only_where_the_configuration_allows():
     assert not L.LSTM(4, recurrent_dropout=0.2).uses_fused_op()
     assert not L.LSTM(4, unroll=True).uses_fused_op()
     assert not L.LSTM(4, recurrent_activation="hard_sigmoid").uses_fused_op()
-    assert not L.LSTM(4).uses_fused_op(masked=True)
+    assert L.LSTM(4).uses_fused_op(masked=True)  # the mask becomes the op's step mask
 
 
 def test_time_major_layout(rng):

@@ -539,3 +539,59 @@ def test_write_state_gradient_reaches_data_only(rng):
     exe.forward(is_train=True)
     exe.backward(out_grads=[nd.array(np.full((2, 3), 0.5), dtype="float64")])
     np.testing.assert_allclose(grad.asnumpy(), np.full((2, 3), 1.0))
+
+
+# -- the step mask (Keras's masking inside the fused op) -------------------------------------
+
+def _step_mask_case(rng, mode, bi, layers):
+    seq, batch, input_size, hid = 4, 3, 3, 2
+    d = 2 if bi else 1
+    ins = [rng.uniform(-1, 1, (seq, batch, input_size)),
+           rng.uniform(-1, 1, rnn_ops.rnn_param_size(mode, input_size, hid, layers, bi)),
+           rng.uniform(-1, 1, (layers * d, batch, hid))]
+    if mode == "lstm":
+        ins.append(rng.uniform(-1, 1, (layers * d, batch, hid)))
+    mask = np.ones((seq, batch))
+    mask[2:, 0] = 0  # trailing padding
+    mask[1, 1] = 0   # a hole inside a sequence
+    mask[0, 2] = 0   # leading padding
+    params = dict(mode=mode, state_size=hid, num_layers=layers, bidirectional=bi,
+                  state_outputs=True, use_step_mask=True)
+    return ins, mask, params
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("bi,layers", [(False, 1), (True, 2)])
+def test_step_mask_keeps_states_and_backward_matches_numeric_gradient(mode, bi, layers):
+    rng = np.random.default_rng(4)
+    ins, mask, params = _step_mask_case(rng, mode, bi, layers)
+
+    def forward(arrays):
+        outs = nd.RNN(*[nd.array(a, dtype="float64") for a in arrays + [mask]], **params)
+        return [o.asnumpy() for o in outs]
+
+    outs = forward(ins)
+    assert np.all(outs[0][2:, 0] == 0) and np.all(outs[0][1, 1] == 0)
+    ograds = [rng.uniform(-1, 1, o.shape) for o in outs]
+    expected = _numeric_grads(
+        lambda: sum(float((v * g).sum()) for v, g in zip(forward(ins), ograds)), ins)
+    got = nd._backward_RNN(*[nd.array(a, dtype="float64") for a in ins + [mask, outs[0]]
+                             + ograds], **params)
+    for name, g, e in zip(("data", "parameters", "state", "state_cell"), got, expected):
+        assert_almost_equal(g, e, rtol=1e-6, atol=1e-8, names=(f"d{name}", "numeric"))
+    np.testing.assert_array_equal(got[len(ins)].asnumpy(), 0)  # no gradient into the mask
+
+
+def test_step_mask_of_ones_changes_nothing_and_a_masked_sample_keeps_its_state():
+    rng = np.random.default_rng(5)
+    ins, mask, params = _step_mask_case(rng, "lstm", False, 1)
+    plain = {k: v for k, v in params.items() if k != "use_step_mask"}
+    want = nd.RNN(*[nd.array(a, dtype="float64") for a in ins], **plain)
+    got = nd.RNN(*[nd.array(a, dtype="float64") for a in ins + [np.ones_like(mask)]],
+                 **params)
+    for w, g in zip(want, got):
+        assert_almost_equal(g, w, rtol=1e-12, atol=1e-12)
+    mask[:, 1] = 0
+    outs = nd.RNN(*[nd.array(a, dtype="float64") for a in ins + [mask]], **params)
+    np.testing.assert_allclose(outs[1].asnumpy()[0, 1], ins[2][0, 1])  # h kept from the start
+    np.testing.assert_allclose(outs[2].asnumpy()[0, 1], ins[3][0, 1])  # and c
