@@ -6,8 +6,8 @@ first). Each layer runs one of two programs, which give the same numbers:
 * the engine's fused ``RNN`` op (one op for the whole sequence, MXNet's
   layout), when the configuration allows: built-in cell with the standard
   activations (tanh/relu for SimpleRNN; tanh and sigmoid for LSTM and GRU),
-  GRU with ``reset_after=True``, no recurrent dropout, no mask, not
-  ``unroll``;
+  GRU with ``reset_after=True``, no recurrent dropout, not ``unroll``
+  (a mask becomes the op's step mask);
 * otherwise the cell's step in the engine's ``foreach`` loop, or, with
   ``unroll=True``, unrolled into the graph over the (known) time steps.
 
