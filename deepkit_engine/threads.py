@@ -15,13 +15,16 @@ tries to fill. This module decides the split once, when the engine starts:
   single-threaded and the cores go to the kernel pool, which splits work in
   large independent pieces (measured on a shared 2-core machine: ResNet-18 and
   LeNet training steps 1.5-4x faster than with 2 BLAS threads per call, whose
-  spinning threads collapse when other processes load the machine). Set it to ``0`` to leave the
-  BLAS library's own setting (``OPENBLAS_NUM_THREADS`` and the like) untouched.
+  spinning threads collapse when other processes load the machine). Set it to
+  ``0`` to leave the BLAS library's own setting (``OPENBLAS_NUM_THREADS`` and
+  the like) untouched.
 - The kernel pool has ``cores // blas_threads`` threads (kernels run inline
   when that is 1). Kernels from several workers share the one pool, so the
   number of busy kernel threads never exceeds it.
 
-``cores`` counts the cores this process may run on (its CPU affinity).
+``cores`` counts the cores this process may run on (its CPU affinity),
+divided by the number of processes an MPI launcher started on this machine
+(``mpirun -np 2`` on 2 cores: one core each).
 The BLAS thread count is set by calling ``*_set_num_threads`` of each
 OpenBLAS library loaded in the process (numpy's wheels ship OpenBLAS);
 another BLAS library is left alone.
@@ -33,8 +36,8 @@ import threading
 
 import numpy as np
 
-__all__ = ["cpu_cores", "configure", "describe", "blas_threads", "pool_size", "parallel_map",
-           "unary", "set_blas_threads"]
+__all__ = ["blas_threads", "configure", "cpu_cores", "describe", "local_processes",
+           "parallel_map", "pool_size", "set_blas_threads", "unary"]
 
 _state = {"blas": None, "pool_size": 1, "pool": None}
 _lock = threading.Lock()
@@ -47,6 +50,24 @@ def cpu_cores():
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+
+
+def local_processes():
+    """How many processes of an MPI launch share this machine (1 without a launcher).
+
+    Read from the launcher's environment: MPICH's ``MPI_LOCALNRANKS``, Open
+    MPI's ``OMPI_COMM_WORLD_LOCAL_SIZE``, Slurm's ``SLURM_NTASKS_PER_NODE``.
+    """
+    for name in ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE"):
+        value = os.environ.get(name, "").split("(")[0].split(",")[0].strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return 1
+
+
+def _own_cores():
+    """The cores this process's threads should use: its share of the machine's."""
+    return max(1, cpu_cores() // local_processes())
 
 
 def _openblas_setters():
@@ -96,7 +117,7 @@ def configure(workers):
     Returns:
         ``(blas_threads, pool_size)``; ``blas_threads`` is None when left untouched.
     """
-    cores = cpu_cores()
+    cores = _own_cores()
     raw = os.environ.get("DEEPKIT_BLAS_THREADS", "").strip()
     blas = int(raw) if raw else max(1, cores // (2 * max(1, workers)))
     with _lock:

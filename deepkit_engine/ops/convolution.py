@@ -477,9 +477,8 @@ def _chunks(xp, n, per_sample_bytes, out_sp=None, groups=1):
     size = max(1, WORKSPACE_BYTES // workers // max(int(per_sample_bytes), 1))
     if workers > 1:
         size = min(size, -(-n // workers))
-    if xp is np:
-        if out_sp is not None and _layout(xp, n, out_sp, groups) == "last":
-            size = max(size, min(n, _BATCH_LAST_MIN_N))
+    if xp is np and out_sp is not None and _layout(xp, n, out_sp, groups) == "last":
+        size = max(size, min(n, _BATCH_LAST_MIN_N))
     if size >= n:
         return None
     return [(i, min(i + size, n)) for i in range(0, n, size)]

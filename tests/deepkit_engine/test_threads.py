@@ -52,3 +52,17 @@ def test_unary_splits_large_contiguous_arrays(monkeypatch):
     threads.unary(np, np.tanh, x, strided)
     np.testing.assert_array_equal(strided, np.tanh(x))
     threads._state["pool"].shutdown()
+
+
+def test_processes_launched_on_one_machine_share_its_cores(restore_split, monkeypatch):
+    for name in ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE",
+                 "DEEPKIT_BLAS_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    assert threads.local_processes() == 1
+    monkeypatch.setenv("MPI_LOCALNRANKS", "2")
+    assert threads.local_processes() == 2
+    monkeypatch.delenv("MPI_LOCALNRANKS")
+    monkeypatch.setenv("SLURM_NTASKS_PER_NODE", "4(x3)")
+    assert threads.local_processes() == 4
+    monkeypatch.setattr(threads, "cpu_cores", lambda: 8)
+    assert threads.configure(1) == (1, 2)  # 8 cores / 4 processes: a pool of 2 each
