@@ -3,9 +3,10 @@
 Three runs of the same LeNet training (random MNIST-shaped data, SGD with
 momentum, global batch 128):
 
-* ``1 process``: one process, one engine worker, one BLAS thread;
-* ``2 processes``: ``mpirun -np 2``, each process one worker and one BLAS
-  thread, each taking half of every batch and all-reducing the gradients;
+* ``1 process``: one process pinned to one core (one engine worker, one
+  BLAS thread, no kernel pool);
+* ``2 processes``: ``mpirun -np 2``, each process pinned to its own core,
+  each taking half of every batch and all-reducing the gradients;
 * ``2 independent``: the same two processes without any exchange (each
   trains alone on its half batch): the compute time the exchange could hide
   behind.
@@ -46,8 +47,16 @@ def build():
     return model
 
 
+def _one_core():
+    """Pin this process to one core (its local rank's): one thread of work per process."""
+    local = int(os.environ.get("MPI_LOCALRANKID", os.environ.get("DP_INDEX", "0")))
+    cores = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cores[local % len(cores)]})
+
+
 def worker(steps, warmup, distributed_run, out):
     """Train ``warmup + steps`` batches; rank 0 writes the timings as JSON to ``out``."""
+    _one_core()  # before deepkit starts its threads: they size themselves to one core
     from deepkit import distributed  # noqa: PLC0415
     if distributed_run:
         distributed.init()
@@ -92,7 +101,7 @@ def _launch(procs, distributed_run, args, tag):
     else:  # several processes at once, no exchange: the compute the exchange overlaps
         env["DP_SPLIT"] = str(procs)
         running = [subprocess.Popen(cmd if i == 0 else cmd[:-2] + ["--out", os.devnull],
-                                    env=env) for i in range(procs)]
+                                    env=dict(env, DP_INDEX=str(i))) for i in range(procs)]
         for p in running:
             if p.wait(timeout=1800):
                 raise SystemExit(f"worker failed: {p.args}")

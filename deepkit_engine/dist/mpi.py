@@ -219,6 +219,10 @@ def timeout():
 
 # -- waiting with a deadline ---------------------------------------------------------------------
 
+#: How long a waiting collective keeps testing without sleeping (seconds).
+_SPIN_SECONDS = 0.1
+
+
 def _others(comm):
     me, n = comm.Get_rank(), comm.Get_size()
     return [r for r in range(n) if r != me]
@@ -235,13 +239,63 @@ def _fail(message, op, ranks, comm):
     raise error
 
 
+def _late_message(label, limit, comm):
+    others = _others(comm)
+    shown = others if len(others) <= 16 else others[:16] + ["..."]
+    return (f"{label} did not complete within {limit:g} s on rank {comm.Get_rank()} of "
+            f"{comm.Get_size()}: at least one of the ranks {shown} did not join it (it "
+            "died, hangs, or called another collective). Raise DEEPKIT_DIST_TIMEOUT if "
+            "a rank legitimately works longer between collectives."), others
+
+
+_watched = [None]  # (label, deadline, limit, comm) of the blocking wait in progress
+_watchdog = [None]
+
+
+def _watch_loop():
+    while True:
+        time.sleep(0.2)
+        entry = _watched[0]
+        if entry is not None and time.monotonic() > entry[1]:
+            label, _, limit, comm = entry
+            message, others = _late_message(label, limit, comm)
+            _fail(message, label, others, comm)  # aborts the job: the waiting call never returns
+
+
+def _wait_blocking(requests, label, limit, comm):
+    """Wait inside MPI (its own fast progress), a watchdog thread enforcing the deadline."""
+    if limit and _watchdog[0] is None:
+        _watchdog[0] = threading.Thread(target=_watch_loop, name="deepkit-dist-watchdog",
+                                        daemon=True)
+        _watchdog[0].start()
+    _watched[0] = (label, time.monotonic() + limit, limit, comm) if limit else None
+    try:
+        with _lock:
+            _MPI.Request.Waitall(requests)
+    except _MPI.Exception as err:
+        _fail(f"{label} failed on rank {comm.Get_rank()} of {comm.Get_size()}: "
+              f"{err.Get_error_string().strip()}", label, _others(comm), comm)
+    finally:
+        _watched[0] = None
+
+
 def _wait_requests(requests, op, seq, comm=None):
-    """Poll ``requests`` until all complete, failing past the deadline."""
+    """Wait until ``requests`` all complete, failing past the deadline.
+
+    When a failure aborts the job (the default), the wait blocks inside MPI,
+    whose own progress engine finishes a large collective several times
+    faster than repeated tests from Python, and a watchdog thread aborts the
+    job past the deadline. Otherwise the requests are polled, so that the
+    error can be raised in this thread.
+    """
     comm = comm if comm is not None else _comm
     limit = timeout()
+    label = op if seq is None else f"{op} (collective #{seq} of this rank)"
+    if _abort_on_error:
+        _wait_blocking(requests, label, limit, comm)
+        return
     start = time.monotonic()
     pause = 0.0
-    label = op if seq is None else f"{op} (collective #{seq} of this rank)"
     while True:
         try:
             with _lock:
@@ -253,16 +307,16 @@ def _wait_requests(requests, op, seq, comm=None):
             return
         waited = time.monotonic() - start
         if limit and waited > limit:
-            others = _others(comm)
-            shown = others if len(others) <= 16 else others[:16] + ["..."]
-            _fail(f"{label} did not complete within {limit:g} s on rank {comm.Get_rank()} of "
-                  f"{comm.Get_size()}: at least one of the ranks {shown} did not join it (it "
-                  "died, hangs, or called another collective). Raise DEEPKIT_DIST_TIMEOUT if "
-                  "a rank legitimately works longer between collectives.", op, others, comm)
-        # spin briefly (collectives of small buffers finish in microseconds), then back off
-        if waited > 1e-3:
+            message, others = _late_message(label, limit, comm)
+            _fail(message, op, others, comm)
+        # MPI moves a non-blocking collective on only inside Test calls, and a large one
+        # needs many rounds: keep testing (yielding the GIL) while a peer is likely just
+        # finishing its own work, and back off only after that
+        if waited > _SPIN_SECONDS:
             pause = min(max(pause * 2, 5e-5), 2e-3)
             time.sleep(pause)
+        else:
+            time.sleep(0)
 
 
 def _communicator(op):
