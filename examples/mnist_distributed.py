@@ -13,22 +13,16 @@ from rank 0 only. The result equals one process with the same batch size.
 """
 import argparse
 
-import numpy as np
-
 import deepkit
 import deepkit_engine as dk
-from deepkit.datasets import mnist
 
-from mnist_lenet import build_lenet
+from mnist_lenet import build_lenet, load
 
 
 def main(epochs=2, samples=60000, batch_size=128, devices=1, verbose=1, seed=0):
     deepkit.distributed.init()
     deepkit.set_seed(seed)
-    (x_train, y_train), (x_test, y_test) = mnist.load_data()
-    x_train = x_train[:samples, None].astype(np.float32) / 255.0
-    y_train = y_train[:samples]
-    x_test = x_test[:, None].astype(np.float32) / 255.0
+    (x_train, y_train), (x_test, y_test) = load(samples)
 
     model = build_lenet()
     model.compile(optimizer=deepkit.optimizers.Adam(1e-3),

@@ -28,12 +28,17 @@ def build_lenet():
     ], name="lenet")
 
 
-def main(epochs=6, samples=60000, batch_size=128, verbose=1, seed=0, save=None):
-    deepkit.set_seed(seed)
+def load(samples=60000):
+    """The bundled MNIST as NCHW float32 in [0, 1]: the first ``samples`` training images."""
     (x_train, y_train), (x_test, y_test) = mnist.load_data()
     x_train = x_train[:samples, None].astype(np.float32) / 255.0
-    y_train = y_train[:samples]
     x_test = x_test[:, None].astype(np.float32) / 255.0
+    return (x_train, y_train[:samples]), (x_test, y_test)
+
+
+def main(epochs=6, samples=60000, batch_size=128, verbose=1, seed=0, save=None):
+    deepkit.set_seed(seed)
+    (x_train, y_train), (x_test, y_test) = load(samples)
 
     model = build_lenet()
     model.compile(optimizer=deepkit.optimizers.Adam(1e-3),
