@@ -96,7 +96,7 @@ def resnet_steps(steps, batch, size):
                 dk.nd.sgd_update(w, g, lr=0.01 / batch, out=w)
         dk.nd.waitall()
 
-    model = _torch_resnet(torch)
+    model = resnet.torch_resnet18(torch)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     loss_fn = torch.nn.CrossEntropyLoss()
     data = torch.rand(batch, 3, size, size)
@@ -108,35 +108,6 @@ def resnet_steps(steps, batch, size):
             loss_fn(model(data), label).backward()
             opt.step()
     return dk_epoch, torch_epoch
-
-
-def _torch_resnet(torch):
-    """resnet.py's torch ResNet-18, rebuilt here (resnet.py builds it inside run_torch)."""
-    nn = torch.nn
-
-    class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.a = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
-                                   nn.BatchNorm2d(cout), nn.ReLU(),
-                                   nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
-                                   nn.BatchNorm2d(cout))
-            self.down = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                       nn.BatchNorm2d(cout)) if stride != 1 or cin != cout
-                         else nn.Identity())
-
-        def forward(self, x):
-            return torch.relu(self.a(x) + self.down(x))
-
-    layers = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
-              nn.MaxPool2d(3, 2, 1)]
-    cin = 64
-    for stage, cout in enumerate((64, 128, 256, 512)):
-        for i in range(2):
-            layers.append(Block(cin, cout, 2 if stage > 0 and i == 0 else 1))
-            cin = cout
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 1000)]
-    return nn.Sequential(*layers)
 
 
 # -- profiling ----------------------------------------------------------------------------

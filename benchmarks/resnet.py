@@ -120,8 +120,8 @@ def run_deepkit(batch, size, steps, mirror, report=False):
     return result
 
 
-def run_torch(batch, size, steps):
-    import torch  # noqa: PLC0415
+def torch_resnet18(torch):
+    """The same ResNet-18 in PyTorch (torchvision's layout; torchvision is not needed)."""
     nn = torch.nn
 
     class Block(nn.Module):
@@ -145,11 +145,16 @@ def run_torch(batch, size, steps):
             layers.append(Block(cin, cout, 2 if stage > 0 and i == 0 else 1))
             cin = cout
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 1000)]
-    model = nn.Sequential(*layers)
+    return nn.Sequential(*layers)
+
+
+def run_torch(batch, size, steps):
+    import torch  # noqa: PLC0415 - the optional peer
+    model = torch_resnet18(torch)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     x = torch.rand(batch, 3, size, size)
     y = torch.randint(0, 1000, (batch,))
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = torch.nn.CrossEntropyLoss()
     base = baseline_rss_bytes()
     times = []
     for _ in range(steps):

@@ -116,7 +116,13 @@ class ExecutorGroup:
 
     @property
     def grad_dict(self):
-        return self.primary.grad_dict if self.parts else {"": None}
+        """The first device's gradients; on a rank without rows, its trainable names.
+
+        Such a rank still takes part in the gradient exchange (with zeros).
+        """
+        if self.parts:
+            return self.primary.grad_dict
+        return {p.name: None for p in self.plan._trainable}
 
     @property
     def aux_dict(self):

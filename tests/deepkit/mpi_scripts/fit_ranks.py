@@ -4,7 +4,8 @@ Usage: ``fit_ranks.py MODE OUT [EPOCHS]``. Every mode trains the same small
 MLP on the same data with ``batch_size=30`` and writes each rank's final
 weights to ``OUT/weights_<rank>_of_<size>.npz``.
 
-* ``fit``: plain ``fit`` (shuffled), a CSVLogger naming the rank in its file.
+* ``fit``: plain ``fit`` (shuffled; 181 rows, so rank 1 gets no row of the
+  last batch), a CSVLogger naming the rank in its file.
 * ``backup``: ``fit`` with ``BackupAndRestore(OUT/backup)`` for EPOCHS epochs,
   so a second call with more epochs resumes from the backup rank 0 wrote.
 * ``kill``: rank 1 dies in its third batch; rank 0 must end with an error.
@@ -21,6 +22,7 @@ import numpy as np
 
 import deepkit
 from deepkit import callbacks, distributed, layers, models
+from deepkit.compat import mxnet as mx
 from deepkit_engine import io
 
 
@@ -56,7 +58,6 @@ def joined_parts(x, y, batch=15):
 
 
 def module_run(x, y, out, epochs, rank, size):
-    from deepkit.compat import mxnet as mx  # noqa: PLC0415 - only this mode needs the wing
     net = mx.sym.Variable("data")
     net = mx.sym.Activation(mx.sym.FullyConnected(net, num_hidden=16, name="fc1"),
                             act_type="relu")
@@ -99,7 +100,8 @@ def main(mode, out, epochs=2):
         xs, ys = joined_parts(x, y)
         batches = [(xs[i:i + 30], ys[i:i + 30]) for i in range(0, 180, 30)]
         model.fit(Batches(batches), epochs=int(epochs), verbose=0, callbacks=cbs)
-    else:
+    else:  # one row more: the last batch has one row, and rank 1 none of it
+        x, y = np.concatenate([x, x[:1]]), np.concatenate([y, y[:1]])
         model.fit(x, y, batch_size=30, epochs=int(epochs), verbose=0, callbacks=cbs)
     logs = model.evaluate(x, y, batch_size=30, return_dict=True)
     np.savez(os.path.join(out, f"weights_{rank}_of_{size}.npz"),
