@@ -129,6 +129,9 @@ class Executor:
                 self._compile(symbol)
         self._last_train = None
         self._monitor = None
+        #: The :class:`~deepkit_engine.replicas.Replica` of a data-parallel step this
+        #: executor runs in (set by the trainer before each pass), or None.
+        self.replica = None
 
     # -- public views ------------------------------------------------------------
     @property
@@ -345,11 +348,37 @@ class Executor:
         return steps, xp
 
     # -- running -------------------------------------------------------------------
-    def _run(self, program, is_train, phase):
+    def replica_exchanges(self, phase):
+        """Lengths of the vectors this executor's ``phase`` pass exchanges with its replicas.
+
+        Args:
+            phase: ``'forward'`` (a training pass) or ``'backward'``.
+        """
+        from .ops.normalization import sync_batchnorm_exchanges  # noqa: PLC0415
+        if "replica" not in self._resources:
+            return []
+        program = self._fwd_program if phase == "forward" else self._bwd_program
+        return sync_batchnorm_exchanges(
+            [(node.op.name, attrs, [a.shape for a in ins])
+             for _, attrs, ins, _, _, _, node in program[0]], phase)
+
+    def _replica_writes(self, replica):
+        if replica is None or replica.group.order_var is None \
+                or "replica" not in self._resources:
+            return []
+        return [replica.group.order_var]
+
+    def _can_inline(self, replica):
+        # a pass that meets other devices mid-way must run on this device's workers
+        return self._inline and (replica is None or not replica.collective
+                                 or "replica" not in self._resources)
+
+    def _run(self, program, is_train, phase, replica=None):
         steps, xp = program
         node = None
         try:
-            available = _acquire_resources(self._resources, self._ctx, is_train)[0] \
+            available = _acquire_resources(self._resources, self._ctx, is_train,
+                                           replica=replica)[0] \
                 if self._resources else None
             monitor = self._monitor
             profiler = _engine_mod._profiler
@@ -429,9 +458,10 @@ class Executor:
         writes = self._vars(self.outputs) + self._vars(self.aux_dict.values())
         writes.append(self._internal_var)
         writes += self._resource_writes
-        program = self._fwd_program
-        _engine_mod._engine.push(lambda: self._run(program, is_train, "forward"), reads, writes,
-                                 self._ctx, "forward", self._inline)
+        program, replica = self._fwd_program, self.replica
+        writes += self._replica_writes(replica)
+        _engine_mod._engine.push(lambda: self._run(program, is_train, "forward", replica), reads,
+                                 writes, self._ctx, "forward", self._can_inline(replica))
         self._last_train = is_train
         return self.outputs
 
@@ -483,9 +513,11 @@ class Executor:
         reads = self._vars(self.arg_dict.values()) + self._vars(self.aux_dict.values()) \
             + self._vars(self._head_grad_arrays) + self._vars(self.outputs)
         writes = self._vars(self.grad_dict.values()) + [self._internal_var]
-        program = self._bwd_program
-        _engine_mod._engine.push(lambda: self._run(program, is_train, "backward"), reads,
-                                 writes, self._ctx, "backward", self._inline)
+        program, replica = self._bwd_program, self.replica
+        writes += self._replica_writes(replica)
+        _engine_mod._engine.push(lambda: self._run(program, is_train, "backward", replica),
+                                 reads, writes, self._ctx, "backward",
+                                 self._can_inline(replica))
 
     # -- sharing and reshaping -----------------------------------------------------
     def copy_params_from(self, arg_params, aux_params=None, allow_extra_params=False):

@@ -97,6 +97,12 @@ class BatchNormalization(Layer):
         beta_constraint, gamma_constraint: Applied after each update.
         lr_mult, wd_mult: Learning-rate and weight-decay multipliers of
             ``gamma`` and ``beta``.
+        synchronized: In data-parallel training (several devices, MPI ranks),
+            take the batch statistics over the global batch instead of each
+            device's part (Keras 3's argument; the engine's ``SyncBatchNorm``).
+            Training then equals one device running the whole batch, at the
+            cost of two small exchanges per layer in forward and one in
+            backward. Without data parallelism it changes nothing.
 
     Input shape: any, with a known channel axis. Output shape: the input shape.
     """
@@ -105,7 +111,8 @@ class BatchNormalization(Layer):
                  beta_initializer="zeros", gamma_initializer="ones",
                  moving_mean_initializer="zeros", moving_variance_initializer="ones",
                  beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
-                 gamma_constraint=None, lr_mult=1.0, wd_mult=1.0, **kwargs):
+                 gamma_constraint=None, lr_mult=1.0, wd_mult=1.0, synchronized=False,
+                 **kwargs):
         super().__init__(**kwargs)
         if axis is None:
             axis = 1 if backend.image_data_format() == "channels_first" else -1
@@ -125,6 +132,7 @@ class BatchNormalization(Layer):
         self.beta_constraint = constraints.get(beta_constraint)
         self.gamma_constraint = constraints.get(gamma_constraint)
         self.lr_mult, self.wd_mult = float(lr_mult), float(wd_mult)
+        self.synchronized = bool(synchronized)
 
     def build(self, input_shape):
         ndim = len(input_shape)
@@ -156,10 +164,10 @@ class BatchNormalization(Layer):
             zeros = sym.zeros_like(self.moving_mean.var, name=f"{self.name}_zeros")
         gamma = self.gamma.var if self.scale else zeros
         beta = self.beta.var if self.center else zeros
-        return sym.BatchNorm(inputs, gamma, beta, self.moving_mean.var, self.moving_var.var,
-                             eps=self.epsilon, momentum=self.momentum,
-                             fix_gamma=not self.scale, use_global_stats=not self.trainable,
-                             axis=self._axis, name=self.name)
+        op = sym.SyncBatchNorm if self.synchronized else sym.BatchNorm
+        return op(inputs, gamma, beta, self.moving_mean.var, self.moving_var.var,
+                  eps=self.epsilon, momentum=self.momentum, fix_gamma=not self.scale,
+                  use_global_stats=not self.trainable, axis=self._axis, name=self.name)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -177,7 +185,7 @@ class BatchNormalization(Layer):
             gamma_regularizer=_ser(self.gamma_regularizer),
             beta_constraint=_ser(self.beta_constraint),
             gamma_constraint=_ser(self.gamma_constraint), lr_mult=self.lr_mult,
-            wd_mult=self.wd_mult)
+            wd_mult=self.wd_mult, synchronized=self.synchronized)
         return config
 
 

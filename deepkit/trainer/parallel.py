@@ -22,7 +22,11 @@ Auxiliary states (BatchNorm's moving statistics) are averaged over the
 devices (and ranks) after each training forward pass, weighted like the
 gradients. With equal parts this equals one device's update for the moving
 mean; the moving variance is the mean of the per-part variances (per-device
-batch statistics, as MXNet's default BatchNorm). Dropout draws its masks per
+batch statistics, as MXNet's default BatchNorm). ``BatchNormalization(
+synchronized=True)`` (the engine's ``SyncBatchNorm``) takes its statistics
+over the global batch instead: the step's executors form one
+:class:`~deepkit_engine.replicas.ReplicaGroup` and exchange their per-channel
+sums mid-pass, so the step equals one device running the whole batch. Dropout draws its masks per
 device from that device's random stream, so runs with Dropout differ between
 splits (as in MXNet and PyTorch's DataParallel).
 """
@@ -30,6 +34,8 @@ import numpy as np
 
 import deepkit_engine as dk
 from deepkit_engine import nd
+
+from deepkit_engine.replicas import ReplicaGroup
 
 from .. import backend
 from .data import HostBatch
@@ -88,6 +94,11 @@ def take_rows(data, start, stop):
     return tuple(_rows(v, start, stop) for v in data)
 
 
+def _sum_over_ranks(vector):
+    from deepkit_engine.dist import mpi  # noqa: PLC0415 (only under MPI)
+    return mpi.allreduce_(np.ascontiguousarray(vector, dtype=np.float64))
+
+
 class DeviceGradients(list):
     """Per device: ``([(parameter, gradient)], share of the global batch)``."""
 
@@ -105,6 +116,9 @@ class ExecutorGroup:
         self.plan = plan
         self.parts = parts
         self.global_rows = global_rows
+        #: On an MPI rank without rows: ``{phase: [vector lengths]}`` of the exchanges
+        #: (SyncBatchNorm's) the other ranks' passes make, joined here with zeros.
+        self.idle_exchanges = None
 
     @property
     def primary(self):
@@ -143,12 +157,24 @@ class ExecutorGroup:
         for _, exe, _ in self.parts:
             exe.forward(is_train=is_train, **kwargs)
         if is_train:
+            self._join_idle("forward")
             self.plan.average_aux(self)
         return self.outputs if self.parts else []
 
     def backward(self, out_grads=None):
         for _, exe, _ in self.parts:
             exe.backward(out_grads)
+        self._join_idle("backward")
+
+    def _join_idle(self, phase):
+        lengths = (self.idle_exchanges or {}).get(phase)
+        if lengths:
+            from deepkit_engine.dist import mpi  # noqa: PLC0415 (only under MPI)
+
+            def exchange():
+                for n in lengths:
+                    _sum_over_ranks(np.zeros(n))
+            dk.engine.push(exchange, (), (mpi.collective_var(),), name="idle exchanges")
 
     def gradients(self):
         """:class:`DeviceGradients` of the step: each device's share is its part of the batch."""
@@ -225,7 +251,39 @@ class DataParallel:
             cache.feed(exe, *take_rows(data, start, start + size))
             start += size
             parts.append((cache, exe, size))
-        return ExecutorGroup(self, parts, global_rows)
+        self._join_replicas(parts, global_rows)
+        group = ExecutorGroup(self, parts, global_rows)
+        if not parts and purpose == "train":
+            # no rows here: still take part in the other ranks' SyncBatchNorm exchanges
+            model_exe = trainer.executors(self.primary).executor(purpose, 1)
+            group.idle_exchanges = {phase: model_exe.replica_exchanges(phase)
+                                    for phase in ("forward", "backward")}
+        return group
+
+    def _join_replicas(self, parts, global_rows):
+        """Make the step's executors one :class:`ReplicaGroup` (for ``SyncBatchNorm``).
+
+        Each device's weight is its factor in the gradient combination of
+        :meth:`reduce`: its share of the global batch, or 1 when gradients are
+        added as they are.
+        """
+        if len(parts) == 1 and self.ranks == 1:
+            parts[0][1].replica = None
+            return
+        weights = [1.0 if self.gradient_reduction == "sum" else rows / global_rows
+                   for _, _, rows in parts]
+        across = order = None
+        if self.ranks > 1:
+            from deepkit_engine.dist import mpi  # noqa: PLC0415 (only under MPI)
+            across = _sum_over_ranks
+            # one device per rank: its passes queue among the other collectives (several
+            # devices of a rank must run at once, so they cannot share that order)
+            order = mpi.collective_var() if len(parts) == 1 else None
+        if len(parts) > 1 and any("replica" in exe._resources for _, exe, _ in parts):
+            ReplicaGroup.check_engine()
+        group = ReplicaGroup(len(parts), weights, across, order_var=order)
+        for k, (_, exe, _) in enumerate(parts):
+            exe.replica = group.replica(k)
 
     def reduce(self, per_device):
         """``[(parameter, gradient)]`` on the primary: the weighted sum over devices and ranks."""

@@ -480,6 +480,163 @@ register(OpDef(
         "moving statistics in inference; then scale by gamma and shift by beta."))
 
 
+
+# -- SyncBatchNorm ---------------------------------------------------------------------
+#
+# BatchNorm whose training statistics are those of the global batch of a data-parallel
+# step: each device sums over its rows, the sums meet through the executor's replica
+# (deepkit_engine.replicas), and every device normalises with the same mean and
+# variance. Outside a replica group it is BatchNorm.
+
+_SYNC_BN_PARAMS = dict(_BN_PARAMS)
+_SYNC_BN_PARAMS.update({
+    "ndev": Param(int, 1, "Accepted for MXNet compatibility: the devices taking part come "
+                          "from the data-parallel step running the op.", min=1),
+    "key": Param(str, "", "Accepted for MXNet compatibility (MXNet's rendezvous key); the "
+                          "executor's replica group pairs the devices."),
+})
+
+
+def _sync_needed(replica):
+    return replica is not None and replica.collective
+
+
+def _sync_bn_forward(xp, attrs, inputs, outputs, req, is_train=False, replica=None):
+    if not (is_train and not attrs.use_global_stats and _sync_needed(replica)):
+        return _bn_forward(xp, attrs, inputs, outputs, req, is_train=is_train)
+    data, gamma, beta, moving_mean, moving_var = inputs
+    out, mean_out, var_out = outputs
+    x, c = _bn_view(data, attrs)
+    kept = (1, c, 1)
+    acc = moving_mean.dtype
+    local_count = x.shape[0] * x.shape[2]
+    sums = _rsum(xp, x, (0, 2), np.float64).reshape(c)
+    totals = replica.allreduce(np.concatenate([_host(sums), [local_count]]),
+                               "SyncBatchNorm: batch sums")
+    count = totals[c]
+    if count == 0:
+        raise ShapeError("SyncBatchNorm: the global batch is empty; the batch statistics are "
+                         "undefined", argument="data", expected="at least one row",
+                         actual=tuple(data.shape))
+    mean = totals[:c] / count
+    target = _target(xp, out, req[0], x.shape)
+    xp.subtract(x, xp.asarray(mean.reshape(kept), dtype=acc), out=target, casting="unsafe")
+    squares = _rdot(xp, target, target, (0, 2), np.float64).reshape(c)
+    var = replica.allreduce(_host(squares), "SyncBatchNorm: squared deviations") / count
+    invstd = 1.0 / np.sqrt(var + attrs.eps)
+    mean_x, var_x, invstd_x = (xp.asarray(v, dtype=acc) for v in (mean, var, invstd))
+    if req[0] != "null":
+        g = None if attrs.fix_gamma else gamma.reshape(kept)
+        _scale_shift(target, invstd_x.reshape(kept), g, beta.reshape(kept))
+        _finish(out, target, req[0])
+    moving_mean *= attrs.momentum
+    moving_mean += (1.0 - attrs.momentum) * mean_x
+    moving_var *= attrs.momentum
+    moving_var += (1.0 - attrs.momentum) * var_x
+    write_result(xp, mean_out, mean_x, req[1])
+    write_result(xp, var_out, invstd_x, req[2])
+
+
+def _host(array):
+    """A device array as a float64 numpy array (the sums travel between devices on the host)."""
+    get = getattr(array, "get", None)
+    return np.asarray(get() if get is not None else array, dtype=np.float64)
+
+
+def _sync_bn_backward(xp, attrs, inputs, outputs, req, is_train=True, replica=None):
+    """Gradient of SyncBatchNorm over the global batch, for this device's rows.
+
+    The devices' gradients are combined as ``sum_k w_k g_k`` (``w_k``: the
+    replica's weight), so the objective is ``J = sum_k w_k L_k`` and the
+    output gradient of row ``i`` of device ``k`` in ``J`` is ``w_k dy_i``. The
+    global sums of those gradients (and of their products with ``x - mean``)
+    meet through the replica; the data gradient returned is ``dJ/dx_i / w_k``,
+    which the same combination turns back into ``dJ/dx``.
+    """
+    if not (is_train and not attrs.use_global_stats and _sync_needed(replica)):
+        return _bn_backward(xp, attrs, inputs, outputs, req, is_train=is_train)
+    g, data, gamma, mean, invstd = inputs[:5]
+    dx, dgamma, dbeta = outputs
+    x, c = _bn_view(data, attrs)
+    kept = (1, c, 1)
+    acc = mean.dtype
+    g = g.reshape(x.shape)
+    t = xp.subtract(x, mean.reshape(kept), dtype=acc)
+    local_sum = _rsum(xp, g, (0, 2), np.float64).reshape(c)
+    local_dot = _rdot(xp, g, t, (0, 2), np.float64).reshape(c)
+    write_result(xp, dbeta, local_sum.astype(acc), req[2])
+    if attrs.fix_gamma:
+        write_result(xp, dgamma, 0.0, req[1])
+    else:
+        write_result(xp, dgamma, (local_dot * _host(invstd)).astype(acc), req[1])
+    w = replica.weight
+    parts = [local_sum * w, local_dot * w, [x.shape[0] * x.shape[2]]]
+    extra = _extra(inputs, attrs, kept)
+    if extra is not None:
+        parts += [_host(extra[0]).reshape(c) * w, _host(extra[1]).reshape(c) * w]
+    totals = replica.allreduce(np.concatenate(parts), "SyncBatchNorm: gradient sums")
+    if req[0] == "null":
+        return
+    count = totals[2 * c]
+    inv = _host(invstd).reshape(c)
+    scale = inv if attrs.fix_gamma else inv * _host(gamma).reshape(c)
+    # dJ/dx_i = scale (w dy_i - S1/B - t_i inv^2 S2/B) + Gm/B - Gs inv^3 t_i / B
+    coef_t = -scale * inv * inv * totals[c:2 * c] / count
+    const = -scale * totals[:c] / count
+    if extra is not None:
+        const = const + totals[2 * c + 1:3 * c + 1] / count
+        coef_t = coef_t - totals[3 * c + 1:4 * c + 1] * inv ** 3 / count
+    result = t
+    result *= xp.asarray((coef_t / w).reshape(kept), dtype=acc)
+    result += xp.asarray((const / w).reshape(kept), dtype=acc)
+    result += g * xp.asarray(scale.reshape(kept), dtype=acc)
+    write_result(xp, dx, result.reshape(dx.shape), req[0])
+
+
+def sync_batchnorm_exchanges(steps, phase):
+    """The lengths of the vectors SyncBatchNorm exchanges in one pass, in order.
+
+    A process with no rows of a batch still takes part in the exchanges of
+    the others (with zeros); this tells it which.
+
+    Args:
+        steps: ``(op name, attrs, input shapes)`` of a pass's nodes, in order.
+        phase: ``'forward'`` or ``'backward'``.
+    """
+    lengths = []
+    for name, attrs, shapes in steps:
+        if attrs.get("use_global_stats"):
+            continue
+        if phase == "forward" and name == "SyncBatchNorm":
+            c = shapes[1][0]
+            lengths += [c + 1, c]
+        elif phase == "backward" and name == "_backward_SyncBatchNorm":
+            c = shapes[2][0]
+            lengths.append(2 * c + 1 + (2 * c if attrs.get("output_mean_var") else 0))
+    return lengths
+
+
+register(OpDef(
+    "_backward_SyncBatchNorm", _sync_bn_backward, inputs=_backward_inputs("var"),
+    params=dict(_SYNC_BN_PARAMS), infer_shape=_backward_shape, infer_type=_backward_type,
+    outputs=("data_grad", "gamma_grad", "beta_grad"), resources=("is_train", "replica"),
+    differentiable=False,
+    doc="Gradient of SyncBatchNorm: BatchNorm's gradient with the sums over the global "
+        "batch of a data-parallel step."))
+
+register(OpDef(
+    "SyncBatchNorm", _sync_bn_forward,
+    inputs=("data", "gamma", "beta", "moving_mean", "moving_var"),
+    aux=("moving_mean", "moving_var"), params=dict(_SYNC_BN_PARAMS), infer_shape=_bn_shape,
+    infer_type=_bn_type, partial_infer=True, outputs=_mean_var_outputs("var"),
+    visible_outputs=_visible_mean_var, resources=("is_train", "replica"),
+    gradient=_norm_gradient("_backward_SyncBatchNorm", 5),
+    aliases=("_contrib_SyncBatchNorm",),
+    doc="Synchronised batch normalization: BatchNorm whose training statistics (mean and "
+        "biased variance per channel) are taken over the global batch of a data-parallel "
+        "step, all devices and MPI ranks together, so that the result equals one device "
+        "running the whole batch. Outside a data-parallel step it is BatchNorm."))
+
 # -- LayerNorm -------------------------------------------------------------------------
 
 _LN_PARAMS = {

@@ -60,6 +60,13 @@ def test_two_ranks_train_as_one_process_with_the_same_global_batch(tmp_path):
 
 
 @needs_mpi
+def test_synchronized_batchnorm_on_two_ranks_trains_as_one_process(tmp_path):
+    """Global batch statistics over the ranks; a rank without rows still joins the exchanges."""
+    reference, double = _one_and_two_ranks(tmp_path, "syncbn")
+    _assert_every_rank_has(reference, double, 1e-5)
+
+
+@needs_mpi
 def test_ranks_reading_their_own_parts_train_on_the_joined_batches(tmp_path):
     """MXNet's way: NDArrayIter(num_parts=2, part_index=rank); a global batch is both parts'."""
     reference, double = _one_and_two_ranks(tmp_path, "parts")

@@ -14,6 +14,9 @@ weights to ``OUT/weights_<rank>_of_<size>.npz``.
   part_index=rank)`` (MXNet's way), batches of 15 rows; in one process,
   ``parts`` trains on the same global batches (both parts' batches joined).
 * ``module``: the same with MXNet's ``Module.fit(kvstore='dist_sync')``.
+* ``syncbn``: as ``fit``, with ``BatchNormalization(synchronized=True)`` after
+  the hidden layer (rank 1, without rows in the last batch, still joins rank
+  0's exchanges of batch statistics).
 """
 import os
 import sys
@@ -26,10 +29,12 @@ from deepkit.compat import mxnet as mx
 from deepkit_engine import io
 
 
-def build(units=16):
+def build(units=16, synchronized_bn=False):
     deepkit.set_seed(7)
-    model = models.Sequential([layers.Input(shape=(10,)), layers.Dense(units, activation="relu"),
-                               layers.Dense(3, activation="softmax")])
+    stack = [layers.Input(shape=(10,)), layers.Dense(units, activation="relu")]
+    if synchronized_bn:
+        stack.append(layers.BatchNormalization(synchronized=True))
+    model = models.Sequential(stack + [layers.Dense(3, activation="softmax")])
     model.compile(deepkit.optimizers.SGD(0.05, momentum=0.9), "sparse_categorical_crossentropy",
                   ["accuracy"])
     return model
@@ -86,7 +91,7 @@ def main(mode, out, epochs=2):
     if mode == "module":
         module_run(x, y, out, epochs, rank, size)
         return
-    model = build(32 if mode == "mismatch" and rank == 1 else 16)
+    model = build(32 if mode == "mismatch" and rank == 1 else 16, mode == "syncbn")
     cbs = [callbacks.CSVLogger(os.path.join(out, f"log_rank{rank}.csv"))]
     if mode == "backup":
         cbs.append(callbacks.BackupAndRestore(os.path.join(out, "backup"), delete_checkpoint=False))

@@ -18,11 +18,11 @@ def _data(n=160, features=10, classes=3, seed=0):
     return x, y
 
 
-def _mlp(optimizer, batchnorm=False, dropout=False, cls=models.Sequential):
+def _mlp(optimizer, batchnorm=False, dropout=False, cls=models.Sequential, synchronized=False):
     deepkit.set_seed(3)
     stack = [layers.Input(shape=(10,)), layers.Dense(16, activation="relu")]
     if batchnorm:
-        stack.append(layers.BatchNormalization())
+        stack.append(layers.BatchNormalization(synchronized=synchronized))
     if dropout:
         stack.append(layers.Dropout(0.5))
     stack.append(layers.Dense(3, activation="softmax"))
@@ -128,6 +128,27 @@ def test_batchnorm_moving_statistics_are_averaged_over_devices():
     replica.pull_weights()
     np.testing.assert_allclose(replica._copies[mean_name].asnumpy(),
                                {p.name: p.data.asnumpy() for p in model.weights}[mean_name])
+
+
+@pytest.mark.parametrize("devices,batch_size", [(TWO, 32), ([dk.cpu(0), dk.cpu(1), dk.cpu(2)], 33)],
+                         ids=["two_even", "three_uneven"])
+def test_synchronized_batchnorm_trains_as_one_device(devices, batch_size):
+    """Global batch statistics: weights, moving statistics and losses equal one device's."""
+    make = lambda: deepkit.optimizers.SGD(0.1, momentum=0.9)  # noqa: E731
+    (one, h1), (many, h2) = _fit_both(make, devices=devices, batch_size=batch_size,
+                                      batchnorm=True, synchronized=True)
+    _assert_same_weights(one, many, 1e-6)
+    np.testing.assert_allclose(h2.history["loss"], h1.history["loss"], rtol=1e-6)
+    # without synchronisation the per-device statistics make the runs differ
+    (one, _), (plain, _) = _fit_both(make, devices=devices, batch_size=batch_size,
+                                     batchnorm=True)
+    assert max(np.abs(a.data.asnumpy() - b.data.asnumpy()).max()
+               for a, b in zip(one.weights, plain.weights)) > 1e-4
+
+
+def test_synchronized_batchnorm_round_trips_its_config():
+    layer = layers.BatchNormalization(synchronized=True)
+    assert layers.BatchNormalization.from_config(layer.get_config()).synchronized
 
 
 def test_custom_train_step_runs_unchanged_on_several_devices():

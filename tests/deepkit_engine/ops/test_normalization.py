@@ -160,6 +160,11 @@ CASES = [
     _bn_case((2, 3, 2), fix_gamma=False, output_mean_var=True),
     _bn_case((1, 1, 1)),
     _bn_case((0, 3, 2), fix_gamma=False),
+    # SyncBatchNorm outside a data-parallel step is BatchNorm
+    OpCase("SyncBatchNorm", [(2, 3, 4), _positive((3,)), (3,), (3,), _positive((3,))], _bn_ref,
+           {"fix_gamma": False}, grad=False),
+    OpCase("SyncBatchNorm", [(4, 2), _positive((2,)), (2,), (2,), _positive((2,))], _bn_ref,
+           {"output_mean_var": True}, grad=False),
     # LayerNorm
     OpCase("LayerNorm", [(3, 5), (5,), (5,)], _ln_ref),
     OpCase("LayerNorm", [(2, 3, 4), (3,), (3,)], _ln_ref, {"axis": 1}),
@@ -203,11 +208,13 @@ CASES = [
 ]
 
 #: BatchNorm's moving statistics are auxiliary states, which run_gradient does not bind.
-OTHER_GRAD_COVERED_OPS = {"BatchNorm": "test_batchnorm_gradient"}
+OTHER_GRAD_COVERED_OPS = {"BatchNorm": "test_batchnorm_gradient",
+                          "SyncBatchNorm": "test_sync_batchnorm_gradient"}
 #: The backward ops are checked against numeric gradients of the numpy references.
 OTHER_COVERED_OPS = {name: "test_backward_ops_match_numpy_gradients" for name in (
     "_backward_BatchNorm", "_backward_LayerNorm", "_backward_InstanceNorm",
     "_backward_GroupNorm", "_backward_L2Normalization", "_backward_LRN")}
+OTHER_COVERED_OPS["_backward_SyncBatchNorm"] = "test_sync_batchnorm_devices_equal_one_batch"
 
 
 @pytest.mark.parametrize("case,dtype", forward_params(CASES))
@@ -595,3 +602,117 @@ def test_batch_norm_apply_matches_the_float64_reference(fix_gamma, use_global_st
     want = (x.astype(np.float64) - mean.reshape(shape)) * scale.reshape(shape) \
         + beta.reshape(shape)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+# -- SyncBatchNorm: the statistics of the global batch over several devices --------------
+
+@pytest.mark.parametrize("fix_gamma", [False, True])
+@pytest.mark.parametrize("output_mean_var", [False, True])
+def test_sync_batchnorm_gradient(fix_gamma, output_mean_var, ctx):
+    """Outside a replica group: numeric gradients, training mode (batch statistics)."""
+    x, gamma, beta, mm, mv = _bn_inputs((4, 2, 3))
+    net = sym.SyncBatchNorm(sym.Variable("data"), name="bn", fix_gamma=fix_gamma,
+                            output_mean_var=output_mean_var)
+    check_numeric_gradient(net, {"data": x, "bn_gamma": gamma, "bn_beta": beta},
+                           aux_states={"bn_moving_mean": mm, "bn_moving_var": mv},
+                           numeric_eps=1e-5, rtol=1e-4, atol=1e-6, ctx=ctx)
+
+
+def _bind_sync(shape, x, gamma, beta, mm, mv, ctx, **params):
+    net = sym.SyncBatchNorm(sym.Variable("data"), name="bn", **params)
+    args = {"data": nd.array(x, ctx=ctx, dtype="float64"),
+            "bn_gamma": nd.array(gamma, ctx=ctx, dtype="float64"),
+            "bn_beta": nd.array(beta, ctx=ctx, dtype="float64")}
+    grads = {k: nd.zeros(v.shape, ctx=ctx, dtype="float64") for k, v in args.items()}
+    return net.bind(ctx, args, args_grad=grads,
+                    aux_states={"bn_moving_mean": nd.array(mm, ctx=ctx, dtype="float64"),
+                                "bn_moving_var": nd.array(mv, ctx=ctx, dtype="float64")})
+
+
+@pytest.mark.parametrize("rows,weighting,output_mean_var,fix_gamma", [
+    ((3, 3), "share", False, False),
+    ((4, 3, 1), "share", True, False),
+    ((2, 5), "share", False, True),
+    ((3, 2), "one", False, False),
+])
+def test_sync_batchnorm_devices_equal_one_batch(rows, weighting, output_mean_var, fix_gamma):
+    """Devices with parts of a batch, combined as the trainer combines them, equal one batch.
+
+    The trainer adds device gradients as ``sum_k w_k g_k``: so device k's objective
+    is ``L_k`` with ``sum_k w_k L_k`` the whole batch's objective ``J``. Output, statistics,
+    moving statistics, ``w_k``-weighted parameter gradients and ``w_k``-scaled data
+    gradients must equal one executor running the whole batch.
+    """
+    from deepkit_engine import cpu  # noqa: PLC0415
+    from deepkit_engine.replicas import ReplicaGroup  # noqa: PLC0415
+    total = sum(rows)
+    shape = (total, 3, 2)
+    x, gamma, beta, mm, mv = _bn_inputs(shape, seed=4)
+    rng = np.random.default_rng(5)
+    head = rng.normal(size=shape)
+    head_mean, head_std = rng.normal(size=3), rng.normal(size=3)
+    params = {"fix_gamma": fix_gamma, "output_mean_var": output_mean_var, "momentum": 0.7}
+    whole = _bind_sync(shape, x, gamma, beta, mm, mv, cpu(0), **params)
+    outs = whole.forward(is_train=True)
+    heads = [head] + ([head_mean, head_std] if output_mean_var else [])
+    whole.backward([nd.array(h, dtype="float64") for h in heads])
+    expected = {"out": outs[0].asnumpy(), "mm": whole.aux_dict["bn_moving_mean"].asnumpy(),
+                "mv": whole.aux_dict["bn_moving_var"].asnumpy(),
+                **{k: v.asnumpy() for k, v in whole.grad_dict.items()}}
+    if output_mean_var:
+        expected["mean"], expected["invstd"] = outs[1].asnumpy(), outs[2].asnumpy()
+
+    weights = [n / total if weighting == "share" else 1.0 for n in rows]
+    if output_mean_var:  # each device's objective counts the statistics' terms once
+        assert weighting == "share"
+    group = ReplicaGroup(len(rows), weights)
+    exes, start = [], 0
+    for k, n in enumerate(rows):
+        part = slice(start, start + n)
+        exe = _bind_sync(shape, x[part], gamma, beta, mm, mv, cpu(k), **params)
+        exe.replica = group.replica(k)
+        exes.append((exe, part, weights[k]))
+        start += n
+    for exe, _, _ in exes:
+        exe.forward(is_train=True)
+    for exe, part, w in exes:
+        local = [nd.array(head[part] / w, ctx=exe._ctx, dtype="float64")]
+        if output_mean_var:
+            local += [nd.array(h, ctx=exe._ctx, dtype="float64") for h in heads[1:]]
+        exe.backward(local)
+    got_out = np.concatenate([exe.outputs[0].asnumpy() for exe, _, _ in exes])
+    np.testing.assert_allclose(got_out, expected["out"], rtol=1e-10, atol=1e-12)
+    for exe, part, w in exes:
+        np.testing.assert_allclose(exe.aux_dict["bn_moving_mean"].asnumpy(), expected["mm"],
+                                   rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(exe.aux_dict["bn_moving_var"].asnumpy(), expected["mv"],
+                                   rtol=1e-10, atol=1e-12)
+        if output_mean_var:
+            np.testing.assert_allclose(exe.outputs[1].asnumpy(), expected["mean"], rtol=1e-10)
+            np.testing.assert_allclose(exe.outputs[2].asnumpy(), expected["invstd"],
+                                       rtol=1e-10)
+        np.testing.assert_allclose(exe.grad_dict["data"].asnumpy() * w,
+                                   expected["data"][part], rtol=1e-9, atol=1e-12)
+    for name in ("bn_gamma", "bn_beta"):
+        combined = sum(exe.grad_dict[name].asnumpy() * w for exe, _, w in exes)
+        np.testing.assert_allclose(combined, expected[name], rtol=1e-9, atol=1e-12)
+
+
+def test_sync_batchnorm_reports_a_device_that_never_arrives():
+    from deepkit_engine import cpu  # noqa: PLC0415
+    from deepkit_engine.replicas import ReplicaGroup  # noqa: PLC0415
+    x, gamma, beta, mm, mv = _bn_inputs((2, 3, 2))
+    exe = _bind_sync((2, 3, 2), x, gamma, beta, mm, mv, cpu(0))
+    exe.replica = ReplicaGroup(2, timeout=0.3).replica(0)
+    with pytest.raises(Exception, match=r"SyncBatchNorm.*device 0 of 2 waited 0.3 s"):
+        exe.forward(is_train=True)[0].asnumpy()
+
+
+def test_sync_batchnorm_outside_training_uses_moving_statistics_without_meeting():
+    from deepkit_engine import cpu  # noqa: PLC0415
+    from deepkit_engine.replicas import ReplicaGroup  # noqa: PLC0415
+    x, gamma, beta, mm, mv = _bn_inputs((2, 3, 2))
+    exe = _bind_sync((2, 3, 2), x, gamma, beta, mm, mv, cpu(0))
+    exe.replica = ReplicaGroup(2, timeout=0.3).replica(0)  # nobody else: must not wait
+    out = exe.forward(is_train=False)[0].asnumpy()
+    np.testing.assert_allclose(out, _bn_ref(x, gamma, beta, mm, mv), rtol=1e-12)
