@@ -118,7 +118,8 @@ def _batch_norm(c):
     axis = axis[0] if isinstance(axis, (list, tuple)) else axis
     return L.BatchNormalization(axis=axis, momentum=c.get("momentum", 0.99),
                                 epsilon=c.get("epsilon", 1e-3), center=c.get("center", True),
-                                scale=c.get("scale", True), name=c["name"])
+                                scale=c.get("scale", True),
+                                synchronized=c.get("synchronized", False), name=c["name"])
 
 
 _CELL_KEYS = ("units", "activation", "recurrent_activation", "use_bias", "dropout",

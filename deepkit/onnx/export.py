@@ -340,7 +340,8 @@ def _identity(g, a, ins, out, name):
 
 _CONVERTERS = {
     "Convolution": _conv, "Deconvolution": _deconv, "FullyConnected": _fully_connected,
-    "Pooling": _pooling, "BatchNorm": _batch_norm, "Activation": _activation,
+    "Pooling": _pooling, "BatchNorm": _batch_norm, "SyncBatchNorm": _batch_norm,
+    "Activation": _activation,
     "LeakyReLU": _leaky, "softmax": _softmax, "SoftmaxOutput": _softmax_output,
     "SoftmaxActivation": _softmax_output, "LRN": _lrn, "Pad": _pad, "concat": _concat,
     "mean": _reduce("ReduceMean"), "sum": _reduce("ReduceSum"), "max": _reduce("ReduceMax"),

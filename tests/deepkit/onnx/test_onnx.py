@@ -153,3 +153,14 @@ def test_a_pytorch_export_imports_and_matches_pytorch(tmp_path):
         want = net(x).numpy()
     np.testing.assert_allclose(model.predict(x.numpy()), want, rtol=1e-4, atol=1e-5)
     assert pathlib.Path(path).stat().st_size > 1000
+
+
+def test_synchronized_batchnorm_exports_as_batchnorm(tmp_path):
+    deepkit.set_seed(2)
+    model = deepkit.Sequential([L.Dense(6, input_shape=(5,)),
+                                L.BatchNormalization(synchronized=True, name="bn"),
+                                L.Dense(3, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x = np.random.default_rng(3).normal(size=(16, 5)).astype(np.float32)
+    model.fit(x, np.arange(16) % 3, epochs=1, batch_size=8, verbose=0)  # moves the statistics
+    _check(model, tmp_path / "syncbn.onnx", x)
