@@ -276,6 +276,7 @@ class Optimizer:
         grads = self._clip([g for _, g in pairs])
         lr = self.lr
         self._prepare_step()
+        steps = []
         for (param, _), grad in zip(pairs, grads):
             weight = param.data
             p_lr = lr * param.lr_mult
@@ -283,10 +284,21 @@ class Optimizer:
                 decay = p_lr * self.weight_decay * param.wd_mult
                 if decay:
                     weight *= 1.0 - decay
-            self.update_step(param, weight, grad, self._state(param), p_lr)
+            steps.append((param, weight, grad, self._state(param), p_lr))
+        self.update_steps(steps)
+        for param, weight, _, _, _ in steps:
             if param.constraint is not None:
                 param.constraint(weight).copyto(weight)
         self.iterations += 1
+
+    def update_steps(self, steps):
+        """Update every parameter of one step: ``[(param, weight, grad, state, lr)]``.
+
+        The default calls :meth:`update_step` for each; an optimizer may
+        override it to update all parameters in one engine push.
+        """
+        for param, weight, grad, state, lr in steps:
+            self.update_step(param, weight, grad, state, lr)
 
     def apply_gradients(self, grads_and_vars):
         """Keras's spelling: ``[(gradient, Parameter), ...]``."""
@@ -370,6 +382,30 @@ class SGD(Optimizer):
 
     def create_state(self, weight):
         return _zeros(weight) if self.momentum else []
+
+    def update_steps(self, steps):
+        """All parameters in one fused push (MXNet's ``multi_sgd_(mom_)update``) where possible.
+
+        It is, unless a subclass changes :meth:`update_step`, Nesterov momentum
+        is on, or the parameters live on different devices.
+        """
+        fusable = (len(steps) > 1 and not self.nesterov
+                   and type(self).update_step is SGD.update_step
+                   and len({w.ctx for _, w, _, _, _ in steps}) == 1
+                   and len({w.dtype for _, w, _, _, _ in steps}) == 1)
+        if not fusable:
+            super().update_steps(steps)
+            return
+        inputs, weights = [], []
+        for _, weight, grad, state, _ in steps:
+            inputs += [weight, grad] + ([state[0]] if self.momentum else [])
+            weights.append(weight)
+        kwargs = {"lrs": tuple(lr for *_, lr in steps), "wds": (0.0,) * len(steps),
+                  "num_weights": len(steps), "out": weights}
+        if self.momentum:
+            nd.multi_sgd_mom_update(*inputs, momentum=self.momentum, **kwargs)
+        else:
+            nd.multi_sgd_update(*inputs, **kwargs)
 
     def update_step(self, param, weight, grad, state, lr):
         if not self.momentum:

@@ -27,6 +27,7 @@ from .graph.plan_memory import plan_memory
 from .ndarray import NDArray
 from .ndarray import array as _nd_array
 from .ndarray import zeros as _nd_zeros
+from .ops.normalization import sync_batchnorm_exchanges
 from .resources import acquire as _acquire_resources
 
 __all__ = ["Executor", "simple_bind"]
@@ -354,7 +355,6 @@ class Executor:
         Args:
             phase: ``'forward'`` (a training pass) or ``'backward'``.
         """
-        from .ops.normalization import sync_batchnorm_exchanges  # noqa: PLC0415
         if "replica" not in self._resources:
             return []
         program = self._fwd_program if phase == "forward" else self._bwd_program

@@ -20,6 +20,7 @@ import threading
 
 import numpy as np
 
+from . import engine
 from .base import DeepkitError
 
 __all__ = ["ReplicaGroup", "Replica", "ReplicaError"]
@@ -80,7 +81,6 @@ class ReplicaGroup:
     @staticmethod
     def check_engine():
         """Raise if the engine runs work on the calling thread (devices could not meet)."""
-        from . import engine
         if type(engine._engine).__name__ == "NaiveEngine":
             raise ReplicaError("synchronised BatchNorm over several devices needs the threaded "
                                "engine (every device runs its pass on its own workers); the "

@@ -37,7 +37,7 @@ import threading
 import numpy as np
 
 __all__ = ["blas_threads", "configure", "cpu_cores", "describe", "local_processes",
-           "parallel_map", "pool_size", "set_blas_threads", "unary"]
+           "matmul", "parallel_map", "pool_size", "set_blas_threads", "unary"]
 
 _state = {"blas": None, "pool_size": 1, "pool": None}
 _lock = threading.Lock()
@@ -212,3 +212,34 @@ def unary(xp, fn, x, out):
     xf, of = x.reshape(-1), out.reshape(-1)
     step = -(-x.size // workers)
     parallel_map(lambda i: fn(xf[i:i + step], out=of[i:i + step]), range(0, x.size, step))
+
+
+#: Matrix products of at least this many multiply-adds split their rows over the pool.
+MATMUL_MIN_WORK = 1 << 21
+
+
+def matmul(xp, a, b, out=None):
+    """``xp.matmul(a, b, out=out)``, the rows of ``a`` split over the kernel pool.
+
+    A product big enough to pay for the hand-off (:data:`MATMUL_MIN_WORK`
+    multiply-adds) on numpy runs as blocks of rows (axis -2 of ``a`` and
+    ``out``; leading axes broadcast as in ``matmul``), one single-threaded
+    BLAS call per pool thread: the cores BLAS does not get (see the module
+    docstring) still work on one large product. ``out`` None: a new array.
+    """
+    workers = pool_size()
+    if xp is not np or workers < 2 or a.ndim < 2 or b.ndim < 2:
+        return xp.matmul(a, b, out=out)
+    m = a.shape[-2]
+    work = a.size * b.shape[-1] * (b.size // (b.shape[-1] * b.shape[-2]) if b.ndim > a.ndim
+                                   else 1)
+    if m < 2 * workers or work < MATMUL_MIN_WORK or (
+            out is not None and out.strides[-1] != out.itemsize):
+        return xp.matmul(a, b, out=out)
+    if out is None:
+        shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (m, b.shape[-1])
+        out = np.empty(shape, np.result_type(a, b))
+    step = -(-m // workers)
+    parallel_map(lambda i: np.matmul(a[..., i:i + step, :], b, out=out[..., i:i + step, :]),
+                 range(0, m, step))
+    return out

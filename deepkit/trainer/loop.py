@@ -16,6 +16,8 @@ import collections.abc
 import time
 import warnings
 
+from deepkit_engine import engine
+
 from .data import unpack_x_y_sample_weight
 
 __all__ = ["LoopState", "Logs", "read_logs", "run_fit", "run_evaluate", "run_predict",
@@ -134,7 +136,8 @@ def run_epoch(model, source, state, callbacks):
     for step, (n, data) in enumerate(_timed(source.batches(), state)):
         state.step, state.batch, state.batch_size = step, data, n
         callbacks.call("on_train_batch_begin", step, {})
-        logs = model.train_step(data)
+        with engine.bulk():  # the step's small ops (metrics, updates) as few engine pushes
+            logs = model.train_step(data)
         state.seen += n
         now = time.perf_counter()
         if callbacks.requires_batch_logs or now - last_read >= LOG_INTERVAL_S:
@@ -203,7 +206,8 @@ def run_evaluate(model, source, state=None, callbacks=None):
         state.step, state.batch, state.batch_size = step, data, n
         if callbacks is not None:
             callbacks.call("on_test_batch_begin", step, {})
-        logs = model.test_step(data)
+        with engine.bulk():
+            logs = model.test_step(data)
         state.seen += n
         if callbacks is not None:
             callbacks.call("on_test_batch_end", step, None)

@@ -34,6 +34,7 @@ import numpy as np
 
 import deepkit_engine as dk
 from deepkit_engine import nd
+from deepkit_engine.dist import mpi
 
 from deepkit_engine.replicas import ReplicaGroup
 
@@ -95,7 +96,6 @@ def take_rows(data, start, stop):
 
 
 def _sum_over_ranks(vector):
-    from deepkit_engine.dist import mpi  # noqa: PLC0415 (only under MPI)
     return mpi.allreduce_(np.ascontiguousarray(vector, dtype=np.float64))
 
 
@@ -169,7 +169,6 @@ class ExecutorGroup:
     def _join_idle(self, phase):
         lengths = (self.idle_exchanges or {}).get(phase)
         if lengths:
-            from deepkit_engine.dist import mpi  # noqa: PLC0415 (only under MPI)
 
             def exchange():
                 for n in lengths:
@@ -274,7 +273,6 @@ class DataParallel:
                    for _, _, rows in parts]
         across = order = None
         if self.ranks > 1:
-            from deepkit_engine.dist import mpi  # noqa: PLC0415 (only under MPI)
             across = _sum_over_ranks
             # one device per rank: its passes queue among the other collectives (several
             # devices of a rank must run at once, so they cannot share that order)

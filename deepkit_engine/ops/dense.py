@@ -1,6 +1,7 @@
 """FullyConnected: the affine layer ``y = x W^T + b`` (MXNet semantics)."""
 import numpy as np
 
+from .. import threads
 from ..base import ShapeError
 from .registry import OpDef, Param, register
 
@@ -50,7 +51,7 @@ def _fc_forward(xp, attrs, inputs, outputs, req):
         if not attrs.no_bias:
             o2 += inputs[2]
     elif req[0] != "null":
-        xp.matmul(x2, weight.T, out=o2)
+        threads.matmul(xp, x2, weight.T, o2)
         if not attrs.no_bias:
             o2 += inputs[2]
 

@@ -15,6 +15,7 @@ request is a plain write. The gradient of every product is ``_backward_dot``
 (one product per input, any N-D layout), itself linear in the incoming
 gradient with a declared gradient, so second order works.
 """
+from .. import threads
 from ..base import ShapeError
 from .registry import OpDef, Param, register, write_result
 from .shape_utils import any_unknown, check_axis, contiguous_view, shape_size
@@ -79,7 +80,7 @@ def _matmul_into(xp, x, y, out, shape, req):
         return
     view = contiguous_view(out, shape) if req != "add" else None
     if view is not None:
-        xp.matmul(x, y, out=view)
+        threads.matmul(xp, x, y, view)
     else:
         write_result(xp, out, xp.matmul(x, y).reshape(out.shape), req)
 

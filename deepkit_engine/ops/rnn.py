@@ -38,6 +38,7 @@ weight gradients are one GEMM each over all time steps.
 """
 import numpy as np
 
+from .. import threads
 from ..base import ParamError, ShapeError
 from .random_ops import uniform01
 from .registry import OpDef, Param, register, same_dtype, write_result
@@ -217,7 +218,7 @@ def _project(xp, mode, xs, w_ih, b_ih, b_hh):
     """Input projections of every step, with the biases: (d, T, N, GH), one GEMM."""
     d, t, n, i = xs.shape
     gh = w_ih.shape[1]
-    proj = xp.matmul(xs.reshape(d, t * n, i), w_ih.transpose(0, 2, 1))
+    proj = threads.matmul(xp, xs.reshape(d, t * n, i), w_ih.transpose(0, 2, 1))
     if mode == "gru":  # b_hn stays inside r * (W_hn h + b_hn)
         h2 = 2 * (gh // 3)
         bias = b_ih.copy()
@@ -285,7 +286,7 @@ def _layer_forward(xp, mode, xs, w, h0, c0, hs, m=None):
         ig, fg, gg, og = (gates[..., k * h:(k + 1) * h] for k in range(4))
         c_new = xp.empty_like(c) if m is not None else None
         for i in range(t):
-            xp.matmul(prev, w_t, out=gates)
+            threads.matmul(xp, prev, w_t, gates)
             gates += proj[:, i]
             xp.tanh(gates, out=gates)
             gates *= scale
@@ -316,7 +317,7 @@ def _layer_forward(xp, mode, xs, w, h0, c0, hs, m=None):
         hh = xp.empty((d, n, 3 * h), dtype)
         rz, r, z, hn = hh[..., :2 * h], hh[..., :h], hh[..., h:2 * h], hh[..., 2 * h:]
         for i in range(t):
-            xp.matmul(prev, w_t, out=hh)
+            threads.matmul(xp, prev, w_t, hh)
             rz += proj[:, i, :, :2 * h]
             xp.tanh(rz, out=rz)
             rz *= 0.5
@@ -336,7 +337,7 @@ def _layer_forward(xp, mode, xs, w, h0, c0, hs, m=None):
     w_t = xp.ascontiguousarray(w_hh.transpose(0, 2, 1))
     tmp = xp.empty((d, n, h), dtype)
     for i in range(t):
-        xp.matmul(prev, w_t, out=tmp)
+        threads.matmul(xp, prev, w_t, tmp)
         out = hs[:, i]
         xp.add(tmp, proj[:, i], out=out)
         if mode == "rnn_tanh":
@@ -451,7 +452,7 @@ def _layer_backward(xp, mode, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx, m=N
     dc0 = None
     if mode == "lstm":
         scale, shift = _lstm_scale(xp, h, dtype)
-        acts = xp.matmul(hprev2, w_hh.transpose(0, 2, 1)).reshape(d, t, n, gh)
+        acts = threads.matmul(xp, hprev2, w_hh.transpose(0, 2, 1)).reshape(d, t, n, gh)
         acts += _project(xp, mode, xs, w_ih, b_ih, b_hh)
         acts *= scale
         xp.tanh(acts, out=acts)
@@ -494,7 +495,7 @@ def _layer_backward(xp, mode, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx, m=N
             xp.multiply(dh, fac[:, i, :, 3], out=dpre[:, i, :, 3])
             if m is not None:
                 dpre[:, i] *= mi[:, :, None, :]
-            xp.matmul(dpre[:, i].reshape(d, n, gh), w_hh, out=buf)
+            threads.matmul(xp, dpre[:, i].reshape(d, n, gh), w_hh, buf)
             if m is None:
                 dc *= fg[:, i]
             else:  # masked steps: h and c passed through, and so do their gradients
@@ -504,7 +505,7 @@ def _layer_backward(xp, mode, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx, m=N
         dc0 = dc
         dx_pre = dh_pre = dpre.reshape(d, t * n, gh)
     elif mode == "gru":
-        hh = xp.matmul(hprev2, w_hh.transpose(0, 2, 1)).reshape(d, t, n, gh)
+        hh = threads.matmul(xp, hprev2, w_hh.transpose(0, 2, 1)).reshape(d, t, n, gh)
         hh[..., 2 * h:] += b_hh[:, None, None, 2 * h:]
         proj = _project(xp, mode, xs, w_ih, b_ih, b_hh)
         rz = proj[..., :2 * h]
@@ -533,7 +534,7 @@ def _layer_backward(xp, mode, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx, m=N
                 dh_pre[:, i] *= mi[:, :, None, :]
                 tmp *= mi
                 tmp += dh * (1 - mi)
-            xp.matmul(dh_pre[:, i].reshape(d, n, gh), w_hh, out=buf)
+            threads.matmul(xp, dh_pre[:, i].reshape(d, n, gh), w_hh, buf)
             buf += tmp
         dx_pre = dh_pre.copy()
         xp.multiply(dhs, a, out=dx_pre[..., 2, :])
@@ -551,20 +552,20 @@ def _layer_backward(xp, mode, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx, m=N
             dh += buf
             if m is None:
                 dh *= fac[:, i]
-                xp.matmul(dh, w_hh, out=buf)
+                threads.matmul(xp, dh, w_hh, buf)
                 continue
             mi = m[:, i]
             passed = dh * (1 - mi)  # masked steps: h passed through, and so does its gradient
             dh *= fac[:, i]
             dh *= mi
-            xp.matmul(dh, w_hh, out=buf)
+            threads.matmul(xp, dh, w_hh, buf)
             buf += passed
         dx_pre = dh_pre = dhs.reshape(d, t * n, gh)
-    gw_ih[...] = xp.matmul(dx_pre.transpose(0, 2, 1), xs.reshape(d, t * n, in_size))
-    gw_hh[...] = xp.matmul(dh_pre.transpose(0, 2, 1), hprev2)
+    gw_ih[...] = threads.matmul(xp, dx_pre.transpose(0, 2, 1), xs.reshape(d, t * n, in_size))
+    gw_hh[...] = threads.matmul(xp, dh_pre.transpose(0, 2, 1), hprev2)
     gb_ih[...] = dx_pre.sum(axis=1)
     gb_hh[...] = gb_ih if dh_pre is dx_pre else dh_pre.sum(axis=1)
-    dxs = xp.matmul(dx_pre, w_ih) if need_dx else None
+    dxs = threads.matmul(xp, dx_pre, w_ih) if need_dx else None
     return dxs, buf, dc0
 
 

@@ -288,3 +288,82 @@ def test_naive_engine_loses_no_updates_under_threads():
         np.testing.assert_array_equal(counter.asnumpy(), np.full(1 << 20, 200.0))
     finally:
         engine_mod.set_engine(previous)
+
+
+# -- bulk execution -------------------------------------------------------------------------
+
+def _count_pushes(monkeypatch, eng):
+    pushed = []
+    real = eng._push
+
+    def counting(fn, reads, writes, ctx, name, *args, **kwargs):
+        pushed.append(name)
+        return real(fn, reads, writes, ctx, name, *args, **kwargs)
+    monkeypatch.setattr(eng, "_push", counting)
+    return pushed
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("size", [2, 7, 1000])
+def test_bulk_keeps_the_results_of_a_random_program(threaded, seed, size):
+    program = _random_program(seed, num_ops=400)
+    expected = _run_program(NaiveEngine(), program)
+    with engine_mod.bulk(size):
+        got = _run_program(threaded, program)  # its wait_all flushes inside the block
+    assert got == expected
+
+
+def test_bulk_gathers_pushes_into_one_operation(monkeypatch):
+    eng = engine_mod.get_engine()
+    if not isinstance(eng, ThreadedEngine):
+        pytest.skip("bulk gathers work on the threaded engine only (DEEPKIT_ENGINE=naive)")
+    x = nd.array(np.arange(6.0))
+    x.wait_to_read()
+    pushed = _count_pushes(monkeypatch, eng)
+    with engine_mod.bulk():
+        y = x + 1
+        z = y * 2
+        z -= x
+        assert pushed == []  # gathered, not pushed
+    assert len(pushed) == 1 and pushed[0].startswith("bulk of 3")
+    np.testing.assert_array_equal(z.asnumpy(), (np.arange(6.0) + 1) * 2 - np.arange(6.0))
+    pushed.clear()
+    with engine_mod.bulk(size=2):
+        for _ in range(5):
+            x += 1
+    assert len(pushed) == 3  # 2 + 2 + 1
+    np.testing.assert_array_equal(x.asnumpy(), np.arange(6.0) + 5)
+
+
+def test_bulk_flushes_before_a_wait_and_between_devices(monkeypatch):
+    from deepkit_engine import cpu  # noqa: PLC0415
+    eng = engine_mod.get_engine()
+    if not isinstance(eng, ThreadedEngine):
+        pytest.skip("bulk gathers work on the threaded engine only (DEEPKIT_ENGINE=naive)")
+    a = nd.ones((3,), ctx=cpu(0))
+    b = nd.ones((3,), ctx=cpu(1))
+    a.wait_to_read(), b.wait_to_read()
+    pushed = _count_pushes(monkeypatch, eng)
+    with engine_mod.bulk():
+        a2 = a * 3
+        np.testing.assert_array_equal(a2.asnumpy(), [3, 3, 3])  # flushed, no deadlock
+        assert len(pushed) == 2  # the gathered multiply, then the wait's own marker
+        b2 = b + 1
+        a3 = a2 + 1  # another device: b's piece goes first
+        assert len(pushed) == 3
+    np.testing.assert_array_equal(b2.asnumpy(), [2, 2, 2])
+    np.testing.assert_array_equal(a3.asnumpy(), [4, 4, 4])
+
+
+def test_a_failing_piece_poisons_what_the_bulk_writes(threaded):
+    first, second = Var(), Var()
+
+    def boom():
+        raise ValueError("bad piece")
+    with engine_mod.bulk():
+        threaded.push(lambda: None, (), (first,), name="fine")
+        threaded.push(boom, (), (second,), name="broken")
+    with pytest.raises(EngineError, match="broken failed: ValueError: bad piece"):
+        threaded.wait_for_var(second)
+    with pytest.raises(EngineError, match="bad piece"):
+        threaded.wait_for_var(first)  # the bulk wrote it too

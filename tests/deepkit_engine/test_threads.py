@@ -66,3 +66,41 @@ def test_processes_launched_on_one_machine_share_its_cores(restore_split, monkey
     assert threads.local_processes() == 4
     monkeypatch.setattr(threads, "cpu_cores", lambda: 8)
     assert threads.configure(1) == (1, 2)  # 8 cores / 4 processes: a pool of 2 each
+
+
+def test_matmul_splits_rows_over_the_pool(monkeypatch):
+    monkeypatch.setattr(threads, "_state", dict(threads._state, pool=None, pool_size=3))
+    monkeypatch.setattr(threads, "MATMUL_MIN_WORK", 1)
+    calls = []
+    real = np.matmul
+
+    class Counting:
+        """numpy with its matmul counted (one call per row block)."""
+
+        def __getattr__(self, name):
+            return getattr(np, name)
+
+        @staticmethod
+        def matmul(a, b, out=None):
+            calls.append(a.shape[0])
+            return real(a, b, out=out)
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(10, 7)), rng.normal(size=(7, 5))
+    out = np.empty((10, 5))
+    threads.matmul(np, a, b, out)  # numpy itself: split on the pool
+    np.testing.assert_allclose(out, a @ b, rtol=1e-14)
+    counting = Counting()
+    monkeypatch.setattr(threads, "np", counting)  # xp is "numpy" for the check below
+    threads.matmul(counting, a, b, out)
+    assert sorted(calls) == [2, 4, 4]
+    np.testing.assert_allclose(out, a @ b, rtol=1e-14)
+    calls.clear()
+    threads.matmul(counting, a, b, np.empty((5, 10)).T)  # a non-contiguous out: one call
+    assert calls == [10]
+    # leading axes broadcast as in matmul; without out, a new array
+    for left, right in (((2, 10, 7), (2, 7, 5)), ((10, 7), (3, 7, 5)), ((4, 1, 10, 7), (3, 7, 5))):
+        x, y = rng.normal(size=left), rng.normal(size=right)
+        calls.clear()
+        np.testing.assert_allclose(threads.matmul(counting, x, y), np.matmul(x, y), rtol=1e-13)
+        assert len(calls) == 3
+    threads._state["pool"].shutdown()
