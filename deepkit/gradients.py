@@ -13,6 +13,13 @@ NDArrays::
 
 ``grad(upstream)`` returns one gradient per input. The value is computed by
 the returned result; only differentiation goes through ``grad``.
+
+Decorating a function registers it by name (``module.qualname``, or
+``@custom_gradient(name="clip_gradient")``), as ``mx.operator.register`` does
+for custom operators: a symbol saved as JSON (``sym.save``, a Module
+checkpoint) trains in another process once that process has imported the
+module defining the function; without it, loading fails with an error naming
+the function.
 """
 from deepkit_engine.custom import custom_gradient
 

@@ -93,7 +93,14 @@ class CustomOpProp:
                 [in_type[0]] * len(self.list_auxiliary_states()))
 
     def declare_backward_dependency(self, out_grad, in_data, out_data):
-        """The ids backward reads (default: output grads if needed, inputs, outputs)."""
+        """The ids backward reads (default: output grads if needed, inputs, outputs).
+
+        Return fewer to save memory: what is not returned is freed after
+        forward, and ``backward`` finds a stand-in at its place in
+        ``out_grad``/``in_data``/``out_data`` that refuses any use (MXNet
+        passes an empty array there). A sigmoid needs only
+        ``out_grad + out_data``.
+        """
         deps = list(out_grad) if self.need_top_grad_ else []
         return deps + list(in_data) + list(out_data)
 

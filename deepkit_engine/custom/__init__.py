@@ -11,9 +11,10 @@
   "prop" object (MXNet's ``CustomOpProp`` protocol), selected by ``op_type``.
 """
 from .function import Function
-from .gradient_override import custom_gradient
+from .gradient_override import custom_gradient, registered_gradients, unregister_gradient
 from .prop_op import register_prop, registered_props, unregister_prop
 from .python_op import PythonOpError, define_op, remove_op
 
 __all__ = ["define_op", "remove_op", "PythonOpError", "Function", "custom_gradient",
-           "register_prop", "unregister_prop", "registered_props"]
+           "registered_gradients", "unregister_gradient", "register_prop", "unregister_prop",
+           "registered_props"]

@@ -100,6 +100,18 @@ _live = {}
 _next_key = [0]
 
 
+def _shape_of(x):
+    """A stand-in for ``x`` that has its shape, dtype and device but holds no memory.
+
+    The gradient node reads a forward input only for the shape of its
+    gradient; an input that is not on the tape (a constant) would otherwise
+    stay alive until backward through that read. What ``backward`` needs is
+    what ``save_for_backward`` kept.
+    """
+    xp = x.ctx.xp
+    return NDArray(xp.broadcast_to(xp.zeros((), x.dtype), x.shape), x.ctx)
+
+
 class Function:
     """Customize differentiation in autograd (MXNet's ``autograd.Function``).
 
@@ -152,5 +164,6 @@ class Function:
         weakref.finalize(outs[0], _live.pop, key, None)
         attrs = _FORWARD.parse_attrs({"key": key, "num_inputs": len(inputs),
                                       "num_outputs": len(outs)})
-        _tape.record(_FORWARD, attrs, list(inputs), outs)
+        _tape.record(_FORWARD, attrs, [x if x._tape is not None else _shape_of(x)
+                                       for x in inputs], outs)
         return outputs

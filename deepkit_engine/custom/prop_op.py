@@ -9,7 +9,11 @@ strings, as MXNet passes them) and asks the prop:
 * ``infer_shape(in_shapes)`` -> ``(arg shapes, out shapes, aux shapes)``;
 * ``infer_type(in_types)`` -> ``(arg types, out types, aux types)``;
 * ``declare_backward_dependency(out_grad, in_data, out_data)`` -> the ids
-  backward reads;
+  backward reads (default, without the method: all of them, the output
+  gradients only if ``need_top_grad_``). As in MXNet, backward's node reads
+  only these (and the auxiliary states), so the memory planner frees the
+  others after forward; backward gets an :class:`Undeclared` stand-in at
+  their positions, which refuses any use with a clear error;
 * ``need_top_grad_`` (attribute): whether backward uses the output gradient;
 * ``create_operator(ctx, shapes, dtypes)`` -> an object with
   ``forward(is_train, req, in_data, out_data, aux)`` and
@@ -22,12 +26,13 @@ values with ``asnumpy()``.
 """
 import numpy as np
 
-from ..base import ParamError, did_you_mean
+from ..base import DeepkitError, ParamError, did_you_mean
 from ..context import context_of_array
+from ..graph.plan_memory import SHAPE_ONLY_INPUTS
 from ..ops.registry import Attrs, OpDef, Param, register_runtime
 from .host_code import ndarray_code, wrap
 
-__all__ = ["register_prop", "unregister_prop", "registered_props", "CUSTOM"]
+__all__ = ["register_prop", "unregister_prop", "registered_props", "CUSTOM", "Undeclared"]
 
 _FACTORIES = {}
 _PROPS = {}
@@ -53,7 +58,7 @@ def register_prop(op_type, factory):
 def unregister_prop(op_type):
     """Forget ``op_type`` (and the props and operators made for it)."""
     _FACTORIES.pop(op_type, None)
-    for cache in (_PROPS, _OPERATORS):
+    for cache in (_PROPS, _OPERATORS, _LAYOUTS):
         for key in [k for k in cache if k[0] == op_type]:
             del cache[key]
 
@@ -193,32 +198,107 @@ def _custom_forward(xp, attrs, inputs, outputs, req, is_train=False):
             a.wait_to_read()
 
 
-def _dependencies(prop, n_out, n_in):
-    out_grad = list(range(n_out))
-    in_data = list(range(n_out, n_out + n_in))
-    out_data = list(range(n_out + n_in, 2 * n_out + n_in))
-    declare = getattr(prop, "declare_backward_dependency", None)
-    if declare is None:
-        deps = (out_grad if _need_top_grad(prop) else []) + in_data + out_data
-    else:
-        deps = list(declare(out_grad, in_data, out_data))
-    return set(deps), out_data
+class Undeclared:
+    """What backward gets in place of an array its prop did not declare it needs.
+
+    MXNet hands backward an empty NDArray at such a position of ``out_grad``,
+    ``in_data`` or ``out_data`` (the lists keep their lengths); the memory
+    planner may already have given that array's memory to another one. Any use
+    of this stand-in raises an error saying which array it is and how to
+    declare it.
+    """
+
+    __slots__ = ("_op_type", "_where")
+
+    def __init__(self, op_type, where):
+        self._op_type, self._where = op_type, where
+
+    def _refuse(self, *args, **kwargs):
+        raise DeepkitError(
+            f"Custom '{self._op_type}': backward used {self._where}, which its prop's "
+            "declare_backward_dependency(out_grad, in_data, out_data) did not return; add "
+            f"that id to the returned list so {self._where} is kept for backward")
+
+    def __getattr__(self, name):
+        self._refuse()
+
+    def __repr__(self):
+        return f"<Undeclared {self._where} of Custom '{self._op_type}'>"
+
+
+for _dunder in ("__getitem__", "__setitem__", "__len__", "__iter__", "__array__", "__float__",
+                "__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
+                "__truediv__", "__rtruediv__", "__pow__", "__rpow__", "__neg__", "__abs__",
+                "__lt__", "__le__", "__gt__", "__ge__"):
+    setattr(Undeclared, _dunder, Undeclared._refuse)
+del _dunder
+
+
+class _Layout:
+    """Which arrays a Custom node's backward reads, from ``declare_backward_dependency``.
+
+    Attributes:
+        out_grads, in_data, out_data: Indices (of outputs, arguments, outputs)
+            whose output gradients, inputs and outputs backward reads.
+        carriers: Argument indices backward does not read: passed only for
+            their shapes (the gradients' shapes), which keeps nothing alive.
+    """
+
+    def __init__(self, attrs):
+        prop = prop_of(attrs)
+        args, outs, aux = _names(attrs)
+        n_out, n_in = len(outs), len(args)
+        ids = {"out_grad": list(range(n_out)), "in_data": list(range(n_out, n_out + n_in)),
+               "out_data": list(range(n_out + n_in, 2 * n_out + n_in))}
+        declare = getattr(prop, "declare_backward_dependency", None)
+        if declare is None:
+            deps = (ids["out_grad"] if _need_top_grad(prop) else []) + ids["in_data"] + \
+                ids["out_data"]
+        else:
+            deps = declare(list(ids["out_grad"]), list(ids["in_data"]), list(ids["out_data"]))
+        returned = deps
+        try:
+            deps = {int(d) for d in deps}
+        except (TypeError, ValueError):
+            deps = None
+        if deps is None or not deps <= set(range(2 * n_out + n_in)):
+            raise ParamError(
+                f"Custom '{attrs['op_type']}': declare_backward_dependency must return ids "
+                f"from the lists it was given (out_grad {ids['out_grad']}, in_data "
+                f"{ids['in_data']}, out_data {ids['out_data']}); got {returned!r}",
+                op="Custom", param="declare_backward_dependency")
+        self.out_grads = [j for j in range(n_out) if j in deps]
+        self.in_data = [i for i in range(n_in) if n_out + i in deps]
+        self.out_data = [j for j in range(n_out) if n_out + n_in + j in deps]
+        self.carriers = [i for i in range(n_in) if i not in self.in_data]
+        self.num_aux = len(aux)
+        start = len(self.out_grads) + len(self.in_data) + len(self.out_data) + self.num_aux
+        #: backward node input positions read for their shapes only
+        self.shape_only = tuple(range(start, start + len(self.carriers)))
+        #: where each argument's shape is found among the backward node's inputs
+        where = {i: len(self.out_grads) + k for k, i in enumerate(self.in_data)}
+        where.update({i: start + k for k, i in enumerate(self.carriers)})
+        self.arg_positions = [where[i] for i in range(n_in)]
+
+
+_LAYOUTS = {}
 
 
 def _backward_layout(attrs):
-    """``(uses output grads, needed output indices)`` of a Custom node's backward."""
-    prop = prop_of(attrs)
-    args, outs, _ = _names(attrs)
-    deps, out_ids = _dependencies(prop, len(outs), len(args))
-    needed_outputs = [j for j, i in enumerate(out_ids) if i in deps]
-    return _need_top_grad(prop), needed_outputs
+    """The :class:`_Layout` of a Custom node's backward (asked of the prop once)."""
+    key = _key(attrs)
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        layout = _LAYOUTS[key] = _Layout(attrs)
+    return layout
 
 
 def _backward_inputs(attrs):
     args, outs, aux = _names(attrs)
-    top, needed = _backward_layout(attrs)
-    names = [f"ograd_{n}" for n in outs] if top else []
-    return tuple(names + args + [outs[j] for j in needed] + aux)
+    lay = _backward_layout(attrs)
+    return tuple([f"ograd_{outs[j]}" for j in lay.out_grads] + [args[i] for i in lay.in_data] +
+                 [outs[j] for j in lay.out_data] + list(aux) +
+                 [f"{args[i]}_shape" for i in lay.carriers])
 
 
 def _backward_outputs(attrs):
@@ -226,43 +306,48 @@ def _backward_outputs(attrs):
 
 
 def _backward_infer(attrs, in_values):
-    args, outs, _ = _names(attrs)
-    top, _ = _backward_layout(attrs)
-    start = len(outs) if top else 0
-    return in_values, list(in_values[start:start + len(args)])
+    return in_values, [in_values[p] for p in _backward_layout(attrs).arg_positions]
+
+
+def _backward_shape_only(attrs):
+    return _backward_layout(attrs).shape_only
 
 
 def _custom_backward(xp, attrs, inputs, outputs, req):
+    op_type = attrs["op_type"]
     args, outs, _ = _names(attrs)
-    top, needed = _backward_layout(attrs)
+    lay = _backward_layout(attrs)
     ctx = _ctx_of(inputs[0]) if inputs else None
-    pos = 0
-    out_grad = [None] * len(outs)
-    if top:
-        out_grad = list(inputs[:len(outs)])
-        pos = len(outs)
-    in_data = list(inputs[pos:pos + len(args)])
-    pos += len(args)
-    out_data = [None] * len(outs)
-    for j in needed:
-        out_data[j] = inputs[pos]
-        pos += 1
-    aux_data = list(inputs[pos:])
-    op = _operator_for(attrs, ctx, [a.shape for a in in_data + aux_data],
-                       [a.dtype for a in in_data + aux_data])
+    values = iter(inputs)
+    out_grad = [Undeclared(op_type, f"out_grad[{j}]") for j in range(len(outs))]
+    in_data = [Undeclared(op_type, f"in_data[{i}]") for i in range(len(args))]
+    out_data = [Undeclared(op_type, f"out_data[{j}]") for j in range(len(outs))]
+    for where, picked in ((out_grad, lay.out_grads), (in_data, lay.in_data),
+                          (out_data, lay.out_data)):
+        for k in picked:
+            where[k] = next(values)
+    aux_data = [next(values) for _ in range(lay.num_aux)]
+    arg_arrays = [inputs[p] for p in lay.arg_positions]
+    op = _operator_for(attrs, ctx, [a.shape for a in arg_arrays + aux_data],
+                       [a.dtype for a in arg_arrays + aux_data])
+
+    def wrap_declared(arrays):
+        return [a if isinstance(a, Undeclared) else wrap([a], ctx)[0] for a in arrays]
+
     with ndarray_code():
         grads = wrap(outputs, ctx)
-        op.backward(list(req), wrap(out_grad, ctx), wrap(in_data, ctx), wrap(out_data, ctx),
-                    grads, wrap(aux_data, ctx))
+        op.backward(list(req), wrap_declared(out_grad), wrap_declared(in_data),
+                    wrap_declared(out_data), grads, wrap(aux_data, ctx))
         for g in grads:
             g.wait_to_read()
 
 
 def _custom_gradient(F, node, ograds):
     args, _, aux = _names(node.attrs)
-    top, needed = _backward_layout(node.attrs)
-    inputs = (list(ograds) if top else []) + list(node.inputs[:len(args)]) + \
-        [node.outputs[j] for j in needed] + list(node.inputs[len(args):])
+    lay = _backward_layout(node.attrs)
+    inputs = [ograds[j] for j in lay.out_grads] + [node.inputs[i] for i in lay.in_data] + \
+        [node.outputs[j] for j in lay.out_data] + list(node.inputs[len(args):]) + \
+        [node.inputs[i] for i in lay.carriers]
     grads = F.call(BACKWARD_CUSTOM, BACKWARD_CUSTOM.name, tuple(inputs), dict(node.attrs))
     return list(grads) + [None] * len(aux)
 
@@ -286,3 +371,4 @@ CUSTOM = _CustomOpDef(
 
 register_runtime(BACKWARD_CUSTOM)
 register_runtime(CUSTOM)
+SHAPE_ONLY_INPUTS[BACKWARD_CUSTOM.name] = _backward_shape_only

@@ -40,6 +40,7 @@ import inspect
 import numpy as np
 
 from ..base import DeepkitError, ParamError
+from ..graph.plan_memory import SHAPE_ONLY_INPUTS
 from ..ops.registry import (OpDef, Param, get_op, list_ops, register_runtime, unregister,
                             write_result)
 
@@ -330,6 +331,10 @@ def define_op(name, forward, backward=None, *, inputs=("data",), outputs=("outpu
         return decl.forward_op
     if decl.backward_op is not None:
         register_runtime(decl.backward_op)
+        if decl.shape_carriers:  # inputs backward_needs leaves out: their shapes only
+            start = len(decl._backward_inputs()) - len(decl.shape_carriers)
+            SHAPE_ONLY_INPUTS[decl.backward_op.name] = tuple(
+                range(start, start + len(decl.shape_carriers)))
     return register_runtime(decl.forward_op)
 
 
@@ -338,4 +343,5 @@ def remove_op(name):
     unregister(name)
     if f"_backward_{name}" in list_ops():
         unregister(f"_backward_{name}")
+    SHAPE_ONLY_INPUTS.pop(f"_backward_{name}", None)
 

@@ -38,7 +38,7 @@ flight.
 """
 from ..ops.registry import get_op
 from .node import Node, topo_order
-from .plan_memory import SHAPE_ONLY_INPUTS, value_inputs
+from .plan_memory import shape_only_inputs, value_inputs
 
 __all__ = ["HEAVY_OPS", "apply_mirror", "can_recompute", "is_mirrorable"]
 
@@ -353,4 +353,4 @@ def apply_mirror(heads, grad_entries, entry_bytes=None):
 
 def _shape_only(node):
     """Input indices of ``node`` read for their shape only (never recomputed for it)."""
-    return set(SHAPE_ONLY_INPUTS.get(node.op.name, ()))
+    return set(shape_only_inputs(node))

@@ -17,19 +17,27 @@ there, with why each is alive.
 """
 import numpy as np
 
-__all__ = ["MemoryPlan", "MemoryReport", "memory_report", "pack_offsets", "plan_memory"]
+__all__ = ["MemoryPlan", "MemoryReport", "memory_report", "pack_offsets", "plan_memory",
+           "shape_only_inputs"]
 
 MATCH_RANGE = 16
 
 #: Inputs whose values an op never reads, only their shapes (``{op name: input
-#: indices}``): such a read does not keep an entry alive, so a forward output
-#: that backward needs only for its shape dies with forward.
+#: indices}``, or ``{op name: fn(attrs) -> input indices}`` where they depend on
+#: the node's attributes): such a read does not keep an entry alive, so a
+#: forward output that backward needs only for its shape dies with forward.
 SHAPE_ONLY_INPUTS = {"_reduce_to_like": (1,), "_broadcast_to_like": (1,)}
+
+
+def shape_only_inputs(node):
+    """The input indices of ``node`` whose shapes alone it reads (:data:`SHAPE_ONLY_INPUTS`)."""
+    spec = SHAPE_ONLY_INPUTS.get(node.op.name, ()) if node.op is not None else ()
+    return tuple(spec(node.attrs)) if callable(spec) else tuple(spec)
 
 
 def value_inputs(node):
     """The ``(node, index)`` inputs whose values ``node`` reads."""
-    skip = SHAPE_ONLY_INPUTS.get(node.op.name) if node.op is not None else None
+    skip = shape_only_inputs(node)
     if not skip:
         return list(node.inputs)
     return [e for k, e in enumerate(node.inputs) if k not in skip]
@@ -177,14 +185,14 @@ def plan_memory(graph, order, shapes, dtypes, external, share=True, allow_inplac
         read_ids = [graph.entry_id(src, i) for src, i in value_inputs(node)]
         out_ids = graph.output_entry_ids(node)
         taken = set()
+        shape_only = shape_only_inputs(node)
         for k, eid in enumerate(out_ids):
             if eid in external or entry_bytes[eid] == 0:
                 continue
             sid = None
             if allow_inplace and share:
                 for i_in, i_out in node.op.inplace:
-                    if i_out != k or i_in >= len(in_ids) or i_in in SHAPE_ONLY_INPUTS.get(
-                            node.op.name, ()):
+                    if i_out != k or i_in >= len(in_ids) or i_in in shape_only:
                         continue
                     src = in_ids[i_in]
                     s = storage[src]

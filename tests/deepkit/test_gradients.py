@@ -1,5 +1,11 @@
 """Hand-written gradients in Keras-style models: ``deepkit.custom_gradient`` in Lambda
-layers and operators written in Python inside custom layers, trained with ``Model.fit``."""
+layers and operators written in Python inside custom layers, trained with ``Model.fit``
+and reloaded from a model file."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -32,9 +38,9 @@ def _scaled_gradient(x):
 
 def _model(middle):
     deepkit.set_seed(0)
+    middle = middle if isinstance(middle, layers.Layer) else layers.Lambda(middle)
     model = deepkit.Sequential([layers.Dense(8, input_shape=(6,), name="below"),
-                                layers.Lambda(middle), layers.Dense(3, activation="softmax",
-                                                                    name="above")])
+                                middle, layers.Dense(3, activation="softmax", name="above")])
     model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
@@ -91,3 +97,51 @@ def test_custom_layer_with_a_python_op_trains_with_fit(py_swish):
     history = model.fit(x, y, batch_size=32, epochs=8, verbose=0)
     assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
     assert model.evaluate(x, y, verbose=0)[1] > 0.9
+
+
+class _ScaledGradientLayer(layers.Layer):
+    """Identity whose gradient is tripled: a custom layer built on ``custom_gradient``."""
+
+    def call(self, inputs):
+        return _scaled_gradient(inputs)
+
+
+_RELOAD = '''
+import sys
+import numpy as np
+import deepkit
+from tests.deepkit.test_gradients import _ScaledGradientLayer, _blobs
+
+model = deepkit.models.load_model(sys.argv[1],
+                                  custom_objects={"_ScaledGradientLayer": _ScaledGradientLayer})
+x, y = _blobs()
+start = model.get_layer("below").get_weights()[0]
+model.train_on_batch(x[:30], y[:30])
+np.save(sys.argv[2], model.get_layer("below").get_weights()[0] - start)
+'''
+
+
+def test_model_with_a_custom_gradient_layer_reloads_from_its_config(tmp_path):
+    x, y = _blobs()
+    plain, scaled = _model(lambda t: sym.identity(t)), _model(_ScaledGradientLayer())
+    scaled.set_weights(plain.get_weights())
+    scaled.save(tmp_path / "scaled.h5", include_optimizer=False)
+    objects = {"_ScaledGradientLayer": _ScaledGradientLayer}
+    again = deepkit.models.load_model(tmp_path / "scaled.h5", custom_objects=objects)
+    start = plain.get_layer("below").get_weights()[0]
+    steps = []
+    for model in (plain, scaled, again):
+        model.train_on_batch(x[:30], y[:30])
+        steps.append(model.get_layer("below").get_weights()[0] - start)
+    # in a fresh process, which has the layer (and so the gradient function) by import
+    script = tmp_path / "reload.py"
+    script.write_text(_RELOAD)
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "scaled.h5"),
+                           str(tmp_path / "step.npy")], cwd=root, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr
+    steps.append(np.load(tmp_path / "step.npy"))
+    np.testing.assert_allclose(steps[1], 3 * steps[0], rtol=1e-4, atol=1e-7)
+    for step in steps[2:]:
+        np.testing.assert_allclose(step, steps[1], rtol=1e-5, atol=1e-7)

@@ -95,6 +95,25 @@ def test_bound_executor_with_memory_planning_matches_unplanned(py_softmax, rng):
     assert np.abs(results[0][1]).sum() > 0
 
 
+def test_inputs_backward_does_not_need_die_with_forward(py_softmax, op_name_cleanup):
+    op_name_cleanup.append("test_py_softmax_all")
+    define_op("test_py_softmax_all", _softmax_forward,
+              lambda xp, og, ins, outs, axis=-1: _softmax_backward(xp, og, [None], outs, axis),
+              params={"axis": -1})
+
+    def report(op):
+        fc1 = sym.FullyConnected(sym.var("data"), num_hidden=256, name="fc1")
+        net = sym.FullyConnected(op(fc1, name="act"), num_hidden=4, name="fc2")
+        return net.simple_bind(data=(64, 16)).memory_report()
+    needs_output, needs_all = report(sym.test_py_softmax), report(sym.test_py_softmax_all)
+    # the backward node reads fc1_output only for its shape: it is not kept for backward
+    assert needs_all.peak_node.startswith("act_backward")
+    assert needs_output.peak_node.startswith("act_backward")
+    alive = [{r["name"] for r in rep.alive if r["planned"]} for rep in (needs_output, needs_all)]
+    assert "fc1_output" in alive[1] and "fc1_output" not in alive[0]
+    assert needs_output.peak_bytes <= needs_all.peak_bytes - 64 * 256 * 4
+
+
 def test_autograd_differentiates_through_it(py_softmax, rng):
     x, w = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
     xa = nd.array(x)
@@ -213,6 +232,43 @@ def test_autograd_function_matches_the_analytic_gradient(rng, naive):
     finally:
         if old is not None:
             engine.set_engine(old)
+
+
+class _ShiftedSigmoid(autograd.Function):
+    """``sigmoid(x + c)``: backward reads the output only, unless told to keep ``c``."""
+
+    def __init__(self, keep_shift=False):
+        super().__init__()
+        self.keep_shift = keep_shift
+
+    def forward(self, x, c):
+        y = 1 / (1 + nd.exp(-(x + c)))
+        self.save_for_backward(y, c) if self.keep_shift else self.save_for_backward(y)
+        return y
+
+    def backward(self, dy):
+        y = self.saved_tensors[0]
+        return dy * y * (1 - y), None
+
+
+@pytest.mark.parametrize("keep_shift", [False, True])
+def test_autograd_function_keeps_only_what_it_saved(rng, keep_shift):
+    import gc
+    import weakref
+    x, c = rng.standard_normal((30, 40)), rng.standard_normal((30, 40))
+    xa, ca = nd.array(x), nd.array(c)
+    xa.attach_grad()
+    with autograd.record():
+        y = _ShiftedSigmoid(keep_shift)(xa, ca) * 2
+    y.wait_to_read()
+    shift = weakref.ref(ca)
+    del ca
+    gc.collect()
+    # the constant input is read only for its gradient's shape: nothing holds it but a save
+    assert (shift() is not None) == keep_shift
+    y.backward()
+    s = 1 / (1 + np.exp(-(x + c)))
+    assert_almost_equal(xa.grad.asnumpy(), 2 * s * (1 - s), rtol=1e-5, atol=1e-6)
 
 
 def test_autograd_function_instances_are_single_use():
