@@ -1,9 +1,12 @@
 """Core layers: Dense, Activation, Dropout, Flatten, Reshape, Permute, RepeatVector, Lambda."""
+import sys
+
 import numpy as np
 
 from deepkit_engine import symbol as sym
+from deepkit_engine.base import DeepkitError
 
-from .. import activations, constraints, initializers, regularizers
+from .. import activations, constraints, initializers, regularizers, saving
 from .base import Layer
 
 __all__ = ["Dense", "Activation", "Dropout", "Flatten", "Reshape", "Permute", "RepeatVector",
@@ -218,12 +221,26 @@ class RepeatVector(Layer):
 class Lambda(Layer):
     """Wraps a function of symbols built from engine ops: ``Lambda(lambda x: sym.exp(x))``.
 
-    A Lambda cannot be saved to a model file unless ``function`` is a named
-    function importable by the loader (give ``function_name`` to register it).
+    Saved models record the function by name (``module.qualname``) with its
+    ``arguments`` and ``output_shape``; code is never stored. Loading finds
+    the function in ``custom_objects`` (by its name or its full name), among
+    the objects registered with :func:`deepkit.saving.register_serializable`,
+    or in a module the loading process has already imported (the script that
+    defines it). A ``lambda`` or a nested function has no such name: such a
+    model loads only with ``custom_objects`` giving the function.
+
+    Args:
+        function: ``function(inputs, **arguments)`` returning a symbol.
+        output_shape: The output shape without the batch axis, or a function
+            of the input shape; None: inferred.
+        arguments: Keyword arguments for ``function`` (JSON values, to save).
     """
 
     def __init__(self, function, output_shape=None, arguments=None, **kwargs):
         super().__init__(**kwargs)
+        if not callable(function):
+            raise TypeError(f"Lambda '{self.name}': function must be callable, got "
+                            f"{type(function).__name__} {function!r}")
         self.function = function
         self.arguments = dict(arguments or {})
         self._output_shape = output_shape
@@ -241,4 +258,39 @@ class Lambda(Layer):
     def get_config(self):
         config = super().get_config()
         config["function"] = f"{self.function.__module__}.{self.function.__qualname__}"
+        config["arguments"] = dict(self.arguments)
+        if self._output_shape is not None and not callable(self._output_shape):
+            config["output_shape"] = list(self._output_shape)
         return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["function"] = _find_function(config.get("function"), config.get("name"),
+                                            custom_objects)
+        return cls(**config)
+
+
+def _find_function(full_name, layer, custom_objects):
+    """The function a saved Lambda names: from ``custom_objects``, registrations or loaded modules."""
+    if callable(full_name):
+        return full_name
+    module_name, _, qualname = str(full_name).rpartition(".")
+    short = qualname.rsplit(".", 1)[-1]
+    for space in (custom_objects or {}, saving.registered_objects()):
+        for key in (full_name, qualname, short):
+            if key in space:
+                return space[key]
+    module = sys.modules.get(module_name)
+    if module is not None and "<" not in qualname:
+        target = module
+        for part in qualname.split("."):
+            target = getattr(target, part, None)
+        if callable(target):
+            return target
+    why = ("it is a lambda or a nested function, which has no importable name"
+           if "<" in str(full_name) else
+           f"module '{module_name}' is not imported in this process" if module is None
+           else f"'{module_name}' has no function '{qualname}'")
+    raise DeepkitError(f"Lambda '{layer}': cannot find its function '{full_name}' ({why}); "
+                       f"pass it to load_model(..., custom_objects={{'{short}': function}})")

@@ -35,6 +35,8 @@ def _deserialize_layer(entry, custom_objects):
     if entry["class_name"] in ("Model", "Sequential"):
         return model_from_config(entry, custom_objects)
     cls = _layer_class(entry["class_name"], custom_objects)
+    if isinstance(cls, type) and issubclass(cls, layers_mod.Lambda):  # it names a function
+        return cls.from_config(dict(entry["config"]), custom_objects)
     return cls.from_config(dict(entry["config"]))
 
 
