@@ -2,8 +2,9 @@
 
 A :class:`Subgraph` is a body parsed from its JSON text: shape and type
 inference (with the outer graph's shapes, through the op's own inference),
-an interpreter that runs it on arrays (each op's kernel, outputs allocated
-from shapes inferred once per input signature), and its gradient graph
+an interpreter that runs it on arrays (each op's kernel; shapes inferred and
+memory planned once per input signature, the intermediate results sharing
+one arena), and its gradient graph
 (the engine's gradient pass over the body, w.r.t. every body input, with
 one output-gradient variable per body output).
 
@@ -19,6 +20,7 @@ from .graph.builder import GraphOps
 from .graph.gradient import build_gradient
 from .graph.infer import infer_shapes, infer_types
 from .graph.node import Graph, Node
+from .graph.plan_memory import plan_memory
 from .ops import control_flow as _ops
 from .symbol.json_io import from_json, to_json
 
@@ -69,18 +71,37 @@ class Subgraph:
             shapes = infer_shapes(self.graph, known)
             types = infer_types(self.graph, {self.graph.entry_id(v): given_types[n]
                                              for n, v in self.variables.items()})
-            plan = self._plans[key] = (shapes, types)
+            graph = self.graph
+            external = {graph.entry_id(v) for v in self.variables.values()}
+            external |= {graph.entry_id(n, i) for n, i in self.heads}
+            memory = plan_memory(graph, [n for n in graph.nodes if n.op is not None], shapes,
+                                 types, external, allow_inplace=False)
+            plan = self._plans[key] = (shapes, types, memory)
         return plan
 
     def run(self, xp, values, rng=None, is_train=False):
-        """The heads' arrays for input arrays ``values`` (by variable name)."""
+        """The heads' arrays for input arrays ``values`` (by variable name).
+
+        The body's intermediate results share one arena laid out by the memory
+        planner (entries whose lifetimes do not overlap share bytes); only the
+        heads, which the loop keeps, get arrays of their own.
+        """
         missing = [n for n in self.variables if n not in values]
         if missing:
             raise DeepkitError(f"{self.owner}: no value for body input(s) {missing}")
-        shapes, types = self._plan(values)
+        shapes, types, memory = self._plan(values)
         graph = self.graph
         arrays = [None] * graph.num_entries
         resources = {"rng": rng, "is_train": is_train}
+        arena = xp.empty(max(memory.arena_bytes or 0, 1), np.uint8) \
+            if memory.offsets is not None else None
+
+        def buffer(e):
+            sid = memory.storage[e]
+            if sid < 0 or arena is None:
+                return xp.empty(shapes[e], types[e])
+            start = memory.offsets[sid]
+            return arena[start:start + memory.entry_bytes[e]].view(types[e]).reshape(shapes[e])
         for node in graph.nodes:
             first = graph.entry_id(node, 0)
             if node.op is None:
@@ -88,7 +109,7 @@ class Subgraph:
                 continue
             ins = [arrays[e] for e in graph.input_entry_ids(node)]
             out_ids = graph.output_entry_ids(node)
-            outs = [xp.empty(shapes[e], types[e]) for e in out_ids]
+            outs = [buffer(e) for e in out_ids]
             kernel = node.op.kernel(xp)
             extra = {r: resources[r] for r in node.op.resources}
             kernel(xp, node.attrs, ins, outs, ("write",) * len(outs), **extra)
