@@ -8,16 +8,17 @@ parameter arrays and the optimizer of the default bucket's module
 (``Module.bind(shared_module=...)``, ``borrow_optimizer``), so training any
 bucket trains them all.
 
-Differences from MXNet: ``fit`` is a plain loop over the batches (the
-bucketed batches change shape, so it does not run through ``Model.fit``);
-it logs MXNet's ``Epoch[n] Train-...`` lines and calls
-``batch_end_callback``/``epoch_end_callback`` as MXNet does.
+``fit`` runs deepkit's one training loop (the loop behind ``Model.fit``)
+with a step that switches to the batch's bucket, then runs forward,
+backward, the update and the metric; it logs MXNet's ``Epoch[n] Train-...``
+lines and calls ``batch_end_callback``/``epoch_end_callback`` as MXNet does.
 """
 import logging
-import time
 
+from ..callbacks.base import CallbackList
+from ..trainer.loop import Logs, LoopState, run_fit
 from . import mx_init, mx_metric
-from .feedforward import BatchEndParam, _as_list, _logger
+from .feedforward import _logger, _MXNetHooks
 from .module import Module
 
 __all__ = ["BucketingModule"]
@@ -216,27 +217,70 @@ class BucketingModule:
         self.init_params(initializer, arg_params, aux_params, allow_missing, force_init)
         self.init_optimizer(kvstore, optimizer, optimizer_params)
         metric = mx_metric.create(eval_metric)
-        result = []
-        for epoch in range(begin_epoch, num_epoch):
-            start = time.time()
-            metric.reset()
-            for nbatch, batch in enumerate(train_data):
-                self.forward_backward(batch)
-                self.update()
-                self.update_metric(metric, batch.label)
-                for callback in _as_list(batch_end_callback):
-                    callback(BatchEndParam(epoch=epoch, nbatch=nbatch, eval_metric=metric,
-                                           locals={"self": self}))
-            result = metric.get_name_value()
-            for name, value in result:
-                self.logger.info("Epoch[%d] Train-%s=%f", epoch, name, value)
-            self.logger.info("Epoch[%d] Time cost=%.3f", epoch, time.time() - start)
-            arg, aux = self.get_params()
-            for callback in _as_list(epoch_end_callback):
-                callback(epoch, self.symbol, arg, aux)
-            if eval_data is not None:
-                for name, value in self.score(eval_data, validation_metric or eval_metric,
-                                              epoch=epoch):
-                    self.logger.info("Epoch[%d] Validation-%s=%f", epoch, name, value)
-            train_data.reset()
-        return result
+        steps = _BucketSteps(self, metric)
+        hooks = _BucketingHooks(self, metric, batch_end_callback, epoch_end_callback,
+                                self.logger, False)
+        hooks.validation = None if eval_data is None else (
+            eval_data, validation_metric or eval_metric)
+        state = LoopState("fit", epochs=int(num_epoch), initial_epoch=int(begin_epoch))
+        callbacks = CallbackList([hooks], steps, {"epochs": int(num_epoch)}, state)
+        run_fit(steps, _BatchSource(train_data), state, callbacks)
+        return hooks.result
+
+
+class _BatchSource:
+    """A DataIter's batches as they come (bucket key and shapes included), for the loop."""
+
+    num_batches = None
+
+    def __init__(self, it):
+        self.it = it
+
+    def batches(self):
+        self.it.reset()
+        for batch in self.it:
+            yield int(batch.data[0].shape[0]) - int(batch.pad or 0), batch
+
+
+class _BucketSteps:
+    """What the training loop drives for ``BucketingModule.fit``: one bucketed step per batch."""
+
+    def __init__(self, module, metric):
+        self.module, self.metric = module, metric
+        self.stop_training = False
+
+    def reset_metrics(self):
+        self.metric.reset()
+
+    def train_step(self, batch):
+        """Switch to the batch's bucket; forward, backward, update and the metric."""
+        module = self.module
+        module.forward_backward(batch)
+        module.update()
+        module.update_metric(self.metric, batch.label)
+        return self.get_metrics_result()
+
+    def get_metrics_result(self):
+        return Logs({leaf.name: (lambda m=leaf: m.get()[1])
+                     for leaf in mx_metric.leaves(self.metric)})
+
+
+class _BucketingHooks(_MXNetHooks):
+    """MXNet's callbacks and log lines for ``BucketingModule.fit``, scoring ``eval_data``."""
+
+    validation = None
+    result = ()
+
+    def on_epoch_end(self, epoch, logs=None):
+        owner = self.owner
+        self.result = self.metric.get_name_value()
+        for name, value in self.result:
+            self.logger.info("Epoch[%d] Train-%s=%f", epoch, name, value)
+        self.logger.info("Epoch[%d] Time cost=%.3f", epoch, self.loop.epoch_seconds)
+        arg, aux = owner.get_params()
+        for callback in self.epoch_end:
+            callback(epoch, owner.symbol, arg, aux)
+        if self.validation is not None:
+            data, metric = self.validation
+            for name, value in owner.score(data, metric, epoch=epoch):
+                self.logger.info("Epoch[%d] Validation-%s=%f", epoch, name, value)

@@ -1,4 +1,6 @@
 """mx.rnn cells: numpy step references, fused == unfused, pack/unpack, modifiers."""
+import logging
+
 import numpy as np
 import pytest
 
@@ -180,6 +182,26 @@ def test_bucketing_module_trains_shared_parameters_over_buckets():
     weights = [m.get_params()[0]["lstm_i2h_weight"].asnumpy() for m in mod._buckets.values()]
     np.testing.assert_array_equal(weights[0], weights[1])
     assert dict(last)["accuracy"] > max(0.6, dict(first)["accuracy"])
+
+    # MXNet's callbacks and validation lines, from the one training loop
+    seen, epochs, lines = [], [], []
+
+    class Lines(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+    logger = logging.getLogger("bucketing-test")
+    logger.addHandler(Lines())
+    logger.setLevel(logging.INFO)
+    mod.logger = logger
+    mod.fit(it, eval_data=it, eval_metric=mx_metric.Accuracy(axis=2), num_epoch=10,
+            begin_epoch=8, batch_end_callback=lambda p: seen.append((p.epoch, p.nbatch)),
+            epoch_end_callback=lambda e, s, arg, aux: epochs.append((e, sorted(arg)[:1])))
+    it.reset()
+    batches = len(list(it))
+    assert seen == [(e, b) for e in (8, 9) for b in range(1, batches + 1)]
+    assert epochs == [(8, ["embed_weight"]), (9, ["embed_weight"])]
+    assert any(line.startswith("Epoch[9] Validation-accuracy=") for line in lines)
+    assert any(line.startswith("Epoch[8] Train-accuracy=") for line in lines)
 
 
 def test_lstm_cell_forget_bias_initializes_the_forget_gate_as_mxnet():
