@@ -228,7 +228,8 @@ def run_predict(model, source, state=None):
     for step, (n, data) in enumerate(source.batches()):
         state.step, state.batch, state.batch_size = step, data, n
         x, _, _ = unpack_x_y_sample_weight(data)
-        outs = model.predict_step(x)
+        with engine.bulk():
+            outs = model.predict_step(x)
         outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
         if chunks is None:
             chunks = [[] for _ in outs]
