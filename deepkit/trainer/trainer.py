@@ -33,6 +33,7 @@ import threading
 import numpy as np
 
 import deepkit_engine as dk
+from deepkit_engine import engine
 from deepkit_engine import symbol as sym
 from deepkit_engine.base import DeepkitError
 
@@ -735,7 +736,9 @@ class Trainer:
                               check_finite)
         self.reset_metrics()
         _, data = next(iter(source.batches()))
-        return self._result(self.train_step(data), return_dict)
+        with engine.bulk():
+            logs = self.train_step(data)
+        return self._result(logs, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False, check_finite=True):
         """Loss (and metrics) of one batch in inference mode, without updating."""
