@@ -19,6 +19,7 @@ from deepkit_engine.base import DeepkitError, did_you_mean
 from . import activation_layers  # noqa: F401  (registers OpenCV's extra elementwise types)
 from . import custom
 from . import detection_layers  # noqa: F401  (registers the SSD layer converters)
+from . import fork_layers  # noqa: F401  (registers Reorg, Region, BN, SPP, Im2col, RNN, ...)
 from . import resize_layers  # noqa: F401  (registers Interp, Resize, Upsample)
 from . import layers as L
 from .inputs import build_input, check_input_names
@@ -29,7 +30,7 @@ from .problems import Problem
 from .records import CaffeConversion, LayerRecord, ParamRecord, fmt_shape
 from .shapes import CaffeRuleError
 from .sources import parse_input_shapes
-from .weights import check_blob
+from .weights import check_blob, declared_shape
 
 __all__ = ["Converter", "LayerBuild"]
 
@@ -93,6 +94,15 @@ class LayerBuild:
             they do not fit; the problem is recorded).
         """
         return self._conv.layer_weights(self._rec, self.layer, shapes, alternatives)
+
+    def blob_shapes(self):
+        """The declared shapes of this layer's caffemodel blobs, without taking them.
+
+        For layers whose blob shapes vary between forks. Returns ``None``
+        where there is no caffemodel or it has no blobs for this layer; a
+        blob without a declared shape gives ``None`` in the list.
+        """
+        return self._conv.peek_blob_shapes(self.layer)
 
     def param(self, suffix, shape, blob, array, aux=False, caffe_shape=None, transform=None,
               source=None):
@@ -210,6 +220,13 @@ class Converter:
         return name
 
     # -- weights ----------------------------------------------------------------------------------
+    def peek_blob_shapes(self, layer):
+        """The declared shapes of the next caffemodel blobs of ``layer`` (``None``: none)."""
+        queue = self.weight_index.get(layer.name) if self.model is not None else None
+        if not queue:
+            return None
+        return [declared_shape(b)[0] for b in queue[0].blobs]
+
     def layer_weights(self, rec, layer, shapes, alternatives=()):
         """The caffemodel blobs of ``layer`` (see :meth:`LayerBuild.weights`)."""
         shapes = [tuple(s) for s in shapes]
@@ -429,6 +446,14 @@ class Converter:
             return self.fail(rec, tops, "failed")
         if kind == "drop":
             rec.status, rec.note = "dropped", _drop_reason(layer.type)
+            if layer.type == "HDF5Output":
+                # a file sink: what it would write stays an output of the converted net
+                for v in bottoms:
+                    v.consumers.remove(rec)
+                self.warnings.append(f"HDF5Output layer '{layer.name}' dropped: it writes its "
+                                     f"bottoms ({', '.join(layer.bottom)}) to an HDF5 file "
+                                     "during a forward pass; they stay outputs of the "
+                                     "converted net")
             for t in tops:
                 t.state, t.note = "dropped", f"dropped with {layer.type} layer '{layer.name}'"
             return
@@ -691,5 +716,7 @@ def _drop_reason(t):
         return "Silence has no output"
     if t == "Accuracy":
         return "Accuracy needs labels (training only)"
+    if t == "HDF5Output":
+        return "HDF5Output writes its bottoms to a file (they stay outputs)"
     return "loss layer (training only)"
 

@@ -213,9 +213,14 @@ def _text(values):
 
 
 @register("PriorBox", doc="PriorBox op (min/max sizes, aspect ratios, flip, clip, variances, "
-                          "step, offset, img_size; OpenCV's explicit width/height)")
+                          "step, offset, img_size; OpenCV's explicit width/height and 1-2 "
+                          "offset_h/offset_w pairs)")
 def prior_box(cx):
-    """PriorBox op (min/max sizes, aspect ratios, flip, clip, variances, step, offset, img_size)."""
+    """PriorBox op (min/max sizes, aspect ratios, flip, clip, variances, step, offset, img_size).
+
+    OpenCV's ``offset_h``/``offset_w`` lists give, per position and box size, one box per
+    (offset_h, offset_w) pair, in that order.
+    """
     _only(cx, 2)
     p = ForkParam(cx.layer, "prior_box_param")
     widths, heights = p.list("width"), p.list("height")
@@ -226,9 +231,7 @@ def prior_box(cx):
         if p.list("min_size") or p.list("max_size") or p.list("aspect_ratio"):
             raise CaffeRuleError("prior_box_param width/height replace min_size, max_size and "
                                  "aspect_ratio (OpenCV's rule): give one or the other")
-    if p.list("offset_h") or p.list("offset_w"):
-        raise Unsupported("prior_box_param offset_h/offset_w (several offsets per position, an "
-                          "OpenCV extension) are not supported", "use one offset")
+    offsets = _offset_pairs(p)
     data, image = cx.bottom_shapes
     if len(data) != 4 or len(image) != 4:
         raise CaffeRuleError(f"PriorBox takes 4-D bottoms; got {tuple(data)} and {tuple(image)}")
@@ -245,10 +248,64 @@ def prior_box(cx):
                   offset=float(p.get("offset", 0.5)))
     if not p.list("min_size") and not widths:
         raise CaffeRuleError("prior_box_param.min_size (or width and height) must be given")
-    out = sym.PriorBox(cx.bottoms[0], cx.bottoms[1], name=cx.node, attr=cx.attr, **kwargs)
     count = len(widths) or _num_priors(p.list("min_size"), p.list("max_size"),
                                        p.list("aspect_ratio"), kwargs["flip"])
-    return [(out, (1, 2, data[2] * data[3] * count * 4))]
+    top = (1, 2, data[2] * data[3] * count * len(offsets or [None]) * 4)
+    if offsets is None:
+        out = sym.PriorBox(cx.bottoms[0], cx.bottoms[1], name=cx.node, attr=cx.attr, **kwargs)
+        return [(out, top)]
+    return [(_offset_priors(cx, kwargs, offsets, data, image, count), top)]
+
+
+def _offset_pairs(p):
+    """OpenCV's ``offset_h``/``offset_w`` lists as ``[(offset_h, offset_w)]``, or ``None``."""
+    hs, ws = p.list("offset_h"), p.list("offset_w")
+    if not hs and not ws:
+        return None
+    if p.has("offset"):
+        raise CaffeRuleError("prior_box_param: either offset or offset_h/offset_w, not both "
+                             "(OpenCV's rule)")
+    if not hs or not ws or len(hs) != len(ws):
+        raise CaffeRuleError(f"prior_box_param offset_h and offset_w give one offset pair each: "
+                             f"got {len(hs)} offset_h and {len(ws)} offset_w values")
+    if len(hs) > 2:
+        raise Unsupported(f"prior_box_param with {len(hs)} offset_h/offset_w pairs: OpenCV sizes "
+                          f"its output for 2 x ({len(hs)} - 1) priors per box size but writes "
+                          f"{len(hs)}, leaving the rest unset; only 1 or 2 pairs match it",
+                          "use at most two offset pairs")
+    return [(float(np.float32(h)), float(np.float32(w))) for h, w in zip(hs, ws)]
+
+
+def _offset_priors(cx, kwargs, offsets, data, image, count):
+    """PriorBox with OpenCV's offset pairs: per position and box size, one box per pair.
+
+    Each pair's boxes are the boxes for offset 0 shifted by ``offset * step`` (over the image
+    size); their variances repeat per prior, so the variance channel is one PriorBox's tiled.
+    """
+    img_h = kwargs["img_h"] or image[2]
+    img_w = kwargs["img_w"] or image[3]
+    step_h = kwargs["step_h"] or img_h / data[2]
+    step_w = kwargs["step_w"] or img_w / data[3]
+    base = sym.PriorBox(cx.bottoms[0], cx.bottoms[1], name=cx.sub("base"),
+                        **dict(kwargs, offset=0.0, clip=False))
+    boxes = sym.reshape(sym.slice_axis(base, axis=1, begin=0, end=1, name=cx.sub("boxes")),
+                        shape=(-1, count, 2, 2), name=cx.sub("corners"))
+    per_pair = []
+    for k, (off_h, off_w) in enumerate(offsets):
+        xs = sym.slice_axis(boxes, axis=3, begin=0, end=1, name=cx.sub(f"x{k}"))
+        ys = sym.slice_axis(boxes, axis=3, begin=1, end=2, name=cx.sub(f"y{k}"))
+        xs = sym.add(xs, float(off_w * step_w / img_w), name=cx.sub(f"shift_x{k}"))
+        ys = sym.add(ys, float(off_h * step_h / img_h), name=cx.sub(f"shift_y{k}"))
+        per_pair.append(sym.concat(xs, ys, dim=3, name=cx.sub(f"pair{k}")))
+    stacked = sym.stack(*per_pair, axis=2, name=cx.sub("offsets")) if len(per_pair) > 1 \
+        else per_pair[0]
+    flat = sym.reshape(stacked, shape=(1, 1, -1), name=cx.sub("flat"))
+    if kwargs["clip"]:
+        flat = sym.clip(flat, a_min=0.0, a_max=1.0, name=cx.sub("clip"))
+    variances = sym.slice_axis(base, axis=1, begin=1, end=2, name=cx.sub("variances"))
+    if len(offsets) > 1:
+        variances = sym.tile(variances, reps=(1, 1, len(offsets)), name=cx.sub("tile"))
+    return sym.concat(flat, variances, dim=1, name=cx.node, attr=cx.attr)
 
 
 def _num_priors(mins, maxs, ratios, flip):

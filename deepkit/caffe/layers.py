@@ -69,19 +69,8 @@ UNSUPPORTED_HINTS = {
               "function with deepkit.caffe.register_layer('Python:<module>.<layer>', fn) (a "
               "deepkit_engine custom op for a new computation), or remove the layer from the "
               "prototxt",
-    "SPP": "spatial pyramid pooling is not supported; rewrite it as Pooling + Flatten + "
-           "Concat layers in the prototxt",
-    "Im2col": "Im2col is not supported",
-    "HDF5Output": "HDF5Output writes files during a forward pass; remove it from the deploy "
-                  "prototxt",
-    "LSTM": "recurrent Caffe layers are not supported", "RNN": "recurrent Caffe layers are "
-                                                               "not supported",
-    "Recurrent": "recurrent Caffe layers are not supported",
-    "Parameter": "a Parameter layer emits a learned blob as a top; not supported",
-    "Reorg": "fork layer (YOLO); not supported by this converter",
-    "Region": "fork layer (YOLO); not supported by this converter",
-    "BN": "fork BatchNorm variant (PSPNet 'bn_param'); not supported: re-express it as "
-          "BatchNorm + Scale",
+    "Recurrent": "Recurrent is the abstract base of Caffe's recurrent layers, not a type Caffe "
+                 "can create: use type RNN or LSTM",
 }
 
 
@@ -112,7 +101,7 @@ def supported_layers():
     for t in sorted(REGISTRY):
         spec = REGISTRY[t]
         if spec.kind != "op":
-            rows.append((t, kinds[spec.kind]))
+            rows.append((t, spec.doc or kinds[spec.kind]))
             continue
         doc = (spec.doc or (spec.build.__doc__ or "").strip().split("\n")[0]).strip()
         rows.append((t, doc or "converted"))
@@ -159,6 +148,10 @@ for _t in DATA_TYPES:
 REGISTRY["Split"] = LayerSpec(("Split",), "alias")
 for _t in ("Silence", "Accuracy") + LOSS_TYPES:
     REGISTRY[_t] = LayerSpec((_t,), "drop")
+#: Writes its bottoms to HDF5 files during a forward pass: dropped, its bottoms stay outputs.
+REGISTRY["HDF5Output"] = LayerSpec(("HDF5Output",), "drop",
+                                   doc="dropped with a warning (it writes its bottoms to an "
+                                       "HDF5 file; they stay outputs)")
 
 
 # -- Convolution / Deconvolution -----------------------------------------------------

@@ -7,6 +7,7 @@ from . import (activation, binary, broadcast, convolution, dense, dropout, embed
                grad_ops, indexing, join_split, linalg, loss, normalization, optimizer_ops,
                pad_crop, pooling, random_ops, reduce, rnn, sequence, shape, slicing, unary)
 from . import detection, vision  # noqa: F401
+from . import caffe_fork  # noqa: F401
 from .registry import OpDef, Param, canonical_ops, get_op, list_ops, register
 
 __all__ = ["OpDef", "Param", "register", "get_op", "list_ops", "canonical_ops"]

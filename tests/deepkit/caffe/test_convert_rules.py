@@ -767,7 +767,7 @@ def test_all_problems_listed_at_once(tmp_path, rng):
            layer("stoch", "Pooling", "conv", pooling_param={"pool": "STOCHASTIC",
                                                            "kernel_size": 2}),
            layer("weird", "FancyNorm", "conv"),
-           layer("ssd", "Region", "conv"),
+           layer("rec", "Recurrent", "conv"),
            layer("after", "ReLU", "py")]
     proto, model = write_net(tmp_path, lay)
     out = tmp_path / "out.h5"
@@ -777,12 +777,13 @@ def test_all_problems_listed_at_once(tmp_path, rng):
     text = str(err.value)
     assert "4 problems" in text
     assert "module 'my_layers'" in text and "Crazy" in text
-    assert "STOCHASTIC" in text and "FancyNorm" in text and "Region" in text and "YOLO" in text
+    assert "STOCHASTIC" in text and "FancyNorm" in text and "Recurrent" in text and \
+        "RNN or LSTM" in text
     assert "nothing was written" in text
     assert not out.exists()
     partial = err.value.conversion
     assert partial.layer("after").status == "skipped"
-    assert {p.layer for p in partial.unsupported} == {"py", "stoch", "weird", "ssd"}
+    assert {p.layer for p in partial.unsupported} == {"py", "stoch", "weird", "rec"}
     assert "problem:" in partial.layer_table()
     with pytest.raises(CaffeConversionError):
         partial.save(out)
