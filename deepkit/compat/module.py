@@ -29,16 +29,25 @@ As in MXNet, training computes no loss besides the metric: the training
 program is the symbol alone (FeedForward's adds a monitoring loss), and
 ``fit`` does not scan the batches for NaN.
 
-Several contexts (``context=[cpu(0), cpu(1)]``) make ``fit`` data parallel:
-each batch is split over them and the gradients are added up before one
-update, as MXNet does; ``kvstore='dist_sync'`` under ``mpirun`` trains over
+Several contexts (``context=[cpu(0), cpu(1)]``) make ``fit`` and the
+step-by-step API data parallel, as MXNet's ``DataParallelExecutorGroup``:
+``forward`` splits each batch over the contexts (MXNet's rows per context,
+weighted by ``work_load_list``), each context runs its part on its own copy
+of the parameters (the first context holds the parameters themselves), and
+``update`` adds the contexts' gradients up before one optimizer step, as
+MXNet's ``kvstore='local'``/``'device'`` do (the optimizer's ``rescale_grad``
+then scales the sum). ``get_outputs``/``get_input_grads`` join the parts
+(``merge_multi_context=True``) or give them per context. Auxiliary states
+(BatchNorm's moving statistics) are averaged over the contexts after each
+training forward pass. ``kvstore='dist_sync'`` under ``mpirun`` trains over
 MPI, each process on its own iterator's batches (:mod:`deepkit.distributed`).
 
-Differences from MXNet: the step-by-step API (``forward``/``backward``/
-``update``) runs on the first context; ``score``/``predict`` leave out the filler samples of
+Differences from MXNet: ``score``/``predict`` leave out the filler samples of
 a padded last batch; optimizer states are saved in MXNet's NDArray format
-(MXNet pickles them), so they load only into deepkit; ``merge_multi_context``
-is accepted and has nothing to merge.
+(MXNet pickles them), so they load only into deepkit; loss heads that divide
+by the batch (``normalization='batch'``) have their contexts' gradients
+weighted by each context's share of the batch, so that several contexts
+train exactly as one (MXNet adds them up).
 """
 import logging
 import time
@@ -54,6 +63,7 @@ from deepkit_engine.base import DeepkitError
 
 from .. import optimizers as optimizers_mod
 from ..models.symbol_model import SymbolParameter
+from ..trainer.parallel import DataParallel, ExecutorGroup
 from . import mx_format, mx_init, mx_metric, mx_nd, mx_optimizer
 from .feedforward import (BatchEndParam, _as_list, _FeedForwardNet, _host, _logger,
                           _MXNetHooks, kvstore_workers, load_checkpoint, save_checkpoint)
@@ -85,6 +95,73 @@ def _copy_into(target, value, name):
     target[:] = value.astype(target.dtype, copy=False)
 
 
+def _split_input_slice(batch_size, work_load_list):
+    """MXNet's split of a batch over contexts: consecutive row slices, sized by work load.
+
+    Each context gets ``round(work_load * batch_size / total)`` rows (Python's
+    rounding); the last one takes what rounding left over.
+
+    Raises:
+        ValueError: A context would get no rows (more contexts than rows).
+    """
+    total = sum(work_load_list)
+    sizes = [round(load * batch_size / total) for load in work_load_list]
+    if sum(sizes) < batch_size:
+        sizes[-1] += batch_size - sum(sizes)
+    slices, end = [], 0
+    for size in sizes:
+        begin = int(min(end, batch_size))
+        end = int(min(begin + size, batch_size))
+        if begin >= end:
+            raise ValueError(f"Module.forward: a batch of {batch_size} rows cannot be split over "
+                             f"{len(work_load_list)} contexts with work loads {work_load_list}: "
+                             "some would get no rows")
+        slices.append(slice(begin, end))
+    return slices
+
+
+def _has_gradients(exe):
+    """Whether ``exe`` computes any gradient (a network without parameters computes none)."""
+    return any(g is not None for g in exe.grad_dict.values())
+
+
+class _ContextPart:
+    """The module's arrays on one of several contexts, one part of an ExecutorGroup.
+
+    The first context binds the parameters themselves; every other context
+    binds copies of them (and of the auxiliary states), refreshed from the
+    first before each forward pass (:meth:`pull_weights`). Each context has
+    its own gradient arrays and one executor per number of rows.
+    """
+
+    def __init__(self, module, ctx, primary):
+        self.module, self.ctx, self.primary = module, ctx, primary
+        self.copies, self.grads, self.execs = {}, {}, {}
+
+    def value(self, param):
+        """The array bound for ``param`` on this context."""
+        data = param.initialize(self.module._ctx)
+        if self.primary:
+            return data
+        copy = self.copies.get(param.name)
+        if copy is None or copy.shape != data.shape:
+            copy = self.copies[param.name] = data.copyto(self.ctx)
+        return copy
+
+    def pull_weights(self):
+        """Copy the first context's current parameters and states into this one's copies."""
+        if not self.primary:
+            by_name = {p.name: p for p in self.module._net.weights}
+            for name, copy in self.copies.items():
+                by_name[name].data.copyto(copy)
+
+    def gradients(self, exe):
+        """``[(parameter, gradient)]`` of ``exe``, in the module's parameter order."""
+        grads = exe.grad_dict
+        return [(p, grads[p.name]) for p in self.module._params(False)
+                if grads.get(p.name) is not None]
+
+
 class Module:
     """A symbol bound for training and inference, with MXNet 1.x's Module API.
 
@@ -93,9 +170,11 @@ class Module:
         data_names: The symbol's input variables, in the order of the batches' ``data``.
         label_names: Its label variables, in the order of the batches' ``label``.
         logger: Where ``fit`` logs (default: the ``deepkit.feedforward`` logger).
-        context: A Context or a list of them (``fit`` is data parallel over the list).
-        work_load_list, state_names, group2ctxs, compression_params: Accepted
-            for compatibility; not used.
+        context: A Context or a list of them (``fit`` and ``forward``/``backward``/
+            ``update`` are data parallel over the list).
+        work_load_list: The share of each batch each context gets (default: equal).
+        state_names, group2ctxs, compression_params: Accepted for compatibility;
+            not used.
         fixed_param_names: Parameters that are not updated (no gradient).
 
     Raises:
@@ -134,6 +213,14 @@ class Module:
         elif not isinstance(context, (list, tuple)):
             context = [context]
         self._context = [dk.Context(c) for c in context]
+        if len(set(self._context)) != len(self._context):
+            raise ValueError(f"Module: context lists a device twice: {self._context}")
+        if work_load_list is None:
+            work_load_list = [1] * len(self._context)
+        if len(work_load_list) != len(self._context):
+            raise ValueError(f"Module: work_load_list has {len(work_load_list)} entries but "
+                             f"there are {len(self._context)} contexts: one per context")
+        self._work_load_list = list(work_load_list)
         self.logger = logger if logger is not logging else _logger()
         self.binded = self.params_initialized = self.optimizer_initialized = False
         self.for_training = self.inputs_need_grad = False
@@ -144,6 +231,7 @@ class Module:
         self._optimizer = None
         self._exec = None
         self._own_execs, self._own_grads = {}, {}
+        self._parts, self._group, self._plan = {}, None, None
         self._monitor = None
         self._preload_states = None
 
@@ -253,7 +341,14 @@ class Module:
         self.inputs_need_grad = bool(inputs_need_grad)
         self._grad_req = grad_req
         self._own_execs, self._own_grads = {}, {}
-        self._exec = None
+        self._exec = self._group = None
+        if len(self._context) > 1:
+            self._parts = {ctx: _ContextPart(self, ctx, k == 0)
+                           for k, ctx in enumerate(self._context)}
+            self._plan = DataParallel(self._context)
+            # as in fit: 'sum' (the parts are added) for MXNet's loss heads, which give
+            # gradients summed over the rows; 'mean' when every head divides by the batch
+            self._plan.gradient_reduction = net.gradient_reduction
         self.binded = True
         if self._optimizer is not None:
             net.optimizer = self._optimizer
@@ -261,6 +356,49 @@ class Module:
             self._write_params(self._arg_params, self._aux_params or {}, allow_missing=True)
         elif shared_module is not None and shared_module.params_initialized:
             self.params_initialized = True
+
+    def reshape(self, data_shapes, label_shapes=None):
+        """Bind for new input shapes, keeping the parameters and the optimizer.
+
+        A new batch size alone needs nothing (executors are bound per batch
+        size); new sample shapes bind again.
+
+        Args:
+            data_shapes: ``[DataDesc]`` or ``[(name, shape)]``.
+            label_shapes: The same for the labels.
+        """
+        self._require("binded", "reshape")
+        descs = _descs(data_shapes, "data_shapes")
+        labels = [d for d in _descs(label_shapes, "label_shapes") if d.name in self._label_names]
+        same_samples = [d.name for d in descs] == [d.name for d in self._data_shapes] and all(
+            tuple(d.shape[1:]) == tuple(old.shape[1:])
+            for d, old in zip(descs + labels, self._data_shapes + self._label_shapes))
+        if same_samples and len(labels) == len(self._label_shapes):
+            self._data_shapes, self._label_shapes = descs, labels
+            return
+        self._check_reshape(descs, labels)
+        initialized = self.params_initialized
+        self.bind(descs, labels or None, for_training=self.for_training,
+                  inputs_need_grad=self.inputs_need_grad, force_rebind=True,
+                  grad_req=self._grad_req)
+        self.params_initialized = initialized
+
+    def _check_reshape(self, descs, labels):
+        """Refuse new input shapes that would change a parameter's shape (as MXNet does)."""
+        shapes = {d.name: d.shape for d in descs + labels}
+        arg_shapes, _, aux_shapes = self._symbol.infer_shape_known(**shapes)
+        known = dict(zip(self._symbol.list_arguments(), arg_shapes))
+        known.update(zip(self._aux_names, aux_shapes))
+        for param in self._net.weights:
+            need = known.get(param.name)
+            if need is not None and tuple(need) != tuple(param.shape):
+                bound = "; ".join(f"shape {tuple(d.shape[1:])} ('{d.name}')"
+                                  for d in self._data_shapes)
+                given = ", ".join(f"'{d.name}' {tuple(d.shape)}" for d in descs)
+                raise ValueError(f"Module.reshape: inputs {given} would need parameter "
+                                 f"'{param.name}' of shape {tuple(need)}, but it has shape "
+                                 f"{tuple(param.shape)}: the module is bound for samples of "
+                                 f"{bound}")
 
     def _make_param(self, name, shape, attrs, aux):
         decays = name.endswith("_weight") or name.endswith("_gamma")
@@ -300,6 +438,11 @@ class Module:
                           "call ignored.", stacklevel=2)
             return
         self._require("binded", "init_params")
+        if not allow_missing:  # as MXNet: a missing name is reported before an extra one
+            for given, names in ((arg_params, self._param_names), (aux_params, self._aux_names)):
+                missing = [n for n in names if given is not None and n not in given]
+                if missing:
+                    raise RuntimeError(f"{missing[0]} is not presented")
         for given, names, what in ((arg_params, self._param_names, "arg_params"),
                                    (aux_params, self._aux_names, "aux_params")):
             extra = [k for k in (given or {}) if k not in names]
@@ -481,7 +624,10 @@ class Module:
             exe = self._own_execs[batch_size] = self._bind_own(batch_size)
         return exe, 0
 
-    def _bind_own(self, batch_size):
+    def _bind_own(self, batch_size, part=None):
+        """An executor of the module's own for ``batch_size`` rows (on ``part``'s context)."""
+        ctx = part.ctx if part is not None else self._ctx
+        store = part.grads if part is not None else self._own_grads
         shapes = {d.name: (batch_size,) + tuple(d.shape[1:])
                   for d in self._data_shapes + self._label_shapes}
         arg_shapes, _, _ = self._symbol.infer_shape_known(**shapes)
@@ -497,27 +643,30 @@ class Module:
         for name, shape in zip(names, arg_shapes):
             param = by_name.get(name)
             if param is not None:
-                param.initialize(self._ctx)
-                args[name] = param.data
+                args[name] = part.value(param) if part is not None else param.initialize(ctx)
                 if not (self.for_training and param.trainable):
                     reqs[name] = "null"
             else:
-                args[name] = nd.zeros(shape, ctx=self._ctx)
+                args[name] = nd.zeros(shape, ctx=ctx)
                 wants = self.inputs_need_grad and name in self._data_names
                 if not wants:
                     reqs[name] = "null"
             if reqs[name] != "null":
-                grad = self._own_grads.get(name)
+                grad = store.get(name)
                 if grad is None or grad.shape != args[name].shape:
-                    grad = nd.zeros(args[name].shape, ctx=self._ctx)
+                    grad = nd.zeros(args[name].shape, ctx=ctx)
                     if param is not None:
-                        self._own_grads[name] = grad
+                        store[name] = grad
                 grads[name] = grad
-        aux = {p.name: p.initialize(self._ctx) for p in self._params(True)}
-        return dk.Executor(self._symbol, self._ctx, args, grads, reqs, aux)
+        aux = {p.name: part.value(p) if part is not None else p.initialize(ctx)
+               for p in self._params(True)}
+        return dk.Executor(self._symbol, ctx, args, grads, reqs, aux)
 
     def forward(self, data_batch, is_train=None):
         """Run forward on one batch (``DataBatch``); a new batch size binds another executor.
+
+        With several contexts the batch is split over them (MXNet's rows per
+        context) and each runs its part.
 
         Args:
             data_batch: Its ``data`` (and ``label``, if bound with labels) arrays.
@@ -532,21 +681,49 @@ class Module:
             raise ValueError(f"Module.forward: the batch has {len(data)} data arrays, the "
                              f"module's data_names are {self._data_names}")
         batch_size = int(data[0].shape[0])
-        for name, array, desc in zip(self._data_names, data, self._data_shapes):
-            if tuple(array.shape[1:]) != tuple(desc.shape[1:]):
-                raise ValueError(f"Module.forward: '{name}' has shape {tuple(array.shape)} but "
-                                 f"the module is bound for samples of shape {desc.shape[1:]}; "
-                                 "bind again (force_rebind=True) for new sample shapes")
+        labels = list(getattr(data_batch, "label", None) or [])
+        if any(tuple(array.shape[1:]) != tuple(desc.shape[1:])
+               for array, desc in zip(data, self._data_shapes)):
+            # as MXNet: a batch of other sample shapes reshapes the module
+            label_shapes = None
+            if self._label_shapes:
+                label_shapes = [(d.name, tuple(a.shape))
+                                for d, a in zip(self._label_shapes, labels)] or None
+            self.reshape([(n, tuple(a.shape)) for n, a in zip(self._data_names, data)],
+                         label_shapes)
+        if self._parts:
+            self._forward_parts(data, labels, batch_size, bool(is_train))
+            return
         exe, offset = self._executor(batch_size)
-        for name, array in zip(self._data_names, data):
-            self._feed(exe, name, array)
-        for name, array in zip(self._label_names, data_batch.label or []):
-            if name in exe.arg_dict and array is not None:
-                self._feed(exe, name, array)
+        self._feed_batch(exe, data, labels, None)
         if self._monitor is not None:
             self._monitor.install(exe)
         exe.forward(is_train=bool(is_train))
         self._exec, self._offset = exe, offset
+
+    def _feed_batch(self, exe, data, labels, rows):
+        """Copy the batch (only ``rows``, a slice, unless None) into ``exe``'s inputs."""
+        for name, array in zip(self._data_names, data):
+            self._feed(exe, name, array if rows is None else array[rows.start:rows.stop])
+        for name, array in zip(self._label_names, labels):
+            if name in exe.arg_dict and array is not None:
+                self._feed(exe, name, array if rows is None else array[rows.start:rows.stop])
+
+    def _forward_parts(self, data, labels, batch_size, is_train):
+        """Forward over several contexts: each runs its rows of the batch (one ExecutorGroup)."""
+        parts, self._slices = [], _split_input_slice(batch_size, self._work_load_list)
+        for ctx, rows in zip(self._context, self._slices):
+            part, size = self._parts[ctx], rows.stop - rows.start
+            exe = part.execs.get(size)
+            if exe is None:
+                exe = part.execs[size] = self._bind_own(size, part)
+            self._feed_batch(exe, data, labels, rows)
+            if self._monitor is not None:
+                self._monitor.install(exe)
+            parts.append((part, exe, size))
+        self._group = ExecutorGroup(self._plan, parts, batch_size)
+        self._group.forward(is_train=is_train)
+        self._exec, self._offset = self._group.primary, 0
 
     @staticmethod
     def _feed(exe, name, array):
@@ -559,7 +736,12 @@ class Module:
             target[:] = np.asarray(array).reshape(target.shape)
 
     def backward(self, out_grads=None):
-        """Run backward after :meth:`forward` (loss heads need no ``out_grads``)."""
+        """Run backward after :meth:`forward` (loss heads need no ``out_grads``).
+
+        Args:
+            out_grads: The gradients of the outputs (NDArray or list), for the
+                whole batch; with several contexts each gets its rows.
+        """
         self._require("binded", "backward")
         if self._exec is None:
             raise DeepkitError("Module.backward: call forward() first")
@@ -567,8 +749,17 @@ class Module:
             raise DeepkitError("Module.backward: the module was bound with for_training=False")
         if out_grads is not None:
             out_grads = [out_grads] if isinstance(out_grads, dk.NDArray) else list(out_grads)
+        if self._group is not None:
+            for (part, exe, _), rows in zip(self._group.parts, self._slices):
+                sliced = None if out_grads is None else \
+                    [g[rows.start:rows.stop].as_in_context(part.ctx) for g in out_grads]
+                if _has_gradients(exe):
+                    exe.backward(sliced)
+            return
+        if out_grads is not None:
             out_grads = [None] * self._offset + out_grads
-        self._exec.backward(out_grads)
+        if _has_gradients(self._exec):  # as MXNet, a network without parameters has none
+            self._exec.backward(out_grads)
 
     def forward_backward(self, data_batch):
         """``forward(data_batch, is_train=True)`` then ``backward()``."""
@@ -576,31 +767,90 @@ class Module:
         self.backward()
 
     def update(self):
-        """Apply the optimizer to the gradients of the last backward."""
+        """Apply the optimizer to the gradients of the last backward.
+
+        With several contexts their gradients are added up first (MXNet's
+        ``kvstore='local'``), then the first context's parameters are updated
+        once; the others copy them before their next forward pass.
+        """
         self._require("optimizer_initialized", "update")
         if self._exec is None:
             raise DeepkitError("Module.update: call forward() and backward() first")
+        if self._group is not None:
+            self._optimizer.apply(self._plan.reduce(self._group.gradients()))
+            return
         by_name = {p.name: p for p in self._net.weights}
         pairs = [(by_name[n], g) for n, g in self._exec.grad_dict.items() if n in by_name]
         self._optimizer.apply(self._net.reduce_gradients(pairs))
 
+    def _per_context(self, arrays_of):
+        """``[[array i of context k for each k] for each i]`` from ``arrays_of(executor)``."""
+        if self._group is not None:
+            per_context = [arrays_of(exe) for _, exe, _ in self._group.parts]
+        else:
+            per_context = [arrays_of(self._exec)]
+        return [list(arrays) for arrays in zip(*per_context)]
+
+    def _merge(self, per_context):
+        """MXNet's ``_merge_multi_context``: the contexts' rows joined on the first context."""
+        if len(self._context) == 1 or self._group is None:
+            return [arrays[0] for arrays in per_context]
+        first = self._context[0]
+        return [None if any(a is None for a in arrays)
+                else nd.concat(*[a.as_in_context(first) for a in arrays], dim=0)
+                for arrays in per_context]
+
     def get_outputs(self, merge_multi_context=True):
-        """The outputs of the last forward, one NDArray per symbol output."""
+        """The outputs of the last forward.
+
+        Returns:
+            One NDArray per symbol output (with several contexts, their rows
+            joined on the first context); with ``merge_multi_context=False``,
+            per output the list of each context's part:
+            ``[[out1_dev1, out1_dev2], [out2_dev1, out2_dev2]]``.
+        """
         if self._exec is None:
             raise DeepkitError("Module.get_outputs: call forward() first")
-        return list(self._exec.outputs[self._offset:])
+        per_context = self._per_context(lambda exe: exe.outputs[self._offset:])
+        return self._merge(per_context) if merge_multi_context else per_context
 
     def get_input_grads(self, merge_multi_context=True):
-        """The gradients of the data (bind with ``inputs_need_grad=True``)."""
+        """The gradients of the data (bind with ``inputs_need_grad=True``).
+
+        Returns:
+            One NDArray per data input, or per input each context's part
+            (``merge_multi_context=False``), as :meth:`get_outputs`.
+        """
         if not self.inputs_need_grad:
             raise DeepkitError("Module.get_input_grads: bind with inputs_need_grad=True")
         if self._exec is None:
             raise DeepkitError("Module.get_input_grads: call forward() and backward() first")
-        return [self._exec.grad_dict[n] for n in self._data_names]
+        # None for data bound with grad_req 'null' (MXNet's grad_req applies to the data too)
+        per_context = self._per_context(
+            lambda exe: [exe.grad_dict.get(n) for n in self._data_names])
+        return self._merge(per_context) if merge_multi_context else per_context
 
     def update_metric(self, eval_metric, labels, pre_sliced=False):
-        """Update ``eval_metric`` with ``labels`` and the last outputs."""
-        eval_metric.update(list(labels), self.get_outputs())
+        """Update ``eval_metric`` with ``labels`` and the last outputs, context by context.
+
+        Args:
+            eval_metric: An ``mx.metric`` metric.
+            labels: The batch's labels; with ``pre_sliced``, one list of labels
+                per context (already cut to its rows).
+        """
+        if self._exec is None:
+            raise DeepkitError("Module.update_metric: call forward() first")
+        if self._group is None:
+            outputs = list(self._exec.outputs[self._offset:])
+            eval_metric.update(list(labels[0]) if pre_sliced else list(labels), outputs)
+            return
+        first = self._context[0]  # the metrics accumulate on the first context
+        for k, ((_, exe, _), rows) in enumerate(zip(self._group.parts, self._slices)):
+            part_labels = list(labels[k]) if pre_sliced else \
+                [label[rows.start:rows.stop] for label in labels]
+            part_labels = [a.as_in_context(first) if isinstance(a, dk.NDArray) else a
+                           for a in part_labels]
+            eval_metric.update(part_labels, [o.as_in_context(first) for o in exe.outputs])
 
     def install_monitor(self, mon):
         """Report node outputs to ``mon`` (``mx.monitor.Monitor``) on every forward.
@@ -613,8 +863,10 @@ class Module:
             raise TypeError(f"Module.install_monitor: expected an mx.monitor.Monitor, got "
                             f"{type(mon).__name__}")
         self._monitor = mon
-        if self._exec is not None:
-            mon.install(self._exec)
+        executors = [exe for _, exe, _ in self._group.parts] if self._group is not None \
+            else [self._exec] if self._exec is not None else []
+        for exe in executors:
+            mon.install(exe)
 
     # -- inference -------------------------------------------------------------------------
     def iter_predict(self, eval_data, num_batch=None, reset=True, sparse_row_id_fn=None):
@@ -729,7 +981,7 @@ class Module:
                 callbacks=[hooks], validation_data=None if separate else eval_data,
                 shuffle=False, batch_size=batch_size, check_finite=False,
                 ctx=self._context if len(self._context) > 1 else self._ctx)
-        self._exec = None
+        self._exec = self._group = None
 
     # -- checkpoints -----------------------------------------------------------------------
     def save_checkpoint(self, prefix, epoch, save_optimizer_states=False, remove_amp_cast=True):

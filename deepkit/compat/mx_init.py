@@ -130,7 +130,7 @@ class Initializer:
         name = str(desc)
         spec = getattr(desc, "attrs", {}).get("__init__")
         if spec:
-            value = create(spec)._init_weight(name, shape, rng)
+            value = create(spec)._init_declared(name, shape, rng, self)
         elif name.startswith("upsampling"):
             value = _BILINEAR(shape, np.float64, rng)
         elif name.endswith("weight"):
@@ -142,6 +142,11 @@ class Initializer:
         else:
             value = self._init_default(name, shape, rng)
         return np.asarray(value).astype(dtype, copy=False)
+
+    def _init_declared(self, name, shape, rng, global_init):
+        """The value of a parameter declared with this initializer (``Variable(init=...)``);
+        ``global_init`` is the one given to ``init_params``, for parts left to it."""
+        return self._init_weight(name, shape, rng)
 
     def _init_weight(self, name, shape, rng):
         if self.core is None:

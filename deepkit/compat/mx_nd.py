@@ -9,17 +9,34 @@ HDF5 files too. deepkit's ``deepkit.nd.save`` keeps writing HDF5.
 import os
 import types
 
+import numpy as _np
+
 from deepkit_engine import contrib as _engine_contrib
 from deepkit_engine import nd as _engine_nd
 
 from . import mx_format
 
-__all__ = ["save", "load", "contrib", "argmax_channel"]
+__all__ = ["save", "load", "load_frombuffer", "contrib"]
 
 
 class _ContribNamespace(types.ModuleType):
     """``mx.nd.contrib``: the control-flow functions (``foreach``, ``while_loop``, ``cond``)
     and every contrib op of ``nd.contrib``."""
+
+    @staticmethod
+    def isinf(data):
+        """1 where ``data`` is +inf or -inf, else 0 (MXNet's ``contrib.isinf``), in its dtype."""
+        return data.abs() == _np.inf
+
+    @staticmethod
+    def isfinite(data):
+        """1 where ``data`` is neither infinite nor NaN, else 0 (``contrib.isfinite``)."""
+        return (data == data) * (data.abs() != _np.inf)
+
+    @staticmethod
+    def isnan(data):
+        """1 where ``data`` is NaN, else 0 (MXNet's ``contrib.isnan``), in its dtype."""
+        return data != data
 
     def __getattr__(self, name):
         if hasattr(_engine_contrib.ndarray, name) and not name.startswith("_"):
@@ -61,14 +78,28 @@ def load(fname, ctx=None):
     return _engine_nd.load(fname, ctx=ctx)
 
 
-def argmax_channel(data, out=None):
-    """Index of the largest value along the last axis (MXNet's ``argmax_channel``).
+def load_frombuffer(buf):
+    """Load NDArrays from the bytes of an MXNet NDArray file (what ``save`` writes).
 
     Args:
-        data: An NDArray.
-        out: An NDArray to write the result into.
+        buf: ``bytes`` (or a bytearray / memoryview).
+
+    Returns:
+        A list of NDArrays, or a dict for data saved from a dict.
+
+    Raises:
+        MXNetError: The bytes are not an MXNet NDArray file or are cut short.
     """
-    return _engine_nd.argmax(data, axis=-1, out=out)
+    if not isinstance(buf, (bytes, bytearray, memoryview)):
+        raise TypeError(f"mx.nd.load_frombuffer: buf must be bytes, got {type(buf).__name__}")
+    data = mx_format.loads(bytes(buf), "the buffer")
+
+    def wrap(array):
+        return None if array is None else _engine_nd.array(array, dtype=array.dtype)
+
+    if isinstance(data, dict):
+        return {k: wrap(v) for k, v in data.items()}
+    return [wrap(v) for v in data]
 
 
 def __getattr__(name):

@@ -30,6 +30,7 @@ from .. import backend
 from . import mx_init
 
 __all__ = ["RNNParams", "BaseRNNCell", "RNNCell", "LSTMCell", "GRUCell", "FusedRNNCell",
+           "FusedRNN",
            "SequentialRNNCell", "BidirectionalCell", "DropoutCell", "ZoneoutCell",
            "ResidualCell", "ModifierCell", "BucketSentenceIter"]
 
@@ -310,6 +311,44 @@ _FUSED_GATES = {"rnn_relu": ("",), "rnn_tanh": ("",), "lstm": ("_i", "_f", "_c",
                 "gru": ("_r", "_z", "_o")}
 
 
+@mx_init.register
+class FusedRNN(mx_init.Initializer):
+    """MXNet's ``mx.init.FusedRNN``: initializes a fused RNN's packed ``parameters`` vector.
+
+    The vector is split into its per-gate arrays (as :meth:`FusedRNNCell.unpack_weights`
+    names them); each is initialized by ``init`` or, when None, by the initializer given
+    to ``init_params`` (by its name: ``_weight``, ``_bias``), except the LSTM forget
+    gate's biases, which are ``forget_bias``.
+
+    Args:
+        init: An initializer (or its ``dumps()`` string), or None.
+        num_hidden, num_layers, mode, bidirectional, forget_bias: As the cell's.
+    """
+
+    def __init__(self, init, num_hidden, num_layers, mode, bidirectional=False,
+                 forget_bias=1.0):
+        init = mx_init.create(init) if isinstance(init, str) else init
+        super().__init__(init=init.dumps() if init is not None else None,
+                         num_hidden=num_hidden, num_layers=num_layers, mode=mode,
+                         bidirectional=bidirectional, forget_bias=forget_bias)
+        self._init, self._forget_bias, self._mode = init, forget_bias, mode
+        self._layout = (num_hidden, num_layers, mode, bidirectional)
+
+    def _init_declared(self, name, shape, rng, global_init):
+        cell = FusedRNNCell(*self._layout, forget_bias=self._forget_bias, prefix="")
+        args = cell.unpack_weights({"parameters": np.zeros(shape)})
+        for part, value in args.items():
+            if self._mode == "lstm" and part.endswith("_f_bias"):
+                value[...] = self._forget_bias
+            else:
+                init = self._init if self._init is not None else global_init
+                value[...] = init.generate(part, value.shape, value.dtype, rng)
+        return cell.pack_weights(args)["parameters"].reshape(shape)
+
+    def _init_weight(self, name, shape, rng):
+        return self._init_declared(name, shape, rng, mx_init.Uniform())
+
+
 class FusedRNNCell(BaseRNNCell):
     """Several layers (optionally bidirectional) in one fused ``RNN`` op (MXNet).
 
@@ -342,7 +381,9 @@ class FusedRNNCell(BaseRNNCell):
         self._get_next_state = get_next_state
         self.forget_bias = forget_bias
         self._directions = ["l", "r"] if bidirectional else ["l"]
-        self._parameter = self.params.get("parameters")
+        self._parameter = self.params.get(
+            "parameters", init=FusedRNN(None, num_hidden, num_layers, mode, bidirectional,
+                                        forget_bias))
 
     @property
     def state_info(self):

@@ -128,6 +128,18 @@ mod = module = _namespace("mod", "MXNet's ``mx.mod``: the Module API on deepkit'
 
 num_gpus = _dk.context.num_gpus
 
+name = _namespace("name", "MXNet's ``mx.name``: scopes that name new symbols "
+                  "(``with mx.name.Prefix('net_'):``).", NameManager=sym.NameManager,
+                  Prefix=sym.Prefix)
+attribute = _namespace("attribute", "MXNet's ``mx.attribute``: ``AttrScope``, attributes "
+                       "for every symbol made in a block.", AttrScope=sym.AttrScope)
+AttrScope = sym.AttrScope
+base = _namespace("base", "MXNet's ``mx.base``: its error class and type tuples.",
+                  MXNetError=MXNetError, NotImplementedForSymbol=MXNetError,
+                  integer_types=(int, _np.integer), numeric_types=(float, int, _np.generic),
+                  string_types=(str,))
+__all__ += ["name", "attribute", "AttrScope", "base"]
+
 
 # -- random ----------------------------------------------------------------------------
 def _seed(seed_state, ctx="all"):
@@ -165,8 +177,164 @@ def _get_mnist():
             "test_data": images(x_test), "test_label": y_test.astype(_np.int8)}
 
 
+def _as_numpy(a):
+    return a.asnumpy() if isinstance(a, _dk.nd.NDArray) else _np.asarray(a)
+
+
+#: MXNet 1.9.1's default tolerances per dtype (``test_utils.default_rtols``/``default_atols``).
+_RTOLS = {"float16": 1e-2, "float32": 1e-4, "float64": 1e-5}
+_ATOLS = {"float16": 1e-1, "float32": 1e-3, "float64": 1e-20}
+
+
+def _tolerance(arrays, tol, defaults):
+    """``tol``, or (None) the largest default over the arrays' dtypes; a dict maps dtypes."""
+    if tol is not None and not isinstance(tol, dict):
+        return tol
+    table = dict(defaults)
+    if isinstance(tol, dict):
+        table.update({_np.dtype(k).name: v for k, v in tol.items()})
+    return max(table.get(_np.dtype(a.dtype).name, 0) for a in arrays)
+
+
+def _same(a, b):
+    """Whether two arrays (NDArray or numpy) are exactly equal."""
+    return _np.array_equal(_as_numpy(a), _as_numpy(b))
+
+
+def _almost_equal(a, b, rtol=None, atol=None, equal_nan=False, use_broadcast=True):
+    """Whether ``|a - b| <= atol + rtol * |b|`` elementwise (default tolerances by dtype)."""
+    a, b = _as_numpy(a), _as_numpy(b)
+    if not use_broadcast and a.shape != b.shape:
+        return False
+    return _np.allclose(a, b, rtol=_tolerance((a, b), rtol, _RTOLS),
+                        atol=_tolerance((a, b), atol, _ATOLS), equal_nan=equal_nan)
+
+
+def _check_consistency(sym, ctx_list, scale=1.0, grad_req="write", arg_params=None,
+                       aux_params=None, rtol=None, atol=None, raise_on_err=True,
+                       ground_truth=None, equal_nan=False, use_uniform=False,
+                       rand_type=_np.float64):
+    """Run a symbol (or one symbol per entry) on several contexts/dtypes and compare.
+
+    MXNet's ``check_consistency``: each entry of ``ctx_list`` is the keyword
+    arguments of ``simple_bind`` (``ctx``, input shapes, ``type_dict``). All
+    executors get the same random arguments; their outputs, and after a
+    backward pass with the least precise outputs as head gradients their
+    gradients, are compared with the most precise executor's (tolerances by
+    dtype unless given).
+
+    Returns:
+        The ground truth: ``{name: array}`` of the outputs and gradients.
+    """
+    if len(ctx_list) < 2:
+        raise ValueError("check_consistency: ctx_list needs at least two entries to compare")
+    syms = [sym] * len(ctx_list) if isinstance(sym, _dk.sym.Symbol) else list(sym)
+    output_names, arg_names = syms[0].list_outputs(), syms[0].list_arguments()
+    exes = [s.simple_bind(grad_req=grad_req, **spec) for s, spec in zip(syms, ctx_list)]
+    arg_params = {} if arg_params is None else dict(arg_params)
+    aux_params = {} if aux_params is None else dict(aux_params)
+    for n, arr in sorted(exes[0].arg_dict.items()):
+        if n not in arg_params:
+            arg_params[n] = (_np.random.uniform(-0.92 * scale, 0.92 * scale, arr.shape)
+                             if use_uniform else _np.random.normal(size=arr.shape, scale=scale)
+                             ).astype(rand_type)
+    for n in exes[0].aux_dict:
+        aux_params.setdefault(n, 0)
+    for exe in exes:
+        for n, arr in exe.arg_dict.items():
+            arr[:] = arg_params[n]
+        for n, arr in exe.aux_dict.items():
+            arr[:] = aux_params[n]
+        if grad_req == "add":
+            for arr in exe.grad_dict.values():
+                if arr is not None:
+                    arr[:] = 0
+    gt_idx = int(_np.argmax([_np.dtype(exe.outputs[0].dtype).itemsize for exe in exes]))
+
+    def compare(name, arr, expected):
+        try:
+            testing.assert_almost_equal(
+                _as_numpy(arr), _as_numpy(expected),
+                _tolerance((arr, expected), rtol, _RTOLS),
+                _tolerance((arr, expected), atol, _ATOLS), names=(name, "ground truth"),
+                equal_nan=equal_nan)
+        except AssertionError:
+            if raise_on_err:
+                raise
+
+    for exe in exes:
+        exe.forward(is_train=False)
+    gt = ground_truth
+    if gt is None:
+        gt = {n: o.copy() for n, o in zip(output_names, exes[gt_idx].outputs)}
+    for i, exe in enumerate(exes):
+        if i != gt_idx:
+            for n, arr in zip(output_names, exe.outputs):
+                compare(n, arr, gt[n])
+    if grad_req != "null":
+        for exe in exes:
+            exe.forward(is_train=True)
+        least = [min((exe.outputs[k].dtype for exe in exes), key=lambda d: _np.dtype(d).itemsize)
+                 for k in range(len(output_names))]
+        heads = [o.asnumpy().astype(d) for o, d in zip(exes[0].outputs, least)]
+        for exe in exes:
+            exe.backward([_dk.nd.array(h, ctx=o.context, dtype=o.dtype)
+                          for h, o in zip(heads, exe.outputs)])
+        if ground_truth is None:
+            gt.update({n: o.copy() for n, o in zip(output_names, exes[gt_idx].outputs)})
+            gt.update({n: g.copy() for n, g in exes[gt_idx].grad_dict.items() if g is not None})
+        for i, exe in enumerate(exes):
+            if i == gt_idx:
+                continue
+            for n, arr in list(zip(output_names, exe.outputs)) + \
+                    [(n, exe.grad_dict.get(n)) for n in arg_names]:
+                if arr is not None and gt.get(n) is not None:
+                    compare(n, arr, gt[n])
+    return gt
+
+
+def _rand_shape_nd(num_dim, dim=10, allow_zero_size=False):
+    """A random shape of ``num_dim`` axes, each of 1 (0 if allowed) to ``dim``."""
+    return tuple(_np.random.randint(0 if allow_zero_size else 1, dim + 1, size=num_dim))
+
+
+def _rand_shape_2d(dim0=10, dim1=10, allow_zero_size=False):
+    low = 0 if allow_zero_size else 1
+    return _np.random.randint(low, dim0 + 1), _np.random.randint(low, dim1 + 1)
+
+
+def _rand_shape_3d(dim0=10, dim1=10, dim2=10, allow_zero_size=False):
+    low = 0 if allow_zero_size else 1
+    return (_np.random.randint(low, dim0 + 1), _np.random.randint(low, dim1 + 1),
+            _np.random.randint(low, dim2 + 1))
+
+
+def _random_arrays(*shapes):
+    """Standard normal float32 numpy arrays of the given shapes (one array for one shape)."""
+    arrays = [_np.array(_np.random.randn(), dtype=_np.float32) if len(s) == 0
+              else _np.random.randn(*s).astype(_np.float32) for s in shapes]
+    return arrays[0] if len(arrays) == 1 else arrays
+
+
+def _rand_ndarray(shape, stype="default", density=None, dtype=None, modifier_func=None,
+                  shuffle_csr_indices=False, distribution=None, ctx=None):
+    """A dense NDArray of standard normal values.
+
+    Raises:
+        ValueError: A sparse ``stype`` (deepkit has dense arrays only).
+    """
+    if stype != "default":
+        raise ValueError(f"mx.test_utils.rand_ndarray: stype={stype!r} is not available; "
+                         "deepkit has dense ('default') arrays only")
+    return _dk.nd.array(_random_arrays(shape), dtype=dtype or _np.float32,
+                        ctx=ctx or _dk.current_context())
+
+
 def _test_utils():
-    members = {"get_mnist": _get_mnist}
+    members = {"get_mnist": _get_mnist, "same": _same, "almost_equal": _almost_equal,
+               "check_consistency": _check_consistency, "rand_ndarray": _rand_ndarray,
+               "rand_shape_nd": _rand_shape_nd, "rand_shape_2d": _rand_shape_2d,
+               "rand_shape_3d": _rand_shape_3d, "random_arrays": _random_arrays}
     for name in ("assert_almost_equal", "check_numeric_gradient", "check_symbolic_forward",
                  "check_symbolic_backward", "default_context"):
         if hasattr(testing, name):

@@ -7,13 +7,17 @@ updated in place, and the engine orders that write.
 
 ``_multi_sgd_update`` updates many parameters in one push (a whole step of
 SGD with or without momentum); its momenta are outputs, so it is called with
-``out=[weights..., momenta...]``.
+``out=[weights..., momenta...]``. MXNet's public multi-tensor ops
+(``multi_sgd_update``, ``multi_sgd_mom_update`` and their mixed-precision
+``multi_mp_`` forms) take the same steps with MXNet's signature: inputs
+interleaved per weight, ``num_weights``, the new weights as outputs, and the
+momenta and float32 master weights updated in place.
 """
 import ast
 
 import numpy as np
 
-from ..base import ShapeError
+from ..base import DTypeError, ShapeError
 from .registry import REQUIRED, OpDef, Param, register, write_result
 
 _COMMON = {
@@ -209,3 +213,174 @@ register(OpDef(
     doc="One SGD step of many parameters: inputs (weight, grad) per parameter, or (weight, "
         "grad, mom) with momentum; outputs the new weights, then (with momentum) the new "
         "momenta, as sgd_update and sgd_mom_update compute them."))
+
+
+# -- MXNet's public multi-tensor updates ----------------------------------------------------
+
+class _MutatedInputs(tuple):
+    """The names of the inputs an op updates in place (``mom_0``, ``weight32_3`` ...).
+
+    Their count follows ``num_weights``, so membership goes by the name's stem
+    (``'mom_12' in _MutatedInputs(('mom',))``) rather than a fixed list.
+    """
+
+    def __contains__(self, name):
+        stem, _, index = str(name).rpartition("_")
+        return index.isdigit() and tuple.__contains__(self, stem)
+
+
+def _multi_stems(momentum, mixed):
+    """Per parameter, the input stems in MXNet's order: weight, grad (, mom) (, weight32)."""
+    return ("weight", "grad") + (("mom",) if momentum else ()) + (("weight32",) if mixed else ())
+
+
+def _multi_public_inputs(momentum, mixed):
+    stems = _multi_stems(momentum, mixed)
+
+    def inputs(attrs):
+        return tuple(f"{stem}_{i}" for i in range(attrs.num_weights) for stem in stems)
+    return inputs
+
+
+def _multi_public_outputs(attrs):
+    n = attrs.num_weights  # MXNet's names: ``output``, or ``output0`` ... for several
+    return ("output",) if n == 1 else tuple(f"output{i}" for i in range(n))
+
+
+def _multi_public_shape(momentum, mixed):
+    stems = _multi_stems(momentum, mixed)
+    stride = len(stems)
+
+    def infer_shape(attrs, in_shapes):
+        n = attrs.num_weights
+        for what in ("lrs", "wds"):
+            got = len(getattr(attrs, what))
+            if got != n:
+                raise ShapeError(f"{what} has {got} entries but num_weights={n}: one per "
+                                 "updated weight", argument=what, expected=n, actual=got)
+        if len(in_shapes) != stride * n:
+            raise ShapeError(f"{len(in_shapes)} inputs for num_weights={n}: each weight needs "
+                             f"({', '.join(stems)})", argument="data", expected=stride * n,
+                             actual=len(in_shapes))
+        ins, outs = list(in_shapes), []
+        for i in range(n):
+            part = in_shapes[stride * i:stride * (i + 1)]
+            known = next((tuple(s) for s in part if s is not None), None)
+            for k, s in enumerate(part):
+                if s is not None and tuple(s) != known:
+                    raise ShapeError(f"{stems[k]}_{i} has shape {tuple(s)} but weight {i} needs "
+                                     f"{known}", argument=f"{stems[k]}_{i}", expected=known,
+                                     actual=tuple(s))
+            ins[stride * i:stride * (i + 1)] = [known] * stride
+            outs.append(known)
+        return ins, outs
+    infer_shape.partial = True
+    return infer_shape
+
+
+def _multi_public_type(momentum, mixed):
+    stems = _multi_stems(momentum, mixed)
+    stride = len(stems)
+    # weight and grad share the output's dtype; with mixed precision the momentum and
+    # the master weights are float32
+    shared = 2 if mixed else stride
+
+    def infer_type(attrs, in_dtypes):
+        ins, outs = list(in_dtypes), []
+        for i in range(attrs.num_weights):
+            part = in_dtypes[stride * i:stride * (i + 1)]
+            known = next((d for d in part[:shared] if d is not None), None)
+            for k in range(shared):
+                d = part[k]
+                if d is not None and np.dtype(d) != np.dtype(known):
+                    raise DTypeError(f"{stems[k]}_{i} has dtype {np.dtype(d).name} but weight {i} "
+                                     f"has {np.dtype(known).name}; cast one with astype()",
+                                     argument=f"{stems[k]}_{i}", expected=known, actual=d)
+                ins[stride * i + k] = known
+            for k in range(shared, stride):
+                d = part[k]
+                if d is not None and np.dtype(d) != np.float32:
+                    raise DTypeError(f"{stems[k]}_{i} has dtype {np.dtype(d).name}; the "
+                                     "multi-precision update keeps it in float32",
+                                     argument=f"{stems[k]}_{i}", expected=np.float32, actual=d)
+                ins[stride * i + k] = np.dtype(np.float32)
+            outs.append(known)
+        return ins, outs
+    return infer_type
+
+
+def _multi_public_forward(momentum, mixed):
+    stride = len(_multi_stems(momentum, mixed))
+
+    def forward(xp, attrs, inputs, outputs, req):
+        for i in range(attrs.num_weights):
+            group = inputs[stride * i:stride * (i + 1)]
+            weight, grad = group[0], group[1]
+            master = group[-1] if mixed else weight
+            lr, wd = attrs.lrs[i], attrs.wds[i]
+            # MXNet's MultiSGDKernel, in the master weights' precision:
+            # mom = momentum * mom - lr * wd * w - lr * clip(rescale_grad * grad); w += mom
+            g = grad.astype(master.dtype) * attrs.rescale_grad
+            if attrs.clip_gradient >= 0:
+                xp.clip(g, -attrs.clip_gradient, attrs.clip_gradient, out=g)
+            g *= lr
+            if momentum:
+                mom = group[2]
+                step = mom * attrs.momentum
+                step -= (lr * wd) * master
+            else:
+                step = master * -(lr * wd)
+            step -= g
+            if momentum:
+                mom[...] = step
+            new = master + step
+            if mixed:
+                master[...] = new
+            write_result(xp, outputs[i], new, req[i])
+    forward.__name__ = "forward_multi_" + ("mp_" if mixed else "") + "sgd" + \
+        ("_mom" if momentum else "") + "_update"
+    return forward
+
+
+def _register_multi(name, momentum, mixed, doc):
+    params = {"lrs": _FloatsParam(doc="Learning rate of each weight."),
+              "wds": _FloatsParam(doc="Weight decay of each weight."),
+              "rescale_grad": _COMMON["rescale_grad"],
+              "clip_gradient": Param(float, -1.0, "Clip the rescaled gradient to [-c, c]; "
+                                                  "<0: off."),
+              "num_weights": Param(int, 1, "Number of weights updated.", min=1)}
+    if momentum:
+        params["momentum"] = Param(float, 0.0, "Momentum coefficient.")
+    mutated = (("mom",) if momentum else ()) + (("weight32",) if mixed else ())
+    op = register(OpDef(
+        name, _multi_public_forward(momentum, mixed), inputs=_multi_public_inputs(momentum, mixed),
+        params=params, outputs=_multi_public_outputs,
+        infer_shape=_multi_public_shape(momentum, mixed),
+        infer_type=_multi_public_type(momentum, mixed), differentiable=False, doc=doc))
+    op.aux = _MutatedInputs(mutated)  # counted by num_weights, so matched by stem
+    return op
+
+
+_register_multi(
+    "multi_sgd_update", False, False,
+    "MXNet's ``multi_sgd_update``: one SGD step of ``num_weights`` weights, inputs "
+    "interleaved ``weight_i, grad_i``: ``weight = (1 - lr*wd) * weight - lr * "
+    "clip(rescale_grad * grad)``. Outputs the new weights; call with ``out=[weights]`` to "
+    "update in place.")
+_register_multi(
+    "multi_sgd_mom_update", True, False,
+    "MXNet's ``multi_sgd_mom_update``: SGD with momentum for ``num_weights`` weights, inputs "
+    "interleaved ``weight_i, grad_i, mom_i``: ``mom = momentum * mom - lr*wd * weight - lr * "
+    "clip(rescale_grad * grad)``, ``weight += mom``. The momenta are updated in place "
+    "(auxiliary states); outputs the new weights (``out=[weights]`` to update in place).")
+_register_multi(
+    "multi_mp_sgd_update", False, True,
+    "MXNet's ``multi_mp_sgd_update``: ``multi_sgd_update`` in mixed precision, inputs "
+    "interleaved ``weight_i, grad_i, weight32_i``: the step is computed on the float32 "
+    "master weights ``weight32_i`` (updated in place); outputs them cast to the weights' "
+    "dtype (e.g. float16).")
+_register_multi(
+    "multi_mp_sgd_mom_update", True, True,
+    "MXNet's ``multi_mp_sgd_mom_update``: ``multi_sgd_mom_update`` in mixed precision, "
+    "inputs interleaved ``weight_i, grad_i, mom_i, weight32_i``: momenta and master weights "
+    "are float32 and updated in place; outputs the new weights in the weights' dtype.")

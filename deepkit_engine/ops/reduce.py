@@ -427,6 +427,32 @@ register(OpDef("argmin", _arg_forward("argmin"), params=_arg_params(),
                doc="Index of the minimum along an axis (first one on ties), in the input's "
                    "dtype as in MXNet.", fluent=True))
 
+
+def _argmax_channel_infer_shape(attrs, in_shapes):
+    (shape,) = in_shapes
+    if shape is None:
+        return in_shapes, [None]
+    if len(shape) < 2:
+        raise ShapeError(f"argmax_channel: data has shape {tuple(shape)} but needs at least 2 "
+                         "dimensions (it searches axis 1, the channels)", argument="data",
+                         expected="ndim >= 2", actual=tuple(shape))
+    _check_nonempty(shape, (1,))
+    return in_shapes, [reduce_shape(shape, (1,), False)]
+
+
+def _argmax_channel_forward(xp, attrs, inputs, outputs, req):
+    x, out, r = inputs[0], outputs[0], req[0]
+    if r != "null":
+        write_result(xp, out, xp.argmax(x, axis=1), r)
+
+
+register(OpDef("argmax_channel", _argmax_channel_forward, infer_shape=_argmax_channel_infer_shape,
+               differentiable=False,
+               doc="Index of the maximum along axis 1, the channels (first one on ties), in the "
+                   "input's dtype: MXNet's legacy ``argmax_channel``, which is ``argmax(data, "
+                   "axis=1)``; ``(N, C)`` scores give ``(N,)`` class indices."))
+
+
 _backward_reduce_op(
     "_backward_sum", False,
     "Gradient of sum (and the other reductions' building block): ograd, the result of "
