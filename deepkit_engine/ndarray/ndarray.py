@@ -147,6 +147,8 @@ class NDArray:
             yield self[i]
 
     def __bool__(self):
+        if self.size == 0:  # as MXNet 1.x: an empty array is false
+            return False
         if self.size != 1:
             raise ValueError(f"the truth value of an NDArray of shape {self.shape} is ambiguous; "
                              "use .asnumpy().any() or .all()")
@@ -300,8 +302,8 @@ class NDArray:
                                               "constant_value": constant_value})
 
     def argmax_channel(self):
-        """Index of the largest value along the last axis (MXNet's ``argmax_channel``)."""
-        return invoke_by_name("argmax", [self], {"axis": -1})
+        """Index of the largest value along axis 1 (MXNet's ``argmax_channel``)."""
+        return invoke_by_name("argmax_channel", [self], {})
 
     def slice_assign(self, rhs, begin, end, step=None):
         """Write ``rhs`` into the region ``begin:end:step`` of this array; returns self.

@@ -251,8 +251,14 @@ def _backward_shape(attrs, in_shapes):
 _backward_shape.partial = True
 
 
-def _mean_var_outputs(stat_name):
-    return lambda attrs: ("output", "mean", stat_name)
+class _mean_var_outputs:  # noqa: N801 - used as a function; a class so that ops pickle
+    """Output names ``(output, mean, <stat_name>)`` of a normalization op."""
+
+    def __init__(self, stat_name):
+        self.stat_name = stat_name
+
+    def __call__(self, attrs):
+        return ("output", "mean", self.stat_name)
 
 
 def _visible_mean_var(attrs):

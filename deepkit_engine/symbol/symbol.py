@@ -18,7 +18,7 @@ from ..graph.infer import infer_shapes, infer_types
 from ..graph.node import Graph, Node, merge_variables, topo_order
 from ..ops import registry as _registry
 from ..ops.fluent import attach_fluent_methods, attach_operators
-from .json_io import to_json
+from .json_io import from_json, to_json
 from .naming import current_attr_scope, current_name_manager
 
 __all__ = ["Symbol", "Variable", "var", "Group", "functions"]
@@ -95,8 +95,8 @@ class Symbol:
         return functions["pad"](self, *args, **kwargs)
 
     def argmax_channel(self, *args, **kwargs):
-        """Index of the largest value along the last axis (MXNet's ``argmax_channel``)."""
-        return functions["argmax"](self, *args, axis=-1, **kwargs)
+        """Index of the largest value along axis 1 (MXNet's ``argmax_channel``)."""
+        return functions["argmax_channel"](self, *args, **kwargs)
 
     def as_nd_ndarray(self):
         """This symbol (it already is a classic ``sym`` symbol)."""
@@ -355,6 +355,10 @@ class Symbol:
                                   name))
 
     # -- serialization -----------------------------------------------------------
+    def __reduce__(self):
+        # as MXNet: a symbol pickles as its JSON (ops by name, never their Python objects)
+        return _symbol_from_json, (self.tojson(),)
+
     def tojson(self):
         """The graph as MXNet-compatible JSON text."""
         return to_json(self._outputs)
@@ -593,3 +597,8 @@ functions = {name: make_function(_registry.get_op(name), name) for name in _regi
 
 attach_operators(Symbol, _arith, _unary, inplace=False)
 attach_fluent_methods(Symbol, functions)
+
+
+def _symbol_from_json(text):
+    """Unpickle a :class:`Symbol` (see ``Symbol.__reduce__``)."""
+    return Symbol(from_json(text))

@@ -35,6 +35,20 @@ def test_pickle_and_children():
     assert again.tojson() == net.tojson()
     assert net.get_children().list_outputs() == ["a", "fc_weight", "fc_bias"]
     assert sym.var("a").get_children() is None
+    # ops whose declarations hold functions pickle too: a symbol pickles as its JSON
+    bn = sym.BatchNorm(sym.var("x"), name="bn", output_mean_var=True)
+    again = pickle.loads(pickle.dumps(bn))
+    assert again.tojson() == bn.tojson()
+    assert again.list_outputs() == ["bn_output", "bn_mean", "bn_var"]
+
+
+def test_argmax_channel_methods_reduce_axis_1_as_mxnet():
+    data = np.arange(24.0).reshape(2, 3, 4)[:, ::-1]
+    expected = np.argmax(data, axis=1).astype(np.float64)
+    np.testing.assert_array_equal(nd.array(data, dtype="float64").argmax_channel().asnumpy(),
+                                  expected)
+    exe = sym.var("d").argmax_channel().bind(None, {"d": nd.array(data, dtype="float64")})
+    np.testing.assert_array_equal(exe.forward()[0].asnumpy(), expected)
 
 
 def test_autograd_get_symbol():
