@@ -1,7 +1,8 @@
 """Restricted Boltzmann machines and deep belief nets.
 
 :class:`RBM` learns with contrastive divergence (CD-k) or persistent CD
-(PCD), with momentum, weight decay and a sparsity target; Bernoulli or
+(PCD), with momentum (optionally raised after the first epochs, as in
+Hinton's recipe), weight decay and a sparsity target; Bernoulli or
 Gaussian (unit-variance) visible units, Bernoulli or noisy rectified (NReLU)
 hidden units. Each CD update is one engine op (an operator written in Python
 over the device's array module), so it runs on a GPU through the same code;
@@ -9,11 +10,12 @@ over the device's array module), so it runs on a GPU through the same code;
 ``Model.fit``.
 
 :class:`DBN` stacks RBMs, trains them greedily layer by layer, and turns into
-an ordinary ``Sequential`` of sigmoid ``Dense`` layers for fine-tuning::
+an ordinary ``Sequential`` of sigmoid ``Dense`` layers (with optional dropout)
+for fine-tuning::
 
-    dbn = DBN([500, 500, 2000])
-    dbn.fit(x_train, epochs=10)
-    model = dbn.to_model(num_classes=10)
+    dbn = DBN([500, 500, 2000], final_momentum=0.9)
+    dbn.fit(x_train, epochs=50)
+    model = dbn.to_model(num_classes=10, dropout=0.2)
     model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x_train, y_train, epochs=20)
 
@@ -36,7 +38,7 @@ from deepkit_engine.ops.random_ops import standard_normal, uniform01
 
 from . import backend
 from .callbacks import CallbackList, History, ProgbarLogger
-from .layers import Dense
+from .layers import Dense, Dropout
 from .models import Sequential
 from .trainer.loop import Logs, LoopState, run_fit
 from .utils import image_grid
@@ -298,7 +300,15 @@ class RBM:
             (unit-variance units: standardize the data first).
         hidden: ``'bernoulli'`` or ``'relu'`` (noisy rectified units).
         learning_rate: Step size of the CD updates.
-        momentum: Momentum of the updates.
+        momentum: Momentum of the updates (of the first ``momentum_epochs``
+            epochs of each ``fit`` when ``final_momentum`` is given).
+        final_momentum: Momentum after the first ``momentum_epochs`` epochs of
+            each ``fit`` (None keeps ``momentum`` throughout). Hinton's recipe
+            (``rbm.m``, the practical guide) starts at 0.5, while the weights
+            are still far from their final values and the updates large, and
+            switches to 0.9 after 5 epochs.
+        momentum_epochs: Epochs of each ``fit`` at ``momentum`` before
+            ``final_momentum`` takes over.
         weight_decay: L2 penalty on the weights.
         sparsity_target: Desired mean activation of the hidden units.
         sparsity_cost: Strength of the sparsity penalty (0 turns it off).
@@ -308,13 +318,21 @@ class RBM:
 
     def __init__(self, n_hidden, visible="bernoulli", hidden="bernoulli", learning_rate=0.1,
                  momentum=0.5, weight_decay=0.0002, sparsity_target=0.05, sparsity_cost=0.0,
-                 name="rbm", ctx=None):
+                 name="rbm", ctx=None, final_momentum=None, momentum_epochs=5):
         if int(n_hidden) != n_hidden or n_hidden < 1:
             raise ValueError(f"RBM '{name}': n_hidden must be a positive int, got {n_hidden!r}")
         self.n_hidden = int(n_hidden)
         self.visible = _choice("visible", visible, VISIBLE_TYPES, f"RBM '{name}'")
         self.hidden = _choice("hidden", hidden, HIDDEN_TYPES, f"RBM '{name}'")
         self.learning_rate, self.momentum = float(learning_rate), float(momentum)
+        self.final_momentum = None if final_momentum is None else float(final_momentum)
+        for what, value in (("momentum", self.momentum), ("final_momentum", self.final_momentum)):
+            if value is not None and not 0 <= value < 1:
+                raise ValueError(f"RBM '{name}': {what} must be in [0, 1), got {value!r}")
+        if int(momentum_epochs) != momentum_epochs or momentum_epochs < 0:
+            raise ValueError(f"RBM '{name}': momentum_epochs must be an int >= 0, got "
+                             f"{momentum_epochs!r}")
+        self.momentum_epochs = int(momentum_epochs)
         self.weight_decay = float(weight_decay)
         self.sparsity_target, self.sparsity_cost = float(sparsity_target), float(sparsity_cost)
         self.name = name
@@ -430,12 +448,12 @@ class RBM:
         # one engine op makes several updates, so that per-op costs stay small next to them
         updates_per_op = max(1, UPDATE_ROWS_PER_OP // batch_size)
         source = _ArrayBatches(x, batch_size * updates_per_op, shuffle, self.ctx)
+        state = LoopState("fit", epochs=int(epochs), steps=source.num_batches)
         self._run = {"k": int(k), "persistent": bool(persistent), "steps": source.num_batches,
-                     "batch_size": batch_size}
+                     "batch_size": batch_size, "loop": state}
         self._no_noise = nd.zeros((0,), ctx=self.ctx)
         history = History()
         cbs = list(callbacks or []) + ([ProgbarLogger(verbose)] if verbose else []) + [history]
-        state = LoopState("fit", epochs=int(epochs), steps=source.num_batches)
         params = {"epochs": int(epochs), "steps": source.num_batches, "batch_size": batch_size,
                   "verbose": verbose}
         self.history = history
@@ -453,6 +471,12 @@ class RBM:
     def _mean_error(self):
         return float(self._error_sum.asnumpy()[0]) / max(self._error_batches, 1)
 
+    def current_momentum(self, epoch):
+        """The momentum of the updates in ``epoch`` (0-based) of a ``fit``."""
+        if self.final_momentum is not None and epoch >= self.momentum_epochs:
+            return self.final_momentum
+        return self.momentum
+
     def _noise(self, kind, shape):
         if kind == "bernoulli":
             return dk_random.uniform(0.0, 1.0, shape=shape, ctx=self.ctx)
@@ -467,7 +491,8 @@ class RBM:
         error = contrastive_divergence(
             x, self._no_noise, self._no_noise, state, draw_noise=True,
             batch_size=run["batch_size"], k=run["k"],
-            persistent=persistent, learning_rate=self.learning_rate, momentum=self.momentum,
+            persistent=persistent, learning_rate=self.learning_rate,
+            momentum=self.current_momentum(run["loop"].epoch),
             weight_decay=self.weight_decay, sparsity_target=self.sparsity_target,
             sparsity_cost=self.sparsity_cost, visible=self.visible, hidden=self.hidden)
         self._error_sum += error
@@ -585,7 +610,8 @@ class RBM:
         return {"n_hidden": self.n_hidden, "visible": self.visible, "hidden": self.hidden,
                 "learning_rate": self.learning_rate, "momentum": self.momentum,
                 "weight_decay": self.weight_decay, "sparsity_target": self.sparsity_target,
-                "sparsity_cost": self.sparsity_cost, "name": self.name}
+                "sparsity_cost": self.sparsity_cost, "name": self.name,
+                "final_momentum": self.final_momentum, "momentum_epochs": self.momentum_epochs}
 
     def save(self, path):
         """Write the RBM (config and weights) to an HDF5 file, atomically."""
@@ -643,27 +669,48 @@ class DBN:
             x = rbm.transform(x)
         return x
 
-    def to_model(self, num_classes=None, output_activation="softmax"):
+    def to_model(self, num_classes=None, output_activation="softmax", dropout=0.0,
+                 input_dropout=0.0):
         """A ``Sequential`` of ``Dense(sigmoid)`` layers initialised from the RBM weights.
+
+        Each RBM's weights and hidden biases become a Dense layer's kernel and
+        bias (its visible biases only matter to the generative model).
 
         Args:
             num_classes: Adds a ``Dense(num_classes, output_activation)`` layer
                 on top (randomly initialised) when given.
             output_activation: The classifier's activation.
+            dropout: Rate of a ``Dropout`` layer after each hidden layer
+                (0: none). Fine-tuning a pre-trained DBN with dropout
+                (Srivastava et al., 2014) keeps the large top layers from
+                overfitting the labels; the weights need no rescaling since
+                ``Dropout`` scales the kept units in training.
+            input_dropout: Rate of a ``Dropout`` layer on the input (0: none).
 
         Returns:
             An uncompiled :class:`~deepkit.models.Sequential`.
         """
         for rbm in self.rbms:
             rbm._require_built("to_model")
+        for what, rate in (("dropout", dropout), ("input_dropout", input_dropout)):
+            if not 0 <= rate < 1:
+                raise ValueError(f"DBN '{self.name}'.to_model: {what} must be in [0, 1), got "
+                                 f"{rate!r}")
         if any(r.hidden != "bernoulli" for r in self.rbms):
             activation = "relu"
         else:
             activation = "sigmoid"
-        model = Sequential([
-            Dense(r.n_hidden, activation=activation, name=f"{self.name}_dense{i}",
-                  **({"input_shape": (r.n_visible,)} if i == 0 else {}))
-            for i, r in enumerate(self.rbms)])
+        first = {"input_shape": (self.rbms[0].n_visible,)}
+        layers = []
+        if input_dropout:
+            layers.append(Dropout(input_dropout, name=f"{self.name}_input_dropout", **first))
+            first = {}
+        for i, r in enumerate(self.rbms):
+            layers.append(Dense(r.n_hidden, activation=activation, name=f"{self.name}_dense{i}",
+                                **(first if i == 0 else {})))
+            if dropout:
+                layers.append(Dropout(dropout, name=f"{self.name}_dropout{i}"))
+        model = Sequential(layers)
         if num_classes is not None:
             model.add(Dense(int(num_classes), activation=output_activation,
                             name=f"{self.name}_classifier"))

@@ -260,3 +260,63 @@ def test_gibbs_samples_come_from_what_the_rbm_learned():
     np.testing.assert_allclose(samples.mean(axis=0), pattern, atol=0.1)
     start = np.tile(1 - pattern, (5, 1))
     assert np.abs(rbm.sample(5, gibbs_steps=0, init=start) - start).max() == 0
+
+
+def test_momentum_switches_to_final_momentum_after_momentum_epochs(rng):
+    x = rng.random((60, 10)).astype(np.float32)
+
+    def trained(fits, **kwargs):
+        deepkit.set_seed(3)
+        rbm = RBM(4, learning_rate=0.1, momentum=0.5, **kwargs)
+        for momentum, epochs in fits:
+            rbm.momentum = momentum
+            rbm.fit(x, epochs=epochs, batch_size=20, verbose=0)
+        return rbm.get_weights()
+
+    scheduled = trained([(0.5, 3)], final_momentum=0.9, momentum_epochs=1)
+    by_hand = trained([(0.5, 1), (0.9, 2)])  # velocities carry over from one fit to the next
+    constant = trained([(0.5, 3)])
+    for a, b in zip(scheduled, by_hand):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(scheduled[0], constant[0], atol=1e-4)
+    rbm = RBM(4, final_momentum=0.9, momentum_epochs=5)
+    assert [rbm.current_momentum(e) for e in (0, 4, 5, 9)] == [0.5, 0.5, 0.9, 0.9]
+    with pytest.raises(ValueError, match=r"RBM 'rbm': final_momentum must be in \[0, 1\), "
+                                         r"got 1.5"):
+        RBM(4, final_momentum=1.5)
+    with pytest.raises(ValueError, match="momentum_epochs must be an int >= 0, got -1"):
+        RBM(4, momentum_epochs=-1)
+
+
+def test_dbn_momentum_schedule_survives_a_file(tmp_path, rng):
+    x = rng.random((40, 8)).astype(np.float32)
+    dbn = DBN([5, 3], final_momentum=0.9, momentum_epochs=2, learning_rate=0.05)
+    dbn.fit(x, epochs=1, batch_size=20, verbose=0)
+    dbn.save(tmp_path / "dbn.h5")
+    again = load_dbn(tmp_path / "dbn.h5")
+    assert [(r.final_momentum, r.momentum_epochs) for r in again.rbms] == [(0.9, 2)] * 2
+
+
+def test_dbn_to_model_with_dropout_adds_dropout_layers_and_predicts_alike(digits):
+    x, y, xt, yt = digits
+    deepkit.set_seed(0)
+    dbn = DBN([64, 32], learning_rate=0.1)
+    dbn.fit(x[:500], epochs=1, batch_size=50, verbose=0)
+    plain = dbn.to_model(num_classes=10)
+    model = dbn.to_model(num_classes=10, dropout=0.2, input_dropout=0.1)
+    assert [(l.name, getattr(l, "rate", None)) for l in model.layers][-6:] == [
+        ("dbn_input_dropout", 0.1), ("dbn_dense0", None), ("dbn_dropout0", 0.2),
+        ("dbn_dense1", None), ("dbn_dropout1", 0.2), ("dbn_classifier", None)]
+    for name in ("dbn_dense0", "dbn_dense1"):
+        for a, b in zip(model.get_layer(name).get_weights(), plain.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    model.get_layer("dbn_classifier").set_weights(plain.get_layer("dbn_classifier").get_weights())
+    np.testing.assert_allclose(model.predict(xt[:20], verbose=0), plain.predict(xt[:20], verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    model.compile(deepkit.optimizers.SGD(learning_rate=0.5, momentum=0.9),
+                  "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, batch_size=50, epochs=3, verbose=0)
+    assert model.evaluate(xt, yt, verbose=0)[1] > 0.8
+    with pytest.raises(ValueError, match=r"DBN 'dbn'.to_model: dropout must be in \[0, 1\), "
+                                         r"got 1.0"):
+        dbn.to_model(dropout=1.0)

@@ -24,8 +24,10 @@ def test_mnist_rbm_reduced_learns_and_draws(tmp_path):
     assert {p.name for p in tmp_path.iterdir()} == {"filters.png", "samples.png", "rbm.h5"}
 
 
-def test_mnist_dbn_reduced_fine_tunes(tmp_path):
-    accuracy = load("mnist_dbn").main(layers=(128, 128), pretrain_epochs=1, epochs=3,
-                                      samples=3000, batch_size=20, verbose=0, save=tmp_path / "dbn.h5")
+def test_mnist_dbn_reduced_fine_tunes_and_a_saved_dbn_gives_the_same_result(tmp_path):
+    example = load("mnist_dbn")
+    settings = dict(layers=(128, 128), epochs=6, samples=3000, validation=500, batch_size=20,
+                    verbose=0)
+    accuracy = example.main(pretrain_epochs=1, save=tmp_path / "dbn.h5", **settings)
     assert accuracy > 0.85
-    assert (tmp_path / "dbn.h5").exists()
+    assert example.main(load=tmp_path / "dbn.h5", **settings) == accuracy
