@@ -215,7 +215,7 @@ def unary(xp, fn, x, out):
 
 
 #: Matrix products of at least this many multiply-adds split their rows over the pool.
-MATMUL_MIN_WORK = 1 << 21
+MATMUL_MIN_WORK = 1 << 24
 
 
 def matmul(xp, a, b, out=None):
