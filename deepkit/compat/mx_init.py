@@ -46,8 +46,14 @@ _REGISTRY = {}
 
 
 def register(cls):
-    """Make an initializer class known to :func:`create` by its lower-case name."""
+    """Make an initializer class known to :func:`create` by its lower-case name.
+
+    A class registered from another module (``FusedRNN``, defined beside the
+    fused cell in :mod:`deepkit.compat.mx_rnn`) also becomes an attribute of
+    this one, as ``mx.init.FusedRNN`` is in MXNet.
+    """
     _REGISTRY[cls.__name__.lower()] = cls
+    globals().setdefault(cls.__name__, cls)
     return cls
 
 

@@ -210,6 +210,31 @@ def _almost_equal(a, b, rtol=None, atol=None, equal_nan=False, use_broadcast=Tru
                         atol=_tolerance((a, b), atol, _ATOLS), equal_nan=equal_nan)
 
 
+def _assert_almost_equal(a, b, rtol=None, atol=None, names=("a", "b"), equal_nan=False,
+                         use_broadcast=True, mismatches=(10, 10)):
+    """Assert :func:`_almost_equal` with MXNet's defaults, naming the worst element on failure.
+
+    Unlike the engine's ``testing.assert_almost_equal`` (tolerances by the
+    dtype of ``a``, shapes must match), the default tolerances are MXNet's:
+    the loosest over both arrays' dtypes, so MXNet scripts' checks keep their
+    meaning; shapes broadcast unless ``use_broadcast`` is False.
+    ``mismatches`` is accepted for MXNet's signature.
+    """
+    a, b = _as_numpy(a), _as_numpy(b)
+    if a.shape != b.shape:
+        if not use_broadcast:
+            raise AssertionError(f"mx.test_utils.assert_almost_equal: shapes differ: "
+                                 f"{names[0]} {a.shape} vs {names[1]} {b.shape}")
+        try:
+            a, b = _np.broadcast_arrays(a, b)
+        except ValueError:
+            raise AssertionError(f"mx.test_utils.assert_almost_equal: shapes {names[0]} "
+                                 f"{a.shape} and {names[1]} {b.shape} do not broadcast") from None
+    testing.assert_almost_equal(a, b, _tolerance((a, b), rtol, _RTOLS),
+                                _tolerance((a, b), atol, _ATOLS), names=tuple(names),
+                                equal_nan=equal_nan)
+
+
 def _check_consistency(sym, ctx_list, scale=1.0, grad_req="write", arg_params=None,
                        aux_params=None, rtol=None, atol=None, raise_on_err=True,
                        ground_truth=None, equal_nan=False, use_uniform=False,
@@ -332,10 +357,11 @@ def _rand_ndarray(shape, stype="default", density=None, dtype=None, modifier_fun
 
 def _test_utils():
     members = {"get_mnist": _get_mnist, "same": _same, "almost_equal": _almost_equal,
+               "assert_almost_equal": _assert_almost_equal,
                "check_consistency": _check_consistency, "rand_ndarray": _rand_ndarray,
                "rand_shape_nd": _rand_shape_nd, "rand_shape_2d": _rand_shape_2d,
                "rand_shape_3d": _rand_shape_3d, "random_arrays": _random_arrays}
-    for name in ("assert_almost_equal", "check_numeric_gradient", "check_symbolic_forward",
+    for name in ("check_numeric_gradient", "check_symbolic_forward",
                  "check_symbolic_backward", "default_context"):
         if hasattr(testing, name):
             members[name] = getattr(testing, name)
