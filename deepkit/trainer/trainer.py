@@ -115,6 +115,7 @@ class Trainer:
         self.compiled_loss_weights = []
         self.compiled_metrics = []
         self.loss_tracker = metrics_mod.Mean(name="loss")
+        self._host_metrics_var = engine.new_var()
         self.stop_training = False
         self.history = None
         self._compile_version = 0
@@ -378,6 +379,8 @@ class Trainer:
         Returns:
             The running logs (:meth:`get_metrics_result`).
         """
+        if self._update_metrics_on_host(exe):
+            return self.get_metrics_result()
         parts = exe.parts if isinstance(exe, ExecutorGroup) else [(self.executors(), exe, None)]
         device = self.device
         for cache, part, rows in parts:
@@ -396,6 +399,42 @@ class Trainer:
                 for m in ms:
                     m.update(labels[i], outputs[1 + i])
         return self.get_metrics_result()
+
+    def _update_metrics_on_host(self, exe):
+        """The loss and built-in metrics of a CPU batch as one engine operation; False if not.
+
+        Each metric op pushed from Python costs more than the arithmetic it
+        does on a small batch, so where every compiled metric is one of
+        :data:`deepkit.metrics.HOST_METRICS`, unmasked and unweighted, one
+        queued function computes them all with numpy from the bound outputs
+        and labels, and adds them to the metrics' host accumulators.
+        """
+        if isinstance(exe, ExecutorGroup) or self._metric_masks or self.device.is_gpu:
+            return False
+        metrics = [(i, m) for i, ms in enumerate(self.compiled_metrics) for m in ms]
+        if type(self.loss_tracker) is not metrics_mod.Mean or any(
+                type(m) not in metrics_mod.HOST_METRICS for _, m in metrics):
+            return False
+        outputs, labels = exe.outputs, self.executors().labels(exe)
+        if any(labels[i] is None for i, _ in metrics):
+            return False
+        for i, m in metrics:  # shape errors are raised here, at once
+            m.host_check(labels[i], outputs[1 + i])
+        n = exe.arg_dict[self.input_names[0]].shape[0]
+        tracker, var = self.loss_tracker, self._host_metrics_var
+        loss, pairs = outputs[0], [(m, labels[i], outputs[1 + i]) for i, m in metrics]
+
+        def accumulate():
+            value = loss._data
+            total = float(value.reshape(-1)[0]) * n if value.size == 1 else float(value.sum())
+            tracker.add_on_host(var, {"total": total, "count": n})
+            for m, y_true, y_pred in pairs:
+                m.add_on_host(var, m.host_sums(y_true._data, y_pred._data))
+        reads = [loss._var] + [a._var for _, y, p in pairs for a in (y, p)]
+        for m in [tracker] + [m for _, m in metrics]:
+            m._pending = var  # a read from now on waits for the queued update
+        engine.push(accumulate, reads, (var,), self.device, "metrics")
+        return True
 
     def aggregate_logs(self, logs):
         """Epoch and evaluation logs (floats) of all MPI ranks, averaged by samples seen.
