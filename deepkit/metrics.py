@@ -162,22 +162,24 @@ class Metric:
         self._pending = None
 
     def _settle(self):
-        """Wait for host updates queued on the engine (:meth:`add_on_host`)."""
+        """Wait for host updates queued on the engine (:meth:`expect_host_update`)."""
         pending = getattr(self, "_pending", None)
         if pending is not None:
             engine.wait_for_var(pending)
 
-    def add_on_host(self, var, sums):
-        """Add ``{key: number}`` to the host accumulators, from work queued on the engine.
+    def expect_host_update(self, var):
+        """Work queued on the engine, writing ``var``, will call :meth:`add_on_host`.
 
-        Called by that work (which writes ``var``); reads of the metric wait
-        for ``var`` first. The trainer's fast path uses it to update the
-        built-in metrics of a batch in one engine operation.
+        Every read of the metric from now on waits for ``var`` first. The
+        trainer uses this to update the built-in metrics of a batch in one
+        engine operation.
         """
         self._pending = var
+
+    def add_on_host(self, sums):
+        """Add ``{key: number}`` to the host accumulators (from the queued work)."""
         for key, value in sums.items():
             self._host[key] = self._host.get(key, 0.0) + float(value)
-
 
     def reset_state(self):
         self.reset()

@@ -103,11 +103,12 @@ def _dedupe(reads, writes):
         if w in reads:  # Var has no __eq__: this is an identity test
             reads = [v for v in reads if v is not w]
         return reads, writes
-    unique = []
+    written, unique = set(), []
     for v in writes:
-        if v not in unique:
+        if v not in written:
+            written.add(v)
             unique.append(v)
-    return [v for v in reads if v not in unique], unique
+    return [v for v in reads if v not in written], unique
 
 
 class _EngineBase:
@@ -300,18 +301,8 @@ class ThreadedEngine(_EngineBase):
             fn, reads, writes, ctx, name = pieces[0]
             self._push(fn, reads, writes, ctx, name, False, False)
             return
-        reads, writes, seen = [], [], set()
-        for _, r, w, _, _ in pieces:
-            for v in w:
-                if id(v) not in seen:
-                    seen.add(id(v))
-                    writes.append(v)
-        read_seen = set()
-        for _, r, _, _, _ in pieces:
-            for v in r:
-                if id(v) not in seen and id(v) not in read_seen:
-                    read_seen.add(id(v))
-                    reads.append(v)
+        reads = [v for _, r, _, _, _ in pieces for v in r]
+        writes = [v for _, _, w, _, _ in pieces for v in w]
 
         def run_all():
             for fn, _, _, ctx, name in pieces:
@@ -321,11 +312,11 @@ class ThreadedEngine(_EngineBase):
                     raise _wrap(err, _Opr(fn, (), (), ctx, name, False, False)) from err
         names = ", ".join(dict.fromkeys(p[4] for p in pieces))
         self._push(run_all, reads, writes, pieces[0][3], f"bulk of {len(pieces)} ({names})",
-                   False, False, dedupe=False)
+                   False, False)
 
-    def _push(self, fn, reads, writes, ctx, name, inline, no_skip, dedupe=True):
+    def _push(self, fn, reads, writes, ctx, name, inline, no_skip):
         inputs = reads
-        if dedupe and (writes and reads or len(writes) > 1):
+        if writes and reads or len(writes) > 1:
             reads, writes = _dedupe(reads, writes)
         opr = _Opr(fn, reads, writes, ctx, name, no_skip, inline, inputs)
         wait = 0

@@ -31,6 +31,7 @@ another BLAS library is left alone.
 """
 import concurrent.futures
 import ctypes
+import math
 import os
 import threading
 
@@ -231,13 +232,11 @@ def matmul(xp, a, b, out=None):
     if xp is not np or workers < 2 or a.ndim < 2 or b.ndim < 2:
         return xp.matmul(a, b, out=out)
     m = a.shape[-2]
-    work = a.size * b.shape[-1] * (b.size // (b.shape[-1] * b.shape[-2]) if b.ndim > a.ndim
-                                   else 1)
-    if m < 2 * workers or work < MATMUL_MIN_WORK or (
+    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (m, b.shape[-1])
+    if m < 2 * workers or math.prod(shape) * a.shape[-1] < MATMUL_MIN_WORK or (
             out is not None and out.strides[-1] != out.itemsize):
         return xp.matmul(a, b, out=out)
     if out is None:
-        shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (m, b.shape[-1])
         out = np.empty(shape, np.result_type(a, b))
     step = -(-m // workers)
     parallel_map(lambda i: np.matmul(a[..., i:i + step, :], b, out=out[..., i:i + step, :]),

@@ -26,16 +26,15 @@ batch statistics, as MXNet's default BatchNorm). ``BatchNormalization(
 synchronized=True)`` (the engine's ``SyncBatchNorm``) takes its statistics
 over the global batch instead: the step's executors form one
 :class:`~deepkit_engine.replicas.ReplicaGroup` and exchange their per-channel
-sums mid-pass, so the step equals one device running the whole batch. Dropout draws its masks per
-device from that device's random stream, so runs with Dropout differ between
-splits (as in MXNet and PyTorch's DataParallel).
+sums mid-pass, so the step equals one device running the whole batch.
+Dropout draws its masks per device from that device's random stream, so runs
+with Dropout differ between splits (as in MXNet and PyTorch's DataParallel).
 """
 import numpy as np
 
 import deepkit_engine as dk
 from deepkit_engine import nd
 from deepkit_engine.dist import mpi
-
 from deepkit_engine.replicas import ReplicaGroup
 
 from .. import backend

@@ -36,6 +36,7 @@ import deepkit_engine as dk
 from deepkit_engine import engine
 from deepkit_engine import symbol as sym
 from deepkit_engine.base import DeepkitError
+from deepkit_engine.ndarray.host_work import push_buffer_work
 
 from .. import backend, distributed
 from .. import losses as losses_mod
@@ -421,19 +422,19 @@ class Trainer:
         for i, m in metrics:  # shape errors are raised here, at once
             m.host_check(labels[i], outputs[1 + i])
         n = exe.arg_dict[self.input_names[0]].shape[0]
-        tracker, var = self.loss_tracker, self._host_metrics_var
-        loss, pairs = outputs[0], [(m, labels[i], outputs[1 + i]) for i, m in metrics]
+        tracker = self.loss_tracker
 
-        def accumulate():
-            value = loss._data
+        def accumulate(_, buffers):
+            value = buffers[0]
             total = float(value.reshape(-1)[0]) * n if value.size == 1 else float(value.sum())
-            tracker.add_on_host(var, {"total": total, "count": n})
-            for m, y_true, y_pred in pairs:
-                m.add_on_host(var, m.host_sums(y_true._data, y_pred._data))
-        reads = [loss._var] + [a._var for _, y, p in pairs for a in (y, p)]
+            tracker.add_on_host({"total": total, "count": n})
+            for k, (_, m) in enumerate(metrics):
+                m.add_on_host(m.host_sums(buffers[1 + 2 * k], buffers[2 + 2 * k]))
         for m in [tracker] + [m for _, m in metrics]:
-            m._pending = var  # a read from now on waits for the queued update
-        engine.push(accumulate, reads, (var,), self.device, "metrics")
+            m.expect_host_update(self._host_metrics_var)
+        reads = [outputs[0]] + [a for i, _ in metrics for a in (labels[i], outputs[1 + i])]
+        push_buffer_work(accumulate, [], reads, order=self._host_metrics_var, name="metrics",
+                         read_buffers=True)
         return True
 
     def aggregate_logs(self, logs):

@@ -486,7 +486,6 @@ register(OpDef(
         "moving statistics in inference; then scale by gamma and shift by beta."))
 
 
-
 # -- SyncBatchNorm ---------------------------------------------------------------------
 #
 # BatchNorm whose training statistics are those of the global batch of a data-parallel

@@ -3,11 +3,12 @@ moving statistics, numeric gradients of every input, shape inference and errors.
 import numpy as np
 import pytest
 
-from deepkit_engine import autograd
+from deepkit_engine import autograd, cpu
 from deepkit_engine import ndarray as nd
 from deepkit_engine import symbol as sym
-from deepkit_engine.base import DTypeError, ParamError, ShapeError
+from deepkit_engine.base import DTypeError, EngineError, ParamError, ShapeError
 from deepkit_engine.ops.registry import get_op
+from deepkit_engine.replicas import ReplicaGroup
 from deepkit_engine.testing import assert_almost_equal, check_numeric_gradient
 
 from .op_cases import OpCase, forward_params, gradient_params, run_forward, run_gradient
@@ -643,8 +644,6 @@ def test_sync_batchnorm_devices_equal_one_batch(rows, weighting, output_mean_var
     moving statistics, ``w_k``-weighted parameter gradients and ``w_k``-scaled data
     gradients must equal one executor running the whole batch.
     """
-    from deepkit_engine import cpu  # noqa: PLC0415
-    from deepkit_engine.replicas import ReplicaGroup  # noqa: PLC0415
     total = sum(rows)
     shape = (total, 3, 2)
     x, gamma, beta, mm, mv = _bn_inputs(shape, seed=4)
@@ -699,8 +698,6 @@ def test_sync_batchnorm_devices_equal_one_batch(rows, weighting, output_mean_var
 
 
 def test_sync_batchnorm_reports_a_device_that_never_arrives():
-    from deepkit_engine import cpu  # noqa: PLC0415
-    from deepkit_engine.replicas import ReplicaGroup  # noqa: PLC0415
     x, gamma, beta, mm, mv = _bn_inputs((2, 3, 2))
     exe = _bind_sync((2, 3, 2), x, gamma, beta, mm, mv, cpu(0))
     exe.replica = ReplicaGroup(2, timeout=0.3).replica(0)
@@ -709,10 +706,17 @@ def test_sync_batchnorm_reports_a_device_that_never_arrives():
 
 
 def test_sync_batchnorm_outside_training_uses_moving_statistics_without_meeting():
-    from deepkit_engine import cpu  # noqa: PLC0415
-    from deepkit_engine.replicas import ReplicaGroup  # noqa: PLC0415
     x, gamma, beta, mm, mv = _bn_inputs((2, 3, 2))
     exe = _bind_sync((2, 3, 2), x, gamma, beta, mm, mv, cpu(0))
     exe.replica = ReplicaGroup(2, timeout=0.3).replica(0)  # nobody else: must not wait
     out = exe.forward(is_train=False)[0].asnumpy()
     np.testing.assert_allclose(out, _bn_ref(x, gamma, beta, mm, mv), rtol=1e-12)
+
+
+def test_sync_batchnorm_refuses_an_empty_global_batch():
+    x, gamma, beta, mm, mv = _bn_inputs((0, 3, 2))
+    group = ReplicaGroup(1, reduce_across=lambda total: total)  # as a rank of an MPI run
+    exe = _bind_sync((0, 3, 2), x, gamma, beta, mm, mv, cpu(0))
+    exe.replica = group.replica(0)
+    with pytest.raises((ShapeError, EngineError), match="global batch is empty"):
+        exe.forward(is_train=True)[0].asnumpy()
