@@ -538,6 +538,13 @@ class Executor:
 
         Arguments whose shape is unchanged keep the same NDArrays (so
         parameters and their gradients are shared); the others get new ones.
+
+        Args:
+            partial_shaping: Allow arguments not named in ``shapes`` to change
+                shape (else that is an error, as in MXNet).
+            allow_up_sizing: Allow any argument to grow (as in MXNet, growing
+                is refused unless asked for).
+            **shapes: New input shapes by argument name.
         """
         arg_shapes, _, aux_shapes = self._symbol.infer_shape(**shapes)
         if arg_shapes is None:
@@ -553,10 +560,11 @@ class Executor:
         for n, s in zip(names, arg_shapes):
             old = self.arg_dict[n]
             same = s == old.shape
-            if not same and not allow_up_sizing and int(np.prod(s)) > old.size \
-                    and n not in shapes:
-                raise ShapeError(f"reshape: '{n}' would grow from {old.shape} to {s}; pass "
-                                 "allow_up_sizing=True")
+            if not same and not allow_up_sizing and int(np.prod(s)) > old.size:
+                raise ShapeError(f"reshape: '{n}' would grow from {old.shape} to {s}; as in "
+                                 "MXNet, binding the largest shape first and reshaping down "
+                                 "is the cheaper order; pass allow_up_sizing=True to grow",
+                                 argument=n, expected=old.shape, actual=s)
             args[n] = old if same else _nd_zeros(s, self._ctx, old.dtype)
             if n in self.grad_dict:
                 g = self.grad_dict[n]

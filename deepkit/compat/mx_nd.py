@@ -50,10 +50,32 @@ contrib = _ContribNamespace(f"{__name__}.contrib", _ContribNamespace.__doc__)
 def save(fname, data):
     """Save an NDArray, a list or a ``{name: NDArray}`` dict in MXNet's binary format.
 
+    As in MXNet 1.x, only NDArrays are saved: numpy arrays or numbers inside
+    a list or dict raise ``TypeError``, and anything that is not an NDArray,
+    a list or a dict (a tuple, None) raises ``ValueError``.
+
     Args:
         fname: The file path (replaced atomically).
         data: What to save.
+
+    Raises:
+        TypeError: A dict key that is not a str, or a value that is not an NDArray.
+        ValueError: ``data`` is not an NDArray, a list or a dict.
     """
+    if isinstance(data, _engine_nd.NDArray):
+        data = [data]
+    if isinstance(data, dict):
+        bad = [(k, v) for k, v in data.items()
+               if not isinstance(k, str) or not isinstance(v, _engine_nd.NDArray)]
+    elif isinstance(data, list):
+        bad = [(i, v) for i, v in enumerate(data) if not isinstance(v, _engine_nd.NDArray)]
+    else:
+        raise ValueError(f"mx.nd.save: data needs to either be a NDArray, dict of str, NDArray "
+                         f"pairs or a list of NDArrays, got {type(data).__name__}")
+    if bad:
+        key, value = bad[0]
+        raise TypeError(f"mx.nd.save: save only accepts a dict str->NDArray or a list of "
+                        f"NDArray; entry {key!r} is a {type(value).__name__}")
     mx_format.save(fname, data)
 
 

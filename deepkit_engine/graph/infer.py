@@ -11,6 +11,9 @@ shapes and every known input shape.
 
 * elementwise ops (``same_shape`` inference) unify their inputs and output
   dimension by dimension, so ``(0, 10) + (12, 0)`` gives ``(12, 10)`` to all;
+* an op whose ``infer_shape`` function has a ``partial_shapes(attrs, ins,
+  outs)`` attribute works on the 0s itself (``concat`` unifies the axes it
+  does not join across all inputs, as MXNet does);
 * any other op is *probed*: its inference runs twice with the unknown
   dimensions replaced by two different large values. A dimension that comes
   out the same both times is known (a weight shape, the channels of a
@@ -175,6 +178,12 @@ def _partial_step(node, ins, outs):
             _partial_clash(node, ins, outs)
         if unified is not None:
             return unified
+    hook = getattr(op.infer_shape, "partial_shapes", None)
+    if hook is not None:
+        got = hook(node.attrs, ins, outs)
+        if got is not None:
+            return ([None if v is None else _shape_value(v) for v in got[0]],
+                    [None if v is None else _shape_value(v) for v in got[1]])
     if any(v is None for v in ins) and not op.partial_infer:
         return None, None
     unknown = [(i, d) for i, s in enumerate(ins) if is_partial(s)

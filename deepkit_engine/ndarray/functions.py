@@ -14,6 +14,16 @@ def _to_nd(value, ctx):
     return array(value, ctx=ctx, dtype=getattr(value, "dtype", None))
 
 
+def _without_graph_attrs(kwargs):
+    """``kwargs`` less MXNet's ``__name__`` graph attributes.
+
+    MXNet's imperative ops accept the attributes a symbol would carry
+    (``nd.Convolution(..., __layout__='NCHW')``) and ignore them: an NDArray
+    op has no graph node to hold them.
+    """
+    return {k: v for k, v in kwargs.items() if not _registry.is_graph_attr(k)}
+
+
 def make_function(op, public_name=None):
     """Build the imperative function for ``op``: inputs first, params as keywords."""
     has_scalar_form = op.scalar_form is not None
@@ -24,6 +34,8 @@ def make_function(op, public_name=None):
                 result = binary_dispatch(op, args[0], args[1], out)
                 if result is not NotImplemented:
                     return result
+        if kwargs:
+            kwargs = _without_graph_attrs(kwargs)
         args, arrays, attrs = op.split_call(args, kwargs, lambda v: isinstance(v, NDArray))
         inputs = args
         if not op.variadic:

@@ -24,10 +24,10 @@ def _fc_shape(attrs, in_shapes):
             ins[2] = (h,)
         return ins, [out]
     data = tuple(data)
-    if len(data) < 1 or (attrs.flatten and len(data) < 2):
+    if len(data) < 1:
+        # 1-D data with flatten=True is a batch of single features, as in MXNet 1.x
         raise ShapeError(f"input 'data' has shape {data}; FullyConnected needs at least "
-                         f"{2 if attrs.flatten else 1} dimensions", argument="data",
-                         actual=data)
+                         "1 dimension", argument="data", actual=data)
     k = int(np.prod(data[1:])) if attrs.flatten else data[-1]
     out = (data[0], h) if attrs.flatten else data[:-1] + (h,)
     ins = [data, (h, k)] + ([] if attrs.no_bias else [(h,)])

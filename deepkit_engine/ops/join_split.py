@@ -30,6 +30,53 @@ def _concat_infer_shape(attrs, in_shapes):
     return in_shapes, [first[:dim] + (total,) + first[dim + 1:]]
 
 
+def _concat_partial_shapes(attrs, ins, outs):
+    """Partial shapes (0 = unknown dimension) of ``concat``, as MXNet 1.x infers them.
+
+    Every axis but ``dim`` is one size across all inputs and the output, so a
+    size known anywhere is known everywhere; along ``dim`` the output is the
+    sum of the inputs, and one unknown input size follows from a known output.
+
+    Returns:
+        ``(ins, outs)`` as tuples with 0 for what stays unknown, or None when
+        an input is wholly unknown (the generic inference then takes over).
+    """
+    if not ins or any(s is None for s in ins):
+        return None
+    shapes = [tuple(s) for s in ins]
+    rank = len(shapes[0])
+    out = tuple(outs[0]) if outs and outs[0] is not None else (0,) * rank
+    if not rank or any(len(s) != rank for s in shapes) or len(out) != rank:
+        return None
+    dim = check_axis(attrs.dim, rank, "dim")
+    sizes = []
+    for axis in range(rank):
+        if axis == dim:
+            sizes.append(None)
+            continue
+        known = {s[axis] for s in shapes + [out] if s[axis]}
+        if len(known) > 1:
+            raise ShapeError(f"inputs {shapes} and output {out} disagree on axis {axis}: all "
+                             f"inputs must match on every axis except dim={attrs.dim} "
+                             "(0 = unknown dimension)", argument="arg0")
+        sizes.append(known.pop() if known else 0)
+    along = [s[dim] for s in shapes]
+    total = out[dim]
+    missing = [i for i, v in enumerate(along) if not v]
+    if not missing:
+        total = sum(along)
+    elif len(missing) == 1 and total and total - sum(along) >= 1:
+        along[missing[0]] = total - sum(along)
+
+    def full(size_on_dim):
+        return tuple(size_on_dim if axis == dim else size for axis, size in enumerate(sizes))
+
+    return [full(v) for v in along], [full(total)]
+
+
+_concat_infer_shape.partial_shapes = _concat_partial_shapes
+
+
 def _concat_forward(xp, attrs, inputs, outputs, req):
     out, r = outputs[0], req[0]
     if r == "add":

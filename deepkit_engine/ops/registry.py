@@ -45,6 +45,7 @@ __all__ = [
     "REQUIRED", "Param", "Attrs", "OpDef", "register", "get_op", "list_ops",
     "canonical_ops", "write_result", "same_shape", "same_dtype", "Shape", "Axes",
     "DType", "OPERATORS", "register_runtime", "unregister", "add_registration_listener",
+    "is_graph_attr",
 ]
 
 
@@ -195,6 +196,11 @@ class Param:
             kind = "{" + ", ".join(map(repr, self.choices)) + "}"
         default = "required" if self.default is REQUIRED else f"default={self.default!r}"
         return f"{kind}, {default}"
+
+
+def is_graph_attr(key):
+    """Whether a keyword is an MXNet graph attribute (``__layout__``, ``__lr_mult__`` ...)."""
+    return len(key) > 4 and key.startswith("__") and key.endswith("__")
 
 
 def _as_int(v):

@@ -52,10 +52,21 @@ def current_name_manager():
 
 
 class AttrScope:
-    """``with AttrScope(ctx_group='dev1', lr_mult='0.1'):`` attributes for every new node."""
+    """``with AttrScope(ctx_group='dev1', lr_mult='0.1'):`` attributes for every new node.
+
+    As in MXNet 1.x, every value must be a string.
+
+    Raises:
+        ValueError: A value that is not a ``str`` (``AttrScope(lr_mult=0.1)``).
+    """
 
     def __init__(self, **attrs):
-        self._attrs = {k: str(v) for k, v in attrs.items()}
+        for key, value in attrs.items():
+            if not isinstance(value, str):
+                raise ValueError(f"AttrScope: attributes need to be strings (as in MXNet); "
+                                 f"'{key}' is {type(value).__name__} {value!r}, pass "
+                                 f"{key}={str(value)!r}")
+        self._attrs = dict(attrs)
         self._old = None
 
     def get(self, attrs):

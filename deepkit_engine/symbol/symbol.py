@@ -254,7 +254,7 @@ class Symbol:
             eid = graph.entry_id(node)
             if eid not in known and node.user_attrs.get(key):
                 text = node.user_attrs[key]
-                known[eid] = _parse_shape_attr(text) if kind == "shape" else np.dtype(text)
+                known[eid] = _parse_shape_attr(text) if kind == "shape" else _parse_dtype_attr(text)
         return known
 
     def _infer(self, kind, args, kwargs):
@@ -318,11 +318,20 @@ class Symbol:
         return self._infer("shape", args, kwargs)
 
     def infer_type(self, *args, **kwargs):
-        """Infer every dtype from some given ones; ``(None, None, None)`` if incomplete."""
+        """Infer every dtype from some given ones.
+
+        Returns:
+            ``(arg_types, out_types, aux_types)``; ``(None, None, None)`` with a
+            warning naming the arguments whose dtype stays unknown, as MXNet
+            1.9.1 does (:meth:`infer_type_partial` shows what is known).
+        """
         arg, out, aux = self._infer("type", args, kwargs)
-        if any(t is None for t in arg + out + aux):
-            return None, None, None
-        return arg, out, aux
+        if not any(t is None for t in arg + out + aux):
+            return arg, out, aux
+        unknowns = [f"{n}: None" for n, t in zip(self.list_arguments(), arg) if t is None]
+        warnings.warn("Cannot decide type for the following arguments. Consider providing them "
+                      "as input:\n\t" + "\n\t".join(unknowns), stacklevel=2)
+        return None, None, None
 
     def infer_type_partial(self, *args, **kwargs):
         """Like :meth:`infer_type`, with ``None`` for the dtypes that stay unknown."""
@@ -453,6 +462,23 @@ def _known_shape(shape):
     return shape is not None and 0 not in shape
 
 
+#: MXNet's type flags, as its ``Variable(dtype=...)`` writes them into ``__dtype__``.
+_MXNET_TYPE_FLAGS = {0: "float32", 1: "float64", 2: "float16", 3: "uint8", 4: "int32", 5: "int8",
+                     6: "int64", 7: "bool", 8: "int16", 9: "uint16", 10: "uint32", 11: "uint64"}
+
+
+def _parse_dtype_attr(text):
+    """A ``__dtype__`` attribute: a dtype name (deepkit) or MXNet's numeric type flag."""
+    text = str(text).strip()
+    if text.isdigit():
+        flag = int(text)
+        if flag not in _MXNET_TYPE_FLAGS:
+            raise DeepkitError(f"__dtype__={text!r}: MXNet type flag {flag} has no numpy dtype "
+                               f"here; known flags are {sorted(_MXNET_TYPE_FLAGS)}")
+        return np.dtype(_MXNET_TYPE_FLAGS[flag])
+    return np.dtype(text)
+
+
 def _parse_shape_attr(text):
     value = ast.literal_eval(text)
     return (int(value),) if isinstance(value, int) else tuple(int(v) for v in value)
@@ -540,7 +566,11 @@ def Group(symbols):
 
 
 def make_function(op, call_name):
-    """The ``sym.<call_name>`` function for ``op``; node names use ``call_name`` as hint."""
+    """The ``sym.<call_name>`` function for ``op``; node names use ``call_name`` as hint.
+
+    As in MXNet 1.x, keywords spelled ``__name__`` (``__layout__='NCHW'``)
+    are graph attributes, not op params: they join ``attr`` on the new node.
+    """
     hint = call_name.lower()
     scalar_form = op.scalar_form
     reflected_scalar_form = op.reflected_scalar_form
@@ -552,6 +582,11 @@ def make_function(op, call_name):
                 return _call(scalar_form, a, scalar=float(b), name=name, attr=attr)
             if isinstance(a, numbers.Number) and isinstance(b, Symbol):
                 return _call(reflected_scalar_form, b, scalar=float(a), name=name, attr=attr)
+        graph_attrs = {k: v for k, v in kwargs.items() if _registry.is_graph_attr(k)}
+        if graph_attrs:
+            kwargs = {k: v for k, v in kwargs.items() if k not in graph_attrs}
+            attr = dict(attr or {})
+            attr.update({k: str(v) for k, v in graph_attrs.items()})
         args, symbols, attrs = op.split_call(args, kwargs, lambda v: isinstance(v, Symbol))
         inputs = args
         node_name = current_name_manager().get(name, hint)
