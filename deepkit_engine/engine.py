@@ -25,6 +25,12 @@ by that lock as well.
 Tiny work that is ready at push time runs inline on the pushing thread: a
 thread hand-off costs far more than adding ten numbers.
 
+Run-ahead is bounded: a thread that has pushed :data:`RUN_AHEAD` operations
+more than the workers have finished waits (briefly, without holding the
+GIL) until half of them are done. A Python loop that runs far ahead takes the
+GIL from the workers at every numpy call they return from, which made small
+training steps slow and uneven; the bound keeps the queue full without that.
+
 Bulk execution (:func:`bulk`, MXNet's ``engine.bulk``): inside ``with
 bulk():`` the work one thread pushes for one device is gathered and pushed as
 a single engine operation when the block ends, when it holds ``size``
@@ -87,6 +93,13 @@ class _Opr:
 
 
 _in_work = threading.local()
+
+
+#: Pending operations a pushing thread may run ahead of the workers
+#: (``DEEPKIT_ENGINE_RUN_AHEAD``); past it, the thread waits until half are done.
+RUN_AHEAD = max(2, int(os.environ.get("DEEPKIT_ENGINE_RUN_AHEAD", "64")))
+#: The longest such a wait lasts, in seconds.
+RUN_AHEAD_WAIT = 0.05
 
 
 def _check_not_in_work(what):
@@ -315,6 +328,8 @@ class ThreadedEngine(_EngineBase):
                    False, False)
 
     def _push(self, fn, reads, writes, ctx, name, inline, no_skip):
+        if self._pending > RUN_AHEAD and not getattr(_in_work, "depth", 0):
+            self._throttle()
         inputs = reads
         if writes and reads or len(writes) > 1:
             reads, writes = _dedupe(reads, writes)
@@ -345,6 +360,25 @@ class ThreadedEngine(_EngineBase):
                 self._complete(opr)
             else:
                 self._dispatch(opr)
+
+    def _throttle(self):
+        """Let the workers catch up: wait until half of :data:`RUN_AHEAD` is left.
+
+        The wait is bounded (:data:`RUN_AHEAD_WAIT` seconds), so work that can
+        only finish after later pushes (a collective between devices) is
+        slowed, never deadlocked.
+        """
+        deadline = time.monotonic() + RUN_AHEAD_WAIT
+        with self._lock:
+            self._waiters += 1
+            try:
+                while self._pending > RUN_AHEAD // 2:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._idle.wait(left)
+            finally:
+                self._waiters -= 1
 
     def _dispatch(self, opr):
         ctx = opr.ctx
@@ -407,7 +441,7 @@ class ThreadedEngine(_EngineBase):
                 if v.queue:
                     ready = _grant(v, ready)
             self._pending -= 1
-            if self._pending == 0 and self._waiters:
+            if self._waiters and (self._pending == 0 or self._pending == RUN_AHEAD // 2):
                 self._idle.notify_all()
         if ready:
             for o in ready:

@@ -99,6 +99,30 @@ def _openblas_setters():
     return setters
 
 
+def _openblas_local_setter():
+    """OpenBLAS's ``openblas_set_num_threads_local`` (OpenBLAS 0.3.27 on), or None.
+
+    It sets the BLAS thread count of the calling thread only and returns the
+    previous one, so one product can run wide while others stay single-threaded.
+    """
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f
+                            if "openblas" in os.path.basename(line.split()[-1]).lower()
+                            and ".so" in line})
+    except OSError:
+        return None
+    for path in paths:
+        try:
+            fn = getattr(ctypes.CDLL(path), "openblas_set_num_threads_local", None)
+        except OSError:
+            continue
+        if fn is not None:
+            fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+            return fn
+    return None
+
+
 def set_blas_threads(n):
     """Set the OpenBLAS thread count to ``n``; returns whether a library took it."""
     setters = _openblas_setters()
@@ -176,6 +200,7 @@ def _forget_pool_in_child():
     global _lock
     _lock = threading.Lock()
     _state["pool"] = None
+    _wide["lock"] = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
@@ -218,6 +243,39 @@ def unary(xp, fn, x, out):
 #: Matrix products of at least this many multiply-adds split their rows over the pool.
 MATMUL_MIN_WORK = 1 << 24
 
+#: Products from this many multiply-adds up to :data:`MATMUL_MIN_WORK` run with
+#: one BLAS thread per pool thread when no other such product is running.
+MATMUL_WIDE_MIN_WORK = 1 << 20
+
+_wide = {"setter": None, "looked": False, "lock": threading.Lock()}
+
+
+def _wide_matmul(a, b, out, threads_wanted):
+    """``np.matmul`` with ``threads_wanted`` BLAS threads for this call, or False.
+
+    The BLAS library's own threads hand work over in microseconds, where the
+    kernel pool's Python threads take tens (a thread wake-up, then the GIL):
+    for a product of a few million multiply-adds, the pool's hand-off costs
+    what splitting saves, OpenBLAS's does not. One wide product runs at a
+    time (a second one, from another worker, stays single-threaded), so the
+    cores are never asked for more threads than they have.
+    """
+    if not _wide["looked"]:
+        _wide["setter"], _wide["looked"] = _openblas_local_setter(), True
+    setter = _wide["setter"]
+    lock = _wide["lock"]
+    if setter is None or not lock.acquire(blocking=False):
+        return False
+    try:
+        previous = setter(threads_wanted)
+        try:
+            np.matmul(a, b, out=out)
+        finally:
+            setter(previous)
+    finally:
+        lock.release()
+    return True
+
 
 def matmul(xp, a, b, out=None):
     """``xp.matmul(a, b, out=out)``, the rows of ``a`` split over the kernel pool.
@@ -233,8 +291,14 @@ def matmul(xp, a, b, out=None):
         return xp.matmul(a, b, out=out)
     m = a.shape[-2]
     shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (m, b.shape[-1])
-    if m < 2 * workers or math.prod(shape) * a.shape[-1] < MATMUL_MIN_WORK or (
+    work = math.prod(shape) * a.shape[-1]
+    if work < MATMUL_MIN_WORK or m < 2 * workers or (
             out is not None and out.strides[-1] != out.itemsize):
+        if work >= MATMUL_WIDE_MIN_WORK and _state["blas"] == 1:
+            if out is None:
+                out = np.empty(shape, np.result_type(a, b))
+            if _wide_matmul(a, b, out, workers):
+                return out
         return xp.matmul(a, b, out=out)
     if out is None:
         out = np.empty(shape, np.result_type(a, b))

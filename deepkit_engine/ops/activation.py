@@ -54,7 +54,7 @@ def _activation_gradient(F, node, ograds):
     act = node.attrs.act_type
     y = node.outputs[0]
     if act == "relu":
-        return [g * F.sign(y)]
+        return [F._relu_grad(g, y)]
     if act == "sigmoid":
         return [g * y * (1 - y)]
     if act == "tanh":
@@ -63,6 +63,36 @@ def _activation_gradient(F, node, ograds):
     if act == "softrelu":
         return [g * F.sigmoid(x)]
     return [g / F.square(1 + F.abs(x))]
+
+
+def _relu_grad_forward(xp, attrs, inputs, outputs, req):
+    g, y = inputs
+    if req[0] == "null":
+        return
+    target = outputs[0] if req[0] != "add" else xp.empty_like(outputs[0])
+    if (xp is np and threads.pool_size() > 1 and g.size >= threads.UNARY_MIN_SIZE
+            and g.flags.c_contiguous and y.flags.c_contiguous and target.flags.c_contiguous):
+        gf, yf, tf = g.reshape(-1), y.reshape(-1), target.reshape(-1)
+        step = -(-g.size // threads.pool_size())
+        threads.parallel_map(
+            lambda i: xp.multiply(gf[i:i + step], yf[i:i + step] > 0, out=tf[i:i + step]),
+            range(0, g.size, step))
+    else:
+        xp.multiply(g, y > 0, out=target)
+    if req[0] == "add":
+        outputs[0] += target
+
+
+def _relu_grad_gradient(F, node, ograds):
+    # linear in the incoming gradient; the step function of y has derivative 0
+    return [F._relu_grad(ograds[0], node.inputs[1]), None]
+
+
+register(OpDef(
+    "_relu_grad", _relu_grad_forward, inputs=("ograd", "output"), inplace=((0, 0),),
+    gradient=_relu_grad_gradient,
+    doc="ReLU's input gradient from its output: ``ograd`` where ``output > 0``, else 0 "
+        "(one pass, where ``ograd * sign(output)`` takes two)."))
 
 
 register(OpDef(

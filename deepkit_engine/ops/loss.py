@@ -75,6 +75,16 @@ def _softmax_output_forward(xp, attrs, inputs, outputs, req):
         out += target.reshape(out.shape)
 
 
+def _class_label_gradient(xp, p, label, grad, attrs):
+    """The common case in two passes: ``(p - onehot(label)) * scale`` for (N, C) and labels (N,)."""
+    scale = attrs.grad_scale
+    if attrs.normalization == "batch":
+        scale /= p.shape[0]
+    xp.multiply(p, scale, out=grad)
+    rows = xp.arange(p.shape[0])
+    grad[rows, xp.clip(label.astype(np.int64), 0, p.shape[1] - 1)] -= scale
+
+
 def _backward_softmax_output_forward(xp, attrs, inputs, outputs, req):
     prob, label = inputs
     grad = outputs[0]
@@ -83,6 +93,11 @@ def _backward_softmax_output_forward(xp, attrs, inputs, outputs, req):
     p = _flat_view(prob, attrs)
     axis = _softmax_axis(attrs, p.ndim)
     num_classes = p.shape[axis]
+    if (p.ndim == 2 and axis == 1 and label.ndim == 1 and req[0] == "write"
+            and not attrs.use_ignore and attrs.normalization != "valid"
+            and grad.flags.c_contiguous):
+        _class_label_gradient(xp, p, label, grad.reshape(p.shape), attrs)
+        return
     lab = label.astype(np.int64)
     if not attrs.multi_output and not attrs.preserve_shape and label.shape == prob.shape:
         value = p - label.reshape(p.shape)  # soft (probability) labels

@@ -367,3 +367,31 @@ def test_a_failing_piece_poisons_what_the_bulk_writes(threaded):
         threaded.wait_for_var(second)
     with pytest.raises(EngineError, match="bad piece"):
         threaded.wait_for_var(first)  # the bulk wrote it too
+
+
+def test_a_pushing_thread_runs_at_most_run_ahead_ops_ahead(threaded, monkeypatch):
+    monkeypatch.setattr(engine_mod, "RUN_AHEAD", 4)
+    monkeypatch.setattr(engine_mod, "RUN_AHEAD_WAIT", 30.0)
+    var = Var()
+    order, most_pending = [], 0
+    for k in range(20):
+        threaded.push(lambda k=k: (time.sleep(0.002), order.append(k)), writes=[var])
+        most_pending = max(most_pending, threaded._pending)
+    threaded.wait_all()
+    assert order == list(range(20))
+    assert most_pending <= 5
+
+
+def test_the_run_ahead_wait_is_bounded_so_work_waiting_on_later_pushes_finishes(
+        threaded, monkeypatch):
+    monkeypatch.setattr(engine_mod, "RUN_AHEAD", 2)
+    monkeypatch.setattr(engine_mod, "RUN_AHEAD_WAIT", 0.05)
+    released = threading.Event()
+    blocked, free = Var(), Var()
+    threaded.push(lambda: released.wait(20), writes=[blocked])  # done only after the last push
+    for _ in range(4):  # queued behind it: the pusher is now past its run-ahead
+        threaded.push(lambda: None, writes=[blocked])
+    start = time.perf_counter()
+    threaded.push(released.set, writes=[free])
+    threaded.wait_all()
+    assert released.is_set() and time.perf_counter() - start < 5

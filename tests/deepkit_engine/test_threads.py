@@ -1,4 +1,6 @@
 """The split of the cores between engine workers, BLAS and the kernel pool."""
+import threading
+
 import numpy as np
 import pytest
 
@@ -104,3 +106,34 @@ def test_matmul_splits_rows_over_the_pool(monkeypatch):
         np.testing.assert_allclose(threads.matmul(counting, x, y), np.matmul(x, y), rtol=1e-13)
         assert len(calls) == 3
     threads._state["pool"].shutdown()
+
+
+def test_medium_products_run_wide_on_blas_threads_one_at_a_time(monkeypatch):
+    monkeypatch.setattr(threads, "_state", dict(threads._state, blas=1, pool_size=2))
+    monkeypatch.setattr(threads, "MATMUL_WIDE_MIN_WORK", 1)
+    monkeypatch.setattr(threads, "MATMUL_MIN_WORK", 1 << 40)
+    counts = []
+
+    def fake_setter(n):  # records the thread-local BLAS thread counts asked for
+        counts.append(n)
+        return 1
+    monkeypatch.setattr(threads, "_wide", dict(setter=fake_setter, looked=True,
+                                               lock=threading.Lock()))
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(6, 5)), rng.normal(size=(5, 4))
+    np.testing.assert_allclose(threads.matmul(np, a, b), a @ b, rtol=1e-14)
+    assert counts == [2, 1]  # widened for the call, then restored
+    counts.clear()
+    with threads._wide["lock"]:  # another wide product is running: this one stays narrow
+        out = np.empty((6, 4))
+        threads.matmul(np, a, b, out)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-14)
+    assert counts == []
+
+
+def test_openblas_local_thread_setter_is_found_with_numpy_openblas():
+    setter = threads._openblas_local_setter()
+    if setter is None:
+        pytest.skip("numpy's BLAS has no openblas_set_num_threads_local (OpenBLAS < 0.3.27)")
+    previous = setter(2)
+    assert setter(previous) == 2

@@ -30,6 +30,42 @@ CASES = [OpCase("Activation", [shape], _ref(act), {"act_type": act}, low=-3, hig
                 grad=shape == (3, 4))
          for act in _REFERENCE for shape in ELEMWISE_SHAPES]
 
+CASES += [OpCase("_relu_grad", [shape, shape], lambda g, y: g * (y > 0), low=-3, high=3,
+                 grad=shape == (3, 4))
+          for shape in ELEMWISE_SHAPES]
+
+
+def test_relu_grad_splits_large_arrays_over_the_pool_exactly():
+    rng = np.random.default_rng(5)
+    g = rng.standard_normal((3, 300, 257)).astype(np.float32)  # above the split size
+    y = rng.standard_normal((3, 300, 257)).astype(np.float32)
+    np.testing.assert_array_equal(nd._relu_grad(nd.array(g), nd.array(y)).asnumpy(),
+                                  g * (y > 0))
+
+
+def test_relu_gradient_is_one_relu_grad_node_and_differentiates_again():
+    exe = sym.Activation(sym.Variable("x"), act_type="relu", name="act").simple_bind(
+        None, x=(2, 2))
+    seen = []
+    exe.set_monitor_callback(lambda name, _: seen.append(name))
+    exe.forward(is_train=True)
+    exe.backward(nd.ones((2, 2)))
+    exe.grad_dict["x"].wait_to_read()
+    backward_nodes = [n for n in seen if "_backward_" in n]
+    assert backward_nodes and all("_relu_grad" in n for n in backward_nodes), seen
+    v = np.array([[-1.5, 0.5], [2.0, -0.25]])
+    w = np.array([[0.3, -0.7], [1.1, 0.9]])
+    xa = nd.array(v, dtype="float64")
+    xa.attach_grad()
+    with autograd.record():
+        y = nd.Activation(xa * xa, act_type="relu") * nd.array(w, dtype="float64")
+        dx = autograd.grad(y, xa, create_graph=True)
+        z = (dx * dx).sum()
+    z.backward()
+    # dx = 2 x w where x != 0 (x*x > 0); z = sum 4 x^2 w^2, dz/dx = 8 x w^2
+    assert_almost_equal(dx, 2 * v * w)
+    assert_almost_equal(xa.grad, 8 * v * w * w)
+
 
 def test_softrelu_does_not_overflow():
     out = nd.Activation(nd.array([-1000.0, 0.0, 1000.0]), act_type="softrelu").asnumpy()
