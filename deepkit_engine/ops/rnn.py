@@ -256,8 +256,52 @@ def _keep(xp, new, old, m):
     return new
 
 
+#: Each part of a batch split over the kernel pool has at least this many rows.
+MIN_ROWS_PER_PART = 8
+
+
+def _row_parts(xp, n):
+    """Slices of the batch for the kernel pool's threads, or None to run whole.
+
+    Samples are independent in a recurrent layer, so each thread can run the
+    whole time loop for its rows: one hand-off per layer, where splitting
+    every step's small products would pay one per step.
+    """
+    parts = min(threads.pool_size(), n // MIN_ROWS_PER_PART)
+    if xp is not np or parts < 2:
+        return None
+    step = -(-n // parts)
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+def _rows(a, r, axis):
+    """``a`` restricted to batch rows ``r`` on ``axis`` (None stays None)."""
+    if a is None:
+        return None
+    return a[(slice(None),) * axis + (r,)]
+
+
 def _layer_forward(xp, mode, xs, w, h0, c0, hs, m=None):
-    """One layer, both directions at once, over the whole sequence.
+    """One layer over the whole sequence; the batch split over the kernel pool.
+
+    Same arguments and result as :func:`_layer_forward_rows`.
+    """
+    parts = _row_parts(xp, xs.shape[2])
+    if parts is None:
+        return _layer_forward_rows(xp, mode, xs, w, h0, c0, hs, m)
+    c_last = xp.empty_like(c0) if c0 is not None else None
+
+    def part(r):
+        c = _layer_forward_rows(xp, mode, _rows(xs, r, 2), w, _rows(h0, r, 1),
+                                _rows(c0, r, 1), _rows(hs, r, 2), _rows(m, r, 2))
+        if c is not None:
+            c_last[:, r] = c
+    threads.parallel_map(part, parts)
+    return c_last
+
+
+def _layer_forward_rows(xp, mode, xs, w, h0, c0, hs, m=None):
+    """One layer, both directions at once, over the whole sequence (some batch rows).
 
     Args:
         xs: (d, T, N, I) step-ordered layer input.
@@ -422,7 +466,45 @@ def _rnn_forward(xp, attrs, inputs, outputs, req, rng=None, is_train=False):
 # -- backward -------------------------------------------------------------------------
 
 def _layer_backward(xp, mode, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx, m=None):
-    """Backprop through time of one layer (both directions at once).
+    """Backprop through time of one layer; the batch split over the kernel pool.
+
+    Same arguments and results as :func:`_layer_backward_rows`; each part
+    computes the weight gradients of its rows, summed at the end.
+    """
+    d, t, n, _ = hs.shape
+    parts = _row_parts(xp, n)
+    if parts is None:
+        return _layer_backward_rows(xp, mode, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx, m)
+    results = [None] * len(parts)
+
+    def part(k):
+        r = parts[k]
+        local = [xp.empty_like(g) for g in gw]
+        results[k] = (local,) + _layer_backward_rows(
+            xp, mode, _rows(xs, r, 2), _rows(hs, r, 2), _rows(h0, r, 1), _rows(c0, r, 1),
+            _rows(dhs, r, 2), _rows(dhy, r, 1), _rows(dcy, r, 1), w, local, need_dx,
+            _rows(m, r, 2))
+    threads.parallel_map(part, range(len(parts)))
+    for j, g in enumerate(gw):
+        xp.add(results[0][0][j], results[1][0][j], out=g)
+        for res in results[2:]:
+            g += res[0][j]
+    dxs = None
+    if need_dx:
+        dxs = xp.empty((d, t, n, xs.shape[3]), hs.dtype)
+    dh0 = xp.empty((d, n, hs.shape[3]), hs.dtype)
+    dc0 = xp.empty_like(dh0) if mode == "lstm" else None
+    for r, (_, part_dxs, part_dh0, part_dc0) in zip(parts, results):
+        if dxs is not None:
+            dxs[:, :, r] = part_dxs.reshape(d, t, r.stop - r.start, -1)
+        dh0[:, r] = part_dh0
+        if dc0 is not None:
+            dc0[:, r] = part_dc0
+    return (None if dxs is None else dxs.reshape(d, t * n, -1)), dh0, dc0
+
+
+def _layer_backward_rows(xp, mode, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx, m=None):
+    """Backprop through time of one layer (both directions at once; some batch rows).
 
     Args:
         xs: (d, T, N, I) step-ordered layer input; hs: (d, T, N, H) its hidden

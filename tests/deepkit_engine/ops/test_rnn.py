@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import deepkit_engine as dk
-from deepkit_engine import autograd
+from deepkit_engine import autograd, threads
 from deepkit_engine import ndarray as nd
 from deepkit_engine import symbol as sym
 from deepkit_engine.base import ParamError, ShapeError
@@ -595,3 +595,54 @@ def test_step_mask_of_ones_changes_nothing_and_a_masked_sample_keeps_its_state()
     outs = nd.RNN(*[nd.array(a, dtype="float64") for a in ins + [mask]], **params)
     np.testing.assert_allclose(outs[1].asnumpy()[0, 1], ins[2][0, 1])  # h kept from the start
     np.testing.assert_allclose(outs[2].asnumpy()[0, 1], ins[3][0, 1])  # and c
+
+
+# -- the batch split over the kernel pool ----------------------------------------------------
+
+@pytest.fixture
+def three_pool_threads(monkeypatch):
+    """A kernel pool of three threads (whatever this machine has), removed afterwards."""
+    monkeypatch.setattr(threads, "_state", dict(threads._state, pool=None, pool_size=3))
+    yield
+    if threads._state["pool"] is not None:
+        threads._state["pool"].shutdown()
+
+
+def _forward_and_backward(ins, mask, params, ograds):
+    extra = [mask] if mask is not None else []
+    outs = nd.RNN(*[nd.array(a, dtype="float64") for a in ins + extra], **params)
+    outs = [o.asnumpy() for o in outs]
+    got = nd._backward_RNN(*[nd.array(a, dtype="float64")
+                             for a in ins + extra + [outs[0]] + ograds], **params)
+    return outs + [g.asnumpy() for g in got]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("masked", [False, True])
+def test_batch_split_over_the_pool_gives_the_whole_batch_results(mode, masked, monkeypatch,
+                                                                   three_pool_threads):
+    rng = np.random.default_rng(6)
+    seq, batch, input_size, hid, layers = 4, 5, 3, 2, 2
+    ins = [rng.uniform(-1, 1, (seq, batch, input_size)),
+           rng.uniform(-1, 1, rnn_ops.rnn_param_size(mode, input_size, hid, layers, True)),
+           rng.uniform(-1, 1, (layers * 2, batch, hid))]
+    if mode == "lstm":
+        ins.append(rng.uniform(-1, 1, (layers * 2, batch, hid)))
+    mask = None
+    if masked:
+        mask = np.ones((seq, batch))
+        mask[2:, 0] = 0
+        mask[1, 3] = 0
+    params = dict(mode=mode, state_size=hid, num_layers=layers, bidirectional=True,
+                  state_outputs=True, use_step_mask=masked)
+    n_state = 2 if mode == "lstm" else 1
+    ograds = [rng.uniform(-1, 1, s) for s in
+              [(seq, batch, 2 * hid)] + [(layers * 2, batch, hid)] * n_state]
+    monkeypatch.setattr(rnn_ops, "MIN_ROWS_PER_PART", 10 ** 6)
+    whole = _forward_and_backward(ins, mask, params, ograds)
+    monkeypatch.setattr(rnn_ops, "MIN_ROWS_PER_PART", 1)
+    assert [(r.start, r.stop) for r in rnn_ops._row_parts(np, batch)] == [(0, 2), (2, 4), (4, 5)]
+    split = _forward_and_backward(ins, mask, params, ograds)
+    assert len(split) == len(whole)
+    for s, w in zip(split, whole):
+        assert_almost_equal(s, w, rtol=1e-12, atol=1e-12)
