@@ -241,8 +241,13 @@ class Metric:
         Returns:
             An opaque token.
         """
-        self._settle()
-        return ({k: v.copy() for k, v in self._device.items()}, dict(self._host))
+        device = {k: v.copy() for k, v in self._device.items()}
+        if self._pending is None:
+            return device, dict(self._host)
+        host = {}  # filled in order with the queued host updates; reads wait for them
+        engine.push(lambda: host.update(self._host), writes=(self._pending,),
+                    name="metric snapshot")
+        return device, host
 
     def result_since(self, snapshot):
         """The metric over what was added after ``snapshot`` was taken (reads; may wait).

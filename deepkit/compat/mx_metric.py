@@ -28,7 +28,8 @@ metric also has ``result()`` (the global value) and ``name``.
 import numpy as _np
 
 import deepkit_engine as dk
-from deepkit_engine import nd
+from deepkit_engine import engine, nd
+from deepkit_engine.ndarray.host_work import push_buffer_work
 from deepkit_engine.base import did_you_mean
 
 from .. import metrics as core
@@ -261,9 +262,15 @@ class Accuracy(_CoreMetric):
     def __init__(self, axis=1, name="accuracy", output_names=None, label_names=None):
         super().__init__(core.Accuracy(), name, output_names, label_names, axis=axis)
         self.axis = axis
+        self._host_order = engine.new_var()
 
     def update(self, labels, preds):
-        for label, pred in _nd_pairs(labels, preds):
+        pairs = list(_nd_pairs(labels, preds))
+        if all(p.ctx.device_type == "cpu" and (p.shape == l.shape or p.ndim > self.axis)
+               for l, p in pairs):
+            self._update_on_host(pairs)
+            return
+        for label, pred in pairs:
             if pred.shape != label.shape:
                 pred = nd.argmax(pred, axis=self.axis)  # whole numbers already
             elif pred.dtype.kind == "f":
@@ -282,6 +289,34 @@ class Accuracy(_CoreMetric):
             if label.ndim != 1:
                 label = label.reshape((-1,))
             self.core.update(label, pred)
+
+    def _update_on_host(self, pairs):
+        """CPU batches: one queued numpy function instead of a few engine ops per pair.
+
+        It counts what the engine ops count (the arg-max, or truncated float
+        predictions, against truncated labels), and adds to the same totals.
+        """
+        for label, pred in pairs:  # shape errors now, not on a worker
+            size = pred.size if pred.shape == label.shape else pred.size // pred.shape[self.axis]
+            if size != label.size:
+                raise ValueError(f"Shape of labels {label.size} does not match shape of "
+                                 f"predictions {size}")
+        axis = self.axis
+        metric = self.core
+
+        def accumulate(_, buffers):
+            for label, pred in zip(buffers[::2], buffers[1::2]):
+                if pred.shape != label.shape:
+                    pred = _np.argmax(pred, axis=axis)
+                elif pred.dtype.kind == "f":
+                    pred = _np.trunc(pred)
+                if label.dtype.kind == "f":
+                    label = _np.trunc(label)
+                correct = _np.count_nonzero(pred.reshape(-1) == label.reshape(-1))
+                metric.add_on_host({"total": correct, "count": label.size})
+        metric.expect_host_update(self._host_order)
+        push_buffer_work(accumulate, [], [a for pair in pairs for a in pair],
+                         order=self._host_order, name="accuracy", read_buffers=True)
 
 
 @_alias("top_k_accuracy", "top_k_acc")

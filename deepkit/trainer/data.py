@@ -15,6 +15,7 @@ queue the next batch meanwhile.
 import numpy as np
 
 from deepkit_engine.base import DeepkitError
+from deepkit_engine.ndarray import NDArray
 
 __all__ = ["HostBatch", "ArraySource", "IteratorSource", "as_source", "is_iterator",
            "unpack_x_y_sample_weight", "pack_x_y_sample_weight", "named", "host_value",
@@ -72,7 +73,9 @@ class HostBatch:
 
 
 def host_value(value):
-    """``value`` as a numpy array (NDArrays are read, HostBatches gathered)."""
+    """``value`` as a numpy array (NDArrays are read without a copy, HostBatches gathered)."""
+    if isinstance(value, NDArray):
+        return value.asnumpy(copy=False)
     if hasattr(value, "asnumpy"):
         return value.asnumpy()
     return np.asarray(value)

@@ -93,12 +93,22 @@ class NDArray:
         _engine_mod._engine.wait_for_var(self._var)
         return self
 
-    def asnumpy(self):
-        """A numpy copy of the values (waits for pending work)."""
+    def asnumpy(self, copy=True):
+        """A numpy copy of the values (waits for pending work).
+
+        Args:
+            copy: False returns a read-only view of a CPU array's own buffer
+                instead of a copy (no copy for data that is only read, e.g. a
+                batch fed onward); it shows later writes to the array.
+        """
         _engine_mod._engine.wait_for_var(self._var)
         data = self._data
         if isinstance(data, np.ndarray):
-            return data.copy()
+            if copy:
+                return data.copy()
+            view = data.view()
+            view.flags.writeable = False
+            return view
         return data.get()
 
     def asscalar(self):

@@ -48,6 +48,16 @@ def test_asnumpy_is_a_copy_and_array_protocol_is_zero_copy():
     assert x.tolist() == [1.0, 2.0, 3.0]
 
 
+def test_asnumpy_without_copy_waits_and_gives_a_read_only_view():
+    x = nd.array([1.0, 2.0, 3.0])
+    y = x * 2  # queued
+    view = y.asnumpy(copy=False)
+    np.testing.assert_array_equal(view, [2.0, 4.0, 6.0])
+    assert np.shares_memory(view, y._data) and not view.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        view[0] = 0
+
+
 def test_repr_shows_values_shape_and_context():
     text = repr(nd.array([[1, 2], [3, 4]]))
     assert "[[1. 2.]" in text and "<NDArray 2x2 @cpu(0)>" in text
