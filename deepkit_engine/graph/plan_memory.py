@@ -26,7 +26,7 @@ MATCH_RANGE = 16
 #: indices}``, or ``{op name: fn(attrs) -> input indices}`` where they depend on
 #: the node's attributes): such a read does not keep an entry alive, so a
 #: forward output that backward needs only for its shape dies with forward.
-SHAPE_ONLY_INPUTS = {"_reduce_to_like": (1,), "_broadcast_to_like": (1,)}
+SHAPE_ONLY_INPUTS = {"_reduce_to_like": (1,), "_broadcast_to_like": (1,), "_fc_data_grad": (2,)}
 
 
 def shape_only_inputs(node):

@@ -56,19 +56,103 @@ def _fc_forward(xp, attrs, inputs, outputs, req):
             o2 += inputs[2]
 
 
+def _rows_view(a, k, flatten):
+    """``a`` as the (rows, k) matrix FullyConnected sees (a view when ``a`` is contiguous)."""
+    rows = a.shape[0] if flatten else a.size // k
+    return a.reshape(rows, k)
+
+
 def _fc_gradient(F, node, ograds):
     data, weight = node.inputs[0], node.inputs[1]
     g = ograds[0]
-    if node.attrs.flatten:
-        x2 = F.flatten(data)
-        g2 = g
-    else:
-        x2 = F.reshape(data, shape=(-1, 0), reverse=True)
-        g2 = F.reshape(g, shape=(-1, 0), reverse=True)
-    grads = [F.reshape_like(F.dot(g2, weight), data), F.dot(g2, x2, transpose_a=True)]
+    flat, h = node.attrs.flatten, node.attrs.num_hidden
+    grads = [F._fc_data_grad(g, weight, data, flatten=flat, num_hidden=h),
+             F._fc_weight_grad(g, data, flatten=flat, num_hidden=h)]
     if not node.attrs.no_bias:
-        grads.append(F.sum(g2, axis=0))
+        grads.append(F.sum(g, axis=0) if flat else F.sum(g, axis=-1, exclude=True))
     return grads
+
+
+def _data_grad_forward(xp, attrs, inputs, outputs, req):
+    g, weight = inputs[0], inputs[1]
+    out = outputs[0]
+    if req[0] == "null":
+        return
+    h, k = weight.shape
+    g2 = _rows_view(g, h, attrs.flatten)
+    if req[0] != "add" and out.flags.c_contiguous:
+        threads.matmul(xp, g2, weight, out.reshape(g2.shape[0], k))
+    else:
+        value = (g2 @ weight).reshape(out.shape)
+        if req[0] == "add":
+            out += value
+        else:
+            out[...] = value
+
+
+def _data_grad_shape(attrs, in_shapes):
+    return in_shapes, [None if in_shapes[2] is None else tuple(in_shapes[2])]
+
+
+def _data_grad_gradient(F, node, ograds):
+    g, weight = node.inputs[0], node.inputs[1]
+    u = ograds[0]  # shaped as data
+    flat = node.attrs.flatten
+    h = node.attrs.num_hidden
+    return [F.FullyConnected(u, weight, no_bias=True, num_hidden=h, flatten=flat),
+            F._fc_weight_grad(g, u, flatten=flat, num_hidden=h), None]
+
+
+def _weight_grad_forward(xp, attrs, inputs, outputs, req):
+    g, data = inputs
+    out = outputs[0]
+    if req[0] == "null":
+        return
+    h, k = out.shape
+    g2 = _rows_view(g, h, attrs.flatten)
+    x2 = _rows_view(data, k, attrs.flatten)
+    if req[0] == "add":
+        out += g2.T @ x2
+    else:
+        threads.matmul(xp, g2.T, x2, out)
+
+
+def _weight_grad_shape(attrs, in_shapes):
+    g, data = in_shapes
+    if g is None or data is None:
+        return in_shapes, [None]
+    h = tuple(g)[-1]
+    k = int(np.prod(tuple(data)[1:])) if attrs.flatten else tuple(data)[-1]
+    return in_shapes, [(h, k)]
+
+
+def _weight_grad_gradient(F, node, ograds):
+    g, data = node.inputs
+    u = ograds[0]  # (num_hidden, k), shaped as the weight
+    flat = node.attrs.flatten
+    h = node.attrs.num_hidden
+    return [F.FullyConnected(data, u, no_bias=True, num_hidden=h, flatten=flat),
+            F._fc_data_grad(g, u, data, flatten=flat, num_hidden=h)]
+
+
+_GRAD_PARAMS = {
+    "flatten": Param(bool, True, "As FullyConnected's flatten."),
+    "num_hidden": Param(int, doc="FullyConnected's num_hidden.", min=1),
+}
+
+register(OpDef(
+    "_fc_data_grad", _data_grad_forward, inputs=("ograd", "weight", "data"),
+    params=_GRAD_PARAMS, infer_shape=_data_grad_shape,
+    infer_type=lambda attrs, t: (t, [t[0]]), gradient=_data_grad_gradient,
+    doc="FullyConnected's data gradient ``ograd @ weight``, shaped as ``data`` (whose "
+        "values it never reads)."))
+
+register(OpDef(
+    "_fc_weight_grad", _weight_grad_forward, inputs=("ograd", "data"),
+    params=_GRAD_PARAMS, infer_shape=_weight_grad_shape,
+    infer_type=lambda attrs, t: (t, [t[0]]), gradient=_weight_grad_gradient,
+    doc="FullyConnected's weight gradient ``ograd^T @ data``, the data seen as FullyConnected "
+        "sees it (flattened after axis 0, or over all but the last axis)."))
 
 
 register(OpDef(

@@ -192,11 +192,22 @@ def _multi_sgd_forward(xp, attrs, inputs, outputs, req):
         if attrs.wds[i]:
             g += attrs.wds[i] * weight
         g *= attrs.lrs[i]
+        written = req[i] in ("write", "inplace")
         if attrs.momentum:
-            step = inputs[group * i + 2] * attrs.momentum
+            mom = inputs[group * i + 2]
+            if written and req[n + i] in ("write", "inplace"):
+                # the same arithmetic straight into the outputs (in place when they alias)
+                step = outputs[n + i]
+                xp.multiply(mom, attrs.momentum, out=step)
+                step -= g
+                xp.add(weight, step, out=outputs[i])
+                continue
+            step = mom * attrs.momentum
             step -= g
             write_result(xp, outputs[i], weight + step, req[i])
             write_result(xp, outputs[n + i], step, req[n + i])
+        elif written:
+            xp.subtract(weight, g, out=outputs[i])
         else:
             write_result(xp, outputs[i], weight - g, req[i])
 

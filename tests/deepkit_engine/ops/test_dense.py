@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from deepkit_engine import autograd
 from deepkit_engine import ndarray as nd
 from deepkit_engine import symbol as sym
 from deepkit_engine.base import ShapeError
@@ -28,6 +29,54 @@ CASES = [
     OpCase("FullyConnected", [(3,), (2, 1), (2,)], _fc, {"num_hidden": 2}, name="1-D data"),
     OpCase("FullyConnected", [(0, 5), (2, 5), (2,)], _fc, {"num_hidden": 2}, grad=False),
 ]
+
+
+
+def _data_grad(g, w, x, flatten=True, num_hidden=None):
+    return (g.reshape(-1, w.shape[0]) @ w).reshape(x.shape)
+
+
+def _weight_grad(g, x, flatten=True, num_hidden=None):
+    h = g.shape[-1]
+    x2 = x.reshape(x.shape[0], -1) if flatten else x.reshape(-1, x.shape[-1])
+    return g.reshape(-1, h).T @ x2
+
+
+CASES += [
+    OpCase("_fc_data_grad", [(4, 3), (3, 6), (4, 2, 3)], _data_grad, {"num_hidden": 3}),
+    OpCase("_fc_data_grad", [(2, 3, 4), (4, 5), (2, 3, 5)], _data_grad,
+           {"num_hidden": 4, "flatten": False}),
+    OpCase("_fc_weight_grad", [(4, 3), (4, 2, 3)], _weight_grad, {"num_hidden": 3}),
+    OpCase("_fc_weight_grad", [(2, 3, 4), (2, 3, 5)], _weight_grad,
+           {"num_hidden": 4, "flatten": False}),
+]
+
+
+def test_fully_connected_second_order_gradient_matches_numeric():
+    rng = np.random.default_rng(3)
+    xv, wv, uv = rng.normal(size=(3, 2, 2)), rng.normal(size=(5, 4)), rng.normal(size=(3, 5))
+    x, w = nd.array(xv, dtype="float64"), nd.array(wv, dtype="float64")
+    x.attach_grad()
+    w.attach_grad()
+
+    def penalty(xa, wa):  # sum of squares of d<u, tanh(FC(x))>/dx
+        pre = xa.reshape(3, 4) @ wa.T
+        dx = ((1 - np.tanh(pre) ** 2) * uv) @ wa
+        return float((dx ** 2).sum())
+
+    with autograd.record():
+        y = nd.tanh(nd.FullyConnected(x, w, num_hidden=5, no_bias=True))
+        dx = autograd.grad((y * nd.array(uv, dtype="float64")).sum(), x, create_graph=True)
+        (dx * dx).sum().backward()
+    eps = 1e-6
+    for arr, value, fn in ((x, xv, lambda v: penalty(v, wv)), (w, wv, lambda v: penalty(xv, v))):
+        numeric = np.zeros_like(value)
+        for i in np.ndindex(value.shape):
+            plus, minus = value.copy(), value.copy()
+            plus[i] += eps
+            minus[i] -= eps
+            numeric[i] = (fn(plus) - fn(minus)) / (2 * eps)
+        np.testing.assert_allclose(arr.grad.asnumpy(), numeric, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("case,dtype", forward_params(CASES))
