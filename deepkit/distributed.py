@@ -16,9 +16,17 @@ what data parallelism needs: every process checks that all have the same
 model (names and shapes), starts from rank 0's weights, draws the same
 shuffling order, takes its part of each batch of ``batch_size`` rows (the
 batch size stays the global one, so results match one process with the same
-batch size), averages its gradients with the others' in buckets queued
-behind the backward pass, and averages the epoch's logs. Only rank 0 prints
+batch size), averages its gradients with the others' in buckets overlapped
+with the backward pass, and averages the epoch's logs. Only rank 0 prints
 progress and writes checkpoints, logs and backups.
+
+The overlap: the gradients are cut into buckets of about
+:data:`BUCKET_BYTES`, last layers first (their gradients are computed
+first). ``fit`` pushes the backward pass as one engine operation per bucket
+(``Executor.set_backward_segments``), and each bucket's all-reduce runs on
+the engine's communication thread as soon as the piece of backward that
+completes it is done, beside the rest of the backward pass
+(:data:`overlap_backward` switches this off).
 
 A process that dies makes the others fail with
 :class:`~deepkit_engine.dist.DistributedError` within
@@ -27,21 +35,24 @@ MPI comes from the ``dist`` extra (``pip install deepkit[dist]``: mpi4py and
 the MPICH wheel) or from the system's MPI.
 """
 import json
-import time
 
 import numpy as np
 
 import deepkit_engine as dk
 from deepkit_engine import dist as _dist
-from deepkit_engine.ndarray.host_work import push_buffer_work
 
 __all__ = ["init", "is_initialized", "active", "rank", "size", "local_rank", "is_chief",
            "barrier", "allreduce_arrays", "broadcast_arrays", "check_same_structure",
-           "broadcast_json", "average_floats", "BUCKET_BYTES"]
+           "broadcast_json", "average_floats", "gradient_buckets", "BUCKET_BYTES"]
 
 #: Gradients are exchanged in buckets of about this many bytes: one collective
 #: per bucket, each queued as soon as the gradients in it are computed.
 BUCKET_BYTES = 1 << 20
+
+#: Whether ``fit`` overlaps the gradient exchange with the backward pass (it pushes
+#: the backward pass in pieces, one per bucket); False: one piece, and the buckets
+#: start once the whole backward pass is done.
+overlap_backward = True
 
 #: Time spent inside gradient exchanges, and their count (for benchmarks and logs).
 stats = {"allreduce_seconds": 0.0, "allreduce_buckets": 0}
@@ -100,35 +111,54 @@ def barrier():
         _dist.barrier()
 
 
-def allreduce_arrays(arrays, average=False):
+def gradient_buckets(sizes):
+    """How :func:`allreduce_arrays` cuts arrays into buckets: lists of indices.
+
+    Args:
+        sizes: The arrays' sizes in bytes, in exchange order.
+
+    Returns:
+        Consecutive index lists; each bucket closes once it holds at least
+        :data:`BUCKET_BYTES` (the last one may hold less).
+    """
+    buckets, bucket, size_bytes = [], [], 0
+    for i, nbytes in enumerate(sizes):
+        bucket.append(i)
+        size_bytes += int(nbytes)
+        if size_bytes >= BUCKET_BYTES:
+            buckets.append(bucket)
+            bucket, size_bytes = [], 0
+    if bucket:
+        buckets.append(bucket)
+    return buckets
+
+
+def allreduce_arrays(arrays, average=False, scale=None):
     """Sum ``arrays`` (NDArrays) over all processes, in place, without waiting.
 
-    The exchange is queued on the engine in buckets of about
-    :data:`BUCKET_BYTES`, in the order given; each bucket starts once its
-    arrays are computed, so the first buckets overlap the work still queued
-    (the rest of the backward pass). All processes must call this with the
-    same arrays (names, shapes, order).
+    The exchange is queued on the engine in buckets (:func:`gradient_buckets`),
+    in the order given, on the engine's communication thread; each bucket
+    starts once its arrays are computed, so the first buckets overlap the
+    work still running (the rest of a segmented backward pass). All
+    processes must call this with the same arrays (names, shapes, order).
+
+    Args:
+        arrays: NDArrays, summed in place.
+        average: Divide the sums by :func:`size`.
+        scale: Multiply each array by this factor before the sum (this
+            process's share of the global batch), or None.
     """
     if not active():
         return
-    bucket, size_bytes = [], 0
-    for array in arrays:
-        bucket.append(array)
-        size_bytes += array.size * array.dtype.itemsize
-        if size_bytes >= BUCKET_BYTES:
-            _push_bucket(bucket, average)
-            bucket, size_bytes = [], 0
-    if bucket:
-        _push_bucket(bucket, average)
+    arrays = list(arrays)
+    for bucket in gradient_buckets([a.size * a.dtype.itemsize for a in arrays]):
+        _dist.push_allreduce([arrays[i] for i in bucket], average=average, scale=scale,
+                             on_done=_count_exchange)
 
 
-def _push_bucket(arrays, average):
-    def exchange(buffers):
-        start = time.perf_counter()
-        _dist.allreduce_many(buffers, average=average).wait()
-        stats["allreduce_seconds"] += time.perf_counter() - start
-        stats["allreduce_buckets"] += 1
-    push_buffer_work(exchange, arrays, order=_dist.collective_var(), name="allreduce")
+def _count_exchange(start, end):
+    stats["allreduce_seconds"] += end - start
+    stats["allreduce_buckets"] += 1
 
 
 def broadcast_arrays(arrays, root=0):

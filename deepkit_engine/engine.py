@@ -38,12 +38,25 @@ pieces, when work for another device comes, or when the thread waits. A
 training step's dozen small metric and update ops then cost one hand-off
 instead of a dozen. Order is kept (the pieces run one after another, in push
 order); a failing piece stops the rest, and its error reaches every variable
-the bulk writes.
+the bulk writes. Work pushed with ``gather=False`` (an executor's backward
+segments) or to the communication worker is never gathered: the thread's
+bulk is pushed first, then that work as an operation of its own.
+
+Communication (:data:`COMM_WORKER`): work pushed with ``worker=COMM_WORKER``
+runs on one dedicated thread of its own instead of the device's workers, so
+a collective that waits for other processes (MPI releases the GIL while it
+waits) never holds a compute worker, and runs beside the next compute work
+(a gradient bucket's all-reduce beside the rest of the backward pass). Its
+order against other work is the variables' as for any op. MPI libraries
+wait by spinning, so on Linux the thread runs at a lower scheduling priority
+(:data:`COMM_NICENESS`): where it shares a core with a compute worker (one
+core per process), the compute keeps most of the core while it runs.
 """
 import atexit
 import collections
 import os
 import queue
+import sys
 import threading
 import time
 
@@ -53,6 +66,7 @@ from .base import EngineError
 __all__ = [
     "Var", "NaiveEngine", "ThreadedEngine", "get_engine", "set_engine", "push",
     "new_var", "wait_for_var", "wait_all", "engine_type", "bulk", "set_bulk_size",
+    "COMM_WORKER",
 ]
 
 
@@ -60,6 +74,12 @@ __all__ = [
 #: checks it once, so profiling costs nothing while it is off.
 _profiler = None
 _clock = time.perf_counter
+
+#: The ``worker`` of :func:`push` that names the communication thread.
+COMM_WORKER = "comm"
+#: How much the communication thread's scheduling priority is lowered (Linux ``nice``
+#: steps, ``DEEPKIT_COMM_NICENESS``; 0 keeps it).
+COMM_NICENESS = max(0, int(os.environ.get("DEEPKIT_COMM_NICENESS", "10")))
 
 
 class Var:
@@ -76,7 +96,7 @@ class Var:
 
 class _Opr:
     __slots__ = ("fn", "reads", "writes", "ctx", "name", "wait", "exc", "no_skip", "inline",
-                 "inputs", "pushed")
+                 "inputs", "pushed", "worker")
 
     def __init__(self, fn, reads, writes, ctx, name, no_skip, inline, inputs=None):
         self.fn = fn
@@ -90,6 +110,7 @@ class _Opr:
         self.no_skip = no_skip
         self.inline = inline
         self.pushed = _clock() if _profiler is not None else 0.0  # for the queue wait
+        self.worker = None  # COMM_WORKER: runs on the communication thread
 
 
 _in_work = threading.local()
@@ -215,7 +236,8 @@ class NaiveEngine(_EngineBase):
         super().__init__()
         self._exec_lock = threading.RLock()
 
-    def push(self, fn, reads=(), writes=(), ctx=None, name="op", inline=True, no_skip=False):
+    def push(self, fn, reads=(), writes=(), ctx=None, name="op", inline=True, no_skip=False,
+             gather=True, worker=None):
         inputs = reads
         reads, writes = _dedupe(reads, writes)
         opr = _Opr(fn, reads, writes, ctx, name, no_skip, True, inputs)
@@ -272,7 +294,8 @@ class ThreadedEngine(_EngineBase):
         self._closed = False
 
     # -- pushing ---------------------------------------------------------
-    def push(self, fn, reads=(), writes=(), ctx=None, name="op", inline=False, no_skip=False):
+    def push(self, fn, reads=(), writes=(), ctx=None, name="op", inline=False, no_skip=False,
+             gather=True, worker=None):
         """Queue ``fn()`` behind earlier work on ``reads`` and ``writes`` (or gather it in a bulk).
 
         Args:
@@ -284,14 +307,23 @@ class ThreadedEngine(_EngineBase):
             inline: Allow running on the calling thread when ready at once
                 (for tiny CPU work).
             no_skip: Run even when an input carries an exception.
+            gather: Whether an enclosing :func:`bulk` may gather ``fn``; with
+                False the thread's bulk is pushed first and ``fn`` as an
+                operation of its own (so that later work can start as soon as
+                ``fn`` is done).
+            worker: None (the device's workers), or :data:`COMM_WORKER`: the
+                communication thread (never gathered, never inline).
         """
+        if worker is not None and worker != COMM_WORKER:
+            raise ValueError(f"engine.push: worker must be None or {COMM_WORKER!r}, got "
+                             f"{worker!r}")
         gathered = getattr(_bulk_state, "pieces", None)
         if gathered is not None:
             owner = _bulk_state.owner
             if owner is not None and owner is not self:
                 owner.flush_bulk()
                 gathered = _bulk_state.pieces
-            if not no_skip and _profiler is None:
+            if gather and worker is None and not no_skip and _profiler is None:
                 if gathered and gathered[0][3] is not ctx and _device_key(gathered[0][3]) \
                         != _device_key(ctx):
                     self.flush_bulk()
@@ -302,7 +334,7 @@ class ThreadedEngine(_EngineBase):
                     self.flush_bulk()
                 return
             self.flush_bulk()
-        self._push(fn, reads, writes, ctx, name, inline, no_skip)
+        self._push(fn, reads, writes, ctx, name, inline and worker is None, no_skip, worker)
 
     def flush_bulk(self):
         """Push what this thread's :func:`bulk` gathered, as one operation."""
@@ -327,13 +359,14 @@ class ThreadedEngine(_EngineBase):
         self._push(run_all, reads, writes, pieces[0][3], f"bulk of {len(pieces)} ({names})",
                    False, False)
 
-    def _push(self, fn, reads, writes, ctx, name, inline, no_skip):
+    def _push(self, fn, reads, writes, ctx, name, inline, no_skip, worker=None):
         if self._pending > RUN_AHEAD and not getattr(_in_work, "depth", 0):
             self._throttle()
         inputs = reads
         if writes and reads or len(writes) > 1:
             reads, writes = _dedupe(reads, writes)
         opr = _Opr(fn, reads, writes, ctx, name, no_skip, inline, inputs)
+        opr.worker = worker
         wait = 0
         with self._lock:
             self._pending += 1
@@ -382,7 +415,9 @@ class ThreadedEngine(_EngineBase):
 
     def _dispatch(self, opr):
         ctx = opr.ctx
-        if ctx is None:
+        if opr.worker is not None:
+            key = (opr.worker, 0)
+        elif ctx is None:
             key = ("cpu", 0)
         else:
             key = ("gpu" if ctx.device_type == "gpu" else "cpu", ctx.device_id)
@@ -397,17 +432,31 @@ class ThreadedEngine(_EngineBase):
             if q is not None:
                 return q
             q = queue.SimpleQueue()
-            if key[0] == "gpu":
+            if key[0] == COMM_WORKER:
+                count, ctx = 1, None
+            elif key[0] == "gpu":
                 count = self._gpu_workers
             else:
                 count = self._cpu_workers if key[1] == 0 else self._cpu_device_workers
+            target = self._comm_worker if key[0] == COMM_WORKER else self._worker
             for i in range(count):
-                t = threading.Thread(target=self._worker, args=(q, ctx if key[0] == "gpu" else None),
+                t = threading.Thread(target=target, args=(q, ctx if key[0] == "gpu" else None),
                                      name=f"deepkit-engine-{key[0]}{key[1]}-{i}", daemon=True)
                 t.start()
                 self._threads.append(t)
             self._queues[key] = q
             return q
+
+    def _comm_worker(self, q, gpu_ctx):
+        """The communication thread: a worker at a lower priority (see :data:`COMM_NICENESS`)."""
+        if COMM_NICENESS and sys.platform.startswith("linux"):
+            try:  # on Linux the "process" of setpriority is this thread
+                tid = threading.get_native_id()
+                os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid)
+                               + COMM_NICENESS)
+            except OSError:
+                pass
+        self._worker(q, gpu_ctx)
 
     def _worker(self, q, gpu_ctx):
         _in_work.depth = 1  # waiting from inside pushed work would deadlock
@@ -621,9 +670,10 @@ def set_bulk_size(size):
     return previous
 
 
-def push(fn, reads=(), writes=(), ctx=None, name="op", inline=False, no_skip=False):
+def push(fn, reads=(), writes=(), ctx=None, name="op", inline=False, no_skip=False,
+         gather=True, worker=None):
     """Push ``fn`` to the current engine; see :meth:`ThreadedEngine.push`."""
-    _engine.push(fn, reads, writes, ctx, name, inline, no_skip)
+    _engine.push(fn, reads, writes, ctx, name, inline, no_skip, gather, worker)
 
 
 def wait_for_var(var):

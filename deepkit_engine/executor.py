@@ -8,6 +8,12 @@ preallocates the arena and compiles the kernels into two flat programs
 (:meth:`Executor.memory_report` explains the plan's peak). ``forward`` and
 ``backward`` each push *one* engine operation that runs a whole program, so
 engine overhead is per pass, not per op, and both return at once.
+
+A segmented backward (:meth:`Executor.set_backward_segments`) pushes the
+backward program as several engine operations instead, each writing the
+gradient arrays that are complete at its end, so work that reads the first
+gradients (a gradient all-reduce between processes) starts while the rest of
+the backward pass runs.
 """
 import collections
 import math
@@ -130,6 +136,8 @@ class Executor:
                 self._compile(symbol)
         self._last_train = None
         self._monitor = None
+        self._segment_groups = None
+        self._bwd_segments = None  # [(program, reads, writes, uses replica)] or None
         #: The :class:`~deepkit_engine.replicas.Replica` of a data-parallel step this
         #: executor runs in (set by the trainer before each pass), or None.
         self.replica = None
@@ -261,6 +269,9 @@ class Executor:
         grad_names = {graph.entry_id(*e): n for n, e in zip(wrt_names, grad_entries)
                       if e is not None}
         self._schedule = (fwd_nodes + bwd_nodes, len(fwd_nodes), external, grad_names, var_nodes)
+        # what each backward step reads and writes among the bound arrays (for segments)
+        self._bwd_io = [(graph.input_entry_ids(n), graph.output_entry_ids(n)) for n in bwd_nodes]
+        self._external_arrays = {eid: arrays[eid] for eid in external}
         if plan.offsets is not None:  # one arena; storages at their planned offsets
             arena = xp.empty(max(plan.arena_bytes, 1), np.uint8)
             self._pool = [arena]
@@ -426,6 +437,96 @@ class Executor:
                             f"{type(callback).__name__}")
         self._monitor = None if callback is None else (callback, bool(monitor_all))
 
+    @property
+    def backward_segments(self):
+        """The groups given to :meth:`set_backward_segments` (tuples of names), or None."""
+        return self._segment_groups
+
+    @property
+    def num_backward_segments(self):
+        """How many engine operations one :meth:`backward` pushes (1 when unsegmented)."""
+        return len(self._bwd_segments) if self._bwd_segments else 1
+
+    def set_backward_segments(self, groups):
+        """Push the backward pass as several engine operations, cut where groups complete.
+
+        A gradient array is complete after the last backward step that
+        writes (or, with ``grad_req='add'``, adds to) it. The backward program
+        is cut after the step that completes the last gradient of each group,
+        and each piece is pushed as its own engine operation that writes only
+        the gradient arrays it completes. Work pushed later that reads a
+        group's gradients (an all-reduce of a bucket) therefore waits only
+        for the pieces up to that group, not for the whole backward pass. The
+        pieces run in program order, one after another, with the same kernels
+        as the unsegmented pass, so the gradients are identical.
+
+        Segmenting costs one engine operation per piece: it pays off when the
+        gradients are consumed by work that can run beside the rest of the
+        backward pass. ``groups=None`` (the default) pushes one operation.
+
+        Args:
+            groups: A list of lists of argument names with gradients (e.g. the
+                buckets of a gradient exchange, last layers first), or None.
+                Groups whose gradients complete at the same step share a
+                piece; names without a gradient in the program (unused
+                arguments, zeroed before the pass) cut nothing.
+
+        Raises:
+            DeepkitError: A name is not an argument with a gradient here.
+        """
+        if groups is None:
+            self._segment_groups = self._bwd_segments = None
+            return
+        groups = tuple(tuple(g) for g in groups)
+        for group in groups:
+            for name in group:
+                if name not in self.grad_dict:
+                    raise DeepkitError(
+                        f"set_backward_segments: '{name}' is not an argument with a gradient; "
+                        f"those are: {', '.join(self.grad_dict) or 'none'}")
+        self._segment_groups = groups
+        self._bwd_segments = self._plan_segments(groups)
+
+    def _plan_segments(self, groups):
+        """The pieces of the backward program for ``groups``; None when one piece remains."""
+        steps, xp = self._bwd_program
+        grad_eids = {}
+        for eid, array in self._external_arrays.items():
+            for name, grad in self.grad_dict.items():
+                if grad is array:
+                    grad_eids[eid] = name
+        done_at = {}  # gradient name -> index of the last step writing it
+        for i, (_, outs) in enumerate(self._bwd_io):
+            for eid in outs:
+                if eid in grad_eids:
+                    done_at[grad_eids[eid]] = i
+        cuts = sorted({max(done_at[n] for n in g if n in done_at) + 1
+                       for g in groups if any(n in done_at for n in g)})
+        bounds = [0] + [c for c in cuts if 0 < c < len(steps)] + [len(steps)]
+        if len(bounds) <= 2:
+            return None
+        segments = []
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            reads, writes = [], []
+            resources = set()
+            for k in range(start, stop):
+                ins, outs = self._bwd_io[k]
+                for eid in ins:
+                    array = self._external_arrays.get(eid)
+                    if array is not None:
+                        reads.append(array._var)
+                for eid in outs:
+                    array = self._external_arrays.get(eid)
+                    if array is not None:
+                        writes.append(array._var)
+                resources.update(steps[k][5])
+            reads = list(dict.fromkeys(reads))
+            writes = list(dict.fromkeys(writes)) + [self._internal_var]
+            writes += _acquire_resources(tuple(r for r in self._resources if r in resources),
+                                         self._ctx, False, "executor")[1]
+            segments.append(((steps[start:stop], xp), reads, writes, "replica" in resources))
+        return segments
+
     def _vars(self, arrays):
         return [a._var for a in arrays if a is not None]
 
@@ -510,6 +611,9 @@ class Executor:
                 g.copyto(dst)
         for g in self._zero_grads:
             g[:] = 0
+        if self._bwd_segments is not None:
+            self._backward_segments(is_train)
+            return
         reads = self._vars(self.arg_dict.values()) + self._vars(self.aux_dict.values()) \
             + self._vars(self._head_grad_arrays) + self._vars(self.outputs)
         writes = self._vars(self.grad_dict.values()) + [self._internal_var]
@@ -518,6 +622,17 @@ class Executor:
         _engine_mod._engine.push(lambda: self._run(program, is_train, "backward", replica),
                                  reads, writes, self._ctx, "backward",
                                  self._can_inline(replica))
+
+    def _backward_segments(self, is_train):
+        """Push each piece of the segmented backward pass as its own engine operation."""
+        replica = self.replica
+        order = self._replica_writes(replica)
+        push = _engine_mod._engine.push
+        for program, reads, writes, uses_replica in self._bwd_segments:
+            if uses_replica and order:
+                writes = writes + order
+            push(lambda program=program: self._run(program, is_train, "backward", replica),
+                 reads, writes, self._ctx, "backward", False, gather=False)
 
     # -- sharing and reshaping -----------------------------------------------------
     def copy_params_from(self, arg_params, aux_params=None, allow_extra_params=False):

@@ -15,7 +15,11 @@ One step:
 3. the gradients are combined on the primary as ``sum_k (b_k / B) g_k``
    (``b_k`` rows on part ``k``): each part's loss is a mean over its own rows,
    so this is exactly the gradient of the mean over the global batch; across
-   ranks the local sums are then all-reduced over MPI;
+   ranks the local sums are then all-reduced over MPI, in buckets (last
+   layers first) overlapped with the backward pass: each training executor
+   pushes its backward pass in pieces cut where a bucket's gradients are
+   complete (``Executor.set_backward_segments``), and a bucket's exchange
+   runs on the engine's communication thread as soon as its piece is done;
 4. the optimizer updates the primary's parameters once.
 
 Auxiliary states (BatchNorm's moving statistics) are averaged over the
@@ -249,6 +253,8 @@ class DataParallel:
             cache.feed(exe, *take_rows(data, start, start + size))
             start += size
             parts.append((cache, exe, size))
+            if purpose == "train" and self.ranks > 1 and len(self.devices) == 1:
+                self._segment_backward(exe)
         self._join_replicas(parts, global_rows)
         group = ExecutorGroup(self, parts, global_rows)
         if not parts and purpose == "train":
@@ -257,6 +263,28 @@ class DataParallel:
             group.idle_exchanges = {phase: model_exe.replica_exchanges(phase)
                                     for phase in ("forward", "backward")}
         return group
+
+    def _segment_backward(self, exe):
+        """Cut ``exe``'s backward pass where each gradient bucket is complete.
+
+        The buckets are those :meth:`reduce` exchanges (the trainable
+        gradients, last layers first, cut by
+        :func:`deepkit.distributed.gradient_buckets`). With
+        ``deepkit.distributed.overlap_backward`` off, the backward pass stays
+        one engine operation. Only with one device per rank: with several,
+        the devices' gradients are summed before the exchange, which then
+        waits for every device's whole backward pass anyway.
+        """
+        groups = None
+        if self.comm.overlap_backward and exe.grad_dict:
+            names = sorted(exe.grad_dict, key=lambda name: self._order[name])
+            sizes = [exe.grad_dict[n].size * exe.grad_dict[n].dtype.itemsize for n in names]
+            groups = tuple(tuple(names[i] for i in bucket)
+                           for bucket in self.comm.gradient_buckets(sizes))
+            if len(groups) < 2:
+                groups = None
+        if exe.backward_segments != groups:
+            exe.set_backward_segments(groups)
 
     def _join_replicas(self, parts, global_rows):
         """Make the step's executors one :class:`ReplicaGroup` (for ``SyncBatchNorm``).
@@ -288,6 +316,15 @@ class DataParallel:
             return self._zero_gradients()
         if self.gradient_reduction == "sum":
             per_device = [(grads, 1.0) for grads, _ in per_device]
+        if self.ranks > 1 and len(per_device) == 1:
+            # one device: its gradients are scaled by its share and summed over the ranks
+            # in place, by the exchange itself, so that each bucket waits only for the
+            # piece of backward that completes it
+            grads, share = per_device[0]
+            ordered = sorted(grads, key=lambda pair: self._order[pair[0].name])
+            self.comm.allreduce_arrays([g for _, g in ordered],
+                                       scale=share if share != 1.0 else None)
+            return list(grads)
         (first, share), rest = per_device[0], per_device[1:]
         primary = self.primary
         reduced = []

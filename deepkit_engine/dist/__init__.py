@@ -27,10 +27,10 @@ in place. Nothing here pickles: texts travel as encoded bytes in buffers.
 """
 from .mpi import (DistributedError, DistUnavailableError, ReduceHandle, allreduce_,
                   allreduce_many, average_logs, barrier, broadcast_, check_same_structure,
-                  collective_var, init, is_initialized, launched_under_mpi, local_rank, rank, size,
-                  timeout)
+                  collective_var, init, is_initialized, launched_under_mpi, local_rank,
+                  push_allreduce, rank, size, timeout)
 
 __all__ = ["DistributedError", "DistUnavailableError", "ReduceHandle", "init", "is_initialized",
            "collective_var", "launched_under_mpi", "rank", "size", "local_rank", "timeout",
            "barrier", "allreduce_", "allreduce_many", "broadcast_", "check_same_structure",
-           "average_logs"]
+           "average_logs", "push_allreduce"]

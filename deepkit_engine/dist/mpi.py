@@ -23,7 +23,7 @@ from ..base import DeepkitError
 __all__ = ["DistributedError", "DistUnavailableError", "ReduceHandle", "init", "is_initialized",
            "collective_var", "launched_under_mpi", "rank", "size", "local_rank", "timeout",
            "barrier", "allreduce_", "allreduce_many", "broadcast_", "check_same_structure",
-           "average_logs"]
+           "average_logs", "push_allreduce"]
 
 _INSTALL_HINT = ("install the dist extra: pip install 'deepkit[dist]' (it brings mpi4py and the "
                  "mpich MPI library), then start the processes with mpirun")
@@ -509,6 +509,48 @@ def allreduce_many(arrays, average=False, bucket_mb=None):
         seqs.append(seq)
     return ReduceHandle(arrays, buckets, requests, seqs, n if average else None,
                         "allreduce_many")
+
+
+def push_allreduce(arrays, average=False, scale=None, on_done=None, name="allreduce"):
+    """Queue the all-reduce of NDArrays ``arrays`` on the engine, in place, without waiting.
+
+    It starts once the work queued earlier that writes the arrays is done,
+    and work queued later that reads them waits for it. On a CPU it runs on
+    the engine's communication thread (:data:`~deepkit_engine.engine.COMM_WORKER`),
+    so a compute worker never waits for the other ranks: while it waits for
+    them (MPI releases the GIL), the next work (the rest of a backward pass)
+    runs. It writes :func:`collective_var`, so the collectives keep the push
+    order on every rank. All ranks must push the same arrays (shapes, dtypes)
+    in the same order.
+
+    Args:
+        arrays: NDArrays of one context, reduced in place (one collective for
+            them together when they fit one bucket of :func:`allreduce_many`).
+        average: Divide the sums by :func:`size`.
+        scale: Multiply each array by this factor before the sum (e.g. its
+            share of the global batch), or None.
+        on_done: Called as ``on_done(start, end)`` (``time.perf_counter()``
+            seconds) on the engine thread after each exchange, or None.
+        name: The engine operation's name (errors, profiles).
+    """
+    arrays = list(arrays)
+    if not arrays:
+        return
+    buffers = [a._data for a in arrays]
+    ctx = arrays[0]._ctx
+
+    def exchange():
+        start = time.perf_counter()
+        if scale is not None and scale != 1.0:
+            for buffer in buffers:
+                buffer *= scale
+        allreduce_many(buffers, average=average).wait()
+        if on_done is not None:
+            on_done(start, time.perf_counter())
+    # GPU buffers stay with their device's workers (stream and device scope)
+    worker = None if ctx.is_gpu else _engine.COMM_WORKER
+    _engine.push(exchange, (), [a._var for a in arrays] + [_COLLECTIVE_VAR], ctx, name,
+                 worker=worker)
 
 
 def allreduce_(array, average=False):

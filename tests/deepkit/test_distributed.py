@@ -1,9 +1,11 @@
 """deepkit.distributed: ``fit`` under ``mpirun -np 2`` equals one process, resumes, fails fast."""
+import json
 import pathlib
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from deepkit import distributed
 from tests.deepkit_engine.test_dist_mpi import needs_mpi, run_mpi
@@ -16,8 +18,8 @@ def _one_process(*args):
                    cwd=str(SCRIPT.parents[3]), capture_output=True)
 
 
-def _two_ranks(*args, timeout=90):
-    result, seconds = run_mpi(str(SCRIPT), *args, timeout=timeout)
+def _two_ranks(*args, timeout=90, env=None):
+    result, seconds = run_mpi(str(SCRIPT), *args, timeout=timeout, env=env)
     return result, seconds
 
 
@@ -32,13 +34,13 @@ def test_without_a_launcher_everything_is_one_process():
     assert distributed.average_floats({"loss": 2.0}, 10) == {"loss": 2.0}
 
 
-def _one_and_two_ranks(tmp_path, mode):
+def _one_and_two_ranks(tmp_path, mode, env=None):
     """Run ``mode`` in one process and on two ranks; returns (reference weights, out dir)."""
     single, double = tmp_path / "single", tmp_path / "double"
     single.mkdir()
     double.mkdir()
     _one_process(mode, str(single))
-    result, _ = _two_ranks(mode, str(double))
+    result, _ = _two_ranks(mode, str(double), env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     return _weights(single / "weights_0_of_1.npz"), double
 
@@ -60,9 +62,36 @@ def test_two_ranks_train_as_one_process_with_the_same_global_batch(tmp_path):
 
 
 @needs_mpi
-def test_synchronized_batchnorm_on_two_ranks_trains_as_one_process(tmp_path):
-    """Global batch statistics over the ranks; a rank without rows still joins the exchanges."""
-    reference, double = _one_and_two_ranks(tmp_path, "syncbn")
+def test_gradient_buckets_start_while_backward_still_runs(tmp_path):
+    """Bucket k's all-reduce starts once its piece of backward is done, not after backward.
+
+    Two buckets (output layer, hidden layer): the backward pass is pushed in two
+    pieces; the monitor holds the second piece until the first bucket's exchange has
+    started on the communication thread, which only happens when that exchange does
+    not wait for the whole backward pass. The weights still equal one process.
+    """
+    reference, double = _one_and_two_ranks(tmp_path, "buckets")
+    _assert_every_rank_has(reference, double, 1e-5)
+    for rank in (0, 1):
+        record = json.loads((double / f"events_{rank}.json").read_text())
+        assert record["pieces"] == 2
+        assert record["groups"] == [["dense_1_bias", "dense_1_weight"],
+                                    ["dense_bias", "dense_weight"]]
+        (first, thread), (second, held) = record["events"]
+        assert first == "allreduce started" and "comm" in thread
+        assert second == "last backward piece ran" and held is True
+
+
+@needs_mpi
+@pytest.mark.parametrize("bucket_bytes", [None, 200])
+def test_synchronized_batchnorm_on_two_ranks_trains_as_one_process(tmp_path, bucket_bytes):
+    """Global batch statistics over the ranks; a rank without rows still joins the exchanges.
+
+    With buckets of 200 bytes the backward pass runs in pieces, the statistics'
+    exchange of SyncBatchNorm's backward in one of them, among the buckets' exchanges.
+    """
+    env = {"FIT_BUCKET_BYTES": str(bucket_bytes)} if bucket_bytes else None
+    reference, double = _one_and_two_ranks(tmp_path, "syncbn", env)
     _assert_every_rank_has(reference, double, 1e-5)
 
 

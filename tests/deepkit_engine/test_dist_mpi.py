@@ -10,12 +10,13 @@ import os
 import pathlib
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
 import pytest
 
-from deepkit_engine import dist, kvstore
+from deepkit_engine import dist, kvstore, nd
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent.parent
@@ -87,6 +88,19 @@ def test_single_process_needs_no_launcher(no_launcher):
     dist.check_same_structure({"w": (2, 3)})
     assert dist.average_logs({"loss": 2.5, "acc": 1}) == {"acc": 1.0, "loss": 2.5}
     assert dist.is_initialized() is False  # nothing above needed MPI
+
+
+def test_queued_allreduce_runs_on_the_communication_thread_in_order(no_launcher):
+    """One process: the sum is the array itself, scaled; it waits for the writer before it."""
+    a = nd.array(np.arange(4.0, dtype=np.float32))
+    b = a * 3  # queued on a compute worker
+    done = []
+    dist.push_allreduce([b], scale=0.5,
+                        on_done=lambda start, end: done.append(
+                            (threading.current_thread().name, start <= end)))
+    np.testing.assert_array_equal(b.asnumpy(), 1.5 * np.arange(4.0))
+    assert len(done) == 1 and "comm" in done[0][0] and done[0][1]
+    dist.push_allreduce([])  # nothing to do
 
 
 def test_launcher_variables_give_rank_and_size(no_launcher, monkeypatch):

@@ -17,9 +17,20 @@ weights to ``OUT/weights_<rank>_of_<size>.npz``.
 * ``syncbn``: as ``fit``, with ``BatchNormalization(synchronized=True)`` after
   the hidden layer (rank 1, without rows in the last batch, still joins rank
   0's exchanges of batch statistics).
+* ``buckets``: as ``fit``, with buckets of 200 bytes, so the output layer's
+  gradients are one bucket and the hidden layer's another: the backward pass
+  is pushed in two pieces. On two ranks, a monitor holds the hidden layer's
+  backward (the last piece) of the first step until the first bucket's
+  all-reduce has started on the communication thread, and each rank writes
+  the order of those events to ``OUT/events_<rank>.json``.
+
+``FIT_BUCKET_BYTES`` in the environment sets the gradient bucket size of any
+mode (``deepkit.distributed.BUCKET_BYTES``).
 """
+import json
 import os
 import sys
+import threading
 
 import numpy as np
 
@@ -27,6 +38,7 @@ import deepkit
 from deepkit import callbacks, distributed, layers, models
 from deepkit.compat import mxnet as mx
 from deepkit_engine import io
+from deepkit_engine.dist import mpi
 
 
 def build(units=16, synchronized_bn=False):
@@ -82,8 +94,37 @@ def module_run(x, y, out, epochs, rank, size):
              **{k: v.asnumpy() for k, v in arg.items()})
 
 
+def record_bucket_order(model, out, rank):
+    """Hold the first step's last backward piece until a bucket's all-reduce started."""
+    events, started = [], threading.Event()
+    exchange = mpi.allreduce_many
+
+    def traced_allreduce_many(arrays, *args, **kwargs):
+        if not started.is_set():
+            events.append(["allreduce started", threading.current_thread().name])
+            started.set()
+        return exchange(arrays, *args, **kwargs)
+    mpi.allreduce_many = traced_allreduce_many
+    exe = model.executors().executor("train", 15)  # this rank's part of a batch of 30
+
+    def monitor(name, _):
+        if name.startswith("dense_backward") and len(events) < 2:
+            held = started.wait(20)
+            events.append(["last backward piece ran", held])
+    exe.set_monitor_callback(monitor)
+
+    def write():
+        exe.set_monitor_callback(None)
+        with open(os.path.join(out, f"events_{rank}.json"), "w") as f:
+            json.dump({"events": events, "pieces": exe.num_backward_segments,
+                       "groups": exe.backward_segments}, f)
+    return write
+
+
 def main(mode, out, epochs=2):
     distributed.init()
+    if os.environ.get("FIT_BUCKET_BYTES"):
+        distributed.BUCKET_BYTES = int(os.environ["FIT_BUCKET_BYTES"])
     rank, size = distributed.rank(), distributed.size()
     rng = np.random.default_rng(0)
     x = rng.normal(size=(180, 10)).astype(np.float32)
@@ -93,6 +134,11 @@ def main(mode, out, epochs=2):
         return
     model = build(32 if mode == "mismatch" and rank == 1 else 16, mode == "syncbn")
     cbs = [callbacks.CSVLogger(os.path.join(out, f"log_rank{rank}.csv"))]
+    write_events = None
+    if mode == "buckets":
+        distributed.BUCKET_BYTES = 200
+        if size > 1:
+            write_events = record_bucket_order(model, out, rank)
     if mode == "backup":
         cbs.append(callbacks.BackupAndRestore(os.path.join(out, "backup"), delete_checkpoint=False))
     if mode == "kill" and rank == 1:
@@ -108,6 +154,8 @@ def main(mode, out, epochs=2):
     else:  # one row more: the last batch has one row, and rank 1 none of it
         x, y = np.concatenate([x, x[:1]]), np.concatenate([y, y[:1]])
         model.fit(x, y, batch_size=30, epochs=int(epochs), verbose=0, callbacks=cbs)
+        if write_events is not None:
+            write_events()
     logs = model.evaluate(x, y, batch_size=30, return_dict=True)
     np.savez(os.path.join(out, f"weights_{rank}_of_{size}.npz"),
              loss=np.array(logs["loss"]), **{f"w{i}": p.data.asnumpy()
