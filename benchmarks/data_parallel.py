@@ -6,13 +6,16 @@ momentum, global batch 128):
 * ``1 process``: one process pinned to one core (one engine worker, one
   BLAS thread, no kernel pool);
 * ``2 processes``: ``mpirun -np 2``, each process pinned to its own core,
-  each taking half of every batch and all-reducing the gradients;
+  each taking half of every batch and all-reducing the gradients, with the
+  exchange overlapped with backward (forced on: ``fit``'s default turns it
+  off with one core per process, where MPI's spinning wait takes CPU from
+  the backward pass);
 * ``2 independent``: the same two processes without any exchange (each
   trains alone on its half batch): the compute time the exchange could hide
   behind;
 * ``2, no overlap``: ``mpirun -np 2`` with
   ``deepkit.distributed.overlap_backward = False`` (the backward pass as one
-  engine operation: every bucket starts after it), for comparison.
+  engine operation: every bucket starts after it; ``fit``'s choice here).
 
 Reported: samples/s of each and the speed-up of 2 processes over 1, the
 all-reduce time per step (inside the exchange), and how much of it was hidden
@@ -98,7 +101,7 @@ def worker(steps, warmup, profiled, distributed_run, out):
     from deepkit_engine import profiler  # noqa: PLC0415
     if distributed_run:
         distributed.init()
-        distributed.overlap_backward = os.environ.get("DP_OVERLAP", "1") == "1"
+        distributed.overlap_backward = os.environ.get("DP_OVERLAP", "1") == "1"  # forced
     rank = distributed.rank()
     rng = np.random.default_rng(rank)
     x = rng.random((BATCH * (steps + warmup + profiled), 1, 28, 28), dtype=np.float32)

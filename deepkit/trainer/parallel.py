@@ -270,13 +270,13 @@ class DataParallel:
         The buckets are those :meth:`reduce` exchanges (the trainable
         gradients, last layers first, cut by
         :func:`deepkit.distributed.gradient_buckets`). With
-        ``deepkit.distributed.overlap_backward`` off, the backward pass stays
+        ``deepkit.distributed.overlaps_backward()`` false, the backward pass stays
         one engine operation. Only with one device per rank: with several,
         the devices' gradients are summed before the exchange, which then
         waits for every device's whole backward pass anyway.
         """
         groups = None
-        if self.comm.overlap_backward and exe.grad_dict:
+        if self.comm.overlaps_backward() and exe.grad_dict:
             names = sorted(exe.grad_dict, key=lambda name: self._order[name])
             sizes = [exe.grad_dict[n].size * exe.grad_dict[n].dtype.itemsize for n in names]
             groups = tuple(tuple(names[i] for i in bucket)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from deepkit import distributed
+from deepkit_engine import threads
 from tests.deepkit_engine.test_dist_mpi import needs_mpi, run_mpi
 
 SCRIPT = pathlib.Path(__file__).parent / "mpi_scripts" / "fit_ranks.py"
@@ -140,3 +141,17 @@ def test_ranks_with_different_models_are_refused_naming_the_parameters(tmp_path)
     output = result.stdout + result.stderr
     assert "dense_weight" in output and "dense_bias" in output
     assert not list(tmp_path.glob("weights_*"))
+
+
+def test_overlap_is_chosen_by_the_cores_of_each_process_unless_set(monkeypatch):
+    monkeypatch.setattr(distributed, "overlap_backward", None)
+    monkeypatch.setattr(threads, "cpu_cores", lambda: 2)
+    monkeypatch.setattr(threads, "local_processes", lambda: 2)
+    assert not distributed.overlaps_backward()  # one core each: MPI would spin on it
+    monkeypatch.setattr(threads, "local_processes", lambda: 1)
+    assert distributed.overlaps_backward()
+    monkeypatch.setattr(distributed, "overlap_backward", False)
+    assert not distributed.overlaps_backward()
+    monkeypatch.setattr(distributed, "overlap_backward", True)
+    monkeypatch.setattr(threads, "local_processes", lambda: 2)
+    assert distributed.overlaps_backward()

@@ -25,7 +25,8 @@ weights to ``OUT/weights_<rank>_of_<size>.npz``.
   the order of those events to ``OUT/events_<rank>.json``.
 
 ``FIT_BUCKET_BYTES`` in the environment sets the gradient bucket size of any
-mode (``deepkit.distributed.BUCKET_BYTES``).
+mode (``deepkit.distributed.BUCKET_BYTES``); it and ``buckets`` turn the overlap
+on whatever the cores per process.
 """
 import json
 import os
@@ -125,6 +126,7 @@ def main(mode, out, epochs=2):
     distributed.init()
     if os.environ.get("FIT_BUCKET_BYTES"):
         distributed.BUCKET_BYTES = int(os.environ["FIT_BUCKET_BYTES"])
+        distributed.overlap_backward = True  # whatever the cores per process
     rank, size = distributed.rank(), distributed.size()
     rng = np.random.default_rng(0)
     x = rng.normal(size=(180, 10)).astype(np.float32)
@@ -137,6 +139,7 @@ def main(mode, out, epochs=2):
     write_events = None
     if mode == "buckets":
         distributed.BUCKET_BYTES = 200
+        distributed.overlap_backward = True  # whatever the cores per process
         if size > 1:
             write_events = record_bucket_order(model, out, rank)
     if mode == "backup":
