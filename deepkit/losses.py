@@ -284,6 +284,16 @@ class CategoricalCrossentropy(Loss):
                 "label_smoothing": self.label_smoothing, "axis": self.axis}
 
 
+def _logits(loss, F, y_pred, axis):
+    """The logits of ``y_pred`` (itself with ``from_logits``, or under a softmax), or None."""
+    logits = _softmax_input(y_pred, axis) if F is sym else None
+    if loss.from_logits:
+        if logits is not None:
+            _warn_double_activation(loss, "softmax")
+        return y_pred
+    return logits
+
+
 def _log_probabilities(loss, F, y_pred, axis):
     """``log(p)`` along ``axis``: log_softmax of logits, or of clipped probabilities."""
     logits = _softmax_input(y_pred, axis) if F is sym else None
@@ -327,6 +337,10 @@ class SparseCategoricalCrossentropy(Loss):
         self.axis = _check_axis(type(self).__name__, axis)
 
     def call(self, F, y_true, y_pred):
+        if self.ignore_class is None and self.axis == -1:
+            logits = _logits(self, F, y_pred, self.axis)
+            if logits is not None:  # one fused op, forward and backward
+                return per_sample(F, F._softmax_nll(logits, y_true))
         logp = _log_probabilities(self, F, y_pred, self.axis)
         nll = -F.pick(logp, y_true, axis=self.axis)
         if self.ignore_class is None:

@@ -402,6 +402,93 @@ register(OpDef(
         "(1,): data (batch, num_classes), label (batch,) class indices (no gradient)."))
 
 
+# -- _softmax_nll: per-sample cross-entropy over the last axis -------------------------------
+
+def _nll_shape(attrs, in_shapes):
+    data, label = in_shapes
+    if data is None:
+        return in_shapes, [None if label is None else tuple(label)]
+    data = tuple(data)
+    if len(data) < 1 or data[-1] < 1:
+        raise ShapeError(f"input 'data' has shape {data}; _softmax_nll needs the classes on "
+                         "the last axis, at least one", argument="data",
+                         expected="(..., num_classes)", actual=data)
+    if label is not None and tuple(label) != data[:-1]:
+        raise ShapeError(f"input 'label' has shape {tuple(label)} but data {data} needs "
+                         f"{data[:-1]} (one class index per row)", argument="label",
+                         expected=data[:-1], actual=tuple(label))
+    return [data, data[:-1]], [data[:-1]]
+
+
+def _nll_forward(xp, attrs, inputs, outputs, req):
+    data, label = inputs
+    c = data.shape[-1]
+    x = data.reshape(-1, c)
+    rows = x.shape[0]
+    value = xp.zeros(0, data.dtype)
+    if rows:
+        shifted = x - x.max(axis=1, keepdims=True)
+        lse = xp.log(xp.exp(shifted).sum(axis=1))
+        value = lse - shifted[xp.arange(rows), _class_index(xp, label.reshape(-1), c)]
+    write_result(xp, outputs[0], value.reshape(outputs[0].shape), req[0])
+
+
+def _nll_backward(xp, attrs, inputs, outputs, req):
+    ograd, data, label = inputs
+    grad = outputs[0]
+    if req[0] == "null" or grad.size == 0:
+        return
+    c = data.shape[-1]
+    x = data.reshape(-1, c)
+    rows = x.shape[0]
+    direct = req[0] != "add" and grad.flags.c_contiguous
+    target = grad.reshape(rows, c) if direct else xp.empty((rows, c), grad.dtype)
+    _softmax(xp, x, 1, target)
+    target[xp.arange(rows), _class_index(xp, label.reshape(-1), c)] -= 1
+    target *= ograd.reshape(rows, 1).astype(target.dtype, copy=False)
+    if not direct:
+        write_result(xp, grad, target.reshape(grad.shape), req[0])
+
+
+def _nll_backward_shape(attrs, in_shapes):
+    ograd, data, label = in_shapes
+    if data is None:
+        return in_shapes, [None]
+    (data, label), (out,) = _nll_shape(attrs, [data, label])
+    if ograd is not None and tuple(ograd) != out:
+        raise ShapeError(f"ograd has shape {tuple(ograd)} but the forward output had {out}",
+                         argument="ograd", expected=out, actual=tuple(ograd))
+    return [out, data, label], [data]
+
+
+def _nll_backward_gradient(F, node, ograds):
+    # the backward op is ograd[..., None] * (softmax(data) - one_hot(label)): linear in ograd
+    ograd, data, label = node.inputs
+    h = ograds[0]
+    prob = F.softmax(data, axis=-1)
+    hp = F.sum(h * prob, axis=-1, keepdims=True)
+    d_ograd = F.sum(h * prob, axis=-1) - F.pick(h, label, axis=-1)
+    d_data = F.expand_dims(ograd, axis=-1) * (prob * (h - hp))
+    return [d_ograd, d_data, None]
+
+
+register(OpDef(
+    "_backward_softmax_nll", _nll_backward, inputs=("ograd", "data", "label"),
+    infer_shape=_nll_backward_shape, infer_type=_softmax_ce_backward_type,
+    partial_infer=True, gradient=_nll_backward_gradient,
+    doc="Gradient of _softmax_nll: ``ograd[..., None] * (softmax(data) - one_hot(label))``."))
+
+register(OpDef(
+    "_softmax_nll", _nll_forward, inputs=("data", "label"),
+    infer_shape=_nll_shape, infer_type=_label_like_data_type, partial_infer=True,
+    gradient=lambda F, node, ograds: [
+        F._backward_softmax_nll(ograds[0], node.inputs[0], node.inputs[1]), None],
+    doc="Per-row cross-entropy ``-log(softmax(data)[..., label])`` over the last axis: data "
+        "(..., num_classes), label (...) class indices (no gradient), output (...). One op "
+        "where log_softmax, pick and negative take three, and its gradient one where theirs "
+        "take five."))
+
+
 # -- smooth_l1 -----------------------------------------------------------------------------
 
 def _smooth_l1_forward(xp, attrs, inputs, outputs, req):

@@ -95,6 +95,20 @@ def _softmax_ce_grad_ref(ograd, data, label):
     return grad * ograd[0]
 
 
+def _softmax_nll_ref(data, label):
+    rows = data.reshape(-1, data.shape[-1])
+    out = [np.log(np.exp(row).sum()) - row[k] for row, k in zip(rows, label.reshape(-1).astype(int))]
+    return np.array(out).reshape(data.shape[:-1])
+
+
+def _softmax_nll_grad_ref(ograd, data, label):
+    rows = data.reshape(-1, data.shape[-1])
+    grad = np.array([np.exp(row) / np.exp(row).sum() for row in rows])
+    for i, k in enumerate(label.reshape(-1).astype(int)):
+        grad[i, k] -= 1.0
+    return (grad * ograd.reshape(-1, 1)).reshape(data.shape)
+
+
 def _smooth_l1_ref(x, scalar=1.0):
     out = np.empty_like(x)
     s2 = scalar * scalar
@@ -127,6 +141,15 @@ CASES += [
            grad=False, name="float-label"),
     OpCase("_backward_softmax_cross_entropy", [(1,), (3, 4), Int((3,), 0, 4)],
            _softmax_ce_grad_ref, low=-2, high=2),
+    OpCase("_softmax_nll", [(3, 4), Int((3,), 0, 4)], _softmax_nll_ref, low=-3, high=3),
+    OpCase("_softmax_nll", [(2, 3, 5), Int((2, 3), 0, 5)], _softmax_nll_ref, low=-3, high=3),
+    OpCase("_softmax_nll", [(0, 3), Int((0,), 0, 3)], _softmax_nll_ref, grad=False),
+    OpCase("_softmax_nll", [(3, 4), _float_labels((3,), 4)], _softmax_nll_ref, grad=False,
+           name="float-label"),
+    OpCase("_backward_softmax_nll", [(3,), (3, 4), Int((3,), 0, 4)], _softmax_nll_grad_ref,
+           low=-2, high=2),
+    OpCase("_backward_softmax_nll", [(2, 3), (2, 3, 5), Int((2, 3), 0, 5)],
+           _softmax_nll_grad_ref, low=-2, high=2),
 ]
 for _op, _kind in _REGRESSION.items():
     CASES += [
@@ -381,6 +404,25 @@ def test_softmax_cross_entropy_second_order():
     p = _softmax(v, 1)
     expected = np.stack([(np.diag(row) - np.outer(row, row)) @ w for row, w in zip(p, u)])
     assert_almost_equal(x.grad, expected, rtol=1e-6)
+
+
+def test_softmax_nll_second_order_and_shape_errors():
+    rng = np.random.default_rng(4)
+    v, u, w = rng.uniform(-1, 1, (3, 4)), rng.uniform(-1, 1, (3, 4)), rng.uniform(0.5, 2, 3)
+    label = np.array([1.0, 3.0, 0.0])
+    x = nd.array(v, dtype="float64")
+    x.attach_grad()
+    with autograd.record():
+        loss = nd._softmax_nll(x, nd.array(label, dtype="float64")) * nd.array(w, dtype="float64")
+        g = autograd.grad(loss, x, create_graph=True)
+        z = g * nd.array(u, dtype="float64")
+    z.backward()
+    p = _softmax(v, 1)
+    expected = np.stack([wi * (np.diag(row) - np.outer(row, row)) @ ui
+                         for row, ui, wi in zip(p, u, w)])
+    assert_almost_equal(x.grad, expected, rtol=1e-6)
+    with pytest.raises(ShapeError, match=r"(?s)_softmax_nll.*label.*\(3,\).*\(2,\)"):
+        nd._softmax_nll(nd.ones((2, 4)), nd.ones(3))
 
 
 def test_softmax_cross_entropy_shape_errors():
