@@ -357,13 +357,20 @@ def _bn_view(data, attrs):
 _PARALLEL_MIN_BYTES = 512 << 10
 
 
+#: Channel ranges are cut so that each covers at most about this many bytes of data:
+#: the temporaries of a range's passes then stay small (two ranges run at once on a
+#: 2-core machine, not the whole activation's worth of temporaries).
+RANGE_BYTES = 4 << 20
+
+
 def _channel_ranges(xp, x):
     """Channel ranges of the (P, C, Q) view ``x`` to run in parallel, or None."""
     c = x.shape[1]
     workers = threads.pool_size()
     if xp is not np or workers < 2 or c < 2 or x.nbytes < _PARALLEL_MIN_BYTES:
         return None
-    step = -(-c // min(workers, c))
+    parts = min(c, max(workers, -(-x.nbytes // RANGE_BYTES)))
+    step = -(-c // parts)
     return [(i, min(i + step, c)) for i in range(0, c, step)]
 
 

@@ -336,8 +336,10 @@ def test_batchnorm_gradient(fix_gamma, use_global_stats, axis, shape, output_mea
                            numeric_eps=1e-5, rtol=1e-4, atol=1e-6, ctx=ctx)
 
 
+@pytest.mark.parametrize("range_bytes", [1 << 30, 8], ids=["one range per thread",
+                                                        "more ranges than threads"])
 @pytest.mark.parametrize("output_mean_var", [False, True])
-def test_batchnorm_channel_ranges_on_the_kernel_pool(monkeypatch, output_mean_var):
+def test_batchnorm_channel_ranges_on_the_kernel_pool(monkeypatch, output_mean_var, range_bytes):
     """Channel ranges run on the kernel pool's threads: the same results as one call."""
     from deepkit_engine import threads  # noqa: PLC0415
     from deepkit_engine.ops import normalization  # noqa: PLC0415
@@ -360,6 +362,9 @@ def test_batchnorm_channel_ranges_on_the_kernel_pool(monkeypatch, output_mean_va
     whole = run()
     monkeypatch.setattr(threads, "pool_size", lambda: 3)
     monkeypatch.setattr(normalization, "_PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(normalization, "RANGE_BYTES", range_bytes)
+    assert len(normalization._channel_ranges(np, np.zeros((4, 5, 6)))) == \
+        (3 if range_bytes > 1000 else 5)
     for a, b in zip(whole, run()):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
