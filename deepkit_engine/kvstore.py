@@ -15,9 +15,11 @@ Types:
 * ``'local'``: values are summed on the CPU (device values are copied to
   ``cpu(0)`` first); the stored value lives on ``cpu(0)``.
 * ``'device'`` (alias ``'nccl'``): values are summed on the device of the
-  first value (device-to-device copies into a staging buffer there, then a
-  sum; NCCL itself is not used); with an optimizer the stored weight moves to
-  that device, as in MXNet.
+  first value; with an optimizer the stored weight moves to that device, as
+  in MXNet. Values on several GPUs are summed by one NCCL reduce
+  (``cupy.cuda.nccl``, one communicator per set of GPUs) where cupy has
+  NCCL; otherwise, and for CPU devices, by device-to-device copies into a
+  staging buffer and sums.
 * ``'dist_sync'`` / ``'dist_sync_device'`` (alias ``'dist_device_sync'``):
   as ``'local'`` / ``'device'``, then the per-process sum is all-reduced
   (summed) over all MPI ranks (:mod:`deepkit_engine.dist`), so every rank
@@ -342,9 +344,12 @@ class KVStore:
                     staging = self._staging[key] = ctx.xp.empty(stored.shape, stored.dtype)
         sources = [v._data for v in values]
         target = merged._data
-        _engine.push(lambda: _reduce_raw(sources, target, staging), [v._var for v in values],
-                     [merged._var], ctx, f"kvstore reduce of key {key!r}",
-                     target.size <= INLINE_MAX_SIZE)
+        reduce = _nccl_reducer(sources, target) if self._on_device else None
+        if reduce is None:
+            def reduce():
+                _reduce_raw(sources, target, staging)
+        _engine.push(reduce, [v._var for v in values], [merged._var], ctx,
+                     f"kvstore reduce of key {key!r}", target.size <= INLINE_MAX_SIZE)
         return merged
 
     def _push_collective(self, kind, arrays):
@@ -450,6 +455,63 @@ def _reduce_raw(values, dst, staging):
             first = False
         else:
             dst += src
+
+
+#: NCCL communicators by the tuple of GPU ids they join (made once per set of GPUs).
+_nccl_comms = {}
+
+
+def _cupy_with_nccl():
+    """The ``cupy`` module when it is installed with NCCL (``cupy.cuda.nccl``), else None."""
+    try:
+        import cupy  # noqa: PLC0415 - optional: only with the gpu extra
+        from cupy.cuda import nccl  # noqa: PLC0415 - optional: NCCL comes with some cupy builds
+    except ImportError:
+        return None
+    return cupy if getattr(nccl, "available", False) else None
+
+
+_NCCL_TYPES = {"float16": "NCCL_FLOAT16", "float32": "NCCL_FLOAT32", "float64": "NCCL_FLOAT64",
+               "int32": "NCCL_INT32", "int64": "NCCL_INT64", "uint8": "NCCL_UINT8",
+               "int8": "NCCL_INT8"}
+
+
+def _nccl_reducer(values, dst):
+    """A function that sums ``values`` (cupy arrays on distinct GPUs) into ``dst`` with NCCL.
+
+    ``dst`` lives on the first value's GPU. Returns None where NCCL does not
+    apply (CPU arrays, one value, a GPU twice, a dtype NCCL lacks, no NCCL),
+    and the caller sums with copies instead.
+    """
+    if len(values) < 2 or any(isinstance(v, np.ndarray) for v in values) \
+            or isinstance(dst, np.ndarray):
+        return None
+    devices = tuple(v.device.id for v in values)
+    if len(set(devices)) != len(devices) or dst.device.id != devices[0] \
+            or not all(v.flags.c_contiguous for v in values) or not dst.flags.c_contiguous:
+        return None
+    cupy = _cupy_with_nccl()
+    name = _NCCL_TYPES.get(np.dtype(dst.dtype).name)
+    if cupy is None or name is None:
+        return None
+    nccl = cupy.cuda.nccl
+    dtype = getattr(nccl, name)
+    comms = _nccl_comms.get(devices)
+    if comms is None:
+        comms = _nccl_comms[devices] = nccl.NcclCommunicator.initAll(list(devices))
+
+    def reduce():
+        # one reduce per GPU in a group call, on each GPU's default stream (the values
+        # are complete: every engine op on a GPU ends with its stream synchronised)
+        nccl.groupStart()
+        for rank, (comm, src) in enumerate(zip(comms, values)):
+            with cupy.cuda.Device(devices[rank]):
+                out = dst.data.ptr if rank == 0 else src.data.ptr  # ignored off the root
+                comm.reduce(src.data.ptr, out, src.size, dtype, nccl.NCCL_SUM, 0, 0)
+        nccl.groupEnd()
+        for device in devices:
+            cupy.cuda.Device(device).synchronize()
+    return reduce
 
 
 def _same_device(a, b):

@@ -386,3 +386,29 @@ def test_gpu_and_cpu_values_are_summed(kind, rng):
     expected = momentum_reference(grads[0] + grads[1], [grads[0] + grads[1]])
     for o in outs:
         np.testing.assert_allclose(o.asnumpy(), expected, rtol=1e-5)
+
+
+# -- several GPUs: NCCL ----------------------------------------------------------------------
+
+def test_nccl_is_not_used_for_cpu_values_or_a_repeated_device():
+    a, b = np.ones(4, np.float32), np.ones(4, np.float32)
+    assert kvstore._nccl_reducer([a, b], np.empty(4, np.float32)) is None
+    assert kvstore._nccl_reducer([a], np.empty(4, np.float32)) is None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(num_gpus() < 2 or kvstore._cupy_with_nccl() is None,
+                    reason="needs two CUDA devices and cupy built with NCCL")
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_device_store_sums_values_on_several_gpus_with_nccl(dtype, rng):
+    devices = [gpu(0), gpu(1)]
+    kv = kvstore.create("nccl")
+    kv.init("w", nd.zeros((5, 3), ctx=gpu(0), dtype=dtype))
+    grads = [rng.standard_normal((5, 3)).astype(dtype) for _ in devices]
+    values = values_on(devices, grads)
+    assert kvstore._nccl_reducer([v._data for v in values], kv._store["w"]._data) is not None
+    outs = [nd.zeros((5, 3), ctx=d, dtype=dtype) for d in devices]
+    kv.pushpull("w", values, out=outs)
+    for o in outs:
+        np.testing.assert_allclose(o.asnumpy(), grads[0] + grads[1],
+                                   rtol=1e-2 if dtype == "float16" else 1e-6)
