@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from . import engine as _engine_mod
-from .base import ContextError, DeepkitError, ShapeError
+from .base import ContextError, DeepkitError, ParamError, ShapeError
 from .context import Context, current_context
 from .graph.builder import GraphOps
 from .graph.gradient import build_gradient, check_gradients
@@ -57,7 +57,7 @@ def _normalize_arrays(kind, names, given, allow_missing=False):
                            f"({', '.join(names)})")
     missing = [n for n in names if given.get(n) is None]
     if missing and not allow_missing:
-        raise DeepkitError(f"bind: missing {kind} for: {', '.join(missing)}")
+        raise ParamError(f"bind: missing {kind} for: {', '.join(missing)}", param=missing[0])
     return collections.OrderedDict((n, given.get(n)) for n in names)
 
 
@@ -643,8 +643,9 @@ class Executor:
                 if name not in target:
                     if allow_extra_params:
                         continue
-                    raise DeepkitError(f"copy_params_from: '{name}' is not an {kind} of this "
-                                       "executor (pass allow_extra_params=True to skip it)")
+                    raise ParamError(f"copy_params_from: '{name}' is not an {kind} of this "
+                                     "executor (pass allow_extra_params=True to skip it)",
+                                     param=name)
                 value = value if isinstance(value, NDArray) else _nd_array(value)
                 value.as_in_context(self._ctx).copyto(target[name])
 
