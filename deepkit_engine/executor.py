@@ -747,9 +747,9 @@ def simple_bind(symbol, ctx=None, grad_req="write", type_dict=None, shared_exec=
                          f"input shapes, e.g. simple_bind(ctx, {names[0] if names else 'data'}="
                          "(N, ...))")
     types = dict(type_dict or {})
-    arg_types, _, aux_types = symbol.infer_type(**{n: types.get(n, np.float32) for n in names
-                                                   if n in types or n in shapes})
-    if arg_types is None:
+    arg_types, out_types, aux_types = symbol.infer_type_partial(
+        **{n: types.get(n, np.float32) for n in names if n in types or n in shapes})
+    if any(t is None for t in arg_types + out_types + aux_types):  # not all decided
         arg_types = [np.dtype(types.get(n, np.float32)) for n in names]
         aux_types = [np.dtype(np.float32)] * len(aux_names)
     reqs = _normalize_grad_req(grad_req, names)
