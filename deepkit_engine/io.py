@@ -392,8 +392,8 @@ def _take(source, idx):
     first = int(idx[0])
     if n == 1 or (int(idx[-1]) - first == n - 1 and np.all(np.diff(idx) == 1)):
         return np.array(source[first:first + n])
-    if isinstance(source, np.ndarray):  # memmaps too: fancy indexing reads only these rows
-        return np.asarray(source[idx])  # already a new array: no second copy
+    if isinstance(source, np.ndarray):  # memmaps too: take reads only these rows
+        return np.asarray(np.take(source, idx, axis=0))  # a new array: no second copy
     # h5py (and other lazy arrays) want increasing, unique indices.
     unique, inverse = np.unique(idx, return_inverse=True)
     try:
