@@ -30,6 +30,7 @@ from .graph.mirror import apply_mirror
 from .graph.node import Graph, Node
 from .graph.plan_memory import memory_report as _memory_report
 from .graph.plan_memory import plan_memory
+from .graph.rewrite import pool_before_activation
 from .ndarray import NDArray
 from .ndarray import array as _nd_array
 from .ndarray import zeros as _nd_zeros
@@ -164,6 +165,8 @@ class Executor:
         heads = list(symbol._outputs)
         var_nodes = {n.name: n for n in symbol._nodes() if n.op is None}
         wrt_names = [n for n, r in self._grad_req.items() if r != "null"]
+        if not wrt_names:  # inference: the same outputs with less work
+            heads = pool_before_activation(heads)
         head_grad_nodes = []
         grad_entries, checks = [], []
         if wrt_names:
@@ -427,6 +430,10 @@ class Executor:
         first as ``<node>_<input>`` (``fc1_data``, ``fc1_weight``). The arrays
         are copies, so the callback may keep them. ``None`` switches it off.
         Backward passes are reported too, under their ``_backward_...`` nodes.
+        An executor without gradients runs max pooling before a monotone
+        activation that only the pooling reads (the same outputs, less work;
+        :mod:`deepkit_engine.graph.rewrite`), so the activation's output is
+        reported pooled there.
 
         Args:
             callback: ``callback(name, array)`` or None.

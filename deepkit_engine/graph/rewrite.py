@@ -1,0 +1,83 @@
+"""Rewrites of inference graphs that give the same outputs with less work.
+
+:func:`pool_before_activation`: a monotone activation followed by max
+pooling computes ``max(f(x))`` over each window, which equals ``f(max(x))``
+for a non-decreasing ``f``; pooling first applies ``f`` to a quarter of the
+values (2x2 windows), or fewer. LeNet's and VGG's ``tanh``/``relu`` before
+their max pools are the usual case. The executor applies it to executors
+that compute no gradient (the backward pass of the original order reads the
+activation's full output).
+"""
+from .node import Node, topo_order
+
+__all__ = ["pool_before_activation"]
+
+#: Activation types that are non-decreasing functions.
+_MONOTONE = ("relu", "tanh", "sigmoid", "softrelu", "softsign")
+
+
+def _is_max_pool(node):
+    if node.op is None or node.op.name != "Pooling" or node.num_outputs() != 1:
+        return False
+    attrs = node.attrs
+    if attrs.pool_type != "max":
+        return False
+    # every window must hold at least one value of the input (not only padding)
+    pads, kernels = tuple(attrs.pad or ()), tuple(attrs.kernel or ())
+    if not any(pads) or attrs.global_pool:
+        return True
+    return attrs.pooling_convention == "valid" and len(pads) == len(kernels) and all(
+        p < k for p, k in zip(pads, kernels))
+
+
+def _is_monotone_activation(node):
+    return (node.op is not None and node.op.name == "Activation"
+            and node.attrs.act_type in _MONOTONE)
+
+
+def pool_before_activation(heads):
+    """``heads`` of a graph where each ``max_pool(activation(x))`` runs as ``activation(max_pool(x))``.
+
+    Only where the activation's output is read by the pooling alone (not by
+    other nodes, not a head). The given nodes are left untouched: rewritten
+    nodes and those downstream of them are new, under the same names (the
+    pooling node keeps its name, the activation after it keeps its own).
+
+    Args:
+        heads: Output entries ``(node, index)``.
+
+    Returns:
+        The new heads (the same list when nothing matched).
+    """
+    nodes = topo_order(heads)
+    readers = {}
+    for node in nodes:
+        for src, idx in node.inputs:
+            readers[(id(src), idx)] = readers.get((id(src), idx), 0) + 1
+    for node, idx in heads:
+        readers[(id(node), idx)] = readers.get((id(node), idx), 0) + 1
+    swap = {id(n) for n in nodes
+            if _is_max_pool(n) and _is_monotone_activation(n.inputs[0][0])
+            and n.inputs[0][1] == 0 and readers.get((id(n.inputs[0][0]), 0)) == 1}
+    if not swap:
+        return heads
+    replaced = {}  # id(old node) -> new node whose output 0 stands for the old output
+
+    def entry(src, idx):
+        new = replaced.get(id(src))
+        return (src, idx) if new is None else (new, idx)
+
+    for node in nodes:
+        if node.op is None:
+            continue
+        if id(node) in swap:
+            act = node.inputs[0][0]
+            pooled = Node(node.op, node.name, node.attrs, [entry(*act.inputs[0])],
+                          node.user_attrs)
+            replaced[id(node)] = Node(act.op, act.name, act.attrs, [(pooled, 0)],
+                                      act.user_attrs)
+            continue
+        inputs = [entry(src, idx) for src, idx in node.inputs]
+        if any(a is not b for (a, _), (b, _) in zip(inputs, node.inputs)):
+            replaced[id(node)] = Node(node.op, node.name, node.attrs, inputs, node.user_attrs)
+    return [entry(node, idx) for node, idx in heads]
