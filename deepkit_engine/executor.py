@@ -497,11 +497,9 @@ class Executor:
     def _plan_segments(self, groups):
         """The pieces of the backward program for ``groups``; None when one piece remains."""
         steps, xp = self._bwd_program
-        grad_eids = {}
-        for eid, array in self._external_arrays.items():
-            for name, grad in self.grad_dict.items():
-                if grad is array:
-                    grad_eids[eid] = name
+        name_of = {id(grad): name for name, grad in self.grad_dict.items()}
+        grad_eids = {eid: name_of[id(array)] for eid, array in self._external_arrays.items()
+                     if id(array) in name_of}
         done_at = {}  # gradient name -> index of the last step writing it
         for i, (_, outs) in enumerate(self._bwd_io):
             for eid in outs:

@@ -71,8 +71,8 @@ def _own_cores():
     return max(1, cpu_cores() // local_processes())
 
 
-def _openblas_setters():
-    """``set_num_threads`` functions of the OpenBLAS libraries loaded in this process."""
+def _openblas_libraries():
+    """The OpenBLAS shared libraries loaded in this process (ctypes handles), by path."""
     paths = set()
     try:
         with open("/proc/self/maps") as f:
@@ -82,14 +82,21 @@ def _openblas_setters():
                     paths.add(path)
     except OSError:
         return []
+    libraries = []
+    for path in sorted(paths):
+        try:
+            libraries.append(ctypes.CDLL(path))
+        except OSError:
+            continue
+    return libraries
+
+
+def _openblas_setters():
+    """``set_num_threads`` functions of the OpenBLAS libraries loaded in this process."""
     setters = []
     names = ("openblas_set_num_threads", "openblas_set_num_threads64_",
              "scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads")
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
+    for lib in _openblas_libraries():
         for name in names:
             fn = getattr(lib, name, None)
             if fn is not None:
@@ -105,18 +112,8 @@ def _openblas_local_setter():
     It sets the BLAS thread count of the calling thread only and returns the
     previous one, so one product can run wide while others stay single-threaded.
     """
-    try:
-        with open("/proc/self/maps") as f:
-            paths = sorted({line.split()[-1] for line in f
-                            if "openblas" in os.path.basename(line.split()[-1]).lower()
-                            and ".so" in line})
-    except OSError:
-        return None
-    for path in paths:
-        try:
-            fn = getattr(ctypes.CDLL(path), "openblas_set_num_threads_local", None)
-        except OSError:
-            continue
+    for lib in _openblas_libraries():
+        fn = getattr(lib, "openblas_set_num_threads_local", None)
         if fn is not None:
             fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
             return fn

@@ -335,13 +335,27 @@ def _class_index(xp, label, num_classes):
     return xp.clip(label.astype(np.int64, copy=False), 0, num_classes - 1)
 
 
+def _row_nll(xp, x, label):
+    """``-log(softmax(x)[i, label_i])`` of each row of the (rows, classes) matrix ``x``."""
+    rows, c = x.shape
+    if not rows:
+        return xp.zeros(0, x.dtype)
+    shifted = x - x.max(axis=1, keepdims=True)
+    lse = xp.log(xp.exp(shifted).sum(axis=1))
+    return lse - shifted[xp.arange(rows), _class_index(xp, label, c)]
+
+
+def _row_nll_grad(xp, x, label, scale, target):
+    """``target (rows, classes) = (softmax(x) - one_hot(label)) * scale`` (rows broadcast)."""
+    rows, c = x.shape
+    _softmax(xp, x, 1, target)
+    target[xp.arange(rows), _class_index(xp, label, c)] -= 1
+    target *= scale.astype(target.dtype, copy=False)
+
+
 def _softmax_ce_forward(xp, attrs, inputs, outputs, req):
     data, label = inputs
-    n, c = data.shape
-    shifted = data - data.max(axis=1, keepdims=True) if n else data
-    lse = xp.log(xp.exp(shifted).sum(axis=1))
-    picked = shifted[xp.arange(n), _class_index(xp, label, c)]
-    write_result(xp, outputs[0], (lse - picked).sum().reshape(1), req[0])
+    write_result(xp, outputs[0], _row_nll(xp, data, label).sum().reshape(1), req[0])
 
 
 def _softmax_ce_backward(xp, attrs, inputs, outputs, req):
@@ -349,11 +363,8 @@ def _softmax_ce_backward(xp, attrs, inputs, outputs, req):
     grad = outputs[0]
     if req[0] == "null" or grad.size == 0:
         return
-    n, c = data.shape
     target = grad if req[0] != "add" else xp.empty_like(grad)
-    _softmax(xp, data, 1, target)
-    target[xp.arange(n), _class_index(xp, label, c)] -= 1
-    target *= ograd.astype(target.dtype, copy=False)
+    _row_nll_grad(xp, data, label, ograd, target)
     if req[0] == "add":
         grad += target
 
@@ -422,14 +433,7 @@ def _nll_shape(attrs, in_shapes):
 
 def _nll_forward(xp, attrs, inputs, outputs, req):
     data, label = inputs
-    c = data.shape[-1]
-    x = data.reshape(-1, c)
-    rows = x.shape[0]
-    value = xp.zeros(0, data.dtype)
-    if rows:
-        shifted = x - x.max(axis=1, keepdims=True)
-        lse = xp.log(xp.exp(shifted).sum(axis=1))
-        value = lse - shifted[xp.arange(rows), _class_index(xp, label.reshape(-1), c)]
+    value = _row_nll(xp, data.reshape(-1, data.shape[-1]), label.reshape(-1))
     write_result(xp, outputs[0], value.reshape(outputs[0].shape), req[0])
 
 
@@ -443,9 +447,7 @@ def _nll_backward(xp, attrs, inputs, outputs, req):
     rows = x.shape[0]
     direct = req[0] != "add" and grad.flags.c_contiguous
     target = grad.reshape(rows, c) if direct else xp.empty((rows, c), grad.dtype)
-    _softmax(xp, x, 1, target)
-    target[xp.arange(rows), _class_index(xp, label.reshape(-1), c)] -= 1
-    target *= ograd.reshape(rows, 1).astype(target.dtype, copy=False)
+    _row_nll_grad(xp, x, label.reshape(-1), ograd.reshape(rows, 1), target)
     if not direct:
         write_result(xp, grad, target.reshape(grad.shape), req[0])
 

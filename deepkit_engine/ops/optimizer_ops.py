@@ -159,18 +159,37 @@ def _multi_sgd_shape(attrs, in_shapes):
         what = "(weight, grad, mom)" if attrs.momentum else "(weight, grad)"
         raise ShapeError(f"{len(in_shapes)} inputs for {n} parameters: each needs {what}",
                          argument="data", expected=group * n, actual=len(in_shapes))
+    ins, weights = _unify_groups(
+        in_shapes, group, n, lambda i, k: (f"parameter {i}: input {group * i + k}",
+                                           group * i + k))
+    return ins, weights * (2 if attrs.momentum else 1)
+
+
+def _unify_groups(in_shapes, stride, n, describe):
+    """Give the ``stride`` inputs of each of ``n`` weights one shape (the first known).
+
+    Args:
+        in_shapes: The inputs' shapes (None: unknown), weight by weight.
+        stride: Inputs per weight (weight, grad, and states).
+        n: The number of weights.
+        describe: ``(weight index, input index in its group) -> (what, argument)``
+            naming an input in the error for a shape that disagrees.
+
+    Returns:
+        ``(input shapes, one shape per weight)``.
+    """
     ins, weights = list(in_shapes), []
     for i in range(n):
-        part = in_shapes[group * i:group * (i + 1)]
+        part = in_shapes[stride * i:stride * (i + 1)]
         known = next((tuple(s) for s in part if s is not None), None)
         for k, s in enumerate(part):
             if s is not None and tuple(s) != known:
-                raise ShapeError(f"parameter {i}: input {group * i + k} has shape {tuple(s)} "
-                                 f"but its weight needs {known}", argument=group * i + k,
-                                 expected=known, actual=tuple(s))
-        ins[group * i:group * (i + 1)] = [known] * group
+                what, argument = describe(i, k)
+                raise ShapeError(f"{what} has shape {tuple(s)} but weight {i} needs {known}",
+                                 argument=argument, expected=known, actual=tuple(s))
+        ins[stride * i:stride * (i + 1)] = [known] * stride
         weights.append(known)
-    return ins, weights * (2 if attrs.momentum else 1)
+    return ins, weights
 
 
 _multi_sgd_shape.partial = True
@@ -273,18 +292,8 @@ def _multi_public_shape(momentum, mixed):
             raise ShapeError(f"{len(in_shapes)} inputs for num_weights={n}: each weight needs "
                              f"({', '.join(stems)})", argument="data", expected=stride * n,
                              actual=len(in_shapes))
-        ins, outs = list(in_shapes), []
-        for i in range(n):
-            part = in_shapes[stride * i:stride * (i + 1)]
-            known = next((tuple(s) for s in part if s is not None), None)
-            for k, s in enumerate(part):
-                if s is not None and tuple(s) != known:
-                    raise ShapeError(f"{stems[k]}_{i} has shape {tuple(s)} but weight {i} needs "
-                                     f"{known}", argument=f"{stems[k]}_{i}", expected=known,
-                                     actual=tuple(s))
-            ins[stride * i:stride * (i + 1)] = [known] * stride
-            outs.append(known)
-        return ins, outs
+        return _unify_groups(in_shapes, stride, n,
+                             lambda i, k: (f"{stems[k]}_{i}", f"{stems[k]}_{i}"))
     infer_shape.partial = True
     return infer_shape
 

@@ -24,6 +24,8 @@ CASES = [
     OpCase("FullyConnected", [(2, 3, 2), (4, 6), (4,)], _fc, {"num_hidden": 4}),
     OpCase("FullyConnected", [(2, 3, 2), (4, 2)], _fc, {"num_hidden": 4, "no_bias": True,
                                                         "flatten": False}),
+    OpCase("FullyConnected", [(2, 3, 2), (4, 2), (4,)], _fc, {"num_hidden": 4,
+                                                              "flatten": False}),
     OpCase("FullyConnected", [(1, 1), (1, 1), (1,)], _fc, {"num_hidden": 1}),
     # 1-D data is a batch of single features (MXNet 1.x): weight (h, 1), output (n, h)
     OpCase("FullyConnected", [(3,), (2, 1), (2,)], _fc, {"num_hidden": 2}, name="1-D data"),

@@ -423,6 +423,10 @@ def test_softmax_nll_second_order_and_shape_errors():
     assert_almost_equal(x.grad, expected, rtol=1e-6)
     with pytest.raises(ShapeError, match=r"(?s)_softmax_nll.*label.*\(3,\).*\(2,\)"):
         nd._softmax_nll(nd.ones((2, 4)), nd.ones(3))
+    with pytest.raises(ShapeError, match=r"(?s)_softmax_nll.*\(2, 0\).*at least one"):
+        nd._softmax_nll(nd.ones((2, 0)), nd.ones(2))
+    with pytest.raises(ShapeError, match=r"(?s)_backward_softmax_nll.*ograd.*\(3,\).*\(2,\)"):
+        nd._backward_softmax_nll(nd.ones(3), nd.ones((2, 4)), nd.ones(2))
 
 
 def test_softmax_cross_entropy_shape_errors():
