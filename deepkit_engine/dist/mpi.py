@@ -222,6 +222,10 @@ def timeout():
 #: How long a waiting collective keeps testing without sleeping (seconds).
 _SPIN_SECONDS = 0.1
 
+#: Pause between writing a fatal error and aborting (seconds): the launcher forwards a rank's
+#: stderr from a pipe, and an abort that comes first can kill it before the message is read.
+_ABORT_GRACE_SECONDS = 1.0
+
 
 def _others(comm):
     me, n = comm.Get_rank(), comm.Get_size()
@@ -235,6 +239,7 @@ def _fail(message, op, ranks, comm):
         sys.stderr.write(f"\nDistributedError on rank {comm.Get_rank()}: {message}\n"
                          "Aborting all ranks (MPI_Abort).\n")
         sys.stderr.flush()
+        time.sleep(_ABORT_GRACE_SECONDS)
         _MPI.COMM_WORLD.Abort(1)
     raise error
 
