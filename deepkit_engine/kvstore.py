@@ -27,9 +27,18 @@ Types:
   An optimizer set with :meth:`KVStore.set_optimizer` runs on every rank
   with the same summed gradient and the same state, which gives what
   MXNet's parameter server gives for synchronous training.
-* ``'dist_async'`` is refused: asynchronous parameter-server updates (each
-  worker's gradient applied as it arrives) have no equivalent over MPI
-  collectives.
+* ``'dist_async'``: MXNet's asynchronous parameter server. The server runs
+  as a thread of rank 0 (:mod:`deepkit_engine.dist.param_server`) and holds
+  the values; ``init`` stores rank 0's value there, then waits for every
+  rank. ``push`` sums the process's values (as ``'local'``) and sends the
+  sum; the server applies the optimizer to it at once, without waiting for
+  the other ranks, so an optimizer must be set (:meth:`KVStore.set_optimizer`,
+  on every rank; rank 0's is applied) before the first push. ``pull`` gives
+  the server's current value, which includes this rank's earlier pushes (and
+  whatever the other ranks pushed so far). The optimizer states live on the
+  server: only rank 0 saves and loads them. Each rank closes the store at
+  exit (or with :meth:`KVStore.close`); the server serves until all have.
+  It needs MPI at ``THREAD_MULTIPLE`` and the threaded engine.
 
 Everything is pushed to the dependency engine: ``push`` and ``pull`` return
 at once and the engine's read/write variables order the sums, the updates,
@@ -37,6 +46,8 @@ the copies and the MPI collectives (which run in push order, one at a time,
 so every rank issues them in the same order). ``priority`` is accepted and
 ignored. Keys are ints or strings, all of one kind per store (MXNet's rule).
 """
+import atexit
+import contextlib
 import json
 import numbers
 
@@ -48,12 +59,13 @@ from . import ndarray as nd
 from .base import DeepkitError, DTypeError, FileFormatError, ShapeError, did_you_mean
 from .context import cpu
 from .fileio import atomic_path
+from .dist import param_server
 from .ndarray import NDArray
 from .ndarray.ndarray import INLINE_MAX_SIZE
 
 __all__ = ["KVStore", "create", "KVSTORE_TYPES"]
 
-#: The type names :func:`create` knows (it refuses 'dist_async', saying why).
+#: The type names :func:`create` knows.
 KVSTORE_TYPES = ("local", "device", "nccl", "dist_sync", "dist_sync_device", "dist_device_sync",
                  "dist_async")
 
@@ -65,9 +77,11 @@ def create(name="local"):
     """A new :class:`KVStore` of type ``name`` (see the module docstring for the types).
 
     Raises:
-        ValueError: An unknown type, or ``'dist_async'``.
+        ValueError: An unknown type.
         deepkit_engine.dist.DistUnavailableError: A ``dist_*`` type without
             mpi4py (``pip install 'deepkit[dist]'``).
+        deepkit_engine.dist.DistributedError: ``'dist_async'`` where MPI does
+            not run at ``THREAD_MULTIPLE`` (the server is a thread).
     """
     if not isinstance(name, str):
         raise TypeError(f"kvstore.create: name must be a string such as 'local', got "
@@ -79,23 +93,18 @@ class KVStore:
     """A key-value store that sums pushed values over devices (and MPI ranks).
 
     Args:
-        kv_type: ``'local'``, ``'device'``, ``'nccl'``, ``'dist_sync'`` or
-            ``'dist_sync_device'`` (see the module docstring).
+        kv_type: ``'local'``, ``'device'``, ``'nccl'``, ``'dist_sync'``,
+            ``'dist_sync_device'`` or ``'dist_async'`` (see the module docstring).
     """
 
     def __init__(self, kv_type="local"):
-        if kv_type == "dist_async":
-            raise ValueError(
-                "kvstore.create('dist_async'): asynchronous parameter-server updates (each "
-                "worker's gradient applied as it arrives) are not available over MPI "
-                "collectives; use 'dist_sync' (every push is summed over all ranks, then one "
-                "update) or 'dist_sync_device'")
         if kv_type not in KVSTORE_TYPES:
             raise ValueError(f"kvstore.create: unknown type {kv_type!r}"
                              f"{did_you_mean(kv_type, KVSTORE_TYPES)}; expected one of "
-                             f"{', '.join(repr(t) for t in KVSTORE_TYPES if t != 'dist_async')}")
+                             f"{', '.join(repr(t) for t in KVSTORE_TYPES)}")
         self._type = kv_type
         self._dist = kv_type.startswith("dist")
+        self._async = kv_type == "dist_async"
         self._on_device = kv_type in ("device", "nccl", "dist_sync_device", "dist_device_sync")
         if self._dist:
             try:
@@ -108,6 +117,31 @@ class KVStore:
         self._staging = {}   # key -> raw buffer on the merge device for values from elsewhere
         self._key_type = None
         self._updater = None
+        self._server = None  # dist_async: the server thread (rank 0)
+        self._client = None  # dist_async: this rank's link to the server
+        self._pulled = {}    # dist_async: key -> NDArray on cpu(0) that a pull receives into
+        self._closed = False
+        if self._async:
+            self._start_async()
+
+    def _start_async(self):
+        """dist_async: a communicator of the store's own, the server thread on rank 0, a client."""
+        what = "kvstore.create('dist_async')"
+        if _engine.engine_type() == "naive":
+            raise DeepkitError(f"{what}: needs the threaded engine (DEEPKIT_ENGINE=threaded, the "
+                               "default): the parameter server thread of rank 0 runs its updates "
+                               "on the engine while this rank waits for them, and the naive "
+                               "engine runs all work under one lock")
+        param_server.require_thread_multiple(what)
+        # duplicating the communicator is a collective: after the ones already queued
+        _engine.wait_for_var(dist.collective_var())
+        comm = param_server.duplicate_communicator(what)
+        label = "kvstore 'dist_async'"
+        if comm.Get_rank() == param_server.SERVER_RANK:
+            self._server = param_server.ParamServer(comm, label)
+        self._client = param_server.ServerClient(comm, label)
+        self._comm = comm
+        atexit.register(self.close)
 
     # -- properties ----------------------------------------------------------------------------
     @property
@@ -209,18 +243,32 @@ class KVStore:
             source = values[0]
             ctx = source.ctx if self._on_device else cpu(0)
             stored = source.copyto(ctx)
-            if self._dist:
+            if self._dist and not self._async:
                 self._push_collective("broadcast", [stored])
             self._store[k] = stored
             if self._key_type is None:
                 self._key_type = type(k)
+        if self._async:
+            # rank 0's values go to the server; then every rank waits for the others
+            if self._server is not None:
+                inits = [(k, self._store[k]) for k, _ in pairs]
+                client = self._client
+
+                def send():
+                    for k, stored in inits:
+                        client.init(k, stored._data)
+                self._push_async(send, [s for _, s in inits], [],
+                                 f"kvstore 'dist_async' init of {_describe_keys(pairs)}")
+            self._push_async(dist.barrier, [], [], "kvstore 'dist_async' barrier after init")
 
     def push(self, key, value, priority=0):
         """Push values: those of one key are summed (over devices, and ranks for ``dist_*``).
 
         Without an updater the stored value becomes the sum; with one
         (:meth:`set_optimizer`, :meth:`set_updater`) the updater updates the
-        stored value with the sum. Returns at once.
+        stored value with the sum. Returns at once. ``dist_async``: this
+        process's sum goes to the parameter server, which applies the
+        updater to it at once (an updater is required).
 
         Args:
             key: A key or a list of keys.
@@ -237,6 +285,9 @@ class KVStore:
                                      f"expected {stored.dtype} (the dtype given to init)",
                                      op="kvstore.push", argument=str(k), expected=stored.dtype,
                                      actual=v.dtype)
+        if self._async:
+            self._push_async_values(pairs)
+            return
         merged = [(k, self._reduce(k, values)) for k, values in pairs]
         if self._dist:
             self._push_collective("allreduce", [m for _, m in merged])
@@ -263,6 +314,9 @@ class KVStore:
         pairs = self._pairs("pull", key, out, arg="out")
         for k, outs in pairs:
             self._check_shape("pull", k, self._stored("pull", k), outs, "out")
+        if self._async:
+            self._pull_async(pairs)
+            return
         for k, outs in pairs:
             stored = self._store[k]
             for o in outs:
@@ -294,8 +348,11 @@ class KVStore:
             optimizer: Any object with MXNet's ``create_state(index, weight)``
                 and ``update(index, weight, grad, state)`` (``mx.optimizer``
                 classes have them). Its states are kept per key here and can be
-                saved with :meth:`save_optimizer_states`. Under ``dist_*`` every
-                rank runs it on the same all-reduced gradient.
+                saved with :meth:`save_optimizer_states`. Under ``dist_sync*``
+                every rank runs it on the same all-reduced gradient. Under
+                ``dist_async`` every rank calls this (it waits for all ranks);
+                rank 0's optimizer is the one the server applies, and its
+                states live there.
         """
         for method in ("create_state", "update"):
             if not callable(getattr(optimizer, method, None)):
@@ -303,6 +360,8 @@ class KVStore:
                                 f"create_state(index, weight) and update(index, weight, grad, "
                                 f"state); {type(optimizer).__name__} has no {method}()")
         self._updater = _OptimizerUpdater(optimizer)
+        if self._async:
+            self._install_on_server(self._updater)
 
     def set_updater(self, updater):
         """Set ``updater(key, summed_value, stored)``, which updates ``stored`` in place on push."""
@@ -310,6 +369,8 @@ class KVStore:
             raise TypeError(f"kvstore.set_updater: the updater must be callable(key, value, "
                             f"stored), got {type(updater).__name__}")
         self._updater = updater
+        if self._async:
+            self._install_on_server(updater)
 
     _set_updater = set_updater
 
@@ -326,6 +387,107 @@ class KVStore:
         _engine.wait_for_var(dist.collective_var())
 
     _barrier = barrier
+
+    def close(self):
+        """``dist_async``: tell the server this rank is done; rank 0 waits until every rank is.
+
+        Runs by itself at exit (an ``atexit`` hook), so scripts need not call
+        it; after it the store cannot push or pull. Work already pushed
+        finishes first. Other types: nothing to do.
+        """
+        if not self._async or self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        failure = None
+        try:
+            _engine.get_engine().wait_all()
+        except Exception as err:  # noqa: BLE001 - raised once the server knows we are done
+            failure = err
+        self._client.close()
+        if self._server is not None:
+            param_server.wait_for_workers(self._server, self._comm, "kvstore 'dist_async'")
+        if failure is not None:
+            raise failure
+
+    # -- dist_async: requests to the parameter server, on the engine ----------------------------
+    def _check_open(self, op):
+        if self._closed:
+            raise ValueError(f"kvstore.{op}: this 'dist_async' store was closed")
+
+    def _push_async(self, fn, reads, writes, name):
+        """Run ``fn`` on the communication thread, in push order with this rank's collectives."""
+        _engine.push(fn, [a._var for a in reads], [a._var for a in writes]
+                     + [dist.collective_var()], None, name, worker=_engine.COMM_WORKER)
+
+    def _push_async_values(self, pairs):
+        """Sum each key's values here, then send the sums to the server (it applies them)."""
+        self._check_open("push")
+        if self._updater is None:
+            keys = [k for k, _ in pairs]
+            raise ValueError(f"kvstore.push: a 'dist_async' store applies each push on the "
+                             f"parameter server with its optimizer, and none is set (key "
+                             f"{keys[0]!r}); call kv.set_optimizer(optimizer) on every rank "
+                             f"before pushing (MXNet: 'Updater needs to be set for async mode')")
+        merged = [(k, self._reduce(k, values)) for k, values in pairs]
+        client = self._client
+        sends = [(k, m._data) for k, m in merged]
+
+        def send():
+            for k, data in sends:
+                client.push(k, data)
+        self._push_async(send, [m for _, m in merged], [],
+                         f"kvstore 'dist_async' push of {_describe_keys(pairs)}")
+
+    def _pull_async(self, pairs):
+        """Receive each key's value from the server, then copy it into the ``out`` arrays."""
+        self._check_open("pull")
+        buffers = []
+        for k, _ in pairs:
+            stored = self._store[k]
+            buffer = self._pulled.get(k)
+            if buffer is None:
+                buffer = self._pulled[k] = nd.empty(stored.shape, ctx=cpu(0), dtype=stored.dtype)
+            buffers.append((k, buffer))
+        client = self._client
+        targets = [(k, b._data) for k, b in buffers]
+
+        def receive():
+            for k, target in targets:
+                value = client.pull(k)
+                if value.shape != target.shape:
+                    raise ShapeError(f"kvstore.pull: the server holds key {k!r} with shape "
+                                     f"{value.shape}, this rank initialised it with "
+                                     f"{target.shape}", op="kvstore.pull", argument=str(k),
+                                     expected=target.shape, actual=value.shape)
+                target[...] = value
+        self._push_async(receive, [], [b for _, b in buffers],
+                         f"kvstore 'dist_async' pull of {_describe_keys(pairs)}")
+        for (k, buffer), (_, outs) in zip(buffers, pairs):
+            for o in outs:
+                buffer.copyto(o)
+
+    def _install_on_server(self, updater):
+        """Rank 0 gives ``updater`` to its server (in push order); then all ranks meet."""
+        self._check_open("set_optimizer")
+        server = self._server
+        if server is not None:
+            self._push_async(lambda: server.set_updater(updater), [], [],
+                             "kvstore 'dist_async' set_optimizer")
+        self._push_async(dist.barrier, [], [], "kvstore 'dist_async' barrier after set_optimizer")
+
+    def _server_states(self, op):
+        """The lock to hold while reading or writing optimizer states (rank 0 of dist_async)."""
+        if not self._async:
+            return contextlib.nullcontext()
+        if self._server is None:
+            raise ValueError(f"kvstore.{op}: in a 'dist_async' store the optimizer states live "
+                             f"on the parameter server, a thread of rank "
+                             f"{param_server.SERVER_RANK}; only rank {param_server.SERVER_RANK} "
+                             f"can save or load them (this is rank {self.rank})")
+        # the updates this rank pushed reach the server first
+        _engine.wait_for_var(dist.collective_var())
+        return self._server.lock
 
     # -- the work pushed to the engine --------------------------------------------------------
     def _reduce(self, key, values):
@@ -372,6 +534,10 @@ class KVStore:
     def save_optimizer_states(self, fname, dump_optimizer=False):
         """Write the optimizer states to ``fname`` (an ``.npz`` archive of plain arrays, no pickle).
 
+        ``dist_async``: the states live on the parameter server, so only rank
+        0 can save them (after the updates it pushed; other ranks' pushes
+        are in as far as the server has received them).
+
         Args:
             fname: The file (written atomically).
             dump_optimizer: Also record the optimizer's class and ``get_config()``
@@ -381,6 +547,17 @@ class KVStore:
         if updater is None:
             raise ValueError("kvstore.save_optimizer_states: no optimizer is set; call "
                              "set_optimizer first")
+        with self._server_states("save_optimizer_states"):
+            arrays, meta = self._describe_states(updater, dump_optimizer)
+        meta.update(format=_STATES_FORMAT, version=1)
+        arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode("utf-8"), np.uint8)
+        with atomic_path(fname) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+
+    @staticmethod
+    def _describe_states(updater, dump_optimizer):
+        """``(arrays, meta)``: the updater's states as plain arrays and a JSON description."""
         arrays = {}
         if isinstance(updater, _OptimizerUpdater):
             meta = updater.describe(arrays, dump_optimizer)
@@ -395,18 +572,21 @@ class KVStore:
             raise TypeError(f"kvstore.save_optimizer_states: the updater "
                             f"{type(updater).__name__} set with set_updater has no get_states(); "
                             "use set_optimizer to save states")
-        meta.update(format=_STATES_FORMAT, version=1)
-        arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode("utf-8"), np.uint8)
-        with atomic_path(fname) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
+        return arrays, meta
 
     def load_optimizer_states(self, fname):
-        """Restore what :meth:`save_optimizer_states` wrote (same kind of updater needed)."""
+        """Restore what :meth:`save_optimizer_states` wrote (same kind of updater needed).
+
+        ``dist_async``: only rank 0 (the server's process) can load them.
+        """
         updater = self._updater
         if updater is None:
             raise ValueError("kvstore.load_optimizer_states: no optimizer is set; call "
                              "set_optimizer with the same optimizer first")
+        with self._server_states("load_optimizer_states"):
+            self._restore_states(updater, fname)
+
+    def _restore_states(self, updater, fname):
         try:
             with np.load(fname, allow_pickle=False) as archive:
                 arrays = {name: archive[name] for name in archive.files}
@@ -431,7 +611,8 @@ class KVStore:
         if not isinstance(updater, _OptimizerUpdater):
             raise TypeError(f"kvstore.load_optimizer_states: {fname} holds optimizer states; this "
                             "store's updater was set with set_updater, not set_optimizer")
-        updater.restore(meta, arrays, self._store, fname)
+        updater.restore(meta, arrays, self._server.values if self._server is not None
+                        else self._store, fname)
 
 
 def _describe_keys(pairs):

@@ -38,8 +38,13 @@ these INFO lines to stderr, so progress shows without ``basicConfig``.
 Several contexts (``ctx=[cpu(0), cpu(1)]``) train data parallel: each batch
 is split over them and the gradients are added up before one update, as
 MXNet does (:mod:`deepkit.trainer.parallel`). ``kvstore='dist_sync'`` (or
-``'dist_sync_device'``, ``'dist_async'``) under ``mpirun`` trains over MPI
-(:mod:`deepkit.distributed`); other kvstore names run on the local devices.
+``'dist_sync_device'``) under ``mpirun`` trains over MPI
+(:mod:`deepkit.distributed`); ``kvstore='dist_async'`` updates on MXNet's
+asynchronous parameter server (a thread of rank 0,
+:mod:`deepkit_engine.kvstore`): each process pushes its gradients after every
+batch, the server applies them at once, and the process pulls the weights
+back, without waiting for the others; other kvstore names run on the local
+devices.
 
 Differences from MXNet: metrics and
 predictions leave out the filler samples of a padded last batch (MXNet counts
@@ -54,6 +59,7 @@ import numpy as np
 
 import deepkit_engine as dk
 from deepkit_engine import io as dk_io
+from deepkit_engine import kvstore as dk_kvstore
 from deepkit_engine import nd
 from deepkit_engine import symbol as sym
 from deepkit_engine.base import DeepkitError
@@ -62,6 +68,7 @@ from .. import distributed
 from .. import optimizers as optimizers_mod
 from ..callbacks import Callback
 from ..models.symbol_model import SymbolModel, SymbolParameter
+from ..trainer import unpack_x_y_sample_weight
 from ..trainer.parallel import ExecutorGroup
 from . import mx_format, mx_init, mx_metric, mx_nd, mx_optimizer
 
@@ -198,6 +205,25 @@ class _FeedForwardNet(SymbolModel):
         self.track_loss = bool(track_loss)
         super().__init__(symbol, data_descs, params, name="feedforward")
         self.eval_metric = None
+        #: ``kvstore='dist_async'``: the :class:`AsyncUpdate` that replaces the local update.
+        self.async_update = None
+
+    @property
+    def parallel(self):
+        if self.async_update is not None:
+            return None  # dist_async: each process trains alone; the parameter server joins them
+        return super().parallel
+
+    def train_step(self, data):
+        if self.async_update is None:
+            return super().train_step(data)
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        exe = self.bind_step("train", x, y, sample_weight)
+        exe.forward(is_train=True)
+        if exe.grad_dict:
+            exe.backward()
+            self.async_update.apply(self, self.step_gradients(exe))
+        return self.update_metrics(exe)
 
     @property
     def output_offset(self):
@@ -236,19 +262,109 @@ class _FeedForwardNet(SymbolModel):
 
 
 def kvstore_workers(kvstore):
-    """How many processes a ``kvstore`` argument trains with (MXNet's rule).
+    """How many processes' batches one update averages over (MXNet's rule for ``rescale_grad``).
 
     ``'dist_sync'``-style stores (names or KVStores) join the MPI run this
     process was launched in; as in MXNet, each process trains on the batches
     of its own iterator, and the gradient is averaged over all processes'
-    batches (``rescale_grad`` is ``1 / (batch_size * workers)``). Other stores
-    train in this process alone.
+    batches (``rescale_grad`` is ``1 / (batch_size * workers)``).
+    ``'dist_async'`` joins the run too, but the server applies each process's
+    gradient alone, so it counts 1 (MXNet multiplies only for ``_sync``
+    stores). Other stores train in this process alone.
     """
     kv_type = str(getattr(kvstore, "type", kvstore) or "local")
     if not kv_type.startswith("dist"):
         return 1
     distributed.init()
-    return distributed.size()
+    return 1 if kv_type == "dist_async" else distributed.size()
+
+
+def make_async_update(kvstore, optimizer, contexts, what):
+    """An :class:`AsyncUpdate` when ``kvstore`` asks for ``'dist_async'``, else None.
+
+    Args:
+        kvstore: The ``kvstore`` argument (a name or a KVStore).
+        optimizer: The optimizer the server applies (rank 0's is used).
+        contexts: The contexts this process trains on (one with ``'dist_async'``).
+        what: The caller, for errors (``'FeedForward.fit'``).
+    """
+    kv_type = str(getattr(kvstore, "type", kvstore) or "local")
+    if kv_type != "dist_async":
+        return None
+    if len(contexts) > 1:
+        raise ValueError(f"{what}: kvstore='dist_async' trains on one context per process, got "
+                         f"{len(contexts)} ({', '.join(str(c) for c in contexts)}); start one "
+                         "process per device (mpirun -np N) or use kvstore='dist_sync'")
+    for method in ("create_state", "update"):
+        if not callable(getattr(optimizer, method, None)):
+            raise TypeError(f"{what}: kvstore='dist_async' applies the optimizer on the parameter "
+                            f"server through MXNet's create_state(index, weight) and "
+                            f"update(index, weight, grad, state); {type(optimizer).__name__} has "
+                            f"no {method}() (use an mx.optimizer optimizer or its name)")
+    distributed.init()
+    if isinstance(kvstore, dk_kvstore.KVStore):
+        return AsyncUpdate(kvstore, optimizer, owned=False)
+    return AsyncUpdate(dk_kvstore.create("dist_async"), optimizer, owned=True)
+
+
+class AsyncUpdate:
+    """MXNet's update on the kvstore for ``'dist_async'``: push each gradient, pull the weight.
+
+    The parameters are the store's keys (by name). At the first step every
+    process initialises them (rank 0's values win) and pulls them, so all
+    start from rank 0's weights; each step then pushes the gradients (the
+    server on rank 0 applies the optimizer to each at once) and pulls the
+    weights back. :meth:`finish` waits for every process and pulls the final
+    weights, so all processes end with the server's values.
+
+    Args:
+        store: A ``'dist_async'`` KVStore.
+        optimizer: An ``mx.optimizer`` optimizer (rank 0's is applied).
+        owned: Whether the store was made for this training (:meth:`close` closes it).
+    """
+
+    def __init__(self, store, optimizer, owned):
+        self.store = store
+        self.optimizer = optimizer
+        self.owned = owned
+        self.names = None
+
+    def start(self, net):
+        """Put the trainable weights in the store and pull rank 0's (all processes at once)."""
+        weights = [p for p in net.weights if p.trainable]
+        if getattr(self.optimizer, "param_dict", None) == {}:
+            # the server's update(name, ...) then uses each parameter's lr_mult and wd_mult
+            self.optimizer.param_dict = {p.name: p for p in weights}
+        self.store.set_optimizer(self.optimizer)
+        self.names = [p.name for p in weights]
+        if self.names:
+            self.store.init(self.names, [p.data for p in weights])
+            self.store.pull(self.names, out=[p.data for p in weights])
+
+    def apply(self, net, params_and_grads):
+        """Push the gradients of ``[(Parameter, gradient)]``, pull the updated weights."""
+        if self.names is None:
+            self.start(net)
+        pairs = [(p, g) for p, g in params_and_grads if g is not None and p.trainable]
+        if not pairs:
+            return
+        names = [p.name for p, _ in pairs]
+        self.store.push(names, [g for _, g in pairs])
+        self.store.pull(names, out=[p.data for p, _ in pairs])
+
+    def finish(self, net):
+        """Wait for every process, then pull the server's final weights (the same everywhere)."""
+        if self.names is None:
+            self.start(net)
+        self.store.barrier()
+        if self.names:
+            by_name = {p.name: p for p in net.weights}
+            self.store.pull(self.names, out=[by_name[n].data for n in self.names])
+
+    def close(self):
+        """Close the store when it was made for this training (every process calls it)."""
+        if self.owned:
+            self.store.close()
 
 
 class _MXNetHooks(Callback):
@@ -570,6 +686,9 @@ class FeedForward:
             kvstore: ``'local'``/``'device'`` (the contexts of ``ctx``), or
                 ``'dist_sync'``/``'dist_sync_device'``/``'dist_async'`` (MPI
                 processes started by ``mpirun``), or a KVStore of those types.
+                ``'dist_async'`` updates on the parameter server (one context
+                per process; an ``mx.optimizer`` optimizer); at the end every
+                process holds the server's final weights.
             logger: Where the epoch lines go (default: the ``deepkit.compat.feedforward``
                 logger, shown even when logging is not configured).
             work_load_list, monitor, eval_end_callback, eval_batch_end_callback:
@@ -592,6 +711,7 @@ class FeedForward:
         metric = mx_metric.create(eval_metric)
         net.use_metric(metric)
         net.optimizer = self._optimizer(self._batch_size(data) * kvstore_workers(kvstore))
+        net.async_update = make_async_update(kvstore, net.optimizer, self.ctx, "FeedForward.fit")
         hooks = _MXNetHooks(self, metric, batch_end_callback, epoch_end_callback,
                             logger or _logger(), eval_iter is not None)
         source = dk_io.ResizeIter(data, int(self.epoch_size), reset_internal=False) \
@@ -600,6 +720,10 @@ class FeedForward:
                 callbacks=[hooks] + _as_list(callbacks), validation_data=eval_iter,
                 shuffle=False, batch_size=self._batch_size(data),
                 ctx=self.ctx if len(self.ctx) > 1 else self._ctx)
+        if net.async_update is not None:
+            net.async_update.finish(net)
+            net.async_update.close()
+            net.async_update = None
         return self
 
     def _optimizer(self, batch_size):

@@ -41,6 +41,10 @@ then scales the sum). ``get_outputs``/``get_input_grads`` join the parts
 (BatchNorm's moving statistics) are averaged over the contexts after each
 training forward pass. ``kvstore='dist_sync'`` under ``mpirun`` trains over
 MPI, each process on its own iterator's batches (:mod:`deepkit.distributed`).
+``kvstore='dist_async'`` updates on MXNet's asynchronous parameter server (a
+thread of rank 0): ``update`` pushes the gradients, the server applies the
+optimizer to each push at once, and the weights are pulled back, without
+waiting for the other processes (one context per process).
 
 Differences from MXNet: ``score``/``predict`` leave out the filler samples of
 a padded last batch; optimizer states are saved in MXNet's NDArray format
@@ -66,7 +70,8 @@ from ..models.symbol_model import SymbolParameter
 from ..trainer.parallel import DataParallel, ExecutorGroup
 from . import mx_format, mx_init, mx_metric, mx_nd, mx_optimizer
 from .feedforward import (BatchEndParam, _as_list, _FeedForwardNet, _host, _logger,
-                          _MXNetHooks, kvstore_workers, load_checkpoint, save_checkpoint)
+                          _MXNetHooks, kvstore_workers, load_checkpoint, make_async_update,
+                          save_checkpoint)
 
 __all__ = ["Module", "BaseModule"]
 
@@ -229,6 +234,7 @@ class Module:
         self._data_shapes, self._label_shapes = [], []
         self._arg_params, self._aux_params = None, None  # values waiting for bind
         self._optimizer = None
+        self._async = None   # kvstore='dist_async': the update on the parameter server
         self._exec = None
         self._own_execs, self._own_grads = {}, {}
         self._parts, self._group, self._plan = {}, None, None
@@ -352,6 +358,7 @@ class Module:
         self.binded = True
         if self._optimizer is not None:
             net.optimizer = self._optimizer
+        net.async_update = self._async
         if self.params_initialized and self._arg_params is not None:
             self._write_params(self._arg_params, self._aux_params or {}, allow_missing=True)
         elif shared_module is not None and shared_module.params_initialized:
@@ -535,7 +542,8 @@ class Module:
         Args:
             kvstore: ``'local'``/``'device'`` or a ``'dist_sync'``-style store
                 (MPI processes: ``rescale_grad`` then divides by every
-                process's batch, as in MXNet).
+                process's batch, as in MXNet), or ``'dist_async'`` (updates on
+                the parameter server; ``rescale_grad`` stays ``1 / batch_size``).
             optimizer: A name (``'sgd'``, ``'adam'`` ...) or an optimizer object.
             optimizer_params: Its arguments (dict or pairs).
             force_init: Replace an existing optimizer.
@@ -562,6 +570,10 @@ class Module:
                           f"{rescale_grad}). Is this intended?", stacklevel=2)
         self._optimizer = optimizer
         self._net.optimizer = optimizer
+        self._async = self._net.async_update = make_async_update(
+            kvstore, optimizer, self._context, "Module.init_optimizer")
+        if self._async is not None:
+            self._async.start(self._net)  # every process starts from rank 0's weights
         self.optimizer_initialized = True
         if self._preload_states is not None:
             self.load_optimizer_states(self._preload_states)
@@ -575,8 +587,15 @@ class Module:
         self.optimizer_initialized = True
 
     def save_optimizer_states(self, fname):
-        """Save the optimizer's state (MXNet's NDArray format; deepkit reads it back)."""
+        """Save the optimizer's state (MXNet's NDArray format; deepkit reads it back).
+
+        With ``kvstore='dist_async'`` the states live on the parameter server:
+        rank 0 saves them in the KVStore's format, as MXNet saves the store's.
+        """
         self._require("optimizer_initialized", "save_optimizer_states")
+        if self._async is not None:
+            self._async.store.save_optimizer_states(fname)
+            return
         state = self._optimizer.get_state()
         data = {"iterations": np.array([state["iterations"]], np.int64),
                 "micro_step": np.array([state["micro_step"]], np.int64)}
@@ -588,8 +607,11 @@ class Module:
         mx_format.save(fname, data)
 
     def load_optimizer_states(self, fname):
-        """Restore what :meth:`save_optimizer_states` wrote."""
+        """Restore what :meth:`save_optimizer_states` wrote (``dist_async``: on rank 0)."""
         self._require("optimizer_initialized", "load_optimizer_states")
+        if self._async is not None:
+            self._async.store.load_optimizer_states(fname)
+            return
         saved = {k: v.asnumpy() for k, v in mx_format.load(fname).items()}
         if "iterations" not in saved:
             raise ValueError(f"Module.load_optimizer_states: {fname} holds no optimizer state "
@@ -781,6 +803,9 @@ class Module:
             return
         by_name = {p.name: p for p in self._net.weights}
         pairs = [(by_name[n], g) for n, g in self._exec.grad_dict.items() if n in by_name]
+        if self._async is not None:
+            self._async.apply(self._net, pairs)
+            return
         self._optimizer.apply(self._net.reduce_gradients(pairs))
 
     def _per_context(self, arrays_of):
@@ -981,6 +1006,8 @@ class Module:
                 callbacks=[hooks], validation_data=None if separate else eval_data,
                 shuffle=False, batch_size=batch_size, check_finite=False,
                 ctx=self._context if len(self._context) > 1 else self._ctx)
+        if self._async is not None:
+            self._async.finish(net)  # every process ends with the server's weights
         self._exec = self._group = None
 
     # -- checkpoints -----------------------------------------------------------------------

@@ -47,8 +47,9 @@ What is here:
   engine's test helpers.
 * ``MXNetError``: the engine's base error class.
 
-* ``kv``/``kvstore``: MXNet's KVStore (``local``, ``device``, ``dist_sync``
-  over MPI; :mod:`deepkit_engine.kvstore`). ``FeedForward(ctx=[...])`` and
+* ``kv``/``kvstore``: MXNet's KVStore (``local``, ``device``, ``dist_sync`` over
+  MPI, ``dist_async`` with its parameter server as a thread of rank 0;
+  :mod:`deepkit_engine.kvstore`). ``FeedForward(ctx=[...])`` and
   ``kvstore='dist_sync'`` train data parallel (:mod:`deepkit.trainer.parallel`).
 
 Not here: Gluon. In place of Gluon use deepkit's own layers and models, which play

@@ -178,3 +178,73 @@ def test_a_dead_rank_fails_the_others_with_a_clear_error(mode, limit):
     assert "ranks [1] did not join" in result.stderr, output
     assert "Aborting all ranks (MPI_Abort)" in result.stderr, output
     assert limit <= seconds < 60, (seconds, output)
+
+
+# -- kvstore 'dist_async': the parameter server (a thread of rank 0) ---------------------------
+
+@needs_mpi
+def test_dist_async_is_asynchronous_and_exits_cleanly_on_two_ranks(tmp_path):
+    """Rank 0 pushes and pulls while rank 1 sleeps 2 s and sees only its own updates (exact),
+    in well under the sleep; after a barrier both ranks pull init - lr * (all pushes); each
+    rank's pulls include its own pushes while both push at once; only rank 0 saves states;
+    the script ends without closing the store and both ranks exit with 0."""
+    result, seconds = run_mpi("async_kvstore.py", "checks", timeout=60,
+                              env={"STATES_PATH": str(tmp_path / "async.states")})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    for name in ("asynchrony", "read-your-writes", "states"):
+        for rank in (0, 1):
+            assert f"PASS {name} rank {rank}" in result.stdout, output
+    assert "rank 0 did 5 push/pull cycles in" in result.stdout, output
+    assert "DONE rank 0" in result.stdout and "DONE rank 1" in result.stdout, output
+    assert seconds < 30, (seconds, output)
+
+
+@needs_mpi
+@pytest.mark.slow
+@pytest.mark.parametrize("mode, rank, message", [
+    ("server_dies", 1, "kvstore 'dist_async' pull of key 0 on rank 1 of 2: the parameter "
+                       "server (rank 0) did not reply within 5 s"),
+    ("worker_dies", 0, "kvstore 'dist_async' close on rank 0 of 2: the ranks [1] neither "
+                       "closed the store nor sent anything to the parameter server within 5 s"),
+])
+def test_dist_async_a_dead_server_or_worker_fails_the_other_clearly(mode, rank, message):
+    if not _hydra():
+        pytest.skip("needs MPICH's hydra launcher (-disable-auto-cleanup keeps a rank running)")
+    result, seconds = run_mpi("async_kvstore.py", mode, launcher_args=["-disable-auto-cleanup"],
+                              env={"DEEPKIT_DIST_TIMEOUT": "5"}, timeout=90)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "WAITING" in result.stdout, output
+    assert "NOT REACHED" not in output
+    assert f"DistributedError on rank {rank}: {message}" in result.stderr, output
+    assert "Aborting all ranks (MPI_Abort)" in result.stderr, output
+    assert 5 <= seconds < 30, (seconds, output)
+
+
+@needs_mpi
+def test_module_and_feedforward_fit_with_dist_async_on_two_ranks():
+    """Each rank trains on its own data through the server; both learn the task and end
+    with the server's final weights (the same on both ranks)."""
+    result, seconds = run_mpi("async_fit.py", timeout=90)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    for name in ("module", "feedforward"):
+        for rank in (0, 1):
+            assert f"PASS {name} rank {rank}" in result.stdout, output
+    assert seconds < 30, (seconds, output)
+
+
+@needs_mpi
+def test_module_fit_with_dist_async_alone_equals_local():
+    """Without a launcher the store has one worker: the server applies the local SGD steps."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PMI_", "PMIX_", "OMPI_COMM_WORLD", "MPI_LOCAL"))}
+    env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT),
+                                                       os.environ.get("PYTHONPATH")])),
+               DEEPKIT_CPU_WORKERS="1", DEEPKIT_DIST_TIMEOUT="30")
+    result = subprocess.run([sys.executable, str(SCRIPTS / "async_fit.py")], capture_output=True,
+                            text=True, timeout=90, env=env, cwd=str(REPO_ROOT))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "PASS module one worker equals local rank 0" in result.stdout, output

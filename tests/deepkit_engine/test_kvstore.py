@@ -1,5 +1,9 @@
 """deepkit_engine.kvstore: MXNet's KVStore semantics on cpu(0) + cpu(1) (and a GPU when present)."""
+import importlib.util
 import os
+import pathlib
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -51,13 +55,48 @@ def test_create_gives_a_single_worker_store(name):
     kv.barrier()  # nothing to wait for in one process
 
 
-def test_create_rejects_unknown_and_async_types():
+def test_create_rejects_unknown_types():
     with pytest.raises(ValueError, match="unknown type 'locl'.*did you mean 'local'"):
         kvstore.create("locl")
-    with pytest.raises(ValueError, match="dist_async.*not available over MPI.*use 'dist_sync'"):
-        kvstore.create("dist_async")
+    with pytest.raises(ValueError, match="unknown type 'dist_asnyc'.*did you mean 'dist_async'"):
+        kvstore.create("dist_asnyc")
     with pytest.raises(TypeError, match="name must be a string"):
         kvstore.create(3)
+
+
+# -- dist_async in one process (a store of one worker; the server thread runs in-process) --------
+
+_ASYNC_SCRIPT = pathlib.Path(__file__).resolve().parent / "mpi_scripts" / "async_one_process.py"
+
+
+@pytest.fixture(scope="module")
+def async_one_process():
+    """The output of async_one_process.py, run in a process of its own.
+
+    ``create('dist_async')`` initialises MPI (as a singleton without a
+    launcher); the pytest process keeps MPI uninitialised for the other
+    one-process dist tests, so the checks run in a child process.
+    """
+    if importlib.util.find_spec("mpi4py") is None:
+        pytest.skip("mpi4py is not installed (pip install 'deepkit[dist]')")
+    root = str(_ASYNC_SCRIPT.parents[3])
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PMI_", "PMIX_", "OMPI_COMM_WORLD", "MPI_LOCAL"))}
+    env.update(PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+               DEEPKIT_DIST_TIMEOUT="30")
+    result = subprocess.run([sys.executable, str(_ASYNC_SCRIPT)], capture_output=True,
+                            text=True, timeout=120, env=env, cwd=root)
+    return result
+
+
+@pytest.mark.parametrize("check", ["create", "push needs an optimizer", "sgd",
+                                   "states round trip", "close"])
+def test_dist_async_as_one_worker(async_one_process, check):
+    """rank 0 of 1; push without an optimizer fails clearly; SGD gives w - lr * g exactly;
+    optimizer states save and load on rank 0; close stops the server; exit code 0."""
+    output = async_one_process.stdout + async_one_process.stderr
+    assert f"PASS {check}\n" in async_one_process.stdout, output
+    assert async_one_process.returncode == 0 and "DONE" in async_one_process.stdout, output
 
 
 # -- init, push, pull ----------------------------------------------------------------------
