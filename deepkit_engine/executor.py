@@ -295,7 +295,8 @@ class Executor:
                 raw[eid] = xp.empty(shapes[eid], dtypes[eid])
         self._raw = raw
         self._fwd_program = self._program(fwd_nodes, graph, raw, plan, grad_req_of_entry)
-        self._bwd_program = self._program(bwd_nodes, graph, raw, plan, grad_req_of_entry)
+        unread = _unread_gradients(graph, bwd_nodes, external)
+        self._bwd_program = self._program(bwd_nodes, graph, raw, plan, grad_req_of_entry, unread)
         self._internal_var = _engine_mod.Var()
         self._resources = tuple(sorted({r for n in op_nodes for r in n.op.resources}))
         # a pass that draws random numbers writes the generator's variable
@@ -342,7 +343,7 @@ class Executor:
                 result.append(e)
         return result
 
-    def _program(self, nodes, graph, raw, plan, grad_req_of_entry):
+    def _program(self, nodes, graph, raw, plan, grad_req_of_entry, unread=frozenset()):
         steps = []
         xp = self._ctx.xp
         for node in nodes:
@@ -352,6 +353,8 @@ class Executor:
             for k, eid in enumerate(out_ids):
                 if eid in grad_req_of_entry:
                     req.append(grad_req_of_entry[eid])
+                elif eid in unread:
+                    req.append("null")
                 elif (node, k) in plan.inplace:
                     req.append("inplace")
                 else:
@@ -734,6 +737,25 @@ class Executor:
                  f"Peak {report['peak_bytes'] / 2**20:.3f} MB at '{report['peak_node']}' "
                  f"({report['peak_phase']}); memory_report() lists what is alive there"]
         return "\n".join(lines)
+
+
+def _unread_gradients(graph, bwd_nodes, external):
+    """Entries that gradient ops write but nothing reads: their ``req`` is ``'null'``.
+
+    A gradient op with several outputs (``_backward_RNN``,
+    ``_backward_Convolution``...) computes all of its inputs' gradients
+    unless told otherwise; the one of a data input that needs no gradient has
+    no reader, and ``'null'`` lets the op skip it (MXNet's ``kNullOp``).
+    """
+    counts = graph.consumers()
+    unread = set()
+    for node in bwd_nodes:
+        if node.num_outputs() < 2 or not node.op.name.startswith("_backward_"):
+            continue
+        for eid in graph.output_entry_ids(node):
+            if counts[eid] == 0 and eid not in external:
+                unread.add(eid)
+    return unread
 
 
 def simple_bind(symbol, ctx=None, grad_req="write", type_dict=None, shared_exec=None,

@@ -26,7 +26,7 @@ PACKAGES = ("deepkit_engine", "deepkit", "model_zoo")
 WINGS = ("deepkit.compat", "deepkit.caffe")
 OPTIONAL = frozenset({"cupy", "cupyx", "mpi4py", "onnx", "onnxruntime", "matplotlib", "cv2", "PIL",
                       "graphviz", "pydot", "torch", "scipy", "tensorflow", "tensorboard",
-                      "IPython"})
+                      "IPython", "numba"})
 STDLIB = frozenset(sys.stdlib_module_names)
 IMPORT_FUNCTIONS = {"import_module", "__import__"}
 

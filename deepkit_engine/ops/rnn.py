@@ -26,20 +26,30 @@ reversed, "step order"). The input projections of all time steps are one
 GEMM per layer; the time loop does one small batched GEMM and a few
 vectorised elementwise ops per step.
 
-Backward (``_backward_RNN``) keeps nothing hidden from forward except the
-dropout masks (a hidden output, only when ``p > 0`` and there are several
-layers, since random draws cannot be recomputed). It reads the forward's
-``output`` for the last layer's hidden states; the layers below (if any) are
-re-run once with the plain forward loop. Given a layer's hidden-state
-sequence, all its gate activations are recomputed at once with one GEMM (no
-time loop, except the LSTM cell recurrence, which is elementwise), and the
-time loop of backprop-through-time then needs one small GEMM per step. The
-weight gradients are one GEMM each over all time steps.
+Float32 LSTMs on the CPU run fused kernels (:mod:`.fused_cpu`, with numba:
+``pip install 'deepkit[fast]'``): per step one GEMM and one elementwise
+kernel. A training forward then keeps every step's gate activations and cell
+state in the hidden output ``kept_states`` (5H values per layer, direction,
+step and sample, and a flag saying whether they were kept), and backward reads
+them instead of recomputing anything: per step one kernel and one GEMM.
+After a forward that kept nothing (``is_train=False``, as MXNet allows), the
+last layer's gates are recomputed with one GEMM over all steps.
+
+Otherwise backward (``_backward_RNN``) keeps nothing hidden from forward
+except the dropout masks (a hidden output, only when ``p > 0`` and there are
+several layers, since random draws cannot be recomputed). It reads the
+forward's ``output`` for the last layer's hidden states; the layers below (if
+any) are re-run once with the plain forward loop. Given a layer's
+hidden-state sequence, all its gate activations are recomputed at once with
+one GEMM (no time loop, except the LSTM cell recurrence, which is
+elementwise), and the time loop of backprop-through-time then needs one small
+GEMM per step. The weight gradients are one GEMM each over all time steps.
 """
 import numpy as np
 
 from .. import threads
 from ..base import ParamError, ShapeError
+from . import fused_cpu
 from .random_ops import uniform01
 from .registry import OpDef, Param, register, same_dtype, write_result
 
@@ -96,7 +106,15 @@ def _inputs(attrs):
 
 def _outputs(attrs):
     names = ("output", "state_output", "statecell_output")[:1 + _num_state_outputs(attrs)]
-    return names + ("dropout_mask",) if _has_mask(attrs) else names
+    if _has_mask(attrs):
+        names += ("dropout_mask",)
+    return names + ("kept_states",) if _is_lstm(attrs) else names
+
+
+def _kept_size(attrs, t, n):
+    """Length of LSTM's hidden ``kept_states`` output: 5H values per layer, direction,
+    step and sample (gates i, f, g, o and the cell state), then a flag."""
+    return attrs.num_layers * _dirs(attrs) * t * n * 5 * attrs.state_size + 1
 
 
 def _visible_outputs(attrs):
@@ -153,6 +171,8 @@ def _rnn_shape(attrs, in_shapes):
     outs = [(t, n, d * h)] + [state] * _num_state_outputs(attrs)
     if _has_mask(attrs):
         outs.append((layers - 1, t, n, d * h))
+    if _is_lstm(attrs):
+        outs.append((_kept_size(attrs, t, n),))
     return want, outs
 
 
@@ -281,11 +301,15 @@ def _rows(a, r, axis):
     return a[(slice(None),) * axis + (r,)]
 
 
-def _layer_forward(xp, mode, xs, w, h0, c0, hs, m=None):
+def _layer_forward(xp, mode, xs, w, h0, c0, hs, m=None, kept=None):
     """One layer over the whole sequence; the batch split over the kernel pool.
 
-    Same arguments and result as :func:`_layer_forward_rows`.
+    Same arguments and result as :func:`_layer_forward_rows`; ``kept``: see
+    :func:`_lstm_forward_fused`.
     """
+    fused = _fused_kernels(xp, mode, hs.dtype, m)
+    if fused is not None:
+        return _lstm_forward_fused(fused, xs, w, h0, c0, hs, kept)
     parts = _row_parts(xp, xs.shape[2])
     if parts is None:
         return _layer_forward_rows(xp, mode, xs, w, h0, c0, hs, m)
@@ -394,6 +418,131 @@ def _layer_forward_rows(xp, mode, xs, w, h0, c0, hs, m=None):
     return None
 
 
+def _fused_kernels(xp, mode, dtype, m):
+    """The fused CPU kernels (:mod:`.fused_cpu`) for an unmasked float32 LSTM, else None."""
+    if xp is not np or mode != "lstm" or m is not None:
+        return None
+    return fused_cpu.kernels(dtype)
+
+
+#: ``kept`` argument of the fused LSTM step when nothing is kept.
+_NOTHING_KEPT = np.empty((1, 1, 1, 1), np.float32)
+
+
+def _lstm_forward_fused(fused, xs, w, h0, c0, hs, kept=None):
+    """One unmasked LSTM layer with the fused kernels: per step, one product and one kernel.
+
+    Args:
+        xs, w, h0, c0: As for :func:`_layer_forward_rows`.
+        hs: (d, T, N, H) C-contiguous buffer for the hidden states.
+        kept: None, or a (d, T, N, 5H) C-contiguous buffer that receives the
+            gate activations and cell states of every step (a training
+            forward keeps them for backward: see :func:`_lstm_backward_kept`).
+
+    Returns:
+        The last cell state (d, N, H).
+    """
+    w_ih, w_hh, b_ih, b_hh = w
+    d, t, n, _ = xs.shape
+    w_t = np.ascontiguousarray(w_hh.transpose(0, 2, 1))
+    c_last = np.empty(c0.shape, hs.dtype)
+    keep = kept is not None
+    target = kept if keep else _NOTHING_KEPT
+
+    bias = np.ascontiguousarray(b_ih + b_hh)
+
+    def part(r):
+        rows = r.stop - r.start
+        proj = threads.matmul(np, xs[:, :, r].reshape(d, t * rows, xs.shape[3]),
+                              w_ih.transpose(0, 2, 1))
+        proj = proj.reshape(d, t, rows, w_hh.shape[1])
+        gates = np.empty((d, rows, w_hh.shape[1]), hs.dtype)
+        c = np.array(c0[:, r], dtype=hs.dtype, order="C")
+        prev = h0[:, r]
+        for i in range(t):
+            threads.matmul(np, prev, w_t, gates)
+            fused.lstm_step(gates, proj, bias, i, c, hs, r.start, target, keep)
+            prev = hs[:, i, r]
+        c_last[:, r] = c
+    threads.parallel_map(part, _row_parts(np, n) or [slice(0, n)])
+    return c_last
+
+
+def _lstm_backward_kept(fused, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx, kept):
+    """Backprop through time of one unmasked LSTM layer from its kept gates and cell states.
+
+    Nothing is recomputed: each step is one fused kernel and one product with
+    ``W_hh``; the batch is split over the kernel pool. Arguments as for
+    :func:`_layer_backward_rows`, with ``dhs`` (d, T, N, H) and ``kept``
+    (d, T, N, 5H) C-contiguous; returns the same.
+    """
+    w_ih, w_hh = w[0], w[1]
+    d, t, n, h = hs.shape
+    gh, in_size = w_hh.shape[1], xs.shape[3]
+    dtype = hs.dtype
+    parts = _row_parts(np, n) or [slice(0, n)]
+    dxs = np.empty((d, t, n, in_size), dtype) if need_dx else None
+    dh0 = np.empty((d, n, h), dtype)
+    dc0 = np.empty((d, n, h), dtype)
+    partial_grads = [None] * len(parts)
+
+    def part(k):
+        r = parts[k]
+        rows = r.stop - r.start
+        dh = np.zeros((d, rows, h), dtype) if dhy is None else np.array(dhy[:, r], dtype,
+                                                                         order="C")
+        dc = np.zeros((d, rows, h), dtype) if dcy is None else np.array(dcy[:, r], dtype,
+                                                                         order="C")
+        c_first = np.array(c0[:, r], dtype, order="C")
+        dpre = np.empty((d, t, rows, 4, h), dtype)
+        for i in range(t - 1, -1, -1):
+            fused.lstm_backward_step(dhs, i, r.start, dh, dc, kept, c_first, dpre)
+            threads.matmul(np, dpre[:, i].reshape(d, rows, gh), w_hh, dh)
+        dh0[:, r] = dh
+        dc0[:, r] = dc
+        flat = dpre.reshape(d, t * rows, gh)
+        hprev = np.empty((d, t, rows, h), dtype)
+        if t:
+            hprev[:, 0] = h0[:, r]
+            hprev[:, 1:] = hs[:, :-1, r]
+        grads_t = flat.transpose(0, 2, 1)
+        partial_grads[k] = (
+            np.matmul(grads_t, xs[:, :, r].reshape(d, t * rows, in_size)),
+            np.matmul(grads_t, hprev.reshape(d, t * rows, h)),
+            flat.sum(axis=1))
+        if need_dx:
+            dxs[:, :, r] = np.matmul(flat, w_ih).reshape(d, t, rows, in_size)
+    threads.parallel_map(part, range(len(parts)))
+    for j, g in enumerate(gw):
+        values = [p[min(j, 2)] for p in partial_grads]
+        np.copyto(g, values[0])
+        for v in values[1:]:
+            g += v
+    return (None if dxs is None else dxs.reshape(d, t * n, in_size)), dh0, dc0
+
+
+def _lstm_recompute_kept(fused, xs, hs, h0, c0, w):
+    """The ``kept`` buffer of one LSTM layer rebuilt from its inputs and hidden states.
+
+    For a backward pass whose forward kept nothing (it ran with
+    ``is_train=False``, as MXNet allows): two products over all steps, then
+    one elementwise kernel.
+    """
+    w_ih, w_hh, b_ih, b_hh = w
+    d, t, n, h = hs.shape
+    hprev = np.empty((d, t, n, h), hs.dtype)
+    if t:
+        hprev[:, 0] = h0
+        hprev[:, 1:] = hs[:, :-1]
+    acts = threads.matmul(np, hprev.reshape(d, t * n, h), w_hh.transpose(0, 2, 1))
+    kept = np.empty((d, t, n, 5 * h), hs.dtype)
+    proj = threads.matmul(np, xs.reshape(d, t * n, xs.shape[3]), w_ih.transpose(0, 2, 1))
+    fused.lstm_recompute(acts.reshape(d, t, n, 4 * h), proj.reshape(d, t, n, 4 * h),
+                         np.ascontiguousarray(b_ih + b_hh), np.array(c0, hs.dtype, order="C"),
+                         kept)
+    return kept
+
+
 def _target(xp, out, req):
     """Where to compute an output: itself for write/inplace, else a zeroed scratch."""
     if req in ("write", "inplace"):
@@ -429,20 +578,32 @@ def _rnn_forward(xp, attrs, inputs, outputs, req, rng=None, is_train=False):
     hy = _target(xp, outputs[1], req[1]) if n_state else None
     cy = _target(xp, outputs[2], req[2]) if n_state == 2 else None
     mask = None
+    names = _outputs(attrs)
     if _has_mask(attrs):
-        mask = _target(xp, outputs[-1], req[-1])
+        k = names.index("dropout_mask")
+        mask = _target(xp, outputs[k], req[k])
         if is_train:
             keep = uniform01(rng, mask.shape, dtype) >= attrs.p
             xp.multiply(keep, dtype.type(1.0 / (1.0 - attrs.p)), out=mask)
         else:
             mask.fill(1)
+    kept = None
+    if lstm:
+        k = names.index("kept_states")
+        if req[k] in ("write", "inplace"):
+            # kept for backward only where the fused kernels run (they read them back)
+            keep = is_train and _fused_kernels(xp, mode, dtype, m) is not None
+            outputs[k][-1] = 1 if keep else 0
+            if keep:
+                kept = outputs[k][:-1].reshape(layers, d, t, n, 5 * h)
     weights = _unpack(params, mode, layers, d, in_size, h)
     x = data
     for layer in range(layers):
         rows = slice(layer * d, (layer + 1) * d)
         hs = xp.empty((d, t, n, h), dtype)
         c_last = _layer_forward(xp, mode, _step_order(xp, x, d), weights[layer], state[rows],
-                                cell[rows] if lstm else None, hs, m)
+                                cell[rows] if lstm else None, hs, m,
+                                None if kept is None else kept[layer])
         if hy is not None:
             hy[rows] = hs[:, t - 1] if t else state[rows]
         if cy is not None:
@@ -460,7 +621,8 @@ def _rnn_forward(xp, attrs, inputs, outputs, req, rng=None, is_train=False):
     for k, (o, buf) in enumerate(zip(outputs, [out, hy, cy][:1 + n_state])):
         _finish(xp, o, buf, req[k])
     if mask is not None:
-        _finish(xp, outputs[-1], mask, req[-1])
+        k = names.index("dropout_mask")
+        _finish(xp, outputs[k], mask, req[k])
 
 
 # -- backward -------------------------------------------------------------------------
@@ -656,6 +818,8 @@ def _backward_inputs(attrs):
     names.append("output")
     if _has_mask(attrs):
         names.append("dropout_mask")
+    if _is_lstm(attrs):
+        names.append("kept_states")
     names.append("ograd_output")
     names += ["ograd_state_output", "ograd_statecell_output"][:_num_state_outputs(attrs)]
     return tuple(names)
@@ -695,18 +859,31 @@ def _rnn_backward(xp, attrs, inputs, outputs, req):
     dstate = _target(xp, outputs[2], req[2])
     dcell = _target(xp, outputs[3], req[3]) if lstm else None
     gweights = _unpack(dparams, mode, layers, d, in_size, h)
-    # Re-run the layers below the last one: their inputs and hidden states.
+    fused = _fused_kernels(xp, mode, dtype, m)
+    kept_all = [None] * layers
+    if fused is not None and values["kept_states"][-1] == 1:
+        kept_all = list(values["kept_states"][:-1].reshape(layers, d, t, n, 5 * h))
+    # The layers below the last one: their inputs and hidden states (from what forward
+    # kept, else re-run).
     xs_all, hs_all = [], []
     x = data
     for layer in range(layers):
+        rows = slice(layer * d, (layer + 1) * d)
         xs = _step_order(xp, x, d)
         if layer == layers - 1 and steps is None:
             hs = _step_order(xp, values["output"], d, h)
+            if fused is not None and kept_all[layer] is None:
+                kept_all[layer] = _lstm_recompute_kept(fused, xs, hs, state[rows], cell[rows],
+                                                       weights[layer])
         else:  # (with a step mask the output is zero where the states were kept)
-            rows = slice(layer * d, (layer + 1) * d)
             hs = xp.empty((d, t, n, h), dtype)
-            _layer_forward(xp, mode, xs, weights[layer], state[rows],
-                           cell[rows] if lstm else None, hs, m)
+            if kept_all[layer] is not None:
+                fused.lstm_hidden(kept_all[layer], hs)
+            else:
+                if fused is not None:
+                    kept_all[layer] = np.empty((d, t, n, 5 * h), dtype)
+                _layer_forward(xp, mode, xs, weights[layer], state[rows],
+                               cell[rows] if lstm else None, hs, m, kept_all[layer])
             x = _time_order(xp, hs)
             if steps is not None:
                 x *= steps
@@ -720,10 +897,14 @@ def _rnn_backward(xp, attrs, inputs, outputs, req):
         need_dx = layer > 0 or req[0] != "null"
         if steps is not None:
             grad = grad * steps  # the output is zero at masked steps
-        dxs, dh0, dc0 = _layer_backward(
-            xp, mode, xs_all[layer], hs_all[layer], state[rows], cell[rows] if lstm else None,
-            _step_order(xp, grad, d, h), None if dhy is None else dhy[rows],
-            None if dcy is None else dcy[rows], weights[layer], gweights[layer], need_dx, m)
+        args = (xs_all[layer], hs_all[layer], state[rows], cell[rows] if lstm else None,
+                _step_order(xp, grad, d, h), None if dhy is None else dhy[rows],
+                None if dcy is None else dcy[rows], weights[layer], gweights[layer], need_dx)
+        if fused is not None:
+            dxs, dh0, dc0 = _lstm_backward_kept(fused, *args, kept_all[layer])
+            kept_all[layer] = None
+        else:
+            dxs, dh0, dc0 = _layer_backward(xp, mode, *args, m)
         dstate[rows] = dh0
         if lstm:
             dcell[rows] = dc0
@@ -751,9 +932,12 @@ def _rnn_backward(xp, attrs, inputs, outputs, req):
 def _rnn_gradient(F, node, ograds):
     attrs = node.attrs
     n_state = _num_state_outputs(attrs)
+    names = _outputs(attrs)
     args = list(node.inputs) + [node.outputs[0]]
     if _has_mask(attrs):
-        args.append(node.outputs[-1])
+        args.append(node.outputs[names.index("dropout_mask")])
+    if _is_lstm(attrs):
+        args.append(node.outputs[names.index("kept_states")])
     args += ograds[:1 + n_state]
     grads = F._backward_RNN(*args, **dict(attrs))
     return [grads[k] for k in range(len(node.inputs))]

@@ -296,3 +296,34 @@ def test_non_differentiable_op_in_the_middle_of_a_graph():
     assert_almost_equal(out, [1 + 6.0, 2 + 4.0])
     exe.backward()
     assert_almost_equal(exe.grad_dict["x"], np.ones((2, 3)))
+
+
+def _backward_reqs(exe, op_name):
+    steps, _ = exe._bwd_program
+    return [req for _, _, _, _, req, _, node in steps if node.op.name == op_name]
+
+
+def _gru_net():
+    return sym.sum(sym.RNN(sym.Variable("data"), mode="gru", state_size=3, name="rnn"))
+
+
+@pytest.mark.parametrize("data_req", ["null", "write"])
+def test_a_gradient_nothing_reads_is_not_computed(data_req):
+    """As MXNet's kNullOp: ``_backward_RNN``'s data gradient is skipped when the data
+    needs none, and the other gradients do not change."""
+    reqs = {"data": data_req, "rnn_parameters": "write", "rnn_state": "write"}
+    exe = _gru_net().simple_bind(dk.cpu(), grad_req=reqs, data=(4, 2, 3))
+    rng = np.random.default_rng(0)
+    for arr in exe.arg_dict.values():
+        arr[:] = rng.uniform(-1, 1, size=arr.shape)
+    exe.forward(is_train=True)
+    exe.backward()
+    (req,) = _backward_reqs(exe, "_backward_RNN")
+    assert req == (data_req, "write", "write")
+    ref = _gru_net().simple_bind(dk.cpu(), grad_req="write", data=(4, 2, 3))
+    for name, arr in exe.arg_dict.items():
+        ref.arg_dict[name][:] = arr
+    ref.forward(is_train=True)
+    ref.backward()
+    for name in ("rnn_parameters", "rnn_state"):
+        assert_almost_equal(exe.grad_dict[name], ref.grad_dict[name], rtol=1e-12, atol=0)

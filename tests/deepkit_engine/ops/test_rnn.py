@@ -174,6 +174,21 @@ def _numeric_grads(fn, arrays, eps=1e-6):
     return grads
 
 
+def _nothing_kept(params, data):
+    """The ``kept_states`` input of ``_backward_RNN`` for a forward that kept nothing.
+
+    LSTM's forward keeps its gates and cell states for backward in a hidden
+    output (only where the fused float32 kernels run); its last value says
+    whether it did. All zeros: backward recomputes them.
+    """
+    if params["mode"] != "lstm":
+        return []
+    seq, batch = data.shape[:2]
+    size = (params.get("num_layers", 1) * (2 if params.get("bidirectional") else 1) * seq * batch
+            * 5 * params["state_size"] + 1)
+    return [np.zeros(size)]
+
+
 def _check_backward_op(mode, layers, bi, state_outputs, ctx, masks=None, p=0.0):
     rng = np.random.default_rng(1)
     seq, batch, input_size, hid = 3, 2, 3, 2
@@ -189,7 +204,8 @@ def _check_backward_op(mode, layers, bi, state_outputs, ctx, masks=None, p=0.0):
         return sum(float((v * g).sum()) for v, g in zip(values, ograds))
 
     expected = _numeric_grads(loss, ins)
-    args = ins + [outs[0]] + ([masks] if masks is not None else []) + ograds
+    args = (ins + [outs[0]] + ([masks] if masks is not None else [])
+            + _nothing_kept(params, ins[0]) + ograds)
     got = nd._backward_RNN(*[nd.array(a, ctx=ctx, dtype="float64") for a in args], p=p,
                            **params)
     got = got if isinstance(got, (list, tuple)) else [got]
@@ -331,7 +347,8 @@ def test_dropout_between_layers_uses_the_hidden_mask(mode):
               "p": 0.4, "state_outputs": True}
     ins = _random_inputs(rng, mode, 5, 3, 2, 4, 3, True)
     outs = _run_kernel(params, ins, is_train=True)
-    mask = outs[-1]
+    at = rnn_ops._outputs(get_op("RNN").parse_attrs(params)).index("dropout_mask")
+    mask = outs[at]
     assert mask.shape == (2, 5, 3, 8)
     assert set(np.unique(mask)) <= {0.0, 1 / 0.6}
     assert 0.15 < (mask == 0).mean() < 0.65
@@ -339,7 +356,7 @@ def test_dropout_between_layers_uses_the_hidden_mask(mode):
     for got, want in zip(outs, expected):
         assert_almost_equal(got, want)
     inference = _run_kernel(params, ins, is_train=False)
-    assert_almost_equal(inference[-1], np.ones_like(mask))
+    assert_almost_equal(inference[at], np.ones_like(mask))
     for got, want in zip(inference, ref_rnn(*ins, **params)):
         assert_almost_equal(got, want)
 
@@ -576,7 +593,7 @@ def test_step_mask_keeps_states_and_backward_matches_numeric_gradient(mode, bi, 
     expected = _numeric_grads(
         lambda: sum(float((v * g).sum()) for v, g in zip(forward(ins), ograds)), ins)
     got = nd._backward_RNN(*[nd.array(a, dtype="float64") for a in ins + [mask, outs[0]]
-                             + ograds], **params)
+                             + _nothing_kept(params, ins[0]) + ograds], **params)
     for name, g, e in zip(("data", "parameters", "state", "state_cell"), got, expected):
         assert_almost_equal(g, e, rtol=1e-6, atol=1e-8, names=(f"d{name}", "numeric"))
     np.testing.assert_array_equal(got[len(ins)].asnumpy(), 0)  # no gradient into the mask
@@ -613,7 +630,8 @@ def _forward_and_backward(ins, mask, params, ograds):
     outs = nd.RNN(*[nd.array(a, dtype="float64") for a in ins + extra], **params)
     outs = [o.asnumpy() for o in outs]
     got = nd._backward_RNN(*[nd.array(a, dtype="float64")
-                             for a in ins + extra + [outs[0]] + ograds], **params)
+                             for a in ins + extra + [outs[0]] + _nothing_kept(params, ins[0])
+                             + ograds], **params)
     return outs + [g.asnumpy() for g in got]
 
 

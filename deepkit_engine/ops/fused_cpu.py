@@ -1,0 +1,267 @@
+"""Fused float32 CPU kernels, compiled with numba when it is installed (``deepkit[fast]``).
+
+numpy runs an LSTM time step as a dozen separate passes over small arrays,
+and its float32 ``tanh`` is a scalar loop (about 2.7 ns per value on an AVX2
+core). The kernels here do a whole step's elementwise work in one pass, with
+``tanh`` as a rational approximation that the compiler vectorises (about
+0.35 ns per value), accurate to 4e-7 in absolute terms (float32 rounding is
+6e-8 near 1), never above 1 in magnitude, and NaN for NaN.
+
+Only float32 arrays on the CPU take these kernels; float64 (the reference
+and gradient checks) keeps numpy's exact ``tanh``. Without numba, or with
+``DEEPKIT_NUMBA=0``, :func:`kernels` returns None and callers run their numpy
+code. The functions below are plain Python as written (so they can be read
+and tested on tiny arrays without numba); :func:`kernels` compiles them once
+per process, with numba's on-disk cache, so later processes start at once.
+Compiled kernels release the GIL, so the kernel pool's threads run them side
+by side.
+"""
+import os
+import threading
+
+import numpy as np
+
+__all__ = ["kernels", "lstm_backward_step", "lstm_hidden", "lstm_recompute", "lstm_step", "tanh_"]
+
+_F32 = np.float32
+_HALF = _F32(0.5)
+_ONE = _F32(1.0)
+_CLIP = _F32(7.90531110763549805)  # where the approximation reaches exactly 1
+# tanh(x) ~ x * P(x^2) / Q(x^2) on [-9, 9] (the minimax fit Eigen uses for float32)
+_P13, _P11, _P9, _P7, _P5, _P3, _P1 = (_F32(v) for v in (
+    -2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,
+    1.48572235717979e-05, 6.37261928875436e-04, 4.89352455891786e-03))
+_Q6, _Q4, _Q2, _Q0 = (_F32(v) for v in (
+    1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03))
+
+
+def _tanh(x):
+    """tanh of one float32 value by the rational approximation."""
+    x = _CLIP if x > _CLIP else x
+    x = -_CLIP if x < -_CLIP else x
+    x2 = x * x
+    p = ((((((_P13 * x2 + _P11) * x2 + _P9) * x2 + _P7) * x2 + _P5) * x2 + _P3) * x2 + _P1) * x
+    q = ((_Q6 * x2 + _Q4) * x2 + _Q2) * x2 + _Q0
+    return p / q
+
+
+def _sigmoid(x):
+    """The logistic function of one float32 value, as 0.5 * tanh(0.5 x) + 0.5 (no overflow)."""
+    return _HALF * _tanh(_HALF * x) + _HALF
+
+
+def tanh_(x, out):
+    """``out[...] = tanh(x)`` for C-contiguous float32 arrays of one size (may be the same)."""
+    xf = x.reshape(-1)
+    of = out.reshape(-1)
+    for i in range(xf.size):
+        of[i] = _tanh(xf[i])
+
+
+def _lstm_cell(pre_i, pre_f, pre_g, pre_o, prev):
+    """One LSTM unit: gate activations, new cell state and hidden state from the pre-activations."""
+    ig = _sigmoid(pre_i)
+    fg = _sigmoid(pre_f)
+    gg = _tanh(pre_g)
+    og = _sigmoid(pre_o)
+    cell = fg * prev + ig * gg
+    return ig, fg, gg, og, cell, og * _tanh(cell)
+
+
+def lstm_step(gates, proj, bias, t, c, hs, row0, kept, keep):
+    """One LSTM time step of some batch rows: gates, new cell state, new hidden state.
+
+    Args:
+        gates: (D, N, 4H) ``h_prev @ W_hh^T`` for this step (gates i, f, g, o).
+        proj: (D, T, N, 4H) input projections of every step (``x_t @ W_ih^T``).
+        bias: (D, 4H) both biases, summed.
+        t: The step (index into ``proj``, ``hs`` and ``kept``).
+        c: (D, N, H) cell state, updated in place.
+        hs: (D, T, N_all, H) hidden states of the whole batch; rows
+            ``row0:row0 + N`` of ``hs[:, t]`` are written.
+        row0: The first of these rows in ``hs`` and ``kept``.
+        kept: (D, T, N_all, 5H): with ``keep``, receives the gate activations
+            (i, f, g, o) and the new cell state, which backward reads instead
+            of recomputing them.
+        keep: Whether to write ``kept``.
+    """
+    d, n, h = c.shape
+    for k in range(d):
+        added = bias[k]
+        for b in range(n):
+            pre = gates[k, b]
+            inputs = proj[k, t, b]
+            cells = c[k, b]
+            out = hs[k, t, row0 + b]
+            if keep:
+                states = kept[k, t, row0 + b]
+                for j in range(h):
+                    ig, fg, gg, og, cell, hidden = _lstm_cell(
+                        pre[j] + inputs[j] + added[j], pre[h + j] + inputs[h + j] + added[h + j],
+                        pre[2 * h + j] + inputs[2 * h + j] + added[2 * h + j],
+                        pre[3 * h + j] + inputs[3 * h + j] + added[3 * h + j], cells[j])
+                    states[j] = ig
+                    states[h + j] = fg
+                    states[2 * h + j] = gg
+                    states[3 * h + j] = og
+                    states[4 * h + j] = cell
+                    cells[j] = cell
+                    out[j] = hidden
+            else:
+                for j in range(h):
+                    _, _, _, _, cell, hidden = _lstm_cell(
+                        pre[j] + inputs[j] + added[j], pre[h + j] + inputs[h + j] + added[h + j],
+                        pre[2 * h + j] + inputs[2 * h + j] + added[2 * h + j],
+                        pre[3 * h + j] + inputs[3 * h + j] + added[3 * h + j], cells[j])
+                    cells[j] = cell
+                    out[j] = hidden
+
+
+def lstm_recompute(acts, proj, bias, c, kept):
+    """What :func:`lstm_step` keeps, for every step at once, from the recomputed products.
+
+    Args:
+        acts: (D, T, N, 4H) ``h_prev @ W_hh^T`` of every step.
+        proj: (D, T, N, 4H) input projections (``x_t @ W_ih^T``).
+        bias: (D, 4H) both biases, summed.
+        c: (D, N, H) initial cell state; overwritten (it ends as the last one).
+        kept: (D, T, N, 5H) receives gates i, f, g, o and the cell state of every step.
+    """
+    d, steps, n, four_h = acts.shape
+    h = four_h // 4
+    for k in range(d):
+        added = bias[k]
+        for t in range(steps):
+            for b in range(n):
+                pre = acts[k, t, b]
+                inputs = proj[k, t, b]
+                cells = c[k, b]
+                states = kept[k, t, b]
+                for j in range(h):
+                    ig, fg, gg, og, cell, _ = _lstm_cell(
+                        pre[j] + inputs[j] + added[j], pre[h + j] + inputs[h + j] + added[h + j],
+                        pre[2 * h + j] + inputs[2 * h + j] + added[2 * h + j],
+                        pre[3 * h + j] + inputs[3 * h + j] + added[3 * h + j], cells[j])
+                    states[j] = ig
+                    states[h + j] = fg
+                    states[2 * h + j] = gg
+                    states[3 * h + j] = og
+                    states[4 * h + j] = cell
+                    cells[j] = cell
+
+
+def lstm_hidden(kept, hs):
+    """``hs = o * tanh(c)`` for every step, from what :func:`lstm_step` kept.
+
+    Args:
+        kept: (D, T, N, 5H) gate activations and cell states.
+        hs: (D, T, N, H) receives the hidden states.
+    """
+    d, steps, n, h = hs.shape
+    for k in range(d):
+        for t in range(steps):
+            for b in range(n):
+                states = kept[k, t, b]
+                out = hs[k, t, b]
+                for j in range(h):
+                    out[j] = states[3 * h + j] * _tanh(states[4 * h + j])
+
+
+def _lstm_unit_backward(states, j, h, prev, dh, dc):
+    """Backward through one LSTM unit at step t.
+
+    Args:
+        states: The step's kept row (gates i, f, g, o, then the cell state).
+        j: The unit.
+        h: Units per gate.
+        prev: The unit's cell state at step t - 1.
+        dh, dc: Gradients of its hidden and cell states at step t (``dh``
+            from above and from step t + 1; ``dc`` from step t + 1).
+
+    Returns:
+        The gradients of the four gate pre-activations and of ``c_{t-1}``.
+    """
+    ig = states[j]
+    fg = states[h + j]
+    gg = states[2 * h + j]
+    og = states[3 * h + j]
+    tc = _tanh(states[4 * h + j])
+    dcell = dc + dh * og * (_ONE - tc * tc)
+    return (dcell * gg * ig * (_ONE - ig), dcell * prev * fg * (_ONE - fg),
+            dcell * ig * (_ONE - gg * gg), dh * tc * og * (_ONE - og), dcell * fg)
+
+
+def lstm_backward_step(dhs, t, row0, dh_next, dc, kept, c_first, dpre):
+    """One step of LSTM backprop through time for some batch rows, before the product with W_hh.
+
+    Args:
+        dhs: (D, T, N_all, H) gradient of the hidden states from above.
+        t: The step.
+        row0: The first of these rows in ``dhs`` and ``kept``.
+        dh_next: (D, N, H) gradient reaching ``h_t`` through step t + 1.
+        dc: (D, N, H) gradient of the cell state ``c_t``; left as that of
+            ``c_{t-1}`` (through the forget gate).
+        kept: (D, T, N_all, 5H) gate activations and cell states (:func:`lstm_step`).
+        c_first: (D, N, H) the initial cell state of these rows (``c_{-1}``).
+        dpre: (D, T, N, 4, H) receives the gradients of step t's gate pre-activations.
+    """
+    d, n, h = dc.shape
+    for k in range(d):
+        for b in range(n):
+            states = kept[k, t, row0 + b]
+            grad_h = dhs[k, t, row0 + b]
+            grad_next = dh_next[k, b]
+            grad_c = dc[k, b]
+            out = dpre[k, t, b]
+            # two loops, so that each reads the previous cell state from one array
+            if t > 0:
+                prev = kept[k, t - 1, row0 + b]
+                for j in range(h):
+                    out[0, j], out[1, j], out[2, j], out[3, j], grad_c[j] = _lstm_unit_backward(
+                        states, j, h, prev[4 * h + j], grad_h[j] + grad_next[j], grad_c[j])
+            else:
+                first = c_first[k, b]
+                for j in range(h):
+                    out[0, j], out[1, j], out[2, j], out[3, j], grad_c[j] = _lstm_unit_backward(
+                        states, j, h, first[j], grad_h[j] + grad_next[j], grad_c[j])
+
+
+class _Kernels:
+    """The compiled kernels (attributes named as the module's functions)."""
+
+    def __init__(self, numba):
+        global _tanh, _sigmoid, _lstm_cell, _lstm_unit_backward
+        # fast math without 'nnan'/'ninf': a NaN must stay NaN (divergence is detected by it)
+        options = {"nogil": True, "fastmath": {"contract", "arcp", "nsz", "afn", "reassoc"},
+                   "error_model": "numpy", "cache": True}
+        # the kernels call these: compiled first, they are inlined where called
+        _tanh = numba.njit(inline="always", **options)(_tanh)
+        _sigmoid = numba.njit(inline="always", **options)(_sigmoid)
+        _lstm_cell = numba.njit(inline="always", **options)(_lstm_cell)
+        _lstm_unit_backward = numba.njit(inline="always", **options)(_lstm_unit_backward)
+        for name in __all__[1:]:
+            setattr(self, name, numba.njit(**options)(globals()[name]))
+
+
+_compiled = {"kernels": None, "tried": False}
+_compile_lock = threading.Lock()
+
+
+def kernels(dtype=np.float32):
+    """The compiled kernels for arrays of ``dtype``, or None (numpy code runs instead).
+
+    None when ``dtype`` is not float32, when numba is not installed, or when
+    ``DEEPKIT_NUMBA`` is ``0``.
+    """
+    if np.dtype(dtype) != np.float32 or os.environ.get("DEEPKIT_NUMBA", "1").strip() == "0":
+        return None
+    if not _compiled["tried"]:
+        with _compile_lock:
+            if not _compiled["tried"]:
+                try:
+                    import numba  # noqa: PLC0415 - optional: the 'fast' extra; slow to import
+                except ImportError:
+                    numba = None
+                _compiled["kernels"] = _Kernels(numba) if numba is not None else None
+                _compiled["tried"] = True
+    return _compiled["kernels"]

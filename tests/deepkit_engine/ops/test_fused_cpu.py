@@ -1,0 +1,255 @@
+"""The fused float32 CPU kernels (numba): the tanh approximation, each LSTM kernel against
+plain numpy formulas, and the RNN op on the fused path against the float64 reference,
+with and without the states a training forward keeps for backward."""
+import importlib.util
+
+import numpy as np
+import pytest
+
+from deepkit_engine import autograd, threads
+from deepkit_engine import ndarray as nd
+from deepkit_engine import symbol as sym
+from deepkit_engine.context import cpu
+from deepkit_engine.ops import fused_cpu
+from deepkit_engine.ops import rnn as rnn_ops
+from deepkit_engine.ops.registry import get_op
+from deepkit_engine.testing import assert_almost_equal
+
+from .test_rnn import _random_inputs, ref_rnn
+
+HAS_NUMBA = importlib.util.find_spec("numba") is not None
+needs_numba = pytest.mark.skipif(not HAS_NUMBA,
+                                 reason="numba is not installed (pip install 'deepkit[fast]')")
+
+F32 = np.float32
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@pytest.fixture
+def compiled(monkeypatch):
+    monkeypatch.delenv("DEEPKIT_NUMBA", raising=False)
+    kernels = fused_cpu.kernels(np.float32)
+    assert kernels is not None
+    return kernels
+
+
+# -- which arrays take the kernels ---------------------------------------------------------------
+
+def test_only_float32_takes_the_kernels_and_the_switch_turns_them_off(monkeypatch):
+    assert fused_cpu.kernels(np.float64) is None
+    assert fused_cpu.kernels(np.float16) is None
+    monkeypatch.setenv("DEEPKIT_NUMBA", "0")
+    assert fused_cpu.kernels(np.float32) is None
+    monkeypatch.setenv("DEEPKIT_NUMBA", "1")
+    assert (fused_cpu.kernels(np.float32) is not None) == HAS_NUMBA
+
+
+# -- the kernels as written (plain Python, tiny arrays) -------------------------------------------
+
+def test_tanh_approximation_is_float32_accurate_everywhere():
+    x = np.concatenate([np.linspace(-12, 12, 2001), [0.0, -0.0, 1e-30, -1e-30, 8.9, 9.1, 40.0,
+                                                      -40.0, np.inf, -np.inf]]).astype(F32)
+    got = np.array([fused_cpu._tanh(v) for v in x], F32)
+    np.testing.assert_allclose(got, np.tanh(x.astype(np.float64)), rtol=0, atol=4e-7)
+    assert np.isnan(fused_cpu._tanh(F32(np.nan)))  # NaN stays NaN (divergence shows)
+    assert np.all(np.abs(got) <= 1)
+
+
+def _lstm_numpy_step(pre, c):
+    h = c.shape[-1]
+    i, f = _sigmoid(pre[..., :h]), _sigmoid(pre[..., h:2 * h])
+    g, o = np.tanh(pre[..., 2 * h:3 * h]), _sigmoid(pre[..., 3 * h:])
+    c_new = f * c + i * g
+    return np.concatenate([i, f, g, o], -1), c_new, o * np.tanh(c_new)
+
+
+def test_lstm_step_as_written_matches_numpy_and_keeps_gates_and_cells():
+    rng = np.random.default_rng(0)
+    d, t, n, h, n_all, row0 = 2, 3, 2, 3, 5, 2
+    gates = rng.normal(size=(d, n, 4 * h)).astype(F32)
+    proj = rng.normal(size=(d, t, n, 4 * h)).astype(F32)
+    c = rng.normal(size=(d, n, h)).astype(F32)
+    hs = np.zeros((d, t, n_all, h), F32)
+    kept = np.zeros((d, t, n_all, 5 * h), F32)
+    bias = rng.normal(size=(d, 4 * h)).astype(F32)
+    acts, c_want, h_want = _lstm_numpy_step(
+        (gates + proj[:, 1] + bias[:, None]).astype(np.float64), c.astype(np.float64))
+    fused_cpu.lstm_step(gates, proj, bias, 1, c, hs, row0, kept, True)
+    np.testing.assert_allclose(c, c_want, atol=1e-6)
+    np.testing.assert_allclose(hs[:, 1, row0:row0 + n], h_want, atol=1e-6)
+    np.testing.assert_allclose(kept[:, 1, row0:row0 + n, :4 * h], acts, atol=1e-6)
+    np.testing.assert_allclose(kept[:, 1, row0:row0 + n, 4 * h:], c_want, atol=1e-6)
+    assert not hs[:, 0].any() and not hs[:, :, :row0].any() and not kept[:, 0].any()
+
+
+def test_lstm_backward_step_as_written_matches_the_chain_rule():
+    rng = np.random.default_rng(1)
+    d, t, n, h = 1, 2, 3, 2
+    kept = np.empty((d, t, n, 5 * h), F32)
+    kept[..., :4 * h] = rng.uniform(0.05, 0.95, size=(d, t, n, 4 * h))
+    kept[..., 4 * h:] = rng.normal(size=(d, t, n, h))
+    c_first = rng.normal(size=(d, n, h)).astype(F32)
+    dhs = rng.normal(size=(d, t, n, h)).astype(F32)
+    dh_next = rng.normal(size=(d, n, h)).astype(F32)
+    dc = rng.normal(size=(d, n, h)).astype(F32)
+    for step, c_prev in ((1, kept[:, 0, :, 4 * h:]), (0, c_first)):
+        i, f, g, o = (kept[:, step, :, k * h:(k + 1) * h].astype(np.float64) for k in range(4))
+        tc = np.tanh(kept[:, step, :, 4 * h:].astype(np.float64))
+        dh = dhs[:, step] + dh_next
+        dcell = dc + dh * o * (1 - tc ** 2)
+        want = np.stack([dcell * g * i * (1 - i), dcell * c_prev * f * (1 - f),
+                         dcell * i * (1 - g ** 2), dh * tc * o * (1 - o)], axis=2)
+        dpre = np.zeros((d, t, n, 4, h), F32)
+        dc_in = dc.copy()
+        fused_cpu.lstm_backward_step(dhs, step, 0, dh_next, dc_in, kept, c_first, dpre)
+        np.testing.assert_allclose(dpre[:, step], want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(dc_in, dcell * f, rtol=1e-5, atol=1e-6)
+
+
+# -- compiled ----------------------------------------------------------------------------------------
+
+@needs_numba
+def test_compiled_tanh_matches_numpy(compiled):
+    x = np.random.default_rng(2).normal(scale=4, size=(7, 1031)).astype(F32)
+    out = np.empty_like(x)
+    compiled.tanh_(x, out)
+    np.testing.assert_allclose(out, np.tanh(x.astype(np.float64)), rtol=0, atol=4e-7)
+    compiled.tanh_(x, x)  # in place
+    np.testing.assert_allclose(x, out, rtol=0, atol=2.5e-7)
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, 40.0], F32)
+    compiled.tanh_(special, special)
+    assert np.isnan(special[0])
+    np.testing.assert_allclose(special[1:], [1.0, -1.0, 0.0, 1.0], rtol=0, atol=4e-7)
+
+
+@needs_numba
+def test_compiled_recompute_and_hidden_agree_with_the_step_kernel(compiled):
+    rng = np.random.default_rng(3)
+    d, t, n, h = 2, 4, 3, 5
+    acts = rng.normal(size=(d, t, n, 4 * h)).astype(F32)
+    proj = rng.normal(size=(d, t, n, 4 * h)).astype(F32)
+    bias = rng.normal(size=(d, 4 * h)).astype(F32)
+    c0 = rng.normal(size=(d, n, h)).astype(F32)
+    kept_steps = np.empty((d, t, n, 5 * h), F32)
+    hs = np.empty((d, t, n, h), F32)
+    c = c0.copy()
+    for i in range(t):
+        compiled.lstm_step(np.ascontiguousarray(acts[:, i]), proj, bias, i, c, hs, 0, kept_steps,
+                           True)
+    kept = np.empty_like(kept_steps)
+    c_last = c0.copy()
+    compiled.lstm_recompute(acts.copy(), proj, bias, c_last, kept)
+    np.testing.assert_allclose(kept, kept_steps, atol=1e-6)
+    np.testing.assert_allclose(c_last, c, atol=1e-6)
+    hidden = np.empty_like(hs)
+    compiled.lstm_hidden(kept, hidden)
+    np.testing.assert_allclose(hidden, hs, atol=1e-6)
+
+
+# -- the RNN op on the fused path ----------------------------------------------------------------
+
+def _lstm_case(layers, bi, seq=6, batch=20, input_size=5, hid=7, seed=4):
+    rng = np.random.default_rng(seed)
+    ins = _random_inputs(rng, "lstm", seq, batch, input_size, hid, layers, bi)
+    params = {"mode": "lstm", "state_size": hid, "num_layers": layers, "bidirectional": bi,
+              "state_outputs": True}
+    return rng, ins, params
+
+
+def _grads(ins, params, ograds, dtype, is_train=True):
+    arrays = [nd.array(a, dtype=dtype) for a in ins]
+    for a in arrays:
+        a.attach_grad()
+    with autograd.record(train_mode=is_train):
+        outs = nd.RNN(*arrays, **params)
+        loss = sum((o * nd.array(g, dtype=dtype)).sum() for o, g in zip(outs, ograds))
+    loss.backward()
+    return [o.asnumpy() for o in outs] + [a.grad.asnumpy() for a in arrays]
+
+
+@needs_numba
+@pytest.mark.parametrize("layers,bi", [(1, False), (2, True), (3, False)])
+@pytest.mark.parametrize("is_train", [True, False])
+def test_fused_lstm_matches_the_float64_reference(layers, bi, is_train, compiled):
+    rng, ins, params = _lstm_case(layers, bi)
+    want_outs = ref_rnn(*ins, **params)
+    ograds = [rng.uniform(-1, 1, o.shape) for o in want_outs]
+    exact = _grads(ins, params, ograds, "float64")
+    got = _grads(ins, params, ograds, "float32", is_train=is_train)
+    for w, o in zip(want_outs, got):
+        assert_almost_equal(o, w, rtol=1e-5, atol=2e-6)
+    for e, g in zip(exact[3:], got[3:]):  # gradients of data, parameters, state, cell
+        assert_almost_equal(g, e, rtol=1e-4, atol=2e-5)
+
+
+@needs_numba
+def test_fused_and_numpy_float32_paths_agree(monkeypatch, compiled):
+    rng, ins, params = _lstm_case(2, True, seed=5)
+    ograds = [rng.uniform(-1, 1, o.shape) for o in ref_rnn(*ins, **params)]
+    fused = _grads(ins, params, ograds, "float32")
+    monkeypatch.setenv("DEEPKIT_NUMBA", "0")
+    plain = _grads(ins, params, ograds, "float32")
+    for f, p in zip(fused, plain):
+        assert_almost_equal(f, p, rtol=1e-4, atol=2e-5)
+
+
+@needs_numba
+def test_a_training_forward_keeps_gates_and_cells_and_flags_them(compiled):
+    _, ins, params = _lstm_case(2, False, seq=3, batch=4)
+    op = get_op("RNN")
+    attrs = op.parse_attrs(params)
+    ins32 = [a.astype(F32) for a in ins]
+    _, shapes = op.infer_shape(attrs, [a.shape for a in ins32])
+    names = rnn_ops._outputs(attrs)
+    assert names[-1] == "kept_states" and op.num_visible_outputs(attrs) == 3
+    at = names.index("kept_states")
+    assert shapes[at] == (2 * 3 * 4 * 5 * 7 + 1,)
+    for is_train, flag in ((False, 0.0), (True, 1.0)):
+        outs = [np.full(s, -5.0, F32) for s in shapes]
+        op.forward_cpu(np, attrs, ins32, outs, ("write",) * len(outs),
+                       rng=np.random.default_rng(0), is_train=is_train)
+        assert outs[at][-1] == flag
+    kept = outs[at][:-1].reshape(2, 3, 4, 5, 7)  # layer, step, sample, (i f g o c), unit
+    sigmoid_gates = kept[:, :, :, [0, 1, 3]]
+    assert ((sigmoid_gates > 0) & (sigmoid_gates < 1)).all()
+    assert (np.abs(kept[:, :, :, 2]) < 1).all()
+    assert_almost_equal(kept[:, -1, :, 4], outs[2], rtol=1e-6, atol=1e-7)  # last cell = cy
+    hidden = kept[:, :, :, 3] * np.tanh(kept[:, :, :, 4])
+    assert_almost_equal(hidden[-1], outs[0], rtol=1e-5, atol=1e-6)  # top layer's output
+
+
+@needs_numba
+def test_fused_batch_split_over_three_threads_matches_one(monkeypatch, compiled):
+    rng, ins, params = _lstm_case(2, True, batch=29, seed=6)
+    ograds = [rng.uniform(-1, 1, o.shape) for o in ref_rnn(*ins, **params)]
+    whole = _grads(ins, params, ograds, "float32")
+    monkeypatch.setattr(threads, "_state", dict(threads._state, pool=None, pool_size=3))
+    try:
+        split = _grads(ins, params, ograds, "float32")
+    finally:
+        if threads._state["pool"] is not None:
+            threads._state["pool"].shutdown()
+    for w, s in zip(whole, split):
+        assert_almost_equal(s, w, rtol=1e-5, atol=1e-6)
+
+
+@needs_numba
+def test_executor_backward_after_an_inference_forward_recomputes(compiled):
+    """MXNet allows backward after forward(is_train=False): nothing was kept, so the
+    gates are recomputed, and the gradients equal those after a training forward."""
+    net = sym.RNN(sym.Variable("data"), mode="lstm", state_size=6, num_layers=2, name="rnn")
+    exe = net.simple_bind(cpu(), data=(5, 12, 4))
+    rng = np.random.default_rng(7)
+    for arr in exe.arg_dict.values():
+        arr[:] = rng.uniform(-1, 1, size=arr.shape)
+    head = nd.array(rng.uniform(-1, 1, size=(5, 12, 6)))
+    exe.forward(is_train=True)
+    exe.backward(head)
+    trained = {k: v.asnumpy().copy() for k, v in exe.grad_dict.items()}
+    exe.forward(is_train=False)
+    exe.backward(head)
+    for name, grad in exe.grad_dict.items():
+        assert_almost_equal(grad, trained[name], rtol=1e-5, atol=1e-6)
