@@ -37,7 +37,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["blas_threads", "configure", "cpu_cores", "describe", "local_processes",
+__all__ = ["blas_threads", "configure", "cpu_cores", "describe", "gemm_nt", "local_processes",
            "matmul", "parallel_map", "pool_size", "set_blas_threads", "unary"]
 
 _state = {"blas": None, "pool_size": 1, "pool": None}
@@ -303,3 +303,74 @@ def matmul(xp, a, b, out=None):
     parallel_map(lambda i: np.matmul(a[..., i:i + step, :], b, out=out[..., i:i + step, :]),
                  range(0, m, step))
     return out
+
+
+# -- C (+)= A @ B.T straight through BLAS ----------------------------------------------------
+
+_CBLAS_ROW_MAJOR, _CBLAS_NO_TRANS, _CBLAS_TRANS = 101, 111, 112
+_gemm = {"looked": False, "functions": {}}
+
+
+def _cblas_gemms():
+    """``{dtype: (cblas_?gemm, int type)}`` from the OpenBLAS that numpy loaded, or ``{}``.
+
+    numpy's wheels ship OpenBLAS with 64-bit integers and prefixed names
+    (``scipy_cblas_sgemm64_``); a plain OpenBLAS has ``cblas_sgemm``.
+    """
+    found = {}
+    for lib in _openblas_libraries():
+        for suffix, int_type in (("64_", ctypes.c_int64), ("", ctypes.c_int)):
+            for prefix in ("scipy_", ""):
+                pair = [getattr(lib, f"{prefix}cblas_{kind}gemm{suffix}", None) for kind in "sd"]
+                if all(fn is not None for fn in pair):
+                    for fn, real in zip(pair, (ctypes.c_float, ctypes.c_double)):
+                        fn.restype = None
+                        fn.argtypes = ([ctypes.c_int] * 3 + [int_type] * 3
+                                       + [real, ctypes.c_void_p, int_type, ctypes.c_void_p,
+                                          int_type, real, ctypes.c_void_p, int_type])
+                    return {np.dtype(np.float32): (pair[0], ctypes.c_float),
+                            np.dtype(np.float64): (pair[1], ctypes.c_double)}
+    return found
+
+
+def _row_stride(a):
+    """Elements between rows of a 2-D array whose rows are contiguous, else None."""
+    if a.ndim != 2 or (a.shape[1] > 1 and a.strides[1] != a.itemsize):
+        return None
+    if a.shape[0] > 1 and a.strides[0] % a.itemsize:
+        return None
+    return max(a.strides[0] // a.itemsize, a.shape[1], 1)
+
+
+def gemm_nt(a, b, c, accumulate):
+    """``c += a @ b.T`` (``accumulate``) or ``c[...] = a @ b.T``, with no temporary.
+
+    BLAS's own ``C = A B^T + beta C`` through ctypes for float32/float64 arrays
+    whose rows are contiguous; otherwise numpy with a temporary. Adding a
+    product in place is what numpy's ``matmul`` cannot do, and what keeps
+    sums of large partial products (a convolution's weight gradient over
+    batch chunks) from allocating one partial per chunk.
+
+    Args:
+        a: (m, k) array.
+        b: (n, k) array.
+        c: (m, n) array, written.
+        accumulate: Whether to add to ``c`` instead of overwriting it.
+    """
+    if not _gemm["looked"]:
+        _gemm["functions"], _gemm["looked"] = _cblas_gemms(), True
+    entry = _gemm["functions"].get(c.dtype)
+    strides = [_row_stride(x) for x in (a, b, c)]
+    m, k = a.shape
+    n = b.shape[0]
+    if (entry is None or a.dtype != c.dtype or b.dtype != c.dtype or None in strides
+            or not c.flags.writeable or min(m, n, k) == 0):
+        if accumulate:
+            c += a @ b.T
+        else:
+            np.matmul(a, b.T, out=c)
+        return
+    fn, real = entry
+    fn(_CBLAS_ROW_MAJOR, _CBLAS_NO_TRANS, _CBLAS_TRANS, m, n, k, real(1.0),
+       a.ctypes.data, strides[0], b.ctypes.data, strides[1], real(1.0 if accumulate else 0.0),
+       c.ctypes.data, strides[2])

@@ -137,3 +137,36 @@ def test_openblas_local_thread_setter_is_found_with_numpy_openblas():
         pytest.skip("numpy's BLAS has no openblas_set_num_threads_local (OpenBLAS < 0.3.27)")
     previous = setter(2)
     assert setter(previous) == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_gemm_nt_adds_or_writes_a_times_b_transposed_in_place(dtype, accumulate):
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(7, 5)).astype(dtype)
+    b = rng.normal(size=(9, 5)).astype(dtype)
+    frame = rng.normal(size=(10, 20)).astype(dtype)
+    before = frame.copy()
+    target = frame[2:9, 3:12]  # rows of a larger array: its row stride is not its width
+    threads.gemm_nt(a, b, target, accumulate)
+    want = (before[2:9, 3:12] if accumulate else 0) + a.astype(np.float64) @ b.T
+    if dtype == np.float32:
+        np.testing.assert_allclose(target, want, rtol=1e-5, atol=1e-5)
+    else:
+        np.testing.assert_allclose(target, want, rtol=1e-12, atol=1e-12)
+    outside = np.ones(frame.shape, bool)
+    outside[2:9, 3:12] = False
+    np.testing.assert_array_equal(frame[outside], before[outside])
+
+
+def test_gemm_nt_falls_back_to_numpy_for_other_layouts_and_dtypes():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(6, 4))[:, ::2]  # columns not contiguous
+    b = rng.normal(size=(3, 2))
+    c = np.ones((6, 3))
+    threads.gemm_nt(a, b, c, True)
+    np.testing.assert_allclose(c, 1 + a @ b.T, rtol=1e-12)
+    ints = np.arange(6).reshape(3, 2)
+    out = np.zeros((3, 3), np.int64)
+    threads.gemm_nt(ints, ints, out, False)
+    np.testing.assert_array_equal(out, ints @ ints.T)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from deepkit_engine import autograd
+from deepkit_engine import autograd, threads
 from deepkit_engine import ndarray as nd
 from deepkit_engine import symbol as sym
 from deepkit_engine.base import ParamError, ShapeError
@@ -521,7 +521,6 @@ def test_deconvolution_is_the_adjoint_of_convolution():
 ], ids=str)
 def test_kernel_pool_chunks_give_identical_results(monkeypatch, params):
     """Chunks run on the kernel pool's threads: the same results as one whole-batch call."""
-    from deepkit_engine import threads  # noqa: PLC0415
     rng = np.random.default_rng(1)
     x = rng.normal(size=(20, 4, 9, 8))
     w = rng.normal(size=(6, 4 // params.get("num_group", 1)) + params["kernel"])
@@ -564,3 +563,29 @@ def test_large_batches_are_processed_in_chunks_with_identical_results(monkeypatc
         results.append([out.asnumpy(), exe.grad_dict["x"].asnumpy(), exe.grad_dict["w"].asnumpy()])
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("req", ["write", "add"])
+@pytest.mark.parametrize("pool", [1, 3])
+def test_large_weight_gradients_summed_in_place_match_the_batch_split(monkeypatch, req, pool):
+    """Weights from IN_PLACE_WEIGHT_GRAD_BYTES up accumulate every chunk's product into the
+    gradient itself; the result equals the batch-split path's, over several chunks."""
+    from deepkit_engine.ops import convolution  # noqa: PLC0415
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(5, 7, 6, 6))
+    g = rng.normal(size=(5, 4, 6, 6))
+    geo = ((3, 3), (1, 1), (1, 1), (1, 1))
+    start = rng.normal(size=(4, 7, 3, 3))
+    monkeypatch.setattr(threads, "pool_size", lambda: pool)
+    results = []
+    for threshold, workspace in ((1 << 60, 1 << 30), (0, 7 * 9 * 36 * 8 * 2)):  # 2 per chunk
+        monkeypatch.setattr(convolution, "IN_PLACE_WEIGHT_GRAD_BYTES", threshold)
+        monkeypatch.setattr(convolution, "IN_PLACE_WORKSPACE_BYTES", workspace)
+        out = start.copy()
+        convolution.conv_weight_grad(np, g, x, out, req, geo, 1)
+        results.append(out)
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-12, atol=1e-12)
+    cols = np.lib.stride_tricks.sliding_window_view(np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))),
+                                                    (3, 3), axis=(2, 3))
+    want = np.einsum("nfhw,nchwij->fcij", g, cols) + (start if req == "add" else 0)
+    np.testing.assert_allclose(results[1], want, rtol=1e-10, atol=1e-10)
