@@ -68,7 +68,7 @@ def _lstm_cell(pre_i, pre_f, pre_g, pre_o, prev):
     return ig, fg, gg, og, cell, og * _tanh(cell)
 
 
-def lstm_step(gates, proj, bias, t, c, hs, row0, kept, keep):
+def lstm_step(gates, proj, bias, t, c, hs, row0, kept, keep, mask, h_first):
     """One LSTM time step of some batch rows: gates, new cell state, new hidden state.
 
     Args:
@@ -84,6 +84,12 @@ def lstm_step(gates, proj, bias, t, c, hs, row0, kept, keep):
             (i, f, g, o) and the new cell state, which backward reads instead
             of recomputing them.
         keep: Whether to write ``kept``.
+        mask: (D, T, N_all) step mask (Keras's masking), or an empty array for
+            none: where it is 0 the sample's states stay as they were (the
+            cell state, and the hidden state copied from step t - 1; ``kept``
+            then holds zero gates and the unchanged cell state).
+        h_first: (D, N, H) the initial hidden state of these rows (read at a
+            masked step 0).
     """
     d, n, h = c.shape
     for k in range(d):
@@ -93,7 +99,14 @@ def lstm_step(gates, proj, bias, t, c, hs, row0, kept, keep):
             inputs = proj[k, t, b]
             cells = c[k, b]
             out = hs[k, t, row0 + b]
-            if keep:
+            if mask.size and mask[k, t, row0 + b] == 0:
+                prev = hs[k, t - 1, row0 + b] if t > 0 else h_first[k, b]
+                out[:] = prev
+                if keep:
+                    states = kept[k, t, row0 + b]
+                    states[:4 * h] = 0
+                    states[4 * h:] = cells
+            elif keep:
                 states = kept[k, t, row0 + b]
                 for j in range(h):
                     ig, fg, gg, og, cell, hidden = _lstm_cell(
@@ -150,19 +163,25 @@ def lstm_recompute(acts, proj, bias, c, kept):
                     cells[j] = cell
 
 
-def lstm_hidden(kept, hs):
+def lstm_hidden(kept, hs, mask, h_first):
     """``hs = o * tanh(c)`` for every step, from what :func:`lstm_step` kept.
 
     Args:
         kept: (D, T, N, 5H) gate activations and cell states.
         hs: (D, T, N, H) receives the hidden states.
+        mask: (D, T, N) step mask, or an empty array for none: a masked step
+            repeats the previous hidden state.
+        h_first: (D, N, H) the initial hidden state.
     """
     d, steps, n, h = hs.shape
     for k in range(d):
         for t in range(steps):
             for b in range(n):
-                states = kept[k, t, b]
                 out = hs[k, t, b]
+                if mask.size and mask[k, t, b] == 0:
+                    out[:] = hs[k, t - 1, b] if t > 0 else h_first[k, b]
+                    continue
+                states = kept[k, t, b]
                 for j in range(h):
                     out[j] = states[3 * h + j] * _tanh(states[4 * h + j])
 
@@ -191,7 +210,7 @@ def _lstm_unit_backward(states, j, h, prev, dh, dc):
             dcell * ig * (_ONE - gg * gg), dh * tc * og * (_ONE - og), dcell * fg)
 
 
-def lstm_backward_step(dhs, t, row0, dh_next, dc, kept, c_first, dpre):
+def lstm_backward_step(dhs, t, row0, dh_next, dc, kept, c_first, dpre, mask, passed):
     """One step of LSTM backprop through time for some batch rows, before the product with W_hh.
 
     Args:
@@ -204,6 +223,11 @@ def lstm_backward_step(dhs, t, row0, dh_next, dc, kept, c_first, dpre):
         kept: (D, T, N_all, 5H) gate activations and cell states (:func:`lstm_step`).
         c_first: (D, N, H) the initial cell state of these rows (``c_{-1}``).
         dpre: (D, T, N, 4, H) receives the gradients of step t's gate pre-activations.
+        mask: (D, T, N_all) step mask, or an empty array for none.
+        passed: (D, N, H): with a mask, receives the hidden-state gradient
+            that a masked step passes to step t - 1 unchanged (zero where the
+            step is not masked), to add after the product with ``W_hh``; the
+            cell-state gradient passes through ``dc`` as it is.
     """
     d, n, h = dc.shape
     for k in range(d):
@@ -213,6 +237,14 @@ def lstm_backward_step(dhs, t, row0, dh_next, dc, kept, c_first, dpre):
             grad_next = dh_next[k, b]
             grad_c = dc[k, b]
             out = dpre[k, t, b]
+            if mask.size:
+                carried = passed[k, b]
+                if mask[k, t, row0 + b] == 0:
+                    for j in range(h):
+                        carried[j] = grad_h[j] + grad_next[j]
+                    out[:, :] = 0
+                    continue
+                carried[:] = 0
             # two loops, so that each reads the previous cell state from one array
             if t > 0:
                 prev = kept[k, t - 1, row0 + b]

@@ -26,9 +26,9 @@ reversed, "step order"). The input projections of all time steps are one
 GEMM per layer; the time loop does one small batched GEMM and a few
 vectorised elementwise ops per step.
 
-Float32 LSTMs on the CPU run fused kernels (:mod:`.fused_cpu`, with numba:
-``pip install 'deepkit[fast]'``): per step one GEMM and one elementwise
-kernel. A training forward then keeps every step's gate activations and cell
+Float32 LSTMs on the CPU, with or without a step mask, run fused kernels
+(:mod:`.fused_cpu`, with numba: ``pip install 'deepkit[fast]'``): per step
+one GEMM and one elementwise kernel. A training forward then keeps every step's gate activations and cell
 state in the hidden output ``kept_states`` (5H values per layer, direction,
 step and sample, and a flag saying whether they were kept), and backward reads
 them instead of recomputing anything: per step one kernel and one GEMM.
@@ -307,9 +307,9 @@ def _layer_forward(xp, mode, xs, w, h0, c0, hs, m=None, kept=None):
     Same arguments and result as :func:`_layer_forward_rows`; ``kept``: see
     :func:`_lstm_forward_fused`.
     """
-    fused = _fused_kernels(xp, mode, hs.dtype, m)
+    fused = _fused_kernels(xp, mode, hs.dtype)
     if fused is not None:
-        return _lstm_forward_fused(fused, xs, w, h0, c0, hs, kept)
+        return _lstm_forward_fused(fused, xs, w, h0, c0, hs, kept, m)
     parts = _row_parts(xp, xs.shape[2])
     if parts is None:
         return _layer_forward_rows(xp, mode, xs, w, h0, c0, hs, m)
@@ -418,19 +418,28 @@ def _layer_forward_rows(xp, mode, xs, w, h0, c0, hs, m=None):
     return None
 
 
-def _fused_kernels(xp, mode, dtype, m):
-    """The fused CPU kernels (:mod:`.fused_cpu`) for an unmasked float32 LSTM, else None."""
-    if xp is not np or mode != "lstm" or m is not None:
+def _fused_kernels(xp, mode, dtype):
+    """The fused CPU kernels (:mod:`.fused_cpu`) for a float32 LSTM on numpy, else None."""
+    if xp is not np or mode != "lstm":
         return None
     return fused_cpu.kernels(dtype)
+
+
+#: ``mask`` argument of the fused kernels when there is no step mask.
+_NO_MASK = np.empty((0, 0, 0), np.float32)
+
+
+def _fused_mask(m):
+    """The (d, T, N) step mask the fused kernels read, from the (d, T, N, 1) one, or empty."""
+    return _NO_MASK if m is None else np.ascontiguousarray(m[..., 0], dtype=np.float32)
 
 
 #: ``kept`` argument of the fused LSTM step when nothing is kept.
 _NOTHING_KEPT = np.empty((1, 1, 1, 1), np.float32)
 
 
-def _lstm_forward_fused(fused, xs, w, h0, c0, hs, kept=None):
-    """One unmasked LSTM layer with the fused kernels: per step, one product and one kernel.
+def _lstm_forward_fused(fused, xs, w, h0, c0, hs, kept=None, m=None):
+    """One LSTM layer with the fused kernels: per step, one product and one kernel.
 
     Args:
         xs, w, h0, c0: As for :func:`_layer_forward_rows`.
@@ -438,6 +447,7 @@ def _lstm_forward_fused(fused, xs, w, h0, c0, hs, kept=None):
         kept: None, or a (d, T, N, 5H) C-contiguous buffer that receives the
             gate activations and cell states of every step (a training
             forward keeps them for backward: see :func:`_lstm_backward_kept`).
+        m: None, or the (d, T, N, 1) step-ordered step mask.
 
     Returns:
         The last cell state (d, N, H).
@@ -448,7 +458,7 @@ def _lstm_forward_fused(fused, xs, w, h0, c0, hs, kept=None):
     c_last = np.empty(c0.shape, hs.dtype)
     keep = kept is not None
     target = kept if keep else _NOTHING_KEPT
-
+    mask = _fused_mask(m)
     bias = np.ascontiguousarray(b_ih + b_hh)
 
     def part(r):
@@ -458,23 +468,25 @@ def _lstm_forward_fused(fused, xs, w, h0, c0, hs, kept=None):
         proj = proj.reshape(d, t, rows, w_hh.shape[1])
         gates = np.empty((d, rows, w_hh.shape[1]), hs.dtype)
         c = np.array(c0[:, r], dtype=hs.dtype, order="C")
-        prev = h0[:, r]
+        h_first = np.array(h0[:, r], dtype=hs.dtype, order="C")
+        prev = h_first
         for i in range(t):
             threads.matmul(np, prev, w_t, gates)
-            fused.lstm_step(gates, proj, bias, i, c, hs, r.start, target, keep)
+            fused.lstm_step(gates, proj, bias, i, c, hs, r.start, target, keep, mask, h_first)
             prev = hs[:, i, r]
         c_last[:, r] = c
     threads.parallel_map(part, _row_parts(np, n) or [slice(0, n)])
     return c_last
 
 
-def _lstm_backward_kept(fused, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx, kept):
-    """Backprop through time of one unmasked LSTM layer from its kept gates and cell states.
+def _lstm_backward_kept(fused, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx, kept, m=None):
+    """Backprop through time of one LSTM layer from its kept gates and cell states.
 
     Nothing is recomputed: each step is one fused kernel and one product with
     ``W_hh``; the batch is split over the kernel pool. Arguments as for
     :func:`_layer_backward_rows`, with ``dhs`` (d, T, N, H) and ``kept``
-    (d, T, N, 5H) C-contiguous; returns the same.
+    (d, T, N, 5H) C-contiguous; returns the same. At a masked step (``m``
+    0) the states passed through, and so do their gradients.
     """
     w_ih, w_hh = w[0], w[1]
     d, t, n, h = hs.shape
@@ -485,6 +497,7 @@ def _lstm_backward_kept(fused, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx, ke
     dh0 = np.empty((d, n, h), dtype)
     dc0 = np.empty((d, n, h), dtype)
     partial_grads = [None] * len(parts)
+    mask = _fused_mask(m)
 
     def part(k):
         r = parts[k]
@@ -495,9 +508,12 @@ def _lstm_backward_kept(fused, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx, ke
                                                                          order="C")
         c_first = np.array(c0[:, r], dtype, order="C")
         dpre = np.empty((d, t, rows, 4, h), dtype)
+        passed = np.empty((d, rows, h), dtype) if m is not None else dh
         for i in range(t - 1, -1, -1):
-            fused.lstm_backward_step(dhs, i, r.start, dh, dc, kept, c_first, dpre)
+            fused.lstm_backward_step(dhs, i, r.start, dh, dc, kept, c_first, dpre, mask, passed)
             threads.matmul(np, dpre[:, i].reshape(d, rows, gh), w_hh, dh)
+            if m is not None:
+                dh += passed
         dh0[:, r] = dh
         dc0[:, r] = dc
         flat = dpre.reshape(d, t * rows, gh)
@@ -592,7 +608,7 @@ def _rnn_forward(xp, attrs, inputs, outputs, req, rng=None, is_train=False):
         k = names.index("kept_states")
         if req[k] in ("write", "inplace"):
             # kept for backward only where the fused kernels run (they read them back)
-            keep = is_train and _fused_kernels(xp, mode, dtype, m) is not None
+            keep = is_train and _fused_kernels(xp, mode, dtype) is not None
             outputs[k][-1] = 1 if keep else 0
             if keep:
                 kept = outputs[k][:-1].reshape(layers, d, t, n, 5 * h)
@@ -859,7 +875,7 @@ def _rnn_backward(xp, attrs, inputs, outputs, req):
     dstate = _target(xp, outputs[2], req[2])
     dcell = _target(xp, outputs[3], req[3]) if lstm else None
     gweights = _unpack(dparams, mode, layers, d, in_size, h)
-    fused = _fused_kernels(xp, mode, dtype, m)
+    fused = _fused_kernels(xp, mode, dtype)
     kept_all = [None] * layers
     if fused is not None and values["kept_states"][-1] == 1:
         kept_all = list(values["kept_states"][:-1].reshape(layers, d, t, n, 5 * h))
@@ -878,7 +894,8 @@ def _rnn_backward(xp, attrs, inputs, outputs, req):
         else:  # (with a step mask the output is zero where the states were kept)
             hs = xp.empty((d, t, n, h), dtype)
             if kept_all[layer] is not None:
-                fused.lstm_hidden(kept_all[layer], hs)
+                fused.lstm_hidden(kept_all[layer], hs, _fused_mask(m),
+                                  np.ascontiguousarray(state[rows]))
             else:
                 if fused is not None:
                     kept_all[layer] = np.empty((d, t, n, 5 * h), dtype)
@@ -901,7 +918,7 @@ def _rnn_backward(xp, attrs, inputs, outputs, req):
                 _step_order(xp, grad, d, h), None if dhy is None else dhy[rows],
                 None if dcy is None else dcy[rows], weights[layer], gweights[layer], need_dx)
         if fused is not None:
-            dxs, dh0, dc0 = _lstm_backward_kept(fused, *args, kept_all[layer])
+            dxs, dh0, dc0 = _lstm_backward_kept(fused, *args, kept_all[layer], m)
             kept_all[layer] = None
         else:
             dxs, dh0, dc0 = _layer_backward(xp, mode, *args, m)

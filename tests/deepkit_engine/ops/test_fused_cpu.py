@@ -22,6 +22,7 @@ needs_numba = pytest.mark.skipif(not HAS_NUMBA,
                                  reason="numba is not installed (pip install 'deepkit[fast]')")
 
 F32 = np.float32
+NO_MASK = np.empty((0, 0, 0), F32)
 
 
 def _sigmoid(x):
@@ -77,7 +78,7 @@ def test_lstm_step_as_written_matches_numpy_and_keeps_gates_and_cells():
     bias = rng.normal(size=(d, 4 * h)).astype(F32)
     acts, c_want, h_want = _lstm_numpy_step(
         (gates + proj[:, 1] + bias[:, None]).astype(np.float64), c.astype(np.float64))
-    fused_cpu.lstm_step(gates, proj, bias, 1, c, hs, row0, kept, True)
+    fused_cpu.lstm_step(gates, proj, bias, 1, c, hs, row0, kept, True, NO_MASK, np.zeros_like(c))
     np.testing.assert_allclose(c, c_want, atol=1e-6)
     np.testing.assert_allclose(hs[:, 1, row0:row0 + n], h_want, atol=1e-6)
     np.testing.assert_allclose(kept[:, 1, row0:row0 + n, :4 * h], acts, atol=1e-6)
@@ -104,7 +105,8 @@ def test_lstm_backward_step_as_written_matches_the_chain_rule():
                          dcell * i * (1 - g ** 2), dh * tc * o * (1 - o)], axis=2)
         dpre = np.zeros((d, t, n, 4, h), F32)
         dc_in = dc.copy()
-        fused_cpu.lstm_backward_step(dhs, step, 0, dh_next, dc_in, kept, c_first, dpre)
+        fused_cpu.lstm_backward_step(dhs, step, 0, dh_next, dc_in, kept, c_first, dpre, NO_MASK,
+                                     dh_next)
         np.testing.assert_allclose(dpre[:, step], want, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(dc_in, dcell * f, rtol=1e-5, atol=1e-6)
 
@@ -138,14 +140,14 @@ def test_compiled_recompute_and_hidden_agree_with_the_step_kernel(compiled):
     c = c0.copy()
     for i in range(t):
         compiled.lstm_step(np.ascontiguousarray(acts[:, i]), proj, bias, i, c, hs, 0, kept_steps,
-                           True)
+                           True, NO_MASK, c0)
     kept = np.empty_like(kept_steps)
     c_last = c0.copy()
     compiled.lstm_recompute(acts.copy(), proj, bias, c_last, kept)
     np.testing.assert_allclose(kept, kept_steps, atol=1e-6)
     np.testing.assert_allclose(c_last, c, atol=1e-6)
     hidden = np.empty_like(hs)
-    compiled.lstm_hidden(kept, hidden)
+    compiled.lstm_hidden(kept, hidden, NO_MASK, c0)
     np.testing.assert_allclose(hidden, hs, atol=1e-6)
 
 
@@ -253,3 +255,50 @@ def test_executor_backward_after_an_inference_forward_recomputes(compiled):
     exe.backward(head)
     for name, grad in exe.grad_dict.items():
         assert_almost_equal(grad, trained[name], rtol=1e-5, atol=1e-6)
+
+
+@needs_numba
+@pytest.mark.parametrize("layers,bi", [(1, False), (2, True)])
+@pytest.mark.parametrize("pool", [1, 3])
+@pytest.mark.parametrize("is_train", [True, False])
+def test_fused_masked_lstm_matches_the_float64_kernels(layers, bi, pool, is_train, monkeypatch,
+                                                       compiled):
+    """Keras's masking (the op's step_mask): masked steps keep the states and pass their
+    gradients through, in the fused kernels as in the numpy ones; the batch split too."""
+    rng = np.random.default_rng(9)
+    seq, batch, input_size, hid = 6, 24, 5, 7
+    ins = _random_inputs(rng, "lstm", seq, batch, input_size, hid, layers, bi)
+    mask = np.ones((seq, batch))
+    mask[3:, 0] = 0    # trailing padding
+    mask[1, 1] = 0     # a hole inside a sequence
+    mask[:2, 2] = 0    # leading padding
+    mask[:, 3] = 0     # nothing at all
+    mask[rng.uniform(size=(seq, batch)) < 0.2] = 0
+    params = {"mode": "lstm", "state_size": hid, "num_layers": layers, "bidirectional": bi,
+              "state_outputs": True, "use_step_mask": True}
+    ograds = [rng.uniform(-1, 1, o.shape) for o in ref_rnn(*ins, **{
+        k: v for k, v in params.items() if k != "use_step_mask"})]
+    monkeypatch.setattr(threads, "_state", dict(threads._state, pool=None, pool_size=pool))
+    calls = []
+    fused_forward = rnn_ops._lstm_forward_fused
+    monkeypatch.setattr(rnn_ops, "_lstm_forward_fused",
+                        lambda *args: calls.append(args[-1] is not None) or fused_forward(*args))
+
+    def grads(dtype):
+        arrays = [nd.array(a, dtype=dtype) for a in ins]
+        for a in arrays:
+            a.attach_grad()
+        with autograd.record(train_mode=is_train):  # not training: nothing kept, recomputed
+            outs = nd.RNN(*arrays, nd.array(mask, dtype=dtype), **params)
+            loss = sum((o * nd.array(g, dtype=dtype)).sum() for o, g in zip(outs, ograds))
+        loss.backward()
+        return [o.asnumpy() for o in outs] + [a.grad.asnumpy() for a in arrays]
+    try:
+        exact, fused = grads("float64"), grads("float32")
+    finally:
+        if threads._state["pool"] is not None:
+            threads._state["pool"].shutdown()
+    assert calls and all(calls)  # float32 ran the fused kernels, with the mask
+    assert np.all(exact[0][3:, 0] == 0) and np.all(fused[0][3:, 0] == 0)
+    for e, f in zip(exact, fused):
+        assert_almost_equal(f, e, rtol=1e-4, atol=2e-5)
