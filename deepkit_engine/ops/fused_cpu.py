@@ -59,13 +59,32 @@ def tanh_(x, out):
 
 
 def _lstm_cell(pre_i, pre_f, pre_g, pre_o, prev):
-    """One LSTM unit: gate activations, new cell state and hidden state from the pre-activations."""
+    """One LSTM unit: gate activations, new cell state and hidden state from pre-activations."""
     ig = _sigmoid(pre_i)
     fg = _sigmoid(pre_f)
     gg = _tanh(pre_g)
     og = _sigmoid(pre_o)
     cell = fg * prev + ig * gg
     return ig, fg, gg, og, cell, og * _tanh(cell)
+
+
+def _lstm_masked_step(hs, kept, k, t, row, first, cells, keep):
+    """A masked step of one sample: the hidden state repeated, zero gates, the cell kept."""
+    h = cells.shape[0]
+    out = hs[k, t, row]
+    if t > 0:
+        prev = hs[k, t - 1, row]
+        for j in range(h):
+            out[j] = prev[j]
+    else:
+        for j in range(h):
+            out[j] = first[j]
+    if keep:
+        states = kept[k, t, row]
+        for j in range(4 * h):
+            states[j] = 0
+        for j in range(h):
+            states[4 * h + j] = cells[j]
 
 
 def lstm_step(gates, proj, bias, t, c, hs, row0, kept, keep, mask, h_first):
@@ -100,12 +119,7 @@ def lstm_step(gates, proj, bias, t, c, hs, row0, kept, keep, mask, h_first):
             cells = c[k, b]
             out = hs[k, t, row0 + b]
             if mask.size and mask[k, t, row0 + b] == 0:
-                prev = hs[k, t - 1, row0 + b] if t > 0 else h_first[k, b]
-                out[:] = prev
-                if keep:
-                    states = kept[k, t, row0 + b]
-                    states[:4 * h] = 0
-                    states[4 * h:] = cells
+                _lstm_masked_step(hs, kept, k, t, row0 + b, h_first[k, b], cells, keep)
             elif keep:
                 states = kept[k, t, row0 + b]
                 for j in range(h):
@@ -177,10 +191,11 @@ def lstm_hidden(kept, hs, mask, h_first):
     for k in range(d):
         for t in range(steps):
             for b in range(n):
-                out = hs[k, t, b]
                 if mask.size and mask[k, t, b] == 0:
-                    out[:] = hs[k, t - 1, b] if t > 0 else h_first[k, b]
+                    first = h_first[k, b]
+                    _lstm_masked_step(hs, kept, k, t, b, first, first, False)  # keeps nothing
                     continue
+                out = hs[k, t, b]
                 states = kept[k, t, b]
                 for j in range(h):
                     out[j] = states[3 * h + j] * _tanh(states[4 * h + j])
@@ -210,6 +225,22 @@ def _lstm_unit_backward(states, j, h, prev, dh, dc):
             dcell * ig * (_ONE - gg * gg), dh * tc * og * (_ONE - og), dcell * fg)
 
 
+def _lstm_masked_backward(mask, grad_h, grad_next, carried, out):
+    """The gradient a sample's step passes straight to step t - 1: all of it where the step
+    is masked (its gate gradients ``out`` are then zero: returns True), else none."""
+    h = carried.shape[0]
+    if mask != 0:
+        for j in range(h):
+            carried[j] = 0
+        return False
+    for j in range(h):
+        carried[j] = grad_h[j] + grad_next[j]
+    for g in range(4):
+        for j in range(h):
+            out[g, j] = 0
+    return True
+
+
 def lstm_backward_step(dhs, t, row0, dh_next, dc, kept, c_first, dpre, mask, passed):
     """One step of LSTM backprop through time for some batch rows, before the product with W_hh.
 
@@ -232,19 +263,14 @@ def lstm_backward_step(dhs, t, row0, dh_next, dc, kept, c_first, dpre, mask, pas
     d, n, h = dc.shape
     for k in range(d):
         for b in range(n):
+            if mask.size and _lstm_masked_backward(mask[k, t, row0 + b], dhs[k, t, row0 + b],
+                                                   dh_next[k, b], passed[k, b], dpre[k, t, b]):
+                continue
             states = kept[k, t, row0 + b]
             grad_h = dhs[k, t, row0 + b]
             grad_next = dh_next[k, b]
             grad_c = dc[k, b]
             out = dpre[k, t, b]
-            if mask.size:
-                carried = passed[k, b]
-                if mask[k, t, row0 + b] == 0:
-                    for j in range(h):
-                        carried[j] = grad_h[j] + grad_next[j]
-                    out[:, :] = 0
-                    continue
-                carried[:] = 0
             # two loops, so that each reads the previous cell state from one array
             if t > 0:
                 prev = kept[k, t - 1, row0 + b]
@@ -262,7 +288,8 @@ class _Kernels:
     """The compiled kernels (attributes named as the module's functions)."""
 
     def __init__(self, numba):
-        global _tanh, _sigmoid, _lstm_cell, _lstm_unit_backward
+        global _tanh, _sigmoid, _lstm_cell, _lstm_unit_backward, _lstm_masked_step
+        global _lstm_masked_backward
         # fast math without 'nnan'/'ninf': a NaN must stay NaN (divergence is detected by it)
         options = {"nogil": True, "fastmath": {"contract", "arcp", "nsz", "afn", "reassoc"},
                    "error_model": "numpy", "cache": True}
@@ -271,6 +298,10 @@ class _Kernels:
         _sigmoid = numba.njit(inline="always", **options)(_sigmoid)
         _lstm_cell = numba.njit(inline="always", **options)(_lstm_cell)
         _lstm_unit_backward = numba.njit(inline="always", **options)(_lstm_unit_backward)
+        # called once per masked sample and step: not inlined, so that it leaves the
+        # vectorised loops of the kernels as they are
+        _lstm_masked_step = numba.njit(**options)(_lstm_masked_step)
+        _lstm_masked_backward = numba.njit(**options)(_lstm_masked_backward)
         for name in __all__[1:]:
             setattr(self, name, numba.njit(**options)(globals()[name]))
 

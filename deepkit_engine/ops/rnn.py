@@ -28,10 +28,11 @@ vectorised elementwise ops per step.
 
 Float32 LSTMs on the CPU, with or without a step mask, run fused kernels
 (:mod:`.fused_cpu`, with numba: ``pip install 'deepkit[fast]'``): per step
-one GEMM and one elementwise kernel. A training forward then keeps every step's gate activations and cell
-state in the hidden output ``kept_states`` (5H values per layer, direction,
-step and sample, and a flag saying whether they were kept), and backward reads
-them instead of recomputing anything: per step one kernel and one GEMM.
+one GEMM and one elementwise kernel. A training forward then keeps every
+step's gate activations and cell state in the hidden output ``kept_states``
+(5H values per layer, direction, step and sample, and a flag saying whether
+they were kept), and backward reads them instead of recomputing anything: per
+step one kernel and one GEMM.
 After a forward that kept nothing (``is_train=False``, as MXNet allows), the
 last layer's gates are recomputed with one GEMM over all steps.
 
@@ -616,8 +617,11 @@ def _rnn_forward(xp, attrs, inputs, outputs, req, rng=None, is_train=False):
     x = data
     for layer in range(layers):
         rows = slice(layer * d, (layer + 1) * d)
-        hs = xp.empty((d, t, n, h), dtype)
-        c_last = _layer_forward(xp, mode, _step_order(xp, x, d), weights[layer], state[rows],
+        # one direction: the last layer writes the output itself, and reads its input as is
+        in_place = d == 1 and layer == layers - 1 and out.flags.c_contiguous
+        hs = out.reshape(1, t, n, h) if in_place else xp.empty((d, t, n, h), dtype)
+        xs = x[None] if d == 1 and x.flags.c_contiguous else _step_order(xp, x, d)
+        c_last = _layer_forward(xp, mode, xs, weights[layer], state[rows],
                                 cell[rows] if lstm else None, hs, m,
                                 None if kept is None else kept[layer])
         if hy is not None:
@@ -631,7 +635,8 @@ def _rnn_forward(xp, attrs, inputs, outputs, req, rng=None, is_train=False):
             if mask is not None and is_train:
                 x *= mask[layer]
         else:
-            _time_order(xp, hs, out)
+            if not in_place:
+                _time_order(xp, hs, out)
             if steps is not None:
                 out *= steps
     for k, (o, buf) in enumerate(zip(outputs, [out, hy, cy][:1 + n_state])):
