@@ -30,7 +30,7 @@ from .graph.mirror import apply_mirror
 from .graph.node import Graph, Node
 from .graph.plan_memory import memory_report as _memory_report
 from .graph.plan_memory import plan_memory
-from .graph.rewrite import pool_before_activation
+from .graph.rewrite import pool_before_activation, without_kept_states
 from .ndarray import NDArray
 from .ndarray import array as _nd_array
 from .ndarray import zeros as _nd_zeros
@@ -165,8 +165,9 @@ class Executor:
         heads = list(symbol._outputs)
         var_nodes = {n.name: n for n in symbol._nodes() if n.op is None}
         wrt_names = [n for n, r in self._grad_req.items() if r != "null"]
-        if not wrt_names:  # inference: the same outputs with less work
-            heads = pool_before_activation(heads)
+        if not wrt_names:  # inference: the same outputs with less work and memory
+            heads = without_kept_states(pool_before_activation(heads))
+        self._heads = heads  # the graph's own output entries (rewritten ones included)
         head_grad_nodes = []
         grad_entries, checks = [], []
         if wrt_names:
@@ -719,7 +720,7 @@ class Executor:
             roles[graph.entry_id(var_nodes[name])] = "auxiliary state"
         for eid, name in grad_names.items():
             roles[eid] = ("parameter gradient", f"{name} gradient")
-        for node, idx in self._symbol._outputs:
+        for node, idx in self._heads:
             roles[graph.entry_id(node, idx)] = "output"
         for hg in self._head_grad_nodes:
             if hg is not None:

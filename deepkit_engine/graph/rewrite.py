@@ -7,10 +7,17 @@ values (2x2 windows), or fewer. LeNet's and VGG's ``tanh``/``relu`` before
 their max pools are the usual case. The executor applies it to executors
 that compute no gradient (the backward pass of the original order reads the
 activation's full output).
+
+:func:`without_kept_states`: ops that keep values for their backward pass in
+a hidden output (LSTM's gates and cell states) stop keeping them, so the
+executor plans no memory for them.
 """
 from .node import Node, topo_order
 
-__all__ = ["pool_before_activation"]
+__all__ = ["pool_before_activation", "without_kept_states"]
+
+#: Params that turn off a hidden output whose only reader is the op's gradient.
+_KEEPING_PARAMS = {"RNN": "keep_states"}
 
 #: Activation types that are non-decreasing functions.
 _MONOTONE = ("relu", "tanh", "sigmoid", "softrelu", "softsign")
@@ -79,5 +86,48 @@ def pool_before_activation(heads):
             continue
         inputs = [entry(src, idx) for src, idx in node.inputs]
         if any(a is not b for (a, _), (b, _) in zip(inputs, node.inputs)):
+            replaced[id(node)] = Node(node.op, node.name, node.attrs, inputs, node.user_attrs)
+    return [entry(node, idx) for node, idx in heads]
+
+
+def without_kept_states(heads):
+    """``heads`` of a graph whose ops keep nothing for backward (see ``_KEEPING_PARAMS``).
+
+    Such an op's hidden output is its last one and is read by its gradient
+    alone, so an executor without gradients drops it: the nodes are rebuilt
+    with the param off (and those downstream of them, under the same names).
+
+    Args:
+        heads: Output entries ``(node, index)``.
+
+    Returns:
+        The new heads (the same list when nothing matched).
+    """
+    nodes = topo_order(heads)
+    keeping = {}  # id(node) -> its attrs with the param off, where that drops an output
+    for node in nodes:
+        param = _KEEPING_PARAMS.get(node.op.name) if node.op is not None else None
+        if param is None or node.attrs.get(param) is not True:
+            continue
+        attrs = type(node.attrs)(node.attrs)
+        attrs[param] = False
+        if len(node.op.output_names(attrs)) < node.num_outputs():
+            keeping[id(node)] = attrs
+    if not keeping:
+        return heads
+    replaced = {}
+
+    def entry(src, idx):
+        new = replaced.get(id(src))
+        return (src, idx) if new is None else (new, idx)
+
+    for node in nodes:
+        if node.op is None:
+            continue
+        inputs = [entry(src, idx) for src, idx in node.inputs]
+        if id(node) in keeping:
+            replaced[id(node)] = Node(node.op, node.name, keeping[id(node)], inputs,
+                                      node.user_attrs)
+        elif any(a is not b for (a, _), (b, _) in zip(inputs, node.inputs)):
             replaced[id(node)] = Node(node.op, node.name, node.attrs, inputs, node.user_attrs)
     return [entry(node, idx) for node, idx in heads]

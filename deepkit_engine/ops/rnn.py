@@ -90,6 +90,11 @@ def _is_lstm(attrs):
     return attrs.mode == "lstm"
 
 
+def _keeps_states(attrs):
+    """Whether the op has LSTM's hidden ``kept_states`` output."""
+    return attrs.mode == "lstm" and attrs.keep_states
+
+
 def _has_mask(attrs):
     return attrs.p > 0 and attrs.num_layers > 1
 
@@ -109,7 +114,7 @@ def _outputs(attrs):
     names = ("output", "state_output", "statecell_output")[:1 + _num_state_outputs(attrs)]
     if _has_mask(attrs):
         names += ("dropout_mask",)
-    return names + ("kept_states",) if _is_lstm(attrs) else names
+    return names + ("kept_states",) if _keeps_states(attrs) else names
 
 
 def _kept_size(attrs, t, n):
@@ -172,7 +177,7 @@ def _rnn_shape(attrs, in_shapes):
     outs = [(t, n, d * h)] + [state] * _num_state_outputs(attrs)
     if _has_mask(attrs):
         outs.append((layers - 1, t, n, d * h))
-    if _is_lstm(attrs):
+    if _keeps_states(attrs):
         outs.append((_kept_size(attrs, t, n),))
     return want, outs
 
@@ -605,7 +610,7 @@ def _rnn_forward(xp, attrs, inputs, outputs, req, rng=None, is_train=False):
         else:
             mask.fill(1)
     kept = None
-    if lstm:
+    if _keeps_states(attrs):
         k = names.index("kept_states")
         if req[k] in ("write", "inplace"):
             # kept for backward only where the fused kernels run (they read them back)
@@ -839,7 +844,7 @@ def _backward_inputs(attrs):
     names.append("output")
     if _has_mask(attrs):
         names.append("dropout_mask")
-    if _is_lstm(attrs):
+    if _keeps_states(attrs):
         names.append("kept_states")
     names.append("ograd_output")
     names += ["ograd_state_output", "ograd_statecell_output"][:_num_state_outputs(attrs)]
@@ -882,8 +887,9 @@ def _rnn_backward(xp, attrs, inputs, outputs, req):
     gweights = _unpack(dparams, mode, layers, d, in_size, h)
     fused = _fused_kernels(xp, mode, dtype)
     kept_all = [None] * layers
-    if fused is not None and values["kept_states"][-1] == 1:
-        kept_all = list(values["kept_states"][:-1].reshape(layers, d, t, n, 5 * h))
+    kept_in = values.get("kept_states")
+    if fused is not None and kept_in is not None and kept_in[-1] == 1:
+        kept_all = list(kept_in[:-1].reshape(layers, d, t, n, 5 * h))
     # The layers below the last one: their inputs and hidden states (from what forward
     # kept, else re-run).
     xs_all, hs_all = [], []
@@ -958,7 +964,7 @@ def _rnn_gradient(F, node, ograds):
     args = list(node.inputs) + [node.outputs[0]]
     if _has_mask(attrs):
         args.append(node.outputs[names.index("dropout_mask")])
-    if _is_lstm(attrs):
+    if _keeps_states(attrs):
         args.append(node.outputs[names.index("kept_states")])
     args += ograds[:1 + n_state]
     grads = F._backward_RNN(*args, **dict(attrs))
@@ -983,6 +989,10 @@ _PARAMS = {
                                               "clipping range)."),
     "use_sequence_length": Param(bool, False, "Per-sample sequence lengths; only False is "
                                               "supported (use use_step_mask)."),
+    "keep_states": Param(bool, True, "LSTM: the hidden output kept_states, where a training "
+                                     "forward keeps the gates and cell states for backward "
+                                     "(fused float32 CPU kernels); executors without "
+                                     "gradients turn it off."),
     "use_step_mask": Param(bool, False, "An extra input step_mask (seq_length, batch_size): "
                                         "where it is 0 a sample's states stay as they were and "
                                         "its output is 0 (Keras's masking; any mask, not only "

@@ -4,7 +4,7 @@ import pytest
 
 from deepkit_engine import cpu, nd
 from deepkit_engine import symbol as sym
-from deepkit_engine.graph.rewrite import pool_before_activation
+from deepkit_engine.graph.rewrite import pool_before_activation, without_kept_states
 
 
 def _net(act_type, pool):
@@ -73,3 +73,34 @@ def test_imperative_results_match_the_rewritten_executor():
     want = nd.Pooling(nd.tanh(nd.array(data)), pool_type="max", kernel=(2, 2),
                       stride=(2, 2)).asnumpy()
     np.testing.assert_array_equal(got, want)
+
+
+def _lstm_net():
+    return sym.RNN(sym.Variable("data"), mode="lstm", state_size=8, num_layers=2, name="lstm")
+
+
+def test_inference_executors_plan_no_memory_for_lstm_kept_states():
+    """The gates an LSTM keeps for backward (T*N*5H values a layer) are dropped where no
+    gradient is computed: the inference plan is smaller and the outputs are the same."""
+    shapes = {"data": (12, 16, 4)}
+    train = _lstm_net().simple_bind(cpu(), **shapes)
+    infer = _lstm_net().simple_bind(cpu(), grad_req="null", **shapes)
+    rng = np.random.default_rng(0)
+    for name, arr in train.arg_dict.items():
+        arr[:] = rng.uniform(-1, 1, arr.shape)
+        infer.arg_dict[name][:] = arr
+    kept_bytes = (2 * 12 * 16 * 5 * 8 + 1) * 4
+    assert (train.memory_report().planned_bytes - infer.memory_report().planned_bytes
+            >= kept_bytes)
+    np.testing.assert_allclose(infer.forward()[0].asnumpy(),
+                               train.forward(is_train=False)[0].asnumpy(), rtol=1e-6, atol=1e-7)
+    heads = without_kept_states(list(_lstm_net()._outputs))
+    node = heads[0][0]
+    assert node.attrs["keep_states"] is False and node.num_outputs() == 1
+    assert "keep_states" not in _lstm_net().tojson()  # a default: never written
+
+
+def test_nothing_to_drop_leaves_the_heads_alone():
+    net = sym.RNN(sym.Variable("data"), mode="gru", state_size=3, name="gru")
+    heads = list(net._outputs)
+    assert without_kept_states(heads) is heads
