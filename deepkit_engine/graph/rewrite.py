@@ -68,7 +68,21 @@ def pool_before_activation(heads):
             and n.inputs[0][1] == 0 and readers.get((id(n.inputs[0][0]), 0)) == 1}
     if not swap:
         return heads
-    replaced = {}  # id(old node) -> new node whose output 0 stands for the old output
+
+    def rebuild(node, entry):
+        if id(node) not in swap:
+            return None
+        act = node.inputs[0][0]
+        pooled = Node(node.op, node.name, node.attrs, [entry(*act.inputs[0])], node.user_attrs)
+        return Node(act.op, act.name, act.attrs, [(pooled, 0)], act.user_attrs)
+    return _rewrite(nodes, heads, rebuild)
+
+
+def _rewrite(nodes, heads, rebuild):
+    """New heads after replacing nodes: ``rebuild(node, entry)`` gives a node's replacement
+    (built from ``entry(src, idx)``, which maps its inputs to the new graph) or None;
+    nodes downstream of a replaced one are rebuilt as they were on the new inputs."""
+    replaced = {}  # id(old node) -> the node whose outputs stand for the old node's
 
     def entry(src, idx):
         new = replaced.get(id(src))
@@ -77,12 +91,9 @@ def pool_before_activation(heads):
     for node in nodes:
         if node.op is None:
             continue
-        if id(node) in swap:
-            act = node.inputs[0][0]
-            pooled = Node(node.op, node.name, node.attrs, [entry(*act.inputs[0])],
-                          node.user_attrs)
-            replaced[id(node)] = Node(act.op, act.name, act.attrs, [(pooled, 0)],
-                                      act.user_attrs)
+        new = rebuild(node, entry)
+        if new is not None:
+            replaced[id(node)] = new
             continue
         inputs = [entry(src, idx) for src, idx in node.inputs]
         if any(a is not b for (a, _), (b, _) in zip(inputs, node.inputs)):
@@ -115,19 +126,11 @@ def without_kept_states(heads):
             keeping[id(node)] = attrs
     if not keeping:
         return heads
-    replaced = {}
 
-    def entry(src, idx):
-        new = replaced.get(id(src))
-        return (src, idx) if new is None else (new, idx)
-
-    for node in nodes:
-        if node.op is None:
-            continue
-        inputs = [entry(src, idx) for src, idx in node.inputs]
-        if id(node) in keeping:
-            replaced[id(node)] = Node(node.op, node.name, keeping[id(node)], inputs,
-                                      node.user_attrs)
-        elif any(a is not b for (a, _), (b, _) in zip(inputs, node.inputs)):
-            replaced[id(node)] = Node(node.op, node.name, node.attrs, inputs, node.user_attrs)
-    return [entry(node, idx) for node, idx in heads]
+    def rebuild(node, entry):
+        attrs = keeping.get(id(node))
+        if attrs is None:
+            return None
+        return Node(node.op, node.name, attrs, [entry(src, idx) for src, idx in node.inputs],
+                    node.user_attrs)
+    return _rewrite(nodes, heads, rebuild)
