@@ -26,15 +26,16 @@ reversed, "step order"). The input projections of all time steps are one
 GEMM per layer; the time loop does one small batched GEMM and a few
 vectorised elementwise ops per step.
 
-Float32 LSTMs on the CPU, with or without a step mask, run fused kernels
-(:mod:`.fused_cpu`, with numba: ``pip install 'deepkit[fast]'``): per step
-one GEMM and one elementwise kernel. A training forward then keeps every
-step's gate activations and cell state in the hidden output ``kept_states``
-(5H values per layer, direction, step and sample, and a flag saying whether
-they were kept), and backward reads them instead of recomputing anything: per
-step one kernel and one GEMM.
+Float32 LSTMs and GRUs on the CPU, with or without a step mask, run fused
+kernels (:mod:`.fused_cpu`, with numba: ``pip install 'deepkit[fast]'``): per
+step one GEMM and one elementwise kernel. A training forward then keeps every
+step's gate activations (and LSTM's cell state, GRU's ``h W_hn + b_hn``) in
+the hidden output ``kept_states`` (5H or 4H values per layer, direction, step
+and sample, and a flag saying whether they were kept), and backward reads
+them instead of recomputing anything: per step one kernel and one GEMM.
 After a forward that kept nothing (``is_train=False``, as MXNet allows), the
-last layer's gates are recomputed with one GEMM over all steps.
+last layer's gates are recomputed (LSTM: one GEMM over all steps; GRU: its
+forward again).
 
 Otherwise backward (``_backward_RNN``) keeps nothing hidden from forward
 except the dropout masks (a hidden output, only when ``p > 0`` and there are
@@ -90,9 +91,14 @@ def _is_lstm(attrs):
     return attrs.mode == "lstm"
 
 
+#: Values per unit, step and sample that a training forward keeps for backward: LSTM's
+#: gates i, f, g, o and cell state; GRU's gates r, z, n and ``h W_hn + b_hn``.
+_KEPT_PER_UNIT = {"lstm": 5, "gru": 4}
+
+
 def _keeps_states(attrs):
-    """Whether the op has LSTM's hidden ``kept_states`` output."""
-    return attrs.mode == "lstm" and attrs.keep_states
+    """Whether the op has the hidden ``kept_states`` output (LSTM and GRU)."""
+    return attrs.mode in _KEPT_PER_UNIT and attrs.keep_states
 
 
 def _has_mask(attrs):
@@ -118,9 +124,10 @@ def _outputs(attrs):
 
 
 def _kept_size(attrs, t, n):
-    """Length of LSTM's hidden ``kept_states`` output: 5H values per layer, direction,
-    step and sample (gates i, f, g, o and the cell state), then a flag."""
-    return attrs.num_layers * _dirs(attrs) * t * n * 5 * attrs.state_size + 1
+    """Length of the hidden ``kept_states`` output: ``_KEPT_PER_UNIT`` values per unit,
+    layer, direction, step and sample, then a flag."""
+    return (attrs.num_layers * _dirs(attrs) * t * n * _KEPT_PER_UNIT[attrs.mode]
+            * attrs.state_size + 1)
 
 
 def _visible_outputs(attrs):
@@ -315,6 +322,9 @@ def _layer_forward(xp, mode, xs, w, h0, c0, hs, m=None, kept=None):
     """
     fused = _fused_kernels(xp, mode, hs.dtype)
     if fused is not None:
+        if mode == "gru":
+            _gru_forward_fused(fused, xs, w, h0, hs, kept, m)
+            return None
         return _lstm_forward_fused(fused, xs, w, h0, c0, hs, kept, m)
     parts = _row_parts(xp, xs.shape[2])
     if parts is None:
@@ -425,8 +435,8 @@ def _layer_forward_rows(xp, mode, xs, w, h0, c0, hs, m=None):
 
 
 def _fused_kernels(xp, mode, dtype):
-    """The fused CPU kernels (:mod:`.fused_cpu`) for a float32 LSTM on numpy, else None."""
-    if xp is not np or mode != "lstm":
+    """The fused CPU kernels (:mod:`.fused_cpu`) for a float32 LSTM or GRU on numpy, else None."""
+    if xp is not np or mode not in _KEPT_PER_UNIT:
         return None
     return fused_cpu.kernels(dtype)
 
@@ -442,6 +452,18 @@ def _fused_mask(m):
 
 #: ``kept`` argument of the fused LSTM step when nothing is kept.
 _NOTHING_KEPT = np.empty((1, 1, 1, 1), np.float32)
+
+
+def _projections(xs, r, w_ih):
+    """``(x W_ih^T of every step, a buffer for one step's h W_hh^T)`` of batch rows ``r``.
+
+    Shapes (d, T, rows, G*H) and (d, rows, G*H), with no bias.
+    """
+    d, t, _, in_size = xs.shape
+    rows = r.stop - r.start
+    gh = w_ih.shape[1]
+    proj = threads.matmul(np, xs[:, :, r].reshape(d, t * rows, in_size), w_ih.transpose(0, 2, 1))
+    return proj.reshape(d, t, rows, gh), np.empty((d, rows, gh), proj.dtype)
 
 
 def _lstm_forward_fused(fused, xs, w, h0, c0, hs, kept=None, m=None):
@@ -468,11 +490,7 @@ def _lstm_forward_fused(fused, xs, w, h0, c0, hs, kept=None, m=None):
     bias = np.ascontiguousarray(b_ih + b_hh)
 
     def part(r):
-        rows = r.stop - r.start
-        proj = threads.matmul(np, xs[:, :, r].reshape(d, t * rows, xs.shape[3]),
-                              w_ih.transpose(0, 2, 1))
-        proj = proj.reshape(d, t, rows, w_hh.shape[1])
-        gates = np.empty((d, rows, w_hh.shape[1]), hs.dtype)
+        proj, gates = _projections(xs, r, w_ih)
         c = np.array(c0[:, r], dtype=hs.dtype, order="C")
         h_first = np.array(h0[:, r], dtype=hs.dtype, order="C")
         prev = h_first
@@ -485,23 +503,50 @@ def _lstm_forward_fused(fused, xs, w, h0, c0, hs, kept=None, m=None):
     return c_last
 
 
-def _lstm_backward_kept(fused, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx, kept, m=None):
-    """Backprop through time of one LSTM layer from its kept gates and cell states.
+def _gru_forward_fused(fused, xs, w, h0, hs, kept=None, m=None):
+    """One GRU layer with the fused kernels: per step, one product and one kernel.
+
+    Arguments as for :func:`_lstm_forward_fused` (no cell state).
+    """
+    w_ih, w_hh, b_ih, b_hh = w
+    d, t, n, _ = xs.shape
+    h = w_hh.shape[2]
+    w_t = np.ascontiguousarray(w_hh.transpose(0, 2, 1))
+    keep = kept is not None
+    target = kept if keep else _NOTHING_KEPT
+    mask = _fused_mask(m)
+    bias = np.array(b_ih, hs.dtype, order="C")
+    bias[:, :2 * h] += b_hh[:, :2 * h]
+    b_hn = np.ascontiguousarray(b_hh[:, 2 * h:])
+
+    def part(r):
+        proj, gates = _projections(xs, r, w_ih)
+        state = np.array(h0[:, r], dtype=hs.dtype, order="C")
+        for i in range(t):
+            threads.matmul(np, state, w_t, gates)
+            fused.gru_step(gates, proj, bias, b_hn, i, state, hs, r.start, target, keep, mask)
+    threads.parallel_map(part, _row_parts(np, n) or [slice(0, n)])
+
+
+def _backward_kept(fused, mode, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx, kept, m=None):
+    """Backprop through time of one LSTM or GRU layer from its kept gates (and cell states).
 
     Nothing is recomputed: each step is one fused kernel and one product with
     ``W_hh``; the batch is split over the kernel pool. Arguments as for
     :func:`_layer_backward_rows`, with ``dhs`` (d, T, N, H) and ``kept``
-    (d, T, N, 5H) C-contiguous; returns the same. At a masked step (``m``
-    0) the states passed through, and so do their gradients.
+    (d, T, N, 5H for LSTM, 4H for GRU) C-contiguous; returns the same. At a
+    masked step (``m`` 0) the states passed through, and so do their gradients.
     """
     w_ih, w_hh = w[0], w[1]
     d, t, n, h = hs.shape
     gh, in_size = w_hh.shape[1], xs.shape[3]
+    gates = gh // h
     dtype = hs.dtype
+    lstm = mode == "lstm"
     parts = _row_parts(np, n) or [slice(0, n)]
     dxs = np.empty((d, t, n, in_size), dtype) if need_dx else None
     dh0 = np.empty((d, n, h), dtype)
-    dc0 = np.empty((d, n, h), dtype)
+    dc0 = np.empty((d, n, h), dtype) if lstm else None
     partial_grads = [None] * len(parts)
     mask = _fused_mask(m)
 
@@ -510,33 +555,44 @@ def _lstm_backward_kept(fused, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx, ke
         rows = r.stop - r.start
         dh = np.zeros((d, rows, h), dtype) if dhy is None else np.array(dhy[:, r], dtype,
                                                                          order="C")
-        dc = np.zeros((d, rows, h), dtype) if dcy is None else np.array(dcy[:, r], dtype,
-                                                                         order="C")
-        c_first = np.array(c0[:, r], dtype, order="C")
-        dpre = np.empty((d, t, rows, 4, h), dtype)
-        passed = np.empty((d, rows, h), dtype) if m is not None else dh
-        for i in range(t - 1, -1, -1):
-            fused.lstm_backward_step(dhs, i, r.start, dh, dc, kept, c_first, dpre, mask, passed)
-            threads.matmul(np, dpre[:, i].reshape(d, rows, gh), w_hh, dh)
-            if m is not None:
-                dh += passed
-        dh0[:, r] = dh
-        dc0[:, r] = dc
-        flat = dpre.reshape(d, t * rows, gh)
         hprev = np.empty((d, t, rows, h), dtype)
         if t:
             hprev[:, 0] = h0[:, r]
             hprev[:, 1:] = hs[:, :-1, r]
-        grads_t = flat.transpose(0, 2, 1)
+        dpre = np.empty((d, t, rows, gates, h), dtype)
+        if lstm:
+            dc = np.zeros((d, rows, h), dtype) if dcy is None else np.array(dcy[:, r], dtype,
+                                                                             order="C")
+            c_first = np.array(c0[:, r], dtype, order="C")
+            passed = np.empty((d, rows, h), dtype) if m is not None else dh
+            dpre_x = dpre
+        else:
+            passed = np.empty((d, rows, h), dtype)
+            dpre_x = np.empty_like(dpre)
+        for i in range(t - 1, -1, -1):
+            if lstm:
+                fused.lstm_backward_step(dhs, i, r.start, dh, dc, kept, c_first, dpre, mask,
+                                         passed)
+            else:
+                fused.gru_backward_step(dhs, i, r.start, dh, kept, hprev[:, i], dpre, dpre_x,
+                                        mask, passed)
+            threads.matmul(np, dpre[:, i].reshape(d, rows, gh), w_hh, dh)
+            if passed is not dh:
+                dh += passed
+        dh0[:, r] = dh
+        if lstm:
+            dc0[:, r] = dc
+        flat_h = dpre.reshape(d, t * rows, gh)
+        flat_x = dpre_x.reshape(d, t * rows, gh)
         partial_grads[k] = (
-            np.matmul(grads_t, xs[:, :, r].reshape(d, t * rows, in_size)),
-            np.matmul(grads_t, hprev.reshape(d, t * rows, h)),
-            flat.sum(axis=1))
+            np.matmul(flat_x.transpose(0, 2, 1), xs[:, :, r].reshape(d, t * rows, in_size)),
+            np.matmul(flat_h.transpose(0, 2, 1), hprev.reshape(d, t * rows, h)),
+            flat_x.sum(axis=1), flat_h.sum(axis=1) if dpre_x is not dpre else None)
         if need_dx:
-            dxs[:, :, r] = np.matmul(flat, w_ih).reshape(d, t, rows, in_size)
+            dxs[:, :, r] = np.matmul(flat_x, w_ih).reshape(d, t, rows, in_size)
     threads.parallel_map(part, range(len(parts)))
-    for j, g in enumerate(gw):
-        values = [p[min(j, 2)] for p in partial_grads]
+    for j, g in enumerate(gw):  # w_ih, w_hh, b_ih, b_hh
+        values = [p[j] if p[j] is not None else p[2] for p in partial_grads]
         np.copyto(g, values[0])
         for v in values[1:]:
             g += v
@@ -617,7 +673,7 @@ def _rnn_forward(xp, attrs, inputs, outputs, req, rng=None, is_train=False):
             keep = is_train and _fused_kernels(xp, mode, dtype) is not None
             outputs[k][-1] = 1 if keep else 0
             if keep:
-                kept = outputs[k][:-1].reshape(layers, d, t, n, 5 * h)
+                kept = outputs[k][:-1].reshape(layers, d, t, n, _KEPT_PER_UNIT[mode] * h)
     weights = _unpack(params, mode, layers, d, in_size, h)
     x = data
     for layer in range(layers):
@@ -889,7 +945,7 @@ def _rnn_backward(xp, attrs, inputs, outputs, req):
     kept_all = [None] * layers
     kept_in = values.get("kept_states")
     if fused is not None and kept_in is not None and kept_in[-1] == 1:
-        kept_all = list(kept_in[:-1].reshape(layers, d, t, n, 5 * h))
+        kept_all = list(kept_in[:-1].reshape(layers, d, t, n, _KEPT_PER_UNIT[mode] * h))
     # The layers below the last one: their inputs and hidden states (from what forward
     # kept, else re-run).
     xs_all, hs_all = [], []
@@ -900,16 +956,21 @@ def _rnn_backward(xp, attrs, inputs, outputs, req):
         if layer == layers - 1 and steps is None:
             hs = _step_order(xp, values["output"], d, h)
             if fused is not None and kept_all[layer] is None:
-                kept_all[layer] = _lstm_recompute_kept(fused, xs, hs, state[rows], cell[rows],
-                                                       weights[layer])
+                if lstm:
+                    kept_all[layer] = _lstm_recompute_kept(fused, xs, hs, state[rows],
+                                                           cell[rows], weights[layer])
+                else:  # GRU: the forward again, keeping (its hidden states are hs again)
+                    kept_all[layer] = np.empty((d, t, n, 4 * h), dtype)
+                    _layer_forward(xp, mode, xs, weights[layer], state[rows], None,
+                                   np.empty_like(hs), m, kept_all[layer])
         else:  # (with a step mask the output is zero where the states were kept)
             hs = xp.empty((d, t, n, h), dtype)
             if kept_all[layer] is not None:
-                fused.lstm_hidden(kept_all[layer], hs, _fused_mask(m),
-                                  np.ascontiguousarray(state[rows]))
+                hidden = fused.lstm_hidden if lstm else fused.gru_hidden
+                hidden(kept_all[layer], hs, _fused_mask(m), np.ascontiguousarray(state[rows]))
             else:
                 if fused is not None:
-                    kept_all[layer] = np.empty((d, t, n, 5 * h), dtype)
+                    kept_all[layer] = np.empty((d, t, n, _KEPT_PER_UNIT[mode] * h), dtype)
                 _layer_forward(xp, mode, xs, weights[layer], state[rows],
                                cell[rows] if lstm else None, hs, m, kept_all[layer])
             x = _time_order(xp, hs)
@@ -929,7 +990,7 @@ def _rnn_backward(xp, attrs, inputs, outputs, req):
                 _step_order(xp, grad, d, h), None if dhy is None else dhy[rows],
                 None if dcy is None else dcy[rows], weights[layer], gweights[layer], need_dx)
         if fused is not None:
-            dxs, dh0, dc0 = _lstm_backward_kept(fused, *args, kept_all[layer], m)
+            dxs, dh0, dc0 = _backward_kept(fused, mode, *args, kept_all[layer], m)
             kept_all[layer] = None
         else:
             dxs, dh0, dc0 = _layer_backward(xp, mode, *args, m)
@@ -989,10 +1050,10 @@ _PARAMS = {
                                               "clipping range)."),
     "use_sequence_length": Param(bool, False, "Per-sample sequence lengths; only False is "
                                               "supported (use use_step_mask)."),
-    "keep_states": Param(bool, True, "LSTM: the hidden output kept_states, where a training "
-                                     "forward keeps the gates and cell states for backward "
-                                     "(fused float32 CPU kernels); executors without "
-                                     "gradients turn it off."),
+    "keep_states": Param(bool, True, "LSTM, GRU: the hidden output kept_states, where a "
+                                     "training forward keeps the gates (and LSTM's cell "
+                                     "states) for backward (fused float32 CPU kernels); "
+                                     "executors without gradients turn it off."),
     "use_step_mask": Param(bool, False, "An extra input step_mask (seq_length, batch_size): "
                                         "where it is 0 a sample's states stay as they were and "
                                         "its output is 0 (Keras's masking; any mask, not only "

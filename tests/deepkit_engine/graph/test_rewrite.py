@@ -101,6 +101,6 @@ def test_inference_executors_plan_no_memory_for_lstm_kept_states():
 
 
 def test_nothing_to_drop_leaves_the_heads_alone():
-    net = sym.RNN(sym.Variable("data"), mode="gru", state_size=3, name="gru")
+    net = sym.RNN(sym.Variable("data"), mode="rnn_tanh", state_size=3, name="rnn")
     heads = list(net._outputs)
     assert without_kept_states(heads) is heads

@@ -111,7 +111,7 @@ def test_lstm_backward_step_as_written_matches_the_chain_rule():
         np.testing.assert_allclose(dc_in, dcell * f, rtol=1e-5, atol=1e-6)
 
 
-# -- compiled ----------------------------------------------------------------------------------------
+# -- compiled ------------------------------------------------------------------------------------
 
 @needs_numba
 def test_compiled_tanh_matches_numpy(compiled):
@@ -153,10 +153,10 @@ def test_compiled_recompute_and_hidden_agree_with_the_step_kernel(compiled):
 
 # -- the RNN op on the fused path ----------------------------------------------------------------
 
-def _lstm_case(layers, bi, seq=6, batch=20, input_size=5, hid=7, seed=4):
+def _case(layers, bi, seq=6, batch=20, input_size=5, hid=7, seed=4, mode="lstm"):
     rng = np.random.default_rng(seed)
-    ins = _random_inputs(rng, "lstm", seq, batch, input_size, hid, layers, bi)
-    params = {"mode": "lstm", "state_size": hid, "num_layers": layers, "bidirectional": bi,
+    ins = _random_inputs(rng, mode, seq, batch, input_size, hid, layers, bi)
+    params = {"mode": mode, "state_size": hid, "num_layers": layers, "bidirectional": bi,
               "state_outputs": True}
     return rng, ins, params
 
@@ -173,23 +173,25 @@ def _grads(ins, params, ograds, dtype, is_train=True):
 
 
 @needs_numba
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
 @pytest.mark.parametrize("layers,bi", [(1, False), (2, True), (3, False)])
 @pytest.mark.parametrize("is_train", [True, False])
-def test_fused_lstm_matches_the_float64_reference(layers, bi, is_train, compiled):
-    rng, ins, params = _lstm_case(layers, bi)
+def test_fused_kernels_match_the_float64_reference(mode, layers, bi, is_train, compiled):
+    rng, ins, params = _case(layers, bi, mode=mode)
     want_outs = ref_rnn(*ins, **params)
     ograds = [rng.uniform(-1, 1, o.shape) for o in want_outs]
     exact = _grads(ins, params, ograds, "float64")
     got = _grads(ins, params, ograds, "float32", is_train=is_train)
     for w, o in zip(want_outs, got):
         assert_almost_equal(o, w, rtol=1e-5, atol=2e-6)
-    for e, g in zip(exact[3:], got[3:]):  # gradients of data, parameters, state, cell
+    for e, g in zip(exact[len(want_outs):], got[len(want_outs):]):  # data, params, states
         assert_almost_equal(g, e, rtol=1e-4, atol=2e-5)
 
 
 @needs_numba
-def test_fused_and_numpy_float32_paths_agree(monkeypatch, compiled):
-    rng, ins, params = _lstm_case(2, True, seed=5)
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_fused_and_numpy_float32_paths_agree(mode, monkeypatch, compiled):
+    rng, ins, params = _case(2, True, seed=5, mode=mode)
     ograds = [rng.uniform(-1, 1, o.shape) for o in ref_rnn(*ins, **params)]
     fused = _grads(ins, params, ograds, "float32")
     monkeypatch.setenv("DEEPKIT_NUMBA", "0")
@@ -200,7 +202,7 @@ def test_fused_and_numpy_float32_paths_agree(monkeypatch, compiled):
 
 @needs_numba
 def test_a_training_forward_keeps_gates_and_cells_and_flags_them(compiled):
-    _, ins, params = _lstm_case(2, False, seq=3, batch=4)
+    _, ins, params = _case(2, False, seq=3, batch=4)
     op = get_op("RNN")
     attrs = op.parse_attrs(params)
     ins32 = [a.astype(F32) for a in ins]
@@ -224,8 +226,9 @@ def test_a_training_forward_keeps_gates_and_cells_and_flags_them(compiled):
 
 
 @needs_numba
-def test_fused_batch_split_over_three_threads_matches_one(monkeypatch, compiled):
-    rng, ins, params = _lstm_case(2, True, batch=29, seed=6)
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_fused_batch_split_over_three_threads_matches_one(mode, monkeypatch, compiled):
+    rng, ins, params = _case(2, True, batch=29, seed=6, mode=mode)
     ograds = [rng.uniform(-1, 1, o.shape) for o in ref_rnn(*ins, **params)]
     whole = _grads(ins, params, ograds, "float32")
     monkeypatch.setattr(threads, "_state", dict(threads._state, pool=None, pool_size=3))
@@ -239,10 +242,11 @@ def test_fused_batch_split_over_three_threads_matches_one(monkeypatch, compiled)
 
 
 @needs_numba
-def test_executor_backward_after_an_inference_forward_recomputes(compiled):
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_executor_backward_after_an_inference_forward_recomputes(mode, compiled):
     """MXNet allows backward after forward(is_train=False): nothing was kept, so the
     gates are recomputed, and the gradients equal those after a training forward."""
-    net = sym.RNN(sym.Variable("data"), mode="lstm", state_size=6, num_layers=2, name="rnn")
+    net = sym.RNN(sym.Variable("data"), mode=mode, state_size=6, num_layers=2, name="rnn")
     exe = net.simple_bind(cpu(), data=(5, 12, 4))
     rng = np.random.default_rng(7)
     for arr in exe.arg_dict.values():
@@ -258,30 +262,32 @@ def test_executor_backward_after_an_inference_forward_recomputes(compiled):
 
 
 @needs_numba
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
 @pytest.mark.parametrize("layers,bi", [(1, False), (2, True)])
 @pytest.mark.parametrize("pool", [1, 3])
 @pytest.mark.parametrize("is_train", [True, False])
-def test_fused_masked_lstm_matches_the_float64_kernels(layers, bi, pool, is_train, monkeypatch,
-                                                       compiled):
+def test_fused_masked_kernels_match_the_float64_kernels(mode, layers, bi, pool, is_train,
+                                                        monkeypatch, compiled):
     """Keras's masking (the op's step_mask): masked steps keep the states and pass their
     gradients through, in the fused kernels as in the numpy ones; the batch split too."""
     rng = np.random.default_rng(9)
     seq, batch, input_size, hid = 6, 24, 5, 7
-    ins = _random_inputs(rng, "lstm", seq, batch, input_size, hid, layers, bi)
+    ins = _random_inputs(rng, mode, seq, batch, input_size, hid, layers, bi)
     mask = np.ones((seq, batch))
     mask[3:, 0] = 0    # trailing padding
     mask[1, 1] = 0     # a hole inside a sequence
     mask[:2, 2] = 0    # leading padding
     mask[:, 3] = 0     # nothing at all
     mask[rng.uniform(size=(seq, batch)) < 0.2] = 0
-    params = {"mode": "lstm", "state_size": hid, "num_layers": layers, "bidirectional": bi,
+    params = {"mode": mode, "state_size": hid, "num_layers": layers, "bidirectional": bi,
               "state_outputs": True, "use_step_mask": True}
     ograds = [rng.uniform(-1, 1, o.shape) for o in ref_rnn(*ins, **{
         k: v for k, v in params.items() if k != "use_step_mask"})]
     monkeypatch.setattr(threads, "_state", dict(threads._state, pool=None, pool_size=pool))
     calls = []
-    fused_forward = rnn_ops._lstm_forward_fused
-    monkeypatch.setattr(rnn_ops, "_lstm_forward_fused",
+    name = f"_{mode}_forward_fused"
+    fused_forward = getattr(rnn_ops, name)
+    monkeypatch.setattr(rnn_ops, name,
                         lambda *args: calls.append(args[-1] is not None) or fused_forward(*args))
 
     def grads(dtype):

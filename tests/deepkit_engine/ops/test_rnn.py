@@ -177,15 +177,16 @@ def _numeric_grads(fn, arrays, eps=1e-6):
 def _nothing_kept(params, data):
     """The ``kept_states`` input of ``_backward_RNN`` for a forward that kept nothing.
 
-    LSTM's forward keeps its gates and cell states for backward in a hidden
-    output (only where the fused float32 kernels run); its last value says
-    whether it did. All zeros: backward recomputes them.
+    LSTM's and GRU's forward keep their gates (and cell states) for backward in
+    a hidden output (only where the fused float32 kernels run); its last value
+    says whether it did. All zeros: backward recomputes them.
     """
-    if params["mode"] != "lstm":
+    per_unit = {"lstm": 5, "gru": 4}.get(params["mode"])
+    if per_unit is None:
         return []
     seq, batch = data.shape[:2]
     size = (params.get("num_layers", 1) * (2 if params.get("bidirectional") else 1) * seq * batch
-            * 5 * params["state_size"] + 1)
+            * per_unit * params["state_size"] + 1)
     return [np.zeros(size)]
 
 
@@ -406,7 +407,8 @@ def test_executor_gradient_uses_the_forward_dropout_mask():
     exe.forward(is_train=True)
     exe.backward([nd.array(h, dtype="float64") for h in heads])
     dk_random.seed(11)
-    mask = _run_kernel(params, ins, True, rng=dk_random.state_for(cpu()).generator)[-1]
+    at = rnn_ops._outputs(get_op("RNN").parse_attrs(params)).index("dropout_mask")
+    mask = _run_kernel(params, ins, True, rng=dk_random.state_for(cpu()).generator)[at]
     assert 0 < (mask == 0).sum() < mask.size
 
     def loss():
