@@ -317,7 +317,6 @@ def _cblas_gemms():
     numpy's wheels ship OpenBLAS with 64-bit integers and prefixed names
     (``scipy_cblas_sgemm64_``); a plain OpenBLAS has ``cblas_sgemm``.
     """
-    found = {}
     for lib in _openblas_libraries():
         for suffix, int_type in (("64_", ctypes.c_int64), ("", ctypes.c_int)):
             for prefix in ("scipy_", ""):
@@ -330,7 +329,7 @@ def _cblas_gemms():
                                           int_type, real, ctypes.c_void_p, int_type])
                     return {np.dtype(np.float32): (pair[0], ctypes.c_float),
                             np.dtype(np.float64): (pair[1], ctypes.c_double)}
-    return found
+    return {}
 
 
 def _row_stride(a):

@@ -22,7 +22,7 @@ import threading
 import numpy as np
 
 __all__ = ["kernels", "gru_backward_step", "gru_hidden", "gru_step", "lstm_backward_step",
-           "lstm_hidden", "lstm_recompute", "lstm_step", "tanh_"]
+           "lstm_hidden", "lstm_step", "tanh_"]
 
 _F32 = np.float32
 _HALF = _F32(0.5)
@@ -60,7 +60,11 @@ def tanh_(x, out):
 
 
 def _lstm_cell(pre_i, pre_f, pre_g, pre_o, prev):
-    """One LSTM unit: gate activations, new cell state and hidden state from pre-activations."""
+    """One LSTM unit: gate activations, new cell state and hidden state from pre-activations.
+
+    (Scalars in, scalars out: the loops that call it stay vectorised; indexing
+    the rows in here measured 6x slower.)
+    """
     ig = _sigmoid(pre_i)
     fg = _sigmoid(pre_f)
     gg = _tanh(pre_g)
@@ -133,39 +137,6 @@ def lstm_step(gates, proj, bias, t, c, hs, row0, kept, keep, mask, h_first):
                         pre[3 * h + j] + inputs[3 * h + j] + added[3 * h + j], cells[j])
                     cells[j] = cell
                     out[j] = hidden
-
-
-def lstm_recompute(acts, proj, bias, c, kept):
-    """What :func:`lstm_step` keeps, for every step at once, from the recomputed products.
-
-    Args:
-        acts: (D, T, N, 4H) ``h_prev @ W_hh^T`` of every step.
-        proj: (D, T, N, 4H) input projections (``x_t @ W_ih^T``).
-        bias: (D, 4H) both biases, summed.
-        c: (D, N, H) initial cell state; overwritten (it ends as the last one).
-        kept: (D, T, N, 5H) receives gates i, f, g, o and the cell state of every step.
-    """
-    d, steps, n, four_h = acts.shape
-    h = four_h // 4
-    for k in range(d):
-        added = bias[k]
-        for t in range(steps):
-            for b in range(n):
-                pre = acts[k, t, b]
-                inputs = proj[k, t, b]
-                cells = c[k, b]
-                states = kept[k, t, b]
-                for j in range(h):
-                    ig, fg, gg, og, cell, _ = _lstm_cell(
-                        pre[j] + inputs[j] + added[j], pre[h + j] + inputs[h + j] + added[h + j],
-                        pre[2 * h + j] + inputs[2 * h + j] + added[2 * h + j],
-                        pre[3 * h + j] + inputs[3 * h + j] + added[3 * h + j], cells[j])
-                    states[j] = ig
-                    states[h + j] = fg
-                    states[2 * h + j] = gg
-                    states[3 * h + j] = og
-                    states[4 * h + j] = cell
-                    cells[j] = cell
 
 
 def lstm_hidden(kept, hs, mask, h_first):

@@ -34,8 +34,7 @@ the hidden output ``kept_states`` (5H or 4H values per layer, direction, step
 and sample, and a flag saying whether they were kept), and backward reads
 them instead of recomputing anything: per step one kernel and one GEMM.
 After a forward that kept nothing (``is_train=False``, as MXNet allows), the
-last layer's gates are recomputed (LSTM: one GEMM over all steps; GRU: its
-forward again).
+layers run forward again, keeping.
 
 Otherwise backward (``_backward_RNN``) keeps nothing hidden from forward
 except the dropout masks (a hidden output, only when ``p > 0`` and there are
@@ -599,28 +598,6 @@ def _backward_kept(fused, mode, xs, hs, h0, c0, dhs, dhy, dcy, w, gw, need_dx, k
     return (None if dxs is None else dxs.reshape(d, t * n, in_size)), dh0, dc0
 
 
-def _lstm_recompute_kept(fused, xs, hs, h0, c0, w):
-    """The ``kept`` buffer of one LSTM layer rebuilt from its inputs and hidden states.
-
-    For a backward pass whose forward kept nothing (it ran with
-    ``is_train=False``, as MXNet allows): two products over all steps, then
-    one elementwise kernel.
-    """
-    w_ih, w_hh, b_ih, b_hh = w
-    d, t, n, h = hs.shape
-    hprev = np.empty((d, t, n, h), hs.dtype)
-    if t:
-        hprev[:, 0] = h0
-        hprev[:, 1:] = hs[:, :-1]
-    acts = threads.matmul(np, hprev.reshape(d, t * n, h), w_hh.transpose(0, 2, 1))
-    kept = np.empty((d, t, n, 5 * h), hs.dtype)
-    proj = threads.matmul(np, xs.reshape(d, t * n, xs.shape[3]), w_ih.transpose(0, 2, 1))
-    fused.lstm_recompute(acts.reshape(d, t, n, 4 * h), proj.reshape(d, t, n, 4 * h),
-                         np.ascontiguousarray(b_ih + b_hh), np.array(c0, hs.dtype, order="C"),
-                         kept)
-    return kept
-
-
 def _target(xp, out, req):
     """Where to compute an output: itself for write/inplace, else a zeroed scratch."""
     if req in ("write", "inplace"):
@@ -956,13 +933,11 @@ def _rnn_backward(xp, attrs, inputs, outputs, req):
         if layer == layers - 1 and steps is None:
             hs = _step_order(xp, values["output"], d, h)
             if fused is not None and kept_all[layer] is None:
-                if lstm:
-                    kept_all[layer] = _lstm_recompute_kept(fused, xs, hs, state[rows],
-                                                           cell[rows], weights[layer])
-                else:  # GRU: the forward again, keeping (its hidden states are hs again)
-                    kept_all[layer] = np.empty((d, t, n, 4 * h), dtype)
-                    _layer_forward(xp, mode, xs, weights[layer], state[rows], None,
-                                   np.empty_like(hs), m, kept_all[layer])
+                # the forward again, keeping (its hidden states are hs again)
+                kept_all[layer] = np.empty((d, t, n, _KEPT_PER_UNIT[mode] * h), dtype)
+                _layer_forward(xp, mode, xs, weights[layer], state[rows],
+                               cell[rows] if lstm else None, np.empty_like(hs), m,
+                               kept_all[layer])
         else:  # (with a step mask the output is zero where the states were kept)
             hs = xp.empty((d, t, n, h), dtype)
             if kept_all[layer] is not None:

@@ -128,24 +128,31 @@ def test_compiled_tanh_matches_numpy(compiled):
 
 
 @needs_numba
-def test_compiled_recompute_and_hidden_agree_with_the_step_kernel(compiled):
+def test_layer_forward_keeps_what_the_step_kernel_keeps_and_hidden_rebuilds_it(compiled):
+    """The fused layer (its own projections, the batch split over the pool) keeps the same
+    gates and cells as the step kernel run by hand; lstm_hidden rebuilds the states."""
     rng = np.random.default_rng(3)
-    d, t, n, h = 2, 4, 3, 5
-    acts = rng.normal(size=(d, t, n, 4 * h)).astype(F32)
-    proj = rng.normal(size=(d, t, n, 4 * h)).astype(F32)
-    bias = rng.normal(size=(d, 4 * h)).astype(F32)
+    d, t, n, h, i_size = 2, 4, 3, 5, 6
+    xs = rng.normal(size=(d, t, n, i_size)).astype(F32)
+    w = [rng.normal(size=s).astype(F32) * F32(0.5)
+         for s in ((d, 4 * h, i_size), (d, 4 * h, h), (d, 4 * h), (d, 4 * h))]
+    h0 = rng.normal(size=(d, n, h)).astype(F32)
     c0 = rng.normal(size=(d, n, h)).astype(F32)
+    proj = np.ascontiguousarray(xs @ w[0].transpose(0, 2, 1)[:, None])
+    bias = np.ascontiguousarray(w[2] + w[3])
     kept_steps = np.empty((d, t, n, 5 * h), F32)
     hs = np.empty((d, t, n, h), F32)
     c = c0.copy()
     for i in range(t):
-        compiled.lstm_step(np.ascontiguousarray(acts[:, i]), proj, bias, i, c, hs, 0, kept_steps,
-                           True, NO_MASK, c0)
+        prev = h0 if i == 0 else hs[:, i - 1]
+        gates = np.ascontiguousarray(prev @ w[1].transpose(0, 2, 1))
+        compiled.lstm_step(gates, proj, bias, i, c, hs, 0, kept_steps, True, NO_MASK, h0)
     kept = np.empty_like(kept_steps)
-    c_last = c0.copy()
-    compiled.lstm_recompute(acts.copy(), proj, bias, c_last, kept)
+    layer_hs = np.empty_like(hs)
+    c_last = rnn_ops._lstm_forward_fused(compiled, xs, w, h0, c0, layer_hs, kept)
     np.testing.assert_allclose(kept, kept_steps, atol=1e-6)
     np.testing.assert_allclose(c_last, c, atol=1e-6)
+    np.testing.assert_allclose(layer_hs, hs, atol=1e-6)
     hidden = np.empty_like(hs)
     compiled.lstm_hidden(kept, hidden, NO_MASK, c0)
     np.testing.assert_allclose(hidden, hs, atol=1e-6)
