@@ -26,6 +26,7 @@ from .context import Context, current_context
 from .graph.builder import GraphOps
 from .graph.gradient import build_gradient, check_gradients
 from .graph.infer import infer_shapes, infer_types
+from .graph.mirror import POLICIES as _MIRROR_POLICIES
 from .graph.mirror import apply_mirror
 from .graph.node import Graph, Node
 from .graph.plan_memory import memory_report as _memory_report
@@ -94,7 +95,7 @@ class Executor:
     """
 
     def __init__(self, symbol, ctx=None, args=None, args_grad=None, grad_req="write",
-                 aux_states=None, shared_exec=None, mirror=False, plan_memory=True):
+                 aux_states=None, shared_exec=None, mirror="one-pass", plan_memory=True):
         self._symbol = symbol
         self._ctx = ctx = Context(ctx) if ctx is not None else current_context()
         ctx.check_available()
@@ -125,15 +126,23 @@ class Executor:
                                  f"argument has shape {self.arg_dict[n].shape}", argument=n,
                                  expected=self.arg_dict[n].shape, actual=g.shape)
         self._plan_enabled = plan_memory
-        if isinstance(mirror, bool) or mirror is None:
-            self._mirror = bool(mirror)
+        if isinstance(mirror, str):
+            if mirror not in _MIRROR_POLICIES:
+                raise ParamError(f"bind: mirror={mirror!r} is not a recompute policy; expected "
+                                 f"one of {', '.join(map(repr, _MIRROR_POLICIES))}, True, "
+                                 "False or a memory budget in bytes", op="bind",
+                                 param="mirror", value=mirror)
+            self._mirror = mirror
+            self._compile(symbol)
+        elif isinstance(mirror, bool) or mirror is None:
+            self._mirror = "segments" if mirror else False
             self._compile(symbol)
         else:
-            # a memory budget in bytes: recompute only when the plain plan exceeds it
-            self._mirror = False
+            # a memory budget in bytes: recompute segments only when the default plan exceeds it
+            self._mirror = "one-pass"
             self._compile(symbol)
             if self._plan.planned_bytes > int(mirror):
-                self._mirror = True
+                self._mirror = "segments"
                 self._compile(symbol)
         self._last_train = None
         self._monitor = None
@@ -184,7 +193,8 @@ class Executor:
                                                   [var_nodes[n] for n in wrt_names])
             if self._mirror:
                 grad_entries, rebuilt = apply_mirror(
-                    heads, grad_entries, self._forward_entry_bytes(heads, var_nodes))
+                    heads, grad_entries, self._forward_entry_bytes(heads, var_nodes),
+                    policy=self._mirror)
                 checks = [((rebuilt.get(id(g[0]), g[0]), g[1]), f, n, k)
                           for g, f, n, k in checks]
             grad_entries = self._own_grad_entries(heads, grad_entries)
@@ -760,7 +770,7 @@ def _unread_gradients(graph, bwd_nodes, external):
 
 
 def simple_bind(symbol, ctx=None, grad_req="write", type_dict=None, shared_exec=None,
-                mirror=False, plan_memory=True, shapes=None):
+                mirror="one-pass", plan_memory=True, shapes=None):
     """Bind with every array allocated (zeros) from the given input shapes."""
     ctx = Context(ctx) if ctx is not None else current_context()
     shapes = dict(shapes or {})

@@ -23,7 +23,7 @@ def _activation_forward(xp, attrs, inputs, outputs, req):
         return
     target = out if req[0] != "add" else xp.empty_like(out)
     if act == "relu":
-        xp.maximum(x, 0, out=target)
+        threads.unary(xp, lambda a, out: xp.maximum(a, 0, out=out), x, target)
     elif act == "sigmoid":
         xp.negative(x, out=target)
         xp.exp(target, out=target)

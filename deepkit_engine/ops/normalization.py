@@ -466,9 +466,15 @@ def _bn_apply_forward(xp, attrs, inputs, outputs, req):
         xp.multiply(x, scale.reshape(kept), out=target, casting="unsafe")
         target += (beta - mean * scale).reshape(kept)
     else:
-        xp.subtract(x, mean.reshape(kept), out=target, casting="unsafe")
-        _scale_shift(target, invstd.reshape(kept),
-                     None if attrs.fix_gamma else gamma.reshape(kept), beta.reshape(kept))
+        stats = (mean.reshape(kept), invstd.reshape(kept),
+                 None if attrs.fix_gamma else gamma.reshape(kept), beta.reshape(kept))
+
+        def part(r):  # the same element operations as BatchNorm's forward, per channel range
+            cs = slice(None) if r is None else slice(*r)
+            m, s, g, b = (None if v is None else v[:, cs] for v in stats)
+            xp.subtract(x[:, cs], m, out=target[:, cs], casting="unsafe")
+            _scale_shift(target[:, cs], s, g, b)
+        threads.parallel_map(part, _channel_ranges(xp, x) or [None])
     _finish(outputs[0], target, req[0])
 
 

@@ -397,13 +397,13 @@ class Symbol:
 
     # -- binding -----------------------------------------------------------------
     def simple_bind(self, ctx=None, grad_req="write", type_dict=None, shared_exec=None,
-                    mirror=False, plan_memory=True, **shapes):
+                    mirror="one-pass", plan_memory=True, **shapes):
         """Allocate every array from the given input shapes and bind (see ``bind``)."""
         return simple_bind(self, ctx, grad_req, type_dict, shared_exec, mirror, plan_memory,
                            shapes)
 
     def bind(self, ctx=None, args=None, args_grad=None, grad_req="write", aux_states=None,
-             shared_exec=None, mirror=False, plan_memory=True):
+             shared_exec=None, mirror="one-pass", plan_memory=True):
         """Bind arrays to the arguments and compile an :class:`Executor`.
 
         Args:
@@ -415,11 +415,15 @@ class Symbol:
             aux_states: Auxiliary state arrays (list or dict).
             shared_exec: Accepted for MXNet compatibility (arrays are shared by
                 passing the same NDArrays).
-            mirror: ``True`` keeps only segment boundaries of the forward
-                pass and recomputes the rest in backward (BatchNorm included,
-                bit-identical; see :mod:`deepkit_engine.graph.mirror`); an int
-                is a memory budget in bytes: recompute only if the plain plan
-                needs more.
+            mirror: What backward recomputes instead of keeping (see
+                :mod:`deepkit_engine.graph.mirror`; results are bit-identical).
+                ``"one-pass"`` (the default): activations after BatchNorm, from
+                the kept convolution outputs, where that lowers the peak.
+                ``False``: nothing; every activation backward reads is kept, as
+                in MXNet. ``True`` (or ``"segments"``): only segment boundaries
+                of the forward pass are kept and the rest, BatchNorm included,
+                is recomputed. An int is a memory budget in bytes: segments are
+                recomputed only if the default plan needs more.
             plan_memory: ``False`` gives every intermediate its own buffer
                 (for debugging; results are identical).
         """

@@ -1,5 +1,6 @@
-"""Segmented recompute (mirror) through the executor: identical outputs, gradients and
-BatchNorm moving statistics, a much smaller memory plan, and BatchNorm's recompute op."""
+"""Recompute (mirror) through the executor: identical outputs, gradients and BatchNorm
+moving statistics, smaller memory plans, and BatchNorm's recompute op; segments
+(``mirror=True``) and the default one-pass policy."""
 import numpy as np
 import pytest
 
@@ -122,10 +123,65 @@ def test_mirror_plans_far_less_memory(build, shapes, ratio):
 
 def test_memory_budget_still_selects_recompute():
     shapes = {"data": (16, 3, 32, 32)}
-    plain = _bind(_resnet(), False, shapes).memory_report().planned_bytes
-    roomy = _bind(_resnet(), plain * 2, shapes).memory_report().planned_bytes
-    tight = _bind(_resnet(), plain // 2, shapes).memory_report().planned_bytes
-    assert roomy == plain and tight < plain
+    default = _bind(_resnet(), "one-pass", shapes).memory_report().planned_bytes
+    roomy = _bind(_resnet(), default * 2, shapes).memory_report().planned_bytes
+    tight = _bind(_resnet(), default // 2, shapes).memory_report().planned_bytes
+    assert roomy == default and tight < default
+
+
+# -- the default policy: one-pass chains recomputed from kept heavy outputs -----------
+
+@pytest.mark.parametrize("build,shapes", [
+    (_resnet, {"data": (4, 3, 16, 16)}),
+    (_resnet, {"data": (8, 3, 64, 64)}),  # threaded BatchNorm and ReLU kernels
+    (_chain, {"data": (8, 32)}),
+])
+def test_one_pass_recompute_is_bit_identical(build, shapes):
+    kept_out, kept_grads, kept_aux = _train(_bind(build(), False, shapes))
+    out, grads, aux = _train(_bind(build(), "one-pass", shapes))
+    for a, b in zip(kept_out, out):
+        np.testing.assert_array_equal(a, b)
+    for name in kept_grads:
+        np.testing.assert_array_equal(kept_grads[name], grads[name], err_msg=name)
+    for name in kept_aux:
+        np.testing.assert_array_equal(kept_aux[name], aux[name], err_msg=name)
+
+
+def test_one_pass_is_the_default_and_recomputes_only_one_pass_ops():
+    shapes = {"data": (16, 3, 32, 32)}
+    net = _resnet()
+    reqs = {n: ("null" if n in ("data", "softmax_label") else "write")
+            for n in net.list_arguments()}
+    default = net.simple_bind(dk.cpu(), grad_req=reqs, **shapes)
+    mirrored = {n.name: n.op.name for n in default._graph.nodes
+                if n.op is not None and n.name.endswith("_mirror")}
+    # the stem's and each block's first ReLU after BatchNorm, from the kept conv outputs
+    assert {"stem_relu_mirror", "stem_bn_mirror", "b0a_relu_mirror", "b0a_bn_mirror"} \
+        <= set(mirrored)
+    assert set(mirrored.values()) == {"Activation", "_batch_norm_apply"}
+    # a block's output (ReLU of a sum with the shortcut) is kept: its chain does not
+    # start from heavy outputs only
+    assert not any(name.endswith("_out_mirror") for name in mirrored)
+    keep_all = _bind(_resnet(), False, shapes).memory_report().planned_bytes
+    assert default.memory_report().planned_bytes < 0.8 * keep_all
+
+
+def test_one_pass_leaves_nets_without_such_chains_alone():
+    """An MLP's ReLU outputs have no kept input to be recomputed from: nothing changes."""
+    h = sym.Variable("data")
+    for i in range(3):
+        h = sym.Activation(sym.FullyConnected(h, num_hidden=16, name=f"fc{i}"),
+                           act_type="relu", name=f"r{i}")
+    net = sym.sum(h * h)
+    exe = _bind(net, "one-pass", {"data": (8, 5)})
+    assert not any(n.name.endswith("_mirror") for n in exe._graph.nodes if n.op is not None)
+    assert exe.memory_report().planned_bytes == \
+        _bind(net, False, {"data": (8, 5)}).memory_report().planned_bytes
+
+
+def test_an_unknown_mirror_policy_is_refused():
+    with pytest.raises(dk.base.ParamError, match=r"mirror='everything'.*'one-pass'"):
+        _bind(_chain(), "everything", {"data": (8, 32)})
 
 
 def test_what_can_be_recomputed():
