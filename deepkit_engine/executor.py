@@ -205,6 +205,9 @@ class Executor:
         outputs = heads + [e for e in reversed(grad_entries) if e is not None]
         graph = Graph(outputs)
         self._graph = graph
+        for op in {id(n.op): n.op for n in graph.nodes if n.op is not None}.values():
+            if op.prepare is not None:
+                op.prepare(self._ctx)
         # a head whose gradient no backward node reads (no path to any argument)
         head_grad_nodes = [hg if hg is not None and id(hg) in graph.node_id else None
                            for hg in head_grad_nodes]

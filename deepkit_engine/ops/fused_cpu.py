@@ -21,8 +21,8 @@ import threading
 
 import numpy as np
 
-__all__ = ["kernels", "gru_backward_step", "gru_hidden", "gru_step", "lstm_backward_step",
-           "lstm_hidden", "lstm_step", "tanh_"]
+__all__ = ["enabled", "kernels", "numba_module", "gru_backward_step", "gru_hidden", "gru_step",
+           "lstm_backward_step", "lstm_hidden", "lstm_step", "tanh_"]
 
 _F32 = np.float32
 _HALF = _F32(0.5)
@@ -408,12 +408,26 @@ class _Kernels:
         _lstm_masked_backward = numba.njit(**options)(_lstm_masked_backward)
         _gru_masked_step = numba.njit(**options)(_gru_masked_step)
         _gru_masked_backward = numba.njit(**options)(_gru_masked_backward)
-        for name in __all__[1:]:
+        for name in __all__[3:]:  # the kernels
             setattr(self, name, numba.njit(**options)(globals()[name]))
 
 
 _compiled = {"kernels": None, "tried": False}
 _compile_lock = threading.Lock()
+
+
+def enabled():
+    """Whether compiled kernels may run: not turned off with ``DEEPKIT_NUMBA=0``."""
+    return os.environ.get("DEEPKIT_NUMBA", "1").strip() != "0"
+
+
+def numba_module():
+    """The numba module, or None when it is not installed."""
+    try:
+        import numba  # noqa: PLC0415 - optional: the 'fast' extra; slow to import
+    except ImportError:
+        return None
+    return numba
 
 
 def kernels(dtype=np.float32):
@@ -422,15 +436,12 @@ def kernels(dtype=np.float32):
     None when ``dtype`` is not float32, when numba is not installed, or when
     ``DEEPKIT_NUMBA`` is ``0``.
     """
-    if np.dtype(dtype) != np.float32 or os.environ.get("DEEPKIT_NUMBA", "1").strip() == "0":
+    if np.dtype(dtype) != np.float32 or not enabled():
         return None
     if not _compiled["tried"]:
         with _compile_lock:
             if not _compiled["tried"]:
-                try:
-                    import numba  # noqa: PLC0415 - optional: the 'fast' extra; slow to import
-                except ImportError:
-                    numba = None
+                numba = numba_module()
                 _compiled["kernels"] = _Kernels(numba) if numba is not None else None
                 _compiled["tried"] = True
     return _compiled["kernels"]

@@ -37,6 +37,7 @@ import math
 import numpy as np
 
 from .. import threads
+from . import fused_cnn
 from ..base import DTypeError, ParamError, ShapeError
 from .registry import OpDef, Param, register, write_result
 
@@ -374,8 +375,36 @@ def _channel_ranges(xp, x):
     return [(i, min(i + step, c)) for i in range(0, c, step)]
 
 
+def _fused_bn(xp, *arrays):
+    """The compiled BatchNorm kernels when they may take these arrays, else None.
+
+    numpy float32 arrays that are C-contiguous as given (the (P, C, Q) views
+    of contiguous data, the per-channel vectors).
+    """
+    if xp is not np or not all(a.dtype == np.float32 and a.flags.c_contiguous for a in arrays):
+        return None
+    return fused_cnn.kernels(np.float32)
+
+
+def _per_channel(v, c):
+    """A (C,) float32 C-contiguous vector from a per-channel array, or ones for None."""
+    if v is None:
+        return np.ones(c, np.float32)
+    return np.ascontiguousarray(v.reshape(c), dtype=np.float32)
+
+
 def _bn_train_forward(xp, x, out, req, gamma, beta, eps, acc):
     """:func:`_normalize_forward` over the (P, C, Q) view, channel ranges in parallel."""
+    fused = _fused_bn(xp, x, out) if req in ("write", "inplace") and x.size else None
+    if fused is not None:
+        c = x.shape[1]
+        g, b = _per_channel(gamma, c), _per_channel(beta, c)
+        mean, var, invstd = (np.empty(c, np.float32) for _ in range(3))
+        out3 = out.reshape(x.shape)
+        threads.parallel_map(
+            lambda r: fused.batch_norm_forward(x, g, b, eps, r[0], r[1], out3, mean, var, invstd),
+            _channel_ranges(xp, x) or [(0, c)])
+        return tuple(v.reshape(1, c, 1) for v in (mean, var, invstd))
     ranges = _channel_ranges(xp, x)
     if ranges is None or req == "null":
         return _normalize_forward(xp, x, out, req, (0, 2), gamma, beta, eps, acc)
@@ -426,6 +455,10 @@ def _bn_backward(xp, attrs, inputs, outputs, req, is_train=True):
     x, c = _bn_view(data, attrs)
     kept = (1, c, 1)
     batch = is_train and not attrs.use_global_stats
+    if batch and _extra(inputs, attrs, kept) is None and req[0] in ("write", "null") \
+            and _bn_backward_fused(xp, attrs, g.reshape(x.shape), x, gamma, mean, invstd,
+                                   dx.reshape(x.shape), dgamma, dbeta, req):
+        return
     args = [g.reshape(x.shape), x, None if attrs.fix_gamma else gamma.reshape(kept),
             mean.reshape(kept), invstd.reshape(kept), dx.reshape(x.shape),
             None if attrs.fix_gamma else dgamma, dbeta, _extra(inputs, attrs, kept)]
@@ -447,6 +480,43 @@ def _bn_backward(xp, attrs, inputs, outputs, req, is_train=True):
         write_result(xp, dgamma, 0.0, req[1])
 
 
+def _prepare_fused_bn(ctx):
+    """Load the compiled BatchNorm kernels at bind (see ``OpDef.prepare``): tiny calls of
+    each, with the argument types of real calls, compile them or read them from the cache."""
+    if ctx.device_type != "cpu":
+        return
+    fused = fused_cnn.kernels(np.float32)
+    if fused is None:
+        return
+    x = np.zeros((1, 1, 2), np.float32)
+    v = np.ones(1, np.float32)
+    fused.batch_norm_forward(x, v, v, 1e-5, 0, 1, x.copy(), v.copy(), v.copy(), v.copy())
+    fused.batch_norm_backward(x, x, v, v, v, 0, 1, True, x.copy(), v.copy(), v.copy())
+    fused.batch_norm_write(x, v, v, v, 0, 1, x.copy())
+
+
+def _bn_backward_fused(xp, attrs, g, x, gamma, mean, invstd, dx, dgamma, dbeta, req):
+    """Training BatchNorm gradients with the compiled kernels; False where they cannot run."""
+    c = x.shape[1]
+    gam = _per_channel(None if attrs.fix_gamma else gamma, c)
+    mean, invstd = _per_channel(mean, c), _per_channel(invstd, c)
+    fused = _fused_bn(xp, g, x, dx)
+    if fused is None or not x.size:
+        return False
+    sum_g, sum_gx = np.empty(c, np.float32), np.empty(c, np.float32)
+    need_dx = req[0] == "write"
+    threads.parallel_map(
+        lambda r: fused.batch_norm_backward(g, x, mean, invstd, gam, r[0], r[1], need_dx, dx,
+                                            sum_g, sum_gx),
+        _channel_ranges(xp, x) or [(0, c)])
+    write_result(xp, dbeta, sum_g.reshape(dbeta.shape), req[2])
+    if attrs.fix_gamma:
+        write_result(xp, dgamma, 0.0, req[1])
+    else:
+        write_result(xp, dgamma, (sum_gx * invstd).reshape(dgamma.shape), req[1])
+    return True
+
+
 register(OpDef(
     "_backward_BatchNorm", _bn_backward, inputs=_backward_inputs("var"),
     params=dict(_BN_PARAMS), infer_shape=_backward_shape, infer_type=_backward_type,
@@ -454,7 +524,8 @@ register(OpDef(
     differentiable=False,
     doc="Gradient of BatchNorm with respect to data, gamma and beta, from the saved batch "
         "mean and inverse std (the affine map of the moving statistics with "
-        "use_global_stats or outside training)."))
+        "use_global_stats or outside training).",
+    prepare=_prepare_fused_bn))
 
 def _bn_apply_forward(xp, attrs, inputs, outputs, req):
     data, gamma, beta, mean, invstd = inputs
@@ -466,6 +537,17 @@ def _bn_apply_forward(xp, attrs, inputs, outputs, req):
         xp.multiply(x, scale.reshape(kept), out=target, casting="unsafe")
         target += (beta - mean * scale).reshape(kept)
     else:
+        fused = _fused_bn(xp, x, target)
+        if fused is not None:
+            scale = _per_channel(invstd, c)
+            if not attrs.fix_gamma:
+                scale = scale * _per_channel(gamma, c)  # as the forward kernel rounds it
+            m, b = _per_channel(mean, c), _per_channel(beta, c)
+            threads.parallel_map(
+                lambda r: fused.batch_norm_write(x, m, scale, b, r[0], r[1], target),
+                _channel_ranges(xp, x) or [(0, c)])
+            _finish(outputs[0], target, req[0])
+            return
         stats = (mean.reshape(kept), invstd.reshape(kept),
                  None if attrs.fix_gamma else gamma.reshape(kept), beta.reshape(kept))
 
@@ -484,7 +566,8 @@ register(OpDef(
     infer_type=lambda attrs, t: (t, [t[0]]), inplace=((0, 0),), differentiable=False,
     doc="BatchNorm's training-mode output from given batch statistics (its hidden mean and "
         "inverse-std outputs), computed exactly as BatchNorm computes it: recomputes a "
-        "BatchNorm output without touching the moving statistics."))
+        "BatchNorm output without touching the moving statistics.",
+    prepare=_prepare_fused_bn))
 
 register(OpDef(
     "BatchNorm", _bn_forward, inputs=("data", "gamma", "beta", "moving_mean", "moving_var"),
@@ -496,7 +579,8 @@ register(OpDef(
     aliases=("BatchNorm_v1", "_npx_batch_norm"),
     doc="Batch normalization: normalise each channel (``axis``) with the batch mean and "
         "biased variance in training, updating the moving statistics in place, or with the "
-        "moving statistics in inference; then scale by gamma and shift by beta."))
+        "moving statistics in inference; then scale by gamma and shift by beta.",
+    prepare=_prepare_fused_bn))
 
 
 # -- SyncBatchNorm ---------------------------------------------------------------------

@@ -271,6 +271,10 @@ class OpDef:
             ``name``.
         fluent: ``True`` to offer the op as an NDArray/Symbol method under its
             name (``x.sum(axis=1)``), or the method name(s) to use.
+        prepare: ``prepare(ctx)``, called when an executor that runs the op on
+            ``ctx`` is bound: loads what the kernel compiles on first use (numba
+            kernels), so that neither the time nor the memory of loading them
+            falls into the first training step.
     """
 
     def __init__(self, name, forward, inputs=("data",), params=None, infer_shape=None,
@@ -278,8 +282,9 @@ class OpDef:
                  resources=(), gradient=None, differentiable=True, doc="", aux=(),
                  partial_infer=None, loss_head=False, mirror=None, unbroadcast=False,
                  visible_outputs=None, scalar_form=None, reflected_scalar_form=None,
-                 operator=None, operator_alias=None, fluent=False):
+                 operator=None, operator_alias=None, fluent=False, prepare=None):
         self.name = name
+        self.prepare = prepare
         if isinstance(forward, dict):
             self.forward_cpu = forward["cpu"]
             self.forward_gpu = forward.get("gpu", forward["cpu"])
