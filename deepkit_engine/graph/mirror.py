@@ -121,6 +121,7 @@ class _Forward:
         self.nodes = [n for n in topo_order(heads) if n.op is not None]
         self.pos = {id(n): i for i, n in enumerate(self.nodes)}
         self.ids = {id(n) for n in topo_order(heads)}
+        self.heads = {(id(n), idx) for n, idx in heads}
         self.bytes = entry_bytes
         # forward entries whose values backward reads
         self.needed = {}
@@ -360,7 +361,8 @@ def _choose_one_pass(fwd):
     cost = fwd.estimate(kept)
     candidates = []
     for key, (node, idx) in fwd.needed.items():
-        roots = None if key in fwd.fixed else _one_pass_roots(node, _CHAIN)
+        # a graph output stays alive anyway: recomputing it would only add work
+        roots = None if key in fwd.fixed or key in fwd.heads else _one_pass_roots(node, _CHAIN)
         if roots is not None:
             candidates.append((fwd.bytes(node, idx), fwd.pos[key[0]], key, roots))
     for _, _, key, roots in sorted(candidates, key=lambda c: c[:2], reverse=True):

@@ -248,3 +248,15 @@ def test_force_mirroring_attribute_overrides_the_choice():
     for name in plain.grad_dict:
         np.testing.assert_array_equal(plain.grad_dict[name].asnumpy(),
                                       exe.grad_dict[name].asnumpy())
+
+
+def test_one_pass_keeps_graph_outputs_instead_of_recomputing_them():
+    """An activation that is also an output of the graph is alive anyway: never recomputed."""
+    x = _conv_bn(sym.Variable("data"), 8, 1, "a")
+    y = _conv_bn(x, 8, 1, "b")
+    net = sym.Group([sym.sum(y * y), x])
+    exe = _bind(net, "one-pass", {"data": (4, 3, 16, 16)})
+    mirrored = {n.name for n in exe._graph.nodes
+                if n.op is not None and n.name.endswith("_mirror")}
+    assert "a_relu_mirror" not in mirrored
+    assert "b_relu_mirror" in mirrored
