@@ -37,8 +37,8 @@ import threading
 
 import numpy as np
 
-__all__ = ["blas_threads", "configure", "cpu_cores", "describe", "gemm_nt", "local_processes",
-           "matmul", "parallel_map", "pool_size", "set_blas_threads", "unary"]
+__all__ = ["blas_threads", "cblas_gemm", "configure", "cpu_cores", "describe", "gemm_nt",
+           "local_processes", "matmul", "parallel_map", "pool_size", "set_blas_threads", "unary"]
 
 _state = {"blas": None, "pool_size": 1, "pool": None}
 _lock = threading.Lock()
@@ -330,6 +330,18 @@ def _cblas_gemms():
                     return {np.dtype(np.float32): (pair[0], ctypes.c_float),
                             np.dtype(np.float64): (pair[1], ctypes.c_double)}
     return {}
+
+
+def cblas_gemm(dtype):
+    """``cblas_?gemm`` of the OpenBLAS numpy loaded, for ``dtype``, as a ctypes function.
+
+    Its integer arguments have the library's width (64-bit in numpy's wheels).
+    None when no such library or dtype is found: callers use numpy's matmul.
+    """
+    if not _gemm["looked"]:
+        _gemm["functions"], _gemm["looked"] = _cblas_gemms(), True
+    entry = _gemm["functions"].get(np.dtype(dtype))
+    return None if entry is None else entry[0]
 
 
 def _row_stride(a):

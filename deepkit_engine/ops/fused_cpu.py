@@ -22,7 +22,7 @@ import threading
 import numpy as np
 
 __all__ = ["enabled", "kernels", "numba_module", "gru_backward_step", "gru_hidden", "gru_step",
-           "lstm_backward_step", "lstm_hidden", "lstm_step", "tanh_"]
+           "lstm_backward_step", "lstm_hidden", "lstm_step", "tanh_", "gru_steps", "lstm_steps"]
 
 _F32 = np.float32
 _HALF = _F32(0.5)
@@ -137,6 +137,36 @@ def lstm_step(gates, proj, bias, t, c, hs, row0, kept, keep, mask, h_first):
                         pre[3 * h + j] + inputs[3 * h + j] + added[3 * h + j], cells[j])
                     cells[j] = cell
                     out[j] = hidden
+
+
+def _gemm_rows(gemm, a, lda, w_t, gates):
+    """``gates = a @ w_t`` through BLAS: ``a`` (rows, K) with row stride ``lda``, ``w_t`` (K, G)."""
+    rows, cols = gates.shape
+    gemm(101, 111, 111, rows, cols, w_t.shape[0], np.float32(1.0), a.ctypes.data, lda,
+         w_t.ctypes.data, cols, np.float32(0.0), gates.ctypes.data, cols)
+
+
+def lstm_steps(gemm, w_t, gates, proj, bias, c, hs, row0, kept, keep, mask, h_first):
+    """Every time step of some batch rows: per step and direction the recurrent product
+    ``h_prev @ W_hh^T`` through ``gemm`` (``cblas_sgemm``, a ctypes function), then
+    :func:`lstm_step`. One call for the whole sequence: no return to Python (and the
+    GIL) between steps.
+
+    Args:
+        gemm: ``cblas_sgemm`` of the process's BLAS (integer arguments of its width).
+        w_t: (D, H, 4H) C-contiguous ``W_hh^T``.
+        gates: (D, N, 4H) C-contiguous work buffer.
+        Others: as for :func:`lstm_step`; ``h_first`` is also the state before step 0.
+    """
+    d, n, h = c.shape
+    width = hs.shape[3]
+    for t in range(proj.shape[1]):
+        for k in range(d):
+            if t == 0:
+                _gemm_rows(gemm, h_first[k], h, w_t[k], gates[k])
+            else:
+                _gemm_rows(gemm, hs[k, t - 1, row0:row0 + n], width, w_t[k], gates[k])
+        lstm_step(gates, proj, bias, t, c, hs, row0, kept, keep, mask, h_first)
 
 
 def lstm_hidden(kept, hs, mask, h_first):
@@ -257,6 +287,16 @@ def _gru_masked_step(hs, kept, k, t, row, state, keep):
     hs[k, t, row][:] = state
     if keep:
         kept[k, t, row][:] = 0
+
+
+def gru_steps(gemm, w_t, gates, proj, bias, b_hn, state, hs, row0, kept, keep, mask):
+    """Every time step of some batch rows: per step ``state @ W_hh^T`` through ``gemm``,
+    then :func:`gru_step` (see :func:`lstm_steps`); ``state`` (D, N, H) is C-contiguous."""
+    d, n, h = state.shape
+    for t in range(proj.shape[1]):
+        for k in range(d):
+            _gemm_rows(gemm, state[k], h, w_t[k], gates[k])
+        gru_step(gates, proj, bias, b_hn, t, state, hs, row0, kept, keep, mask)
 
 
 def gru_step(gates, proj, bias, b_hn, t, state, hs, row0, kept, keep, mask):
@@ -393,6 +433,7 @@ class _Kernels:
     def __init__(self, numba):
         global _tanh, _sigmoid, _lstm_cell, _lstm_unit_backward, _lstm_masked_step
         global _lstm_masked_backward, _gru_masked_step, _gru_masked_backward, _pass_on
+        global _gemm_rows, lstm_step, gru_step
         # fast math without 'nnan'/'ninf': a NaN must stay NaN (divergence is detected by it)
         options = {"nogil": True, "fastmath": {"contract", "arcp", "nsz", "afn", "reassoc"},
                    "error_model": "numpy", "cache": True}
@@ -408,8 +449,11 @@ class _Kernels:
         _lstm_masked_backward = numba.njit(**options)(_lstm_masked_backward)
         _gru_masked_step = numba.njit(**options)(_gru_masked_step)
         _gru_masked_backward = numba.njit(**options)(_gru_masked_backward)
-        for name in __all__[3:]:  # the kernels
+        _gemm_rows = numba.njit(**options)(_gemm_rows)
+        for name in __all__[3:]:  # the kernels (the step kernels before the step loops)
             setattr(self, name, numba.njit(**options)(globals()[name]))
+            if name in ("lstm_step", "gru_step"):
+                globals()[name] = getattr(self, name)
 
 
 _compiled = {"kernels": None, "tried": False}

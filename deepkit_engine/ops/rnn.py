@@ -488,15 +488,22 @@ def _lstm_forward_fused(fused, xs, w, h0, c0, hs, kept=None, m=None):
     mask = _fused_mask(m)
     bias = np.ascontiguousarray(b_ih + b_hh)
 
+    gemm = threads.cblas_gemm(hs.dtype)
+
     def part(r):
         proj, gates = _projections(xs, r, w_ih)
         c = np.array(c0[:, r], dtype=hs.dtype, order="C")
         h_first = np.array(h0[:, r], dtype=hs.dtype, order="C")
-        prev = h_first
-        for i in range(t):
-            threads.matmul(np, prev, w_t, gates)
-            fused.lstm_step(gates, proj, bias, i, c, hs, r.start, target, keep, mask, h_first)
-            prev = hs[:, i, r]
+        if gemm is not None:  # the whole sequence in one compiled call
+            fused.lstm_steps(gemm, w_t, gates, proj, bias, c, hs, r.start, target, keep, mask,
+                             h_first)
+        else:
+            prev = h_first
+            for i in range(t):
+                threads.matmul(np, prev, w_t, gates)
+                fused.lstm_step(gates, proj, bias, i, c, hs, r.start, target, keep, mask,
+                                h_first)
+                prev = hs[:, i, r]
         c_last[:, r] = c
     threads.parallel_map(part, _row_parts(np, n) or [slice(0, n)])
     return c_last
@@ -518,9 +525,15 @@ def _gru_forward_fused(fused, xs, w, h0, hs, kept=None, m=None):
     bias[:, :2 * h] += b_hh[:, :2 * h]
     b_hn = np.ascontiguousarray(b_hh[:, 2 * h:])
 
+    gemm = threads.cblas_gemm(hs.dtype)
+
     def part(r):
         proj, gates = _projections(xs, r, w_ih)
         state = np.array(h0[:, r], dtype=hs.dtype, order="C")
+        if gemm is not None:  # the whole sequence in one compiled call
+            fused.gru_steps(gemm, w_t, gates, proj, bias, b_hn, state, hs, r.start, target,
+                            keep, mask)
+            return
         for i in range(t):
             threads.matmul(np, state, w_t, gates)
             fused.gru_step(gates, proj, bias, b_hn, i, state, hs, r.start, target, keep, mask)

@@ -208,6 +208,24 @@ def test_fused_and_numpy_float32_paths_agree(mode, monkeypatch, compiled):
 
 
 @needs_numba
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_step_loops_through_blas_match_the_per_step_python_loop(mode, monkeypatch, compiled):
+    """The compiled loop over the steps (the recurrent product through cblas_sgemm) and the
+    Python loop (numpy's matmul, then the step kernel) it replaces give the same numbers;
+    the Python loop runs where no cblas_sgemm is found."""
+    assert threads.cblas_gemm(np.float32) is not None  # numpy's OpenBLAS has it
+    rng, ins, params = _case(2, True, seed=8, mode=mode)
+    ograds = [rng.uniform(-1, 1, o.shape) for o in ref_rnn(*ins, **params)]
+    for is_train in (True, False):
+        looped = _grads(ins, params, ograds, "float32", is_train=is_train)
+        with monkeypatch.context() as patch:
+            patch.setattr(threads, "cblas_gemm", lambda dtype: None)
+            stepped = _grads(ins, params, ograds, "float32", is_train=is_train)
+        for a, b in zip(looped, stepped):
+            assert_almost_equal(a, b, rtol=1e-6, atol=1e-6)
+
+
+@needs_numba
 def test_a_training_forward_keeps_gates_and_cells_and_flags_them(compiled):
     _, ins, params = _case(2, False, seq=3, batch=4)
     op = get_op("RNN")
