@@ -37,8 +37,8 @@ import math
 import numpy as np
 
 from .. import threads
-from . import fused_cnn
 from ..base import DTypeError, ParamError, ShapeError
+from . import fused_cnn
 from .registry import OpDef, Param, register, write_result
 
 _LETTERS = "abcdefgh"
@@ -497,12 +497,12 @@ def _prepare_fused_bn(ctx):
 
 def _bn_backward_fused(xp, attrs, g, x, gamma, mean, invstd, dx, dgamma, dbeta, req):
     """Training BatchNorm gradients with the compiled kernels; False where they cannot run."""
-    c = x.shape[1]
-    gam = _per_channel(None if attrs.fix_gamma else gamma, c)
-    mean, invstd = _per_channel(mean, c), _per_channel(invstd, c)
     fused = _fused_bn(xp, g, x, dx)
     if fused is None or not x.size:
         return False
+    c = x.shape[1]
+    gam = _per_channel(None if attrs.fix_gamma else gamma, c)
+    mean, invstd = _per_channel(mean, c), _per_channel(invstd, c)
     sum_g, sum_gx = np.empty(c, np.float32), np.empty(c, np.float32)
     need_dx = req[0] == "write"
     threads.parallel_map(
