@@ -332,15 +332,20 @@ def _cblas_gemms():
     return {}
 
 
+def _gemm_entry(dtype):
+    """``(cblas_?gemm, ctypes real type)`` for ``dtype``, looked up once, or None."""
+    if not _gemm["looked"]:
+        _gemm["functions"], _gemm["looked"] = _cblas_gemms(), True
+    return _gemm["functions"].get(np.dtype(dtype))
+
+
 def cblas_gemm(dtype):
     """``cblas_?gemm`` of the OpenBLAS numpy loaded, for ``dtype``, as a ctypes function.
 
     Its integer arguments have the library's width (64-bit in numpy's wheels).
     None when no such library or dtype is found: callers use numpy's matmul.
     """
-    if not _gemm["looked"]:
-        _gemm["functions"], _gemm["looked"] = _cblas_gemms(), True
-    entry = _gemm["functions"].get(np.dtype(dtype))
+    entry = _gemm_entry(dtype)
     return None if entry is None else entry[0]
 
 
@@ -368,9 +373,7 @@ def gemm_nt(a, b, c, accumulate):
         c: (m, n) array, written.
         accumulate: Whether to add to ``c`` instead of overwriting it.
     """
-    if not _gemm["looked"]:
-        _gemm["functions"], _gemm["looked"] = _cblas_gemms(), True
-    entry = _gemm["functions"].get(c.dtype)
+    entry = _gemm_entry(c.dtype)
     strides = [_row_stride(x) for x in (a, b, c)]
     m, k = a.shape
     n = b.shape[0]

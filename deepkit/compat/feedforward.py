@@ -261,6 +261,11 @@ class _FeedForwardNet(SymbolModel):
         return self.get_metrics_result()
 
 
+def _kv_type(kvstore):
+    """The store type a ``kvstore`` argument names (a name, a KVStore or None)."""
+    return str(getattr(kvstore, "type", kvstore) or "local")
+
+
 def kvstore_workers(kvstore):
     """How many processes' batches one update averages over (MXNet's rule for ``rescale_grad``).
 
@@ -272,7 +277,7 @@ def kvstore_workers(kvstore):
     gradient alone, so it counts 1 (MXNet multiplies only for ``_sync``
     stores). Other stores train in this process alone.
     """
-    kv_type = str(getattr(kvstore, "type", kvstore) or "local")
+    kv_type = _kv_type(kvstore)
     if not kv_type.startswith("dist"):
         return 1
     distributed.init()
@@ -288,8 +293,7 @@ def make_async_update(kvstore, optimizer, contexts, what):
         contexts: The contexts this process trains on (one with ``'dist_async'``).
         what: The caller, for errors (``'FeedForward.fit'``).
     """
-    kv_type = str(getattr(kvstore, "type", kvstore) or "local")
-    if kv_type != "dist_async":
+    if _kv_type(kvstore) != "dist_async":
         return None
     if len(contexts) > 1:
         raise ValueError(f"{what}: kvstore='dist_async' trains on one context per process, got "

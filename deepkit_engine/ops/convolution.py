@@ -660,8 +660,8 @@ def _weight_grad_in_place(g, x, out, req, geo):
     lays out its channels' columns (C_part*K, chunk*O) and adds
     ``g (F, chunk*O) @ columns^T`` to its columns of ``out (F, C*K)`` with
     BLAS's in-place accumulation (:func:`threads.gemm_nt`). The only
-    workspace is one chunk's columns (:data:`WORKSPACE_BYTES`, one buffer
-    reused) and its output-gradient rows: no partial sum per chunk or per
+    workspace is one chunk's columns (:data:`IN_PLACE_WORKSPACE_BYTES`, one
+    buffer reused) and its output-gradient rows: no partial sum per chunk or per
     thread, which for ResNet's last layers (2.4 M weights) took more memory
     than the columns.
     """

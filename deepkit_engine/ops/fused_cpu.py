@@ -115,7 +115,7 @@ def lstm_step(gates, proj, bias, t, c, hs, row0, kept, keep, mask, h_first):
             out = hs[k, t, row0 + b]
             if mask.size and mask[k, t, row0 + b] == 0:
                 _lstm_masked_step(hs, kept, k, t, row0 + b, h_first[k, b], cells, keep)
-            elif keep:
+            elif keep:  # two loops, not one with a branch inside: each stays vectorised
                 states = kept[k, t, row0 + b]
                 for j in range(h):
                     ig, fg, gg, og, cell, hidden = _lstm_cell(

@@ -487,7 +487,6 @@ def _lstm_forward_fused(fused, xs, w, h0, c0, hs, kept=None, m=None):
     target = kept if keep else _NOTHING_KEPT
     mask = _fused_mask(m)
     bias = np.ascontiguousarray(b_ih + b_hh)
-
     gemm = threads.cblas_gemm(hs.dtype)
 
     def part(r):
@@ -524,7 +523,6 @@ def _gru_forward_fused(fused, xs, w, h0, hs, kept=None, m=None):
     bias = np.array(b_ih, hs.dtype, order="C")
     bias[:, :2 * h] += b_hh[:, :2 * h]
     b_hn = np.ascontiguousarray(b_hh[:, 2 * h:])
-
     gemm = threads.cblas_gemm(hs.dtype)
 
     def part(r):
