@@ -38,7 +38,8 @@ import threading
 import numpy as np
 
 __all__ = ["blas_threads", "cblas_gemm", "configure", "cpu_cores", "describe", "gemm_nt",
-           "local_processes", "matmul", "parallel_map", "pool_size", "set_blas_threads", "unary"]
+           "local_processes", "matmul", "parallel_map", "pause_function", "pool_size",
+           "run_together", "set_blas_threads", "unary"]
 
 _state = {"blas": None, "pool_size": 1, "pool": None}
 _lock = threading.Lock()
@@ -215,6 +216,53 @@ def parallel_map(fn, items):
     if len(items) < 2 or pool_size() < 2:
         return [fn(item) for item in items]
     return list(_pool().map(fn, items))
+
+
+_together_lock = threading.Lock()
+
+
+def run_together(fn, items):
+    """``[fn(item) for item in items]`` with every call running at the same time.
+
+    For kernels whose parts wait for each other (a barrier per time step):
+    the caller runs the first item and the kernel pool the others, each on
+    a thread of its own. One such group runs at a time, because two groups
+    sharing the pool could each hold the threads that the other's waiting
+    parts need. ``fn`` must not itself use the pool (the threads it would
+    wait for may be the ones waiting for it), and a part that fails before
+    it reaches its first barrier must tell the others (see
+    :func:`deepkit_engine.ops.fused_cpu.lstm_steps`).
+
+    Raises:
+        ValueError: More items than :func:`pool_size` can run at once.
+    """
+    items = list(items)
+    if len(items) > pool_size():
+        raise ValueError(f"run_together: {len(items)} parts need as many threads, the kernel "
+                         f"pool runs {pool_size()} here")
+    with _together_lock:
+        others = [_pool().submit(fn, item) for item in items[1:]]
+        try:
+            first = fn(items[0])
+        finally:
+            rest = [future.result() for future in others]
+    return [first] + rest
+
+
+_pause = {"function": None, "looked": False}
+
+
+def pause_function():
+    """The C library's ``sched_yield`` as a ctypes function (for compiled spin waits), or None."""
+    if not _pause["looked"]:
+        try:
+            function = ctypes.CDLL(None).sched_yield
+            function.restype, function.argtypes = ctypes.c_int, []
+            _pause["function"] = function
+        except (AttributeError, OSError, TypeError):
+            _pause["function"] = None
+        _pause["looked"] = True
+    return _pause["function"]
 
 
 #: Elementwise work on fewer elements than this runs inline (a hand-off costs more).

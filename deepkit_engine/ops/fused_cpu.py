@@ -73,27 +73,38 @@ def _lstm_cell(pre_i, pre_f, pre_g, pre_o, prev):
     return ig, fg, gg, og, cell, og * _tanh(cell)
 
 
-def _lstm_masked_step(hs, kept, k, t, row, first, cells, keep):
-    """A masked step of one sample: the hidden state repeated, zero gates, the cell kept."""
-    h = cells.shape[0]
-    hs[k, t, row][:] = hs[k, t - 1, row] if t > 0 else first
+def _lstm_masked_step(hs, kept, k, t, row, col0, first, cells, keep):
+    """A masked step of one sample's units ``col0:col0 + len(cells)``: the hidden state
+    repeated, zero gates, the cell kept."""
+    h = hs.shape[3]
+    end = col0 + cells.shape[0]
+    hs[k, t, row, col0:end] = hs[k, t - 1, row, col0:end] if t > 0 else first[col0:end]
     if keep:
-        kept[k, t, row][:4 * h] = 0
-        kept[k, t, row][4 * h:] = cells
+        states = kept[k, t, row]
+        for g in range(4):
+            states[g * h + col0:g * h + end] = 0
+        states[4 * h + col0:4 * h + end] = cells
 
 
-def lstm_step(gates, proj, bias, t, c, hs, row0, kept, keep, mask, h_first):
-    """One LSTM time step of some batch rows: gates, new cell state, new hidden state.
+def lstm_step(gates, proj, bias, t, c, hs, row0, col0, kept, keep, mask, h_first):
+    """One LSTM time step of some batch rows and units: gates, new cell states, new hidden states.
+
+    The rows are ``row0:row0 + N`` of the batch and the units ``col0:col0 + U``
+    of the layer's ``H`` (a thread takes either some rows of every unit or
+    every row of some units).
 
     Args:
-        gates: (D, N, 4H) ``h_prev @ W_hh^T`` for this step (gates i, f, g, o).
-        proj: (D, T, N, 4H) input projections of every step (``x_t @ W_ih^T``).
-        bias: (D, 4H) both biases, summed.
+        gates: (D, N, 4U) ``h_prev @ W_hh^T`` of these rows and units for this
+            step (gates i, f, g, o, each ``U`` wide).
+        proj: (D, T, N, 4U) input projections of every step, these rows and
+            units (``x_t @ W_ih^T``; gates as in ``gates``).
+        bias: (D, 4U) both biases of these units, summed.
         t: The step (index into ``proj``, ``hs`` and ``kept``).
-        c: (D, N, H) cell state, updated in place.
+        c: (D, N, U) cell states of these rows and units, updated in place.
         hs: (D, T, N_all, H) hidden states of the whole batch; rows
-            ``row0:row0 + N`` of ``hs[:, t]`` are written.
-        row0: The first of these rows in ``hs`` and ``kept``.
+            ``row0:row0 + N``, units ``col0:col0 + U`` of ``hs[:, t]`` are written.
+        row0: The first of these rows in ``hs``, ``kept`` and ``mask``.
+        col0: The first of these units.
         kept: (D, T, N_all, 5H): with ``keep``, receives the gate activations
             (i, f, g, o) and the new cell state, which backward reads instead
             of recomputing them.
@@ -105,36 +116,40 @@ def lstm_step(gates, proj, bias, t, c, hs, row0, kept, keep, mask, h_first):
         h_first: (D, N, H) the initial hidden state of these rows (read at a
             masked step 0).
     """
-    d, n, h = c.shape
+    d, n, u = c.shape
+    h = hs.shape[3]
+    ci, cf, cg, co = col0, h + col0, 2 * h + col0, 3 * h + col0
     for k in range(d):
         added = bias[k]
         for b in range(n):
             pre = gates[k, b]
             inputs = proj[k, t, b]
             cells = c[k, b]
-            out = hs[k, t, row0 + b]
+            out = hs[k, t, row0 + b, col0:col0 + u]
             if mask.size and mask[k, t, row0 + b] == 0:
-                _lstm_masked_step(hs, kept, k, t, row0 + b, h_first[k, b], cells, keep)
+                _lstm_masked_step(hs, kept, k, t, row0 + b, col0, h_first[k, b], cells, keep)
             elif keep:  # two loops, not one with a branch inside: each stays vectorised
                 states = kept[k, t, row0 + b]
-                for j in range(h):
+                for j in range(u):
                     ig, fg, gg, og, cell, hidden = _lstm_cell(
-                        pre[j] + inputs[j] + added[j], pre[h + j] + inputs[h + j] + added[h + j],
-                        pre[2 * h + j] + inputs[2 * h + j] + added[2 * h + j],
-                        pre[3 * h + j] + inputs[3 * h + j] + added[3 * h + j], cells[j])
-                    states[j] = ig
-                    states[h + j] = fg
-                    states[2 * h + j] = gg
-                    states[3 * h + j] = og
-                    states[4 * h + j] = cell
+                        pre[j] + inputs[j] + added[j],
+                        pre[u + j] + inputs[u + j] + added[u + j],
+                        pre[2 * u + j] + inputs[2 * u + j] + added[2 * u + j],
+                        pre[3 * u + j] + inputs[3 * u + j] + added[3 * u + j], cells[j])
+                    states[ci + j] = ig
+                    states[cf + j] = fg
+                    states[cg + j] = gg
+                    states[co + j] = og
+                    states[4 * h + col0 + j] = cell
                     cells[j] = cell
                     out[j] = hidden
             else:
-                for j in range(h):
+                for j in range(u):
                     _, _, _, _, cell, hidden = _lstm_cell(
-                        pre[j] + inputs[j] + added[j], pre[h + j] + inputs[h + j] + added[h + j],
-                        pre[2 * h + j] + inputs[2 * h + j] + added[2 * h + j],
-                        pre[3 * h + j] + inputs[3 * h + j] + added[3 * h + j], cells[j])
+                        pre[j] + inputs[j] + added[j],
+                        pre[u + j] + inputs[u + j] + added[u + j],
+                        pre[2 * u + j] + inputs[2 * u + j] + added[2 * u + j],
+                        pre[3 * u + j] + inputs[3 * u + j] + added[3 * u + j], cells[j])
                     cells[j] = cell
                     out[j] = hidden
 
@@ -146,27 +161,58 @@ def _gemm_rows(gemm, a, lda, w_t, gates):
          w_t.ctypes.data, cols, np.float32(0.0), gates.ctypes.data, cols)
 
 
-def lstm_steps(gemm, w_t, gates, proj, bias, c, hs, row0, kept, keep, mask, h_first):
-    """Every time step of some batch rows: per step and direction the recurrent product
-    ``h_prev @ W_hh^T`` through ``gemm`` (``cblas_sgemm``, a ctypes function), then
+def _barrier(pause, flags, me, step):
+    """Wait until every part of a group has finished ``step`` steps; False when one failed.
+
+    ``flags`` is (parts + 1, 16) int64, one cache line per part: row ``p`` holds
+    how many steps part ``p`` has finished, the last row is non-zero when a
+    part gave up. ``pause`` (``sched_yield``) is called while waiting; being
+    opaque to the compiler, the call before the flag is raised also keeps
+    this step's stores ahead of it.
+    """
+    pause()
+    flags[me, 0] = step
+    failed = flags.shape[0] - 1
+    for p in range(failed):
+        while flags[p, 0] < step:
+            if flags[failed, 0] != 0:
+                return False
+            pause()
+    return True
+
+
+def lstm_steps(gemm, pause, w_t, gates, proj, bias, c, hs, row0, col0, kept, keep, mask,
+               h_first, flags, me):
+    """Every time step of some batch rows and units: per step and direction the recurrent
+    product ``h_prev @ W_hh^T`` through ``gemm`` (``cblas_sgemm``, a ctypes function), then
     :func:`lstm_step`. One call for the whole sequence: no return to Python (and the
     GIL) between steps.
 
+    A part that owns some units (``col0``) needs every unit of the previous
+    step, which the other parts write: with ``flags`` of a group (see
+    :func:`_barrier`) each step ends at a barrier. Parts owning rows are
+    independent and pass an empty ``flags``.
+
     Args:
         gemm: ``cblas_sgemm`` of the process's BLAS (integer arguments of its width).
-        w_t: (D, H, 4H) C-contiguous ``W_hh^T``.
-        gates: (D, N, 4H) C-contiguous work buffer.
+        pause: ``sched_yield`` (a ctypes function), called while waiting at a barrier.
+        w_t: (D, H, 4U) C-contiguous ``W_hh^T`` of these units' gates.
+        gates: (D, N, 4U) C-contiguous work buffer.
+        flags: (parts + 1, 16) int64 barrier flags, or (0, 16) for none.
+        me: This part's row in ``flags``.
         Others: as for :func:`lstm_step`; ``h_first`` is also the state before step 0.
     """
-    d, n, h = c.shape
+    d, n, _ = c.shape
     width = hs.shape[3]
     for t in range(proj.shape[1]):
         for k in range(d):
             if t == 0:
-                _gemm_rows(gemm, h_first[k], h, w_t[k], gates[k])
+                _gemm_rows(gemm, h_first[k], width, w_t[k], gates[k])
             else:
                 _gemm_rows(gemm, hs[k, t - 1, row0:row0 + n], width, w_t[k], gates[k])
-        lstm_step(gates, proj, bias, t, c, hs, row0, kept, keep, mask, h_first)
+        lstm_step(gates, proj, bias, t, c, hs, row0, col0, kept, keep, mask, h_first)
+        if flags.shape[0] and not _barrier(pause, flags, me, t + 1):
+            return
 
 
 def lstm_hidden(kept, hs, mask, h_first):
@@ -185,7 +231,7 @@ def lstm_hidden(kept, hs, mask, h_first):
             for b in range(n):
                 if mask.size and mask[k, t, b] == 0:
                     first = h_first[k, b]
-                    _lstm_masked_step(hs, kept, k, t, b, first, first, False)  # keeps nothing
+                    _lstm_masked_step(hs, kept, k, t, b, 0, first, first, False)  # keeps nothing
                     continue
                 out = hs[k, t, b]
                 states = kept[k, t, b]
@@ -433,7 +479,7 @@ class _Kernels:
     def __init__(self, numba):
         global _tanh, _sigmoid, _lstm_cell, _lstm_unit_backward, _lstm_masked_step
         global _lstm_masked_backward, _gru_masked_step, _gru_masked_backward, _pass_on
-        global _gemm_rows, lstm_step, gru_step
+        global _gemm_rows, _barrier, lstm_step, gru_step
         # fast math without 'nnan'/'ninf': a NaN must stay NaN (divergence is detected by it)
         options = {"nogil": True, "fastmath": {"contract", "arcp", "nsz", "afn", "reassoc"},
                    "error_model": "numpy", "cache": True}
@@ -450,6 +496,7 @@ class _Kernels:
         _gru_masked_step = numba.njit(**options)(_gru_masked_step)
         _gru_masked_backward = numba.njit(**options)(_gru_masked_backward)
         _gemm_rows = numba.njit(**options)(_gemm_rows)
+        _barrier = numba.njit(**options)(_barrier)
         for name in __all__[3:]:  # the kernels (the step kernels before the step loops)
             setattr(self, name, numba.njit(**options)(globals()[name]))
             if name in ("lstm_step", "gru_step"):

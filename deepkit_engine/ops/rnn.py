@@ -468,6 +468,9 @@ def _projections(xs, r, w_ih):
 def _lstm_forward_fused(fused, xs, w, h0, c0, hs, kept=None, m=None):
     """One LSTM layer with the fused kernels: per step, one product and one kernel.
 
+    With several kernel threads the work is split over the units when the
+    layer is wide enough (:func:`_unit_parts`), else over the batch rows.
+
     Args:
         xs, w, h0, c0: As for :func:`_layer_forward_rows`.
         hs: (d, T, N, H) C-contiguous buffer for the hidden states.
@@ -481,31 +484,94 @@ def _lstm_forward_fused(fused, xs, w, h0, c0, hs, kept=None, m=None):
     """
     w_ih, w_hh, b_ih, b_hh = w
     d, t, n, _ = xs.shape
-    w_t = np.ascontiguousarray(w_hh.transpose(0, 2, 1))
+    h = w_hh.shape[2]
     c_last = np.empty(c0.shape, hs.dtype)
     keep = kept is not None
     target = kept if keep else _NOTHING_KEPT
     mask = _fused_mask(m)
     bias = np.ascontiguousarray(b_ih + b_hh)
-    gemm = threads.cblas_gemm(hs.dtype)
+    gemm, pause = threads.cblas_gemm(hs.dtype), threads.pause_function()
+    units = _unit_parts(h) if gemm is not None and pause is not None else None
+    if units is not None:
+        _lstm_units_fused(fused, gemm, pause, xs, w, h0, c0, hs, bias, target, keep, mask,
+                          units, c_last)
+        return c_last
+    w_t = np.ascontiguousarray(w_hh.transpose(0, 2, 1))
 
     def part(r):
         proj, gates = _projections(xs, r, w_ih)
         c = np.array(c0[:, r], dtype=hs.dtype, order="C")
         h_first = np.array(h0[:, r], dtype=hs.dtype, order="C")
-        if gemm is not None:  # the whole sequence in one compiled call
-            fused.lstm_steps(gemm, w_t, gates, proj, bias, c, hs, r.start, target, keep, mask,
-                             h_first)
+        if gemm is not None and pause is not None:  # the whole sequence in one compiled call
+            fused.lstm_steps(gemm, pause, w_t, gates, proj, bias, c, hs, r.start, 0, target,
+                             keep, mask, h_first, _NO_BARRIER, 0)
         else:
             prev = h_first
             for i in range(t):
                 threads.matmul(np, prev, w_t, gates)
-                fused.lstm_step(gates, proj, bias, i, c, hs, r.start, target, keep, mask,
+                fused.lstm_step(gates, proj, bias, i, c, hs, r.start, 0, target, keep, mask,
                                 h_first)
                 prev = hs[:, i, r]
         c_last[:, r] = c
     threads.parallel_map(part, _row_parts(np, n) or [slice(0, n)])
     return c_last
+
+
+#: ``flags`` of :func:`.fused_cpu.lstm_steps` for parts that wait for no other.
+_NO_BARRIER = np.zeros((0, 16), np.int64)
+
+#: Fewest units per thread for a layer's steps to be split over its units.
+MIN_UNITS_PER_PART = 64
+
+
+def _unit_parts(h):
+    """Ranges of the units for the kernel pool's threads, or None to split by rows.
+
+    Split over units, every thread multiplies the whole batch by its quarter
+    of ``W_hh`` per step: one product of twice the rows against half the
+    columns, which BLAS runs faster than two products of half the rows
+    against all of ``W_hh`` (it packs its right operand on every call, and
+    each half is half the packing). The price is a barrier per step, as every
+    unit of a step reads every unit of the step before.
+    """
+    parts = min(threads.pool_size(), h // MIN_UNITS_PER_PART)
+    if parts < 2:
+        return None
+    step = -(-h // parts)
+    return [slice(i, min(i + step, h)) for i in range(0, h, step)]
+
+
+def _gate_columns(h, gates, units):
+    """Columns of ``units`` in each of ``gates`` blocks ``h`` wide, side by side."""
+    return np.concatenate([np.arange(g * h + units.start, g * h + units.stop)
+                           for g in range(gates)])
+
+
+def _lstm_units_fused(fused, gemm, pause, xs, w, h0, c0, hs, bias, target, keep, mask, units,
+                      c_last):
+    """The steps of :func:`_lstm_forward_fused` split over ``units``, one thread per range."""
+    w_ih, w_hh = w[0], w[1]
+    d, t, n, in_size = xs.shape
+    h = w_hh.shape[2]
+    x = xs.reshape(d, t * n, in_size)
+    h_first = np.ascontiguousarray(h0, dtype=hs.dtype)
+    flags = np.zeros((len(units) + 1, 16), np.int64)
+
+    def part(p):
+        r = units[p]
+        try:
+            columns = _gate_columns(h, 4, r)
+            proj = np.matmul(x, w_ih[:, columns].transpose(0, 2, 1)).reshape(d, t, n, -1)
+            w_t = np.ascontiguousarray(w_hh[:, columns].transpose(0, 2, 1))
+            gates = np.empty((d, n, w_t.shape[2]), hs.dtype)
+            c = np.array(c0[:, :, r], dtype=hs.dtype, order="C")
+        except BaseException:
+            flags[-1, 0] = 1  # the other parts stop waiting for this one
+            raise
+        fused.lstm_steps(gemm, pause, w_t, gates, proj, np.ascontiguousarray(bias[:, columns]),
+                         c, hs, 0, r.start, target, keep, mask, h_first, flags, p)
+        c_last[:, :, r] = c
+    threads.run_together(part, range(len(units)))
 
 
 def _gru_forward_fused(fused, xs, w, h0, hs, kept=None, m=None):

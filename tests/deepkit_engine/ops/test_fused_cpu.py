@@ -2,6 +2,7 @@
 plain numpy formulas, and the RNN op on the fused path against the float64 reference,
 with and without the states a training forward keeps for backward."""
 import importlib.util
+import threading
 
 import numpy as np
 import pytest
@@ -78,7 +79,7 @@ def test_lstm_step_as_written_matches_numpy_and_keeps_gates_and_cells():
     bias = rng.normal(size=(d, 4 * h)).astype(F32)
     acts, c_want, h_want = _lstm_numpy_step(
         (gates + proj[:, 1] + bias[:, None]).astype(np.float64), c.astype(np.float64))
-    fused_cpu.lstm_step(gates, proj, bias, 1, c, hs, row0, kept, True, NO_MASK, np.zeros_like(c))
+    fused_cpu.lstm_step(gates, proj, bias, 1, c, hs, row0, 0, kept, True, NO_MASK, np.zeros_like(c))
     np.testing.assert_allclose(c, c_want, atol=1e-6)
     np.testing.assert_allclose(hs[:, 1, row0:row0 + n], h_want, atol=1e-6)
     np.testing.assert_allclose(kept[:, 1, row0:row0 + n, :4 * h], acts, atol=1e-6)
@@ -146,7 +147,7 @@ def test_layer_forward_keeps_what_the_step_kernel_keeps_and_hidden_rebuilds_it(c
     for i in range(t):
         prev = h0 if i == 0 else hs[:, i - 1]
         gates = np.ascontiguousarray(prev @ w[1].transpose(0, 2, 1))
-        compiled.lstm_step(gates, proj, bias, i, c, hs, 0, kept_steps, True, NO_MASK, h0)
+        compiled.lstm_step(gates, proj, bias, i, c, hs, 0, 0, kept_steps, True, NO_MASK, h0)
     kept = np.empty_like(kept_steps)
     layer_hs = np.empty_like(hs)
     c_last = rnn_ops._lstm_forward_fused(compiled, xs, w, h0, c0, layer_hs, kept)
@@ -289,12 +290,14 @@ def test_executor_backward_after_an_inference_forward_recomputes(mode, compiled)
 @needs_numba
 @pytest.mark.parametrize("mode", ["lstm", "gru"])
 @pytest.mark.parametrize("layers,bi", [(1, False), (2, True)])
-@pytest.mark.parametrize("pool", [1, 3])
+@pytest.mark.parametrize("pool,split", [(1, "rows"), (3, "rows"), (3, "units")])
 @pytest.mark.parametrize("is_train", [True, False])
-def test_fused_masked_kernels_match_the_float64_kernels(mode, layers, bi, pool, is_train,
+def test_fused_masked_kernels_match_the_float64_kernels(mode, layers, bi, pool, split, is_train,
                                                         monkeypatch, compiled):
     """Keras's masking (the op's step_mask): masked steps keep the states and pass their
-    gradients through, in the fused kernels as in the numpy ones; the batch split too."""
+    gradients through, in the fused kernels as in the numpy ones; the batch split too, and
+    an LSTM's steps split over its units (three parts of 3, 3 and 1 units, a barrier a
+    step)."""
     rng = np.random.default_rng(9)
     seq, batch, input_size, hid = 6, 24, 5, 7
     ins = _random_inputs(rng, mode, seq, batch, input_size, hid, layers, bi)
@@ -309,6 +312,11 @@ def test_fused_masked_kernels_match_the_float64_kernels(mode, layers, bi, pool, 
     ograds = [rng.uniform(-1, 1, o.shape) for o in ref_rnn(*ins, **{
         k: v for k, v in params.items() if k != "use_step_mask"})]
     monkeypatch.setattr(threads, "_state", dict(threads._state, pool=None, pool_size=pool))
+    monkeypatch.setattr(rnn_ops, "MIN_UNITS_PER_PART", 2 if split == "units" else 1 << 30)
+    if split == "units" and mode == "lstm":
+        unit_parts = rnn_ops._unit_parts
+        monkeypatch.setattr(rnn_ops, "_unit_parts",
+                            lambda h: calls.append("units") or unit_parts(h))
     calls = []
     name = f"_{mode}_forward_fused"
     fused_forward = getattr(rnn_ops, name)
@@ -330,6 +338,82 @@ def test_fused_masked_kernels_match_the_float64_kernels(mode, layers, bi, pool, 
         if threads._state["pool"] is not None:
             threads._state["pool"].shutdown()
     assert calls and all(calls)  # float32 ran the fused kernels, with the mask
+    if split == "units" and mode == "lstm":
+        assert rnn_ops._unit_parts(hid) == [slice(0, 3), slice(3, 6), slice(6, 7)]
+        assert "units" in calls
     assert np.all(exact[0][3:, 0] == 0) and np.all(fused[0][3:, 0] == 0)
     for e, f in zip(exact, fused):
         assert_almost_equal(f, e, rtol=1e-4, atol=2e-5)
+
+
+# -- LSTM steps split over the units --------------------------------------------------------------
+
+@needs_numba
+def test_unit_split_lstm_layer_equals_the_row_split(monkeypatch, compiled):
+    """A layer wide enough for the default split over units (two threads of 64 units)
+    gives the numbers of the split over rows, kept gates included."""
+    rng = np.random.default_rng(11)
+    d, t, n, h, i_size = 1, 7, 10, 128, 9
+    xs = rng.normal(size=(d, t, n, i_size)).astype(F32)
+    w = [rng.normal(size=s).astype(F32) * F32(0.2)
+         for s in ((d, 4 * h, i_size), (d, 4 * h, h), (d, 4 * h), (d, 4 * h))]
+    h0, c0 = (rng.normal(size=(d, n, h)).astype(F32) for _ in range(2))
+    monkeypatch.setattr(threads, "_state", dict(threads._state, pool=None, pool_size=2))
+    try:
+        assert rnn_ops._unit_parts(h) == [slice(0, 64), slice(64, 128)]
+        results = []
+        for parts in (rnn_ops._unit_parts, lambda units: None):
+            monkeypatch.setattr(rnn_ops, "_unit_parts", parts)
+            hs, kept = np.empty((d, t, n, h), F32), np.empty((d, t, n, 5 * h), F32)
+            c_last = rnn_ops._lstm_forward_fused(compiled, xs, w, h0, c0, hs, kept)
+            results.append((hs, kept, c_last))
+    finally:
+        if threads._state["pool"] is not None:
+            threads._state["pool"].shutdown()
+    for by_units, by_rows in zip(*results):
+        np.testing.assert_allclose(by_units, by_rows, rtol=1e-5, atol=1e-6)
+
+
+@needs_numba
+def test_a_part_gives_up_waiting_when_another_failed(compiled):
+    """The barrier's last row says a part failed: the others return instead of waiting
+    for a step that will never come."""
+    rng = np.random.default_rng(12)
+    d, t, n, h = 1, 5, 2, 4
+    gemm, pause = threads.cblas_gemm(F32), threads.pause_function()
+    if gemm is None or pause is None:
+        pytest.skip("no cblas_sgemm or sched_yield found in this process")
+    flags = np.zeros((3, 16), np.int64)
+    flags[-1, 0] = 1  # part 1 never started: it failed
+    hs = np.full((d, t, n, h), np.nan, F32)
+    fused_args = (np.ascontiguousarray(rng.normal(size=(d, h, 2 * 4)).astype(F32)),
+                  np.empty((d, n, 8), F32), rng.normal(size=(d, t, n, 8)).astype(F32),
+                  np.zeros((d, 8), F32), np.zeros((d, n, 2), F32), hs, 0, 0,
+                  np.empty((1, 1, 1, 1), F32), False, NO_MASK, np.zeros((d, n, h), F32))
+    compiled.lstm_steps(gemm, pause, *fused_args, flags, 0)
+    assert flags[0, 0] == 1  # step 0 done, then it stopped at the first barrier
+    assert np.all(np.isfinite(hs[:, 0, :, :2])) and np.all(np.isnan(hs[:, 1:]))
+
+
+def test_run_together_runs_every_part_at_once(monkeypatch):
+    """Parts that wait for each other finish (a barrier of all parts would time out if one
+    waited for a free thread); more parts than threads are refused; a failure reaches the
+    caller after the other parts are done."""
+    monkeypatch.setattr(threads, "_state", dict(threads._state, pool=None, pool_size=3))
+    try:
+        barrier = threading.Barrier(3, timeout=10)
+        assert threads.run_together(lambda i: barrier.wait() * 0 + i, range(3)) == [0, 1, 2]
+        with pytest.raises(ValueError, match="4 parts need as many threads.*runs 3"):
+            threads.run_together(lambda i: i, range(4))
+        done = []
+
+        def part(i):
+            if i == 1:
+                raise RuntimeError("part 1 failed")
+            done.append(i)
+        with pytest.raises(RuntimeError, match="part 1 failed"):
+            threads.run_together(part, range(3))
+        assert sorted(done) == [0, 2]
+    finally:
+        if threads._state["pool"] is not None:
+            threads._state["pool"].shutdown()
