@@ -5,7 +5,7 @@ mean-squared error on the last output, plain SGD. Both run in the same
 process on the same random data; the result is a throughput ratio
 (deepkit / PyTorch: above 1.0 means deepkit is faster). Usage::
 
-    python benchmarks/lstm.py [--steps 20] [--repeat 3]
+    python benchmarks/lstm.py [--steps 10] [--repeat 8]
 """
 import argparse
 import time
@@ -62,37 +62,51 @@ def torch_runners(x, y):
     return train, infer
 
 
-def _seconds(fn, steps, repeat):
-    fn()  # warm up: binding, allocation
-    best = float("inf")
+def _interleaved(fns, steps, repeat):
+    """Seconds per call of each function: best and median over ``repeat`` rounds.
+
+    Each round times ``steps`` calls of every function in turn, so all of them
+    see the same load on a shared machine (its speed drifts by 10 to 30 %
+    within minutes); the median of the per-round ratios is the steadier
+    figure, the best the one least disturbed.
+    """
+    for fn in fns:
+        fn()  # warm up: binding, allocation
+    rounds = []
     for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(steps):
-            fn()
-        best = min(best, (time.perf_counter() - start) / steps)
-    return best
+        times = []
+        for fn in fns:
+            start = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            times.append((time.perf_counter() - start) / steps)
+        rounds.append(times)
+    return np.array(rounds)  # (repeat, len(fns))
 
 
-def main(steps=20, repeat=3):
+def main(steps=10, repeat=8):
     x, y = _data()
     ours = deepkit_runners(x, y)
     theirs = torch_runners(x, y)
     results = {}
     for k, what in enumerate(("training step", "inference")):
-        mine = _seconds(ours[k], steps, repeat)
-        line = f"{what:14s} deepkit {mine * 1e3:8.1f} ms"
+        fns = [ours[k]] + ([theirs[k]] if theirs is not None else [])
+        rounds = _interleaved(fns, steps, repeat)
+        best = rounds.min(axis=0)
+        line = f"{what:14s} deepkit {best[0] * 1e3:7.1f} ms"
         if theirs is not None:
-            other = _seconds(theirs[k], steps, repeat)
-            line += f"   PyTorch {other * 1e3:8.1f} ms   ratio (PyTorch time / deepkit time) " \
-                    f"{other / mine:.2f}x"
-            results[what] = other / mine
+            ratio = best[1] / best[0]
+            median = float(np.median(rounds[:, 1] / rounds[:, 0]))
+            line += (f"   PyTorch {best[1] * 1e3:7.1f} ms   ratio (PyTorch time / deepkit "
+                     f"time) {ratio:.2f}x best, {median:.2f}x median of {repeat} rounds")
+            results[what] = ratio
         print(line)
     return results
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10, help="calls per timed block")
+    parser.add_argument("--repeat", type=int, default=8, help="rounds, each side in turn")
     args = parser.parse_args()
     main(args.steps, args.repeat)
