@@ -255,14 +255,15 @@ class RNN(Layer):
             initial = [sym.ReadState(x, p.var, batch_axis=1 if self.time_major else 0,
                                      name=f"{self.name}_read_{p.short_name}")
                        for p in self.carried]
-        elif not initial:
-            initial = [_zero_state(x, n, time_axis) for n in state_sizes(self.cell)]
         if self.uses_fused_op(mask is not None):
             seq, last, states = self._fused(x, initial, time_axis, mask)
-        elif self.unroll:
-            seq, last, states = self._unrolled(x, initial, mask, time_axis)
         else:
-            seq, last, states = self._looped(x, initial, mask, time_axis)
+            if not initial:
+                initial = [_zero_state(x, n, time_axis) for n in state_sizes(self.cell)]
+            if self.unroll:
+                seq, last, states = self._unrolled(x, initial, mask, time_axis)
+            else:
+                seq, last, states = self._looped(x, initial, mask, time_axis)
         out = seq if self.return_sequences else last
         if self.stateful:
             for p, final in zip(self.carried, states):
@@ -286,14 +287,19 @@ class RNN(Layer):
         params = sym.concat(sym.reshape(kernel, shape=(-1,)), sym.reshape(rec, shape=(-1,)),
                             bias, rec_bias, dim=0)
         data = x if self.time_major else sym.swapaxes(x, dim1=0, dim2=1)
-        states = [sym.expand_dims(s, axis=0) for s in initial]
+        if initial:
+            states = [sym.expand_dims(s, axis=0) for s in initial]
+        else:  # zeros: their batch size (0) and dtype are inferred from the op's data
+            states = [sym.zeros(shape=(1, 0, n), name=f"{self.name}_zero_state{k}")
+                      for k, n in enumerate(state_sizes(cell))]
+        count = len(states)
         if mask is not None:  # (batch, steps) -> the op's (steps, batch) step mask
             states.append(sym.swapaxes(mask, dim1=0, dim2=1))
         outs = sym.RNN(data, params, *states, state_size=u, num_layers=1,
                        mode=mode or "rnn_tanh", state_outputs=True, use_step_mask=mask is not None,
                        name=f"{self.name}_rnn")
         seq = outs[0] if self.time_major else sym.swapaxes(outs[0], dim1=0, dim2=1)
-        finals = [sym.reshape(outs[k], shape=(-3, -2)) for k in range(1, 1 + len(initial))]
+        finals = [sym.reshape(outs[k], shape=(-3, -2)) for k in range(1, 1 + count)]
         return seq, finals[0], finals
 
     def _looped(self, x, initial, mask, time_axis):

@@ -98,6 +98,33 @@ def _infer(graph, known, kind, zero_unknown=False):
     for node in graph.nodes:
         if node.op is not None:
             ops.append((node, graph.input_entry_ids(node), graph.output_entry_ids(node)))
+    _sweep(ops, values, kind, graph)
+    if kind == "type" and _fall_back(ops, values):
+        _sweep(ops, values, kind, graph)  # what the fallbacks decide flows on
+    return values
+
+
+def _fall_back(ops, values):
+    """Give the ops' fallback dtype to outputs nothing decided; whether any was undecided.
+
+    An init op made with ``dtype=None`` (a Keras layer's zero initial state)
+    takes its dtype from the ops it feeds; where nothing does, it is float32,
+    MXNet's default for these ops.
+    """
+    assigned = False
+    for node, _, out_ids in ops:
+        fallback = getattr(node.op.infer_type, "fallback_dtype", None)
+        if fallback is None:
+            continue
+        for eid in out_ids:
+            if values[eid] is None:
+                values[eid] = np.dtype(fallback)
+                assigned = True
+    return assigned
+
+
+def _sweep(ops, values, kind, graph):
+    """Run the ops' inference forwards and backwards until nothing changes."""
     for sweep in range(_MAX_SWEEPS):
         changed = False
         for node, in_ids, out_ids in (ops if sweep % 2 == 0 else reversed(ops)):
@@ -122,12 +149,16 @@ def _infer(graph, known, kind, zero_unknown=False):
                     new_ins, new_outs = op.run_infer_shape(node.attrs, ins, node.name, None)
                 else:
                     new_ins, new_outs = op.run_infer_type(node.attrs, ins, node.name, None)
+            unknown_zeros = getattr(op.infer_shape, "zero_is_unknown", False)
             for eid, new, pos in _pairs(in_ids, new_ins, out_ids, new_outs):
                 if new is None:
                     continue
                 old = values[eid]
                 if kind == "shape":
-                    new = new if is_partial(new) else tuple(new)
+                    if is_partial(new) or (pos[0] == "output" and unknown_zeros):
+                        new = _shape_value(new)
+                    else:
+                        new = tuple(new)
                     merged = new if old is None else _merge(old, new)
                     if merged is None:
                         _conflict(graph, node, pos, old, new, values, in_ids, kind)
@@ -143,7 +174,6 @@ def _infer(graph, known, kind, zero_unknown=False):
                     _conflict(graph, node, pos, old, new, values, in_ids, kind)
         if not changed:
             break
-    return values
 
 
 def _merge(old, new):

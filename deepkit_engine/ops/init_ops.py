@@ -16,8 +16,22 @@ def _fixed_type(attrs, in_dtypes):
     return [], [np.dtype(attrs.dtype)]
 
 
+def _fill_type(attrs, in_dtypes):
+    """The ``dtype`` param; None leaves it to graph inference (the ops the array feeds)."""
+    return [], [None if attrs.dtype is None else np.dtype(attrs.dtype)]
+
+
+_fill_type.fallback_dtype = _F32  # None, and nothing in the graph decides: MXNet's default
+
+
 def _filled_shape(attrs, in_shapes):
     return [], [tuple(attrs.shape)]
+
+
+# In a graph, a 0 in ``shape`` is an unknown size (MXNet 1.x): shape inference
+# takes it from the ops the array feeds (``zeros(shape=(1, 0, 64))`` as an RNN's
+# initial state gets the batch size of the RNN's data).
+_filled_shape.zero_is_unknown = True
 
 
 def _filled(value_of):
@@ -29,18 +43,19 @@ def _filled(value_of):
 
 def _shape_params():
     return {"shape": Param(Shape, (), "Shape of the output.", min=0),
-            "dtype": Param(DType, _F32, "Output dtype.")}
+            "dtype": Param(DType, None, "Output dtype; None: in a graph, that of the ops "
+                           "the array feeds, else float32 (MXNet's default).")}
 
 
 for _name, _value, _doc in (("_zeros", lambda a: 0, "An array of zeros."),
                             ("_ones", lambda a: 1, "An array of ones.")):
     register(OpDef(_name, _filled(_value), inputs=(), params=_shape_params(),
-                   infer_shape=_filled_shape, infer_type=_fixed_type, differentiable=False,
+                   infer_shape=_filled_shape, infer_type=_fill_type, differentiable=False,
                    doc=_doc))
 
 register(OpDef("_full", _filled(lambda a: a.value), inputs=(),
                params={**_shape_params(), "value": Param(float, 0.0, "The fill value.")},
-               infer_shape=_filled_shape, infer_type=_fixed_type, differentiable=False,
+               infer_shape=_filled_shape, infer_type=_fill_type, differentiable=False,
                doc="An array filled with `value`."))
 
 

@@ -166,7 +166,7 @@ def _rnn_shape(attrs, in_shapes):
     if attrs.use_step_mask:
         want.append((t, n))
     for name, given, expected in zip(names[1:], in_shapes[1:], want[1:]):
-        if given is None or tuple(given) == expected:
+        if given is None or _fits(given, expected):
             continue
         if name == "step_mask":
             why = "one value per (step, sample): (seq_length, batch_size)"
@@ -189,6 +189,23 @@ def _rnn_shape(attrs, in_shapes):
 
 
 _rnn_shape.partial = True
+
+
+def _fits(given, expected):
+    """Whether a given input shape is ``expected``, dimensions 0 (unknown) matching any."""
+    return len(given) == len(expected) and all(g in (0, e) for g, e in zip(given, expected))
+
+
+def _rnn_partial_shapes(attrs, ins, outs):
+    """Shapes when the data is known and the states only partly (MXNet's ``begin_state``
+    of a symbol: ``zeros(shape=(layers, 0, state_size))``, the batch size from the data)."""
+    data = ins[0]
+    if data is None or 0 in tuple(data):
+        return None
+    return _rnn_shape(attrs, ins)
+
+
+_rnn_shape.partial_shapes = _rnn_partial_shapes
 
 
 def _rnn_type(attrs, in_dtypes):

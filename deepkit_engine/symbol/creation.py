@@ -22,19 +22,25 @@ def _shape(shape):
 
 
 def zeros(shape, dtype=None, name=None, **kwargs):
-    """A symbol of zeros of ``shape``."""
-    return _op("_zeros")(shape=_shape(shape), dtype=dtype or "float32", name=name, **kwargs)
+    """A symbol of zeros of ``shape``.
+
+    As in MXNet 1.x, a 0 in ``shape`` is a size that shape inference takes from
+    the ops the array feeds (``zeros(shape=(1, 0, 64))`` as an RNN's initial
+    state gets the data's batch size). ``dtype`` None is float32, MXNet's
+    default, unless the ops the array feeds decide another (an initial state
+    of a network bound in float64).
+    """
+    return _op("_zeros")(shape=_shape(shape), dtype=dtype, name=name, **kwargs)
 
 
 def ones(shape, dtype=None, name=None, **kwargs):
-    """A symbol of ones of ``shape``."""
-    return _op("_ones")(shape=_shape(shape), dtype=dtype or "float32", name=name, **kwargs)
+    """A symbol of ones of ``shape`` (unknown sizes and dtype as for :func:`zeros`)."""
+    return _op("_ones")(shape=_shape(shape), dtype=dtype, name=name, **kwargs)
 
 
 def full(shape, val, dtype=None, name=None, **kwargs):
-    """A symbol of ``shape`` filled with ``val``."""
-    return _op("_full")(shape=_shape(shape), value=val, dtype=dtype or "float32", name=name,
-                        **kwargs)
+    """A symbol of ``shape`` filled with ``val`` (unknown sizes and dtype as for :func:`zeros`)."""
+    return _op("_full")(shape=_shape(shape), value=val, dtype=dtype, name=name, **kwargs)
 
 
 def arange(start, stop=None, step=1.0, repeat=1, infer_range=False, name=None, dtype=None,

@@ -1,4 +1,6 @@
 """Recurrent layers against the numpy step-by-step reference; fused and unrolled agree."""
+import json
+
 import numpy as np
 import pytest
 
@@ -67,6 +69,21 @@ def test_fused_op_runs_only_where_the_configuration_allows():
     assert not L.LSTM(4, unroll=True).uses_fused_op()
     assert not L.LSTM(4, recurrent_activation="hard_sigmoid").uses_fused_op()
     assert L.LSTM(4).uses_fused_op(masked=True)  # the mask becomes the op's step mask
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_fused_layer_starts_from_zero_states_inferred_by_the_op(kind):
+    """No ops derive the zero initial states from the input: one ``_zeros`` per state whose
+    batch size and dtype the RNN op infers (float64 when bound so)."""
+    inp = deepkit.Input(shape=(5, 3), name="x")
+    out = deepkit.Model(inp, KINDS[kind](4, name="rnn")(inp)).output_symbols()[0]
+    ops = [node["op"] for node in json.loads(out.tojson())["nodes"]]
+    assert ops.count("_zeros") == (2 if kind == "LSTM" else 1)
+    assert not {"broadcast_axis", "slice_axis", "sum"} & set(ops)
+    exe = out.simple_bind(deepkit_engine.cpu(), x=(7, 5, 3),
+                          type_dict=dict.fromkeys(out.list_arguments(), np.float64))
+    exe.forward()
+    assert exe.outputs[0].shape == (7, 4) and exe.outputs[0].dtype == np.float64
 
 
 def test_time_major_layout(rng):

@@ -67,3 +67,11 @@ def test_nd_eye_out_concatenate_moveaxis_split_v2():
         [(2, 2), (3, 2)]
     with pytest.raises(TypeError, match="int or a tuple"):
         nd.split_v2(a, 1.5)
+
+
+def test_init_ops_without_dtype_make_float32_arrays():
+    """dtype=None is for graphs (inferred from what the array feeds); called on its own
+    the op gives MXNet's float32."""
+    assert nd._zeros(shape=(2, 3)).dtype == np.float32
+    assert nd._full(shape=(2,), value=1.5).dtype == np.float32
+    assert nd._ones(shape=(2,), dtype="float16").dtype == np.float16

@@ -7,8 +7,9 @@ import warnings
 import numpy as np
 import pytest
 
+import deepkit_engine as dk
 from deepkit_engine import symbol as sym
-from deepkit_engine.base import ShapeError
+from deepkit_engine.base import DTypeError, ShapeError
 
 
 def _arg_shapes(net, **shapes):
@@ -121,3 +122,45 @@ def test_infer_type_partial():
     assert net.infer_type_partial()[0] == [None] * 4
     with pytest.warns(UserWarning, match=r"(?s)Cannot decide type.*x: None.*fc_weight: None"):
         assert net.infer_type() == (None, None, None)
+
+
+def test_zero_initial_states_take_the_batch_size_of_the_rnn_data():
+    """Gluon's begin_state for symbols: zeros(shape=(layers, 0, units)) feeding RNN gets the
+    data's batch size, binds, and runs as explicit zero states do."""
+    data, params = sym.Variable("data"), sym.Variable("params")
+    states = [sym.zeros(shape=(1, 0, 6)), sym.zeros(shape=(1, 0, 6))]
+    net = sym.RNN(data, params, *states, state_size=6, num_layers=1, mode="lstm",
+                  state_outputs=True)
+    arg_shapes, out_shapes, _ = net.infer_shape(data=(4, 3, 5))
+    assert out_shapes == [(4, 3, 6), (1, 3, 6), (1, 3, 6)]
+    _, partial_outs, _ = net.infer_shape_partial()
+    assert partial_outs == [(), (), ()]  # no data shape: nothing known yet
+    given = sym.RNN(data, params, sym.Variable("h0"), sym.Variable("c0"), state_size=6,
+                    num_layers=1, mode="lstm", state_outputs=True)
+    rng = np.random.default_rng(0)
+    values = {"data": rng.normal(size=(4, 3, 5)),
+              "params": rng.normal(size=dict(zip(net.list_arguments(), arg_shapes))["params"])}
+    outs = []
+    for symbol, extra in ((net, {}), (given, {"h0": np.zeros((1, 3, 6)),
+                                              "c0": np.zeros((1, 3, 6))})):
+        exe = symbol.simple_bind(dk.cpu(), **{k: v.shape for k, v in {**values, **extra}.items()})
+        for name, value in {**values, **extra}.items():
+            exe.arg_dict[name][:] = value
+        exe.forward()
+        outs.append([o.asnumpy() for o in exe.outputs])
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ShapeError, match="input 'state' has shape \\(1, 4, 6\\)"):
+        sym.RNN(data, params, sym.zeros(shape=(1, 4, 6)), sym.zeros(shape=(1, 0, 6)),
+                state_size=6, num_layers=1, mode="lstm").infer_shape(data=(4, 3, 5))
+
+
+def test_init_op_without_dtype_takes_it_from_what_it_feeds_else_float32():
+    x = sym.Variable("x")
+    zeros = sym.zeros(shape=(2, 0))
+    _, out_types, _ = (x + zeros).infer_type(x=np.float64)
+    assert out_types == [np.float64]
+    assert zeros.infer_type()[1] == [np.float32]  # nothing decides: MXNet's default
+    assert sym.zeros(shape=(2, 3)).infer_type()[1] == [np.float32]
+    with pytest.raises(DTypeError):  # an explicit dtype stays fixed
+        (x + sym.zeros(shape=(2, 3), dtype="float16")).infer_type(x=np.float64)
