@@ -68,7 +68,10 @@ def _interleaved(fns, steps, repeat):
     Each round times ``steps`` calls of every function in turn, so all of them
     see the same load on a shared machine (its speed drifts by 10 to 30 %
     within minutes); the median of the per-round ratios is the steadier
-    figure, the best the one least disturbed.
+    figure, the best the one least disturbed. Each turn starts with one
+    untimed call: PyTorch's OpenMP threads spin for about 7 ms of CPU after
+    its last call, which would otherwise be charged to the next turn's first
+    call (and a turn of deepkit's to PyTorch's, alike).
     """
     for fn in fns:
         fn()  # warm up: binding, allocation
@@ -76,6 +79,7 @@ def _interleaved(fns, steps, repeat):
     for _ in range(repeat):
         times = []
         for fn in fns:
+            fn()  # untimed: the other side's idle threads settle
             start = time.perf_counter()
             for _ in range(steps):
                 fn()
