@@ -544,12 +544,12 @@ MIN_UNITS_PER_PART = 64
 def _unit_parts(h):
     """Ranges of the units for the kernel pool's threads, or None to split by rows.
 
-    Split over units, every thread multiplies the whole batch by its quarter
-    of ``W_hh`` per step: one product of twice the rows against half the
-    columns, which BLAS runs faster than two products of half the rows
-    against all of ``W_hh`` (it packs its right operand on every call, and
-    each half is half the packing). The price is a barrier per step, as every
-    unit of a step reads every unit of the step before.
+    Split over units, every thread multiplies the whole batch by its share of
+    ``W_hh``'s columns per step (with two threads: all rows against half the
+    columns), which BLAS runs faster than the row split's half of the rows
+    against all the columns: it packs its right operand again on every call,
+    and half the columns are half the packing. The price is a barrier per
+    step, as every unit of a step reads every unit of the step before.
     """
     parts = min(threads.pool_size(), h // MIN_UNITS_PER_PART)
     if parts < 2:
