@@ -105,7 +105,7 @@ def _infer(graph, known, kind, zero_unknown=False):
 
 
 def _fall_back(ops, values):
-    """Give the ops' fallback dtype to outputs nothing decided; whether any was undecided.
+    """Give outputs that nothing decided their op's fallback dtype; whether any got one.
 
     An init op made with ``dtype=None`` (a Keras layer's zero initial state)
     takes its dtype from the ops it feeds; where nothing does, it is float32,
