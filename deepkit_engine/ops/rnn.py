@@ -485,8 +485,9 @@ def _projections(xs, r, w_ih):
 def _lstm_forward_fused(fused, xs, w, h0, c0, hs, kept=None, m=None):
     """One LSTM layer with the fused kernels: per step, one product and one kernel.
 
-    With several kernel threads the work is split over the units when the
-    layer is wide enough (:func:`_unit_parts`), else over the batch rows.
+    With several kernel threads an inference forward is split over the units
+    when the layer is wide enough (:func:`_unit_parts`); otherwise, and when
+    the gates are kept for backward, over the batch rows.
 
     Args:
         xs, w, h0, c0: As for :func:`_layer_forward_rows`.
@@ -508,7 +509,8 @@ def _lstm_forward_fused(fused, xs, w, h0, c0, hs, kept=None, m=None):
     mask = _fused_mask(m)
     bias = np.ascontiguousarray(b_ih + b_hh)
     gemm, pause = threads.cblas_gemm(hs.dtype), threads.pause_function()
-    units = _unit_parts(h) if gemm is not None and pause is not None else None
+    # kept gates written from a unit offset measured slower than the products saved
+    units = _unit_parts(h) if gemm is not None and pause is not None and not keep else None
     if units is not None:
         _lstm_units_fused(fused, gemm, pause, xs, w, h0, c0, hs, bias, target, keep, mask,
                           units, c_last)

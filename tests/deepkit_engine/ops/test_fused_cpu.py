@@ -340,7 +340,7 @@ def test_fused_masked_kernels_match_the_float64_kernels(mode, layers, bi, pool, 
     assert calls and all(calls)  # float32 ran the fused kernels, with the mask
     if split == "units" and mode == "lstm":
         assert rnn_ops._unit_parts(hid) == [slice(0, 3), slice(3, 6), slice(6, 7)]
-        assert "units" in calls
+        assert "units" in calls  # a forward that keeps no gates ran split over units
     assert np.all(exact[0][3:, 0] == 0) and np.all(fused[0][3:, 0] == 0)
     for e, f in zip(exact, fused):
         assert_almost_equal(f, e, rtol=1e-4, atol=2e-5)
@@ -351,7 +351,8 @@ def test_fused_masked_kernels_match_the_float64_kernels(mode, layers, bi, pool, 
 @needs_numba
 def test_unit_split_lstm_layer_equals_the_row_split(monkeypatch, compiled):
     """A layer wide enough for the default split over units (two threads of 64 units)
-    gives the numbers of the split over rows, kept gates included."""
+    gives the numbers of the split over rows; a forward that keeps the gates is split
+    over rows."""
     rng = np.random.default_rng(11)
     d, t, n, h, i_size = 1, 7, 10, 128, 9
     xs = rng.normal(size=(d, t, n, i_size)).astype(F32)
@@ -359,14 +360,23 @@ def test_unit_split_lstm_layer_equals_the_row_split(monkeypatch, compiled):
          for s in ((d, 4 * h, i_size), (d, 4 * h, h), (d, 4 * h), (d, 4 * h))]
     h0, c0 = (rng.normal(size=(d, n, h)).astype(F32) for _ in range(2))
     monkeypatch.setattr(threads, "_state", dict(threads._state, pool=None, pool_size=2))
+    groups = []
+    run_together = threads.run_together
+    monkeypatch.setattr(threads, "run_together",
+                        lambda fn, items: groups.append(len(items)) or run_together(fn, items))
     try:
         assert rnn_ops._unit_parts(h) == [slice(0, 64), slice(64, 128)]
         results = []
         for parts in (rnn_ops._unit_parts, lambda units: None):
             monkeypatch.setattr(rnn_ops, "_unit_parts", parts)
-            hs, kept = np.empty((d, t, n, h), F32), np.empty((d, t, n, 5 * h), F32)
-            c_last = rnn_ops._lstm_forward_fused(compiled, xs, w, h0, c0, hs, kept)
-            results.append((hs, kept, c_last))
+            hs = np.empty((d, t, n, h), F32)
+            c_last = rnn_ops._lstm_forward_fused(compiled, xs, w, h0, c0, hs)
+            results.append((hs, c_last))
+        assert groups == [2]
+        monkeypatch.setattr(rnn_ops, "_unit_parts", lambda units: [slice(0, 64), slice(64, 128)])
+        kept = np.empty((d, t, n, 5 * h), F32)
+        rnn_ops._lstm_forward_fused(compiled, xs, w, h0, c0, np.empty((d, t, n, h), F32), kept)
+        assert groups == [2]  # kept gates: split over rows
     finally:
         if threads._state["pool"] is not None:
             threads._state["pool"].shutdown()
