@@ -195,8 +195,9 @@ def _mark_pool_thread():
 
 def _forget_pool_in_child():
     """A forked child has none of the parent's pool threads: it starts its own when needed."""
-    global _lock
+    global _lock, _together_lock
     _lock = threading.Lock()
+    _together_lock = threading.Lock()  # a parent's group may have held it at the fork
     _state["pool"] = None
     _wide["lock"] = threading.Lock()
 

@@ -1,4 +1,5 @@
 """The split of the cores between engine workers, BLAS and the kernel pool."""
+import os
 import threading
 
 import numpy as np
@@ -170,3 +171,16 @@ def test_gemm_nt_falls_back_to_numpy_for_other_layouts_and_dtypes():
     out = np.zeros((3, 3), np.int64)
     threads.gemm_nt(ints, ints, out, False)
     np.testing.assert_array_equal(out, ints @ ints.T)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_can_run_a_group_its_parent_was_running():
+    """A group running in the parent at the fork holds run_together's lock; the child
+    gets a lock of its own (as it gets a pool of its own), so it never waits for it."""
+    with threads._together_lock:
+        pid = os.fork()
+        if pid == 0:  # the child: exit code 0 only if the lock is free at once
+            free = threads._together_lock.acquire(timeout=5)
+            os._exit(0 if free else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
