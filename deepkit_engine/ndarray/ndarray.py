@@ -618,7 +618,7 @@ def invoke(op, inputs, attrs, out=None, ctx=None):
         in_shapes, in_dtypes = [], []
     out_shapes = op.run_infer_shape(attrs, in_shapes, None, in_dtypes)[1]
     out_dtypes = op.run_infer_type(attrs, in_dtypes, None, in_shapes)[1]
-    if any(d is None for d in out_dtypes):  # init ops with dtype=None: nothing decides here
+    if not in_dtypes and any(d is None for d in out_dtypes):  # init ops, dtype=None
         fallback = getattr(op.infer_type, "fallback_dtype", None)
         out_dtypes = [fallback if d is None else d for d in out_dtypes]
     xp = ctx.xp

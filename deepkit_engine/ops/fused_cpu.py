@@ -75,15 +75,13 @@ def _lstm_cell(pre_i, pre_f, pre_g, pre_o, prev):
 
 def _lstm_masked_step(hs, kept, k, t, row, col0, first, cells, keep):
     """A masked step of one sample's units ``col0:col0 + len(cells)``: the hidden state
-    repeated, zero gates, the cell kept."""
-    h = hs.shape[3]
+    repeated, zero gates, the cell kept (``keep`` only with every unit)."""
     end = col0 + cells.shape[0]
     hs[k, t, row, col0:end] = hs[k, t - 1, row, col0:end] if t > 0 else first[col0:end]
     if keep:
-        states = kept[k, t, row]
-        for g in range(4):
-            states[g * h + col0:g * h + end] = 0
-        states[4 * h + col0:4 * h + end] = cells
+        h = cells.shape[0]
+        kept[k, t, row][:4 * h] = 0
+        kept[k, t, row][4 * h:] = cells
 
 
 def lstm_step(gates, proj, bias, t, c, hs, row0, col0, kept, keep, mask, h_first):
@@ -108,7 +106,7 @@ def lstm_step(gates, proj, bias, t, c, hs, row0, col0, kept, keep, mask, h_first
         kept: (D, T, N_all, 5H): with ``keep``, receives the gate activations
             (i, f, g, o) and the new cell state, which backward reads instead
             of recomputing them.
-        keep: Whether to write ``kept``.
+        keep: Whether to write ``kept`` (only with every unit: ``U == H``).
         mask: (D, T, N_all) step mask (Keras's masking), or an empty array for
             none: where it is 0 the sample's states stay as they were (the
             cell state, and the hidden state copied from step t - 1; ``kept``
@@ -119,7 +117,7 @@ def lstm_step(gates, proj, bias, t, c, hs, row0, col0, kept, keep, mask, h_first
     if c.shape[2] == hs.shape[3]:
         _lstm_all_units(gates, proj, bias, t, c, hs, row0, kept, keep, mask, h_first)
     else:
-        _lstm_some_units(gates, proj, bias, t, c, hs, row0, col0, kept, keep, mask, h_first)
+        _lstm_some_units(gates, proj, bias, t, c, hs, row0, col0, mask, h_first)
 
 
 def _lstm_all_units(gates, proj, bias, t, c, hs, row0, kept, keep, mask, h_first):
@@ -164,10 +162,13 @@ def _lstm_all_units(gates, proj, bias, t, c, hs, row0, kept, keep, mask, h_first
                     out[j] = hidden
 
 
-def _lstm_some_units(gates, proj, bias, t, c, hs, row0, col0, kept, keep, mask, h_first):
-    """:func:`lstm_step` for units ``col0:col0 + U`` of the layer's ``H``."""
+def _lstm_some_units(gates, proj, bias, t, c, hs, row0, col0, mask, h_first):
+    """:func:`lstm_step` for units ``col0:col0 + U`` of the layer's ``H``, keeping nothing.
+
+    (Kept gates written from a unit offset measured slower than the products
+    that the split over units saves, so a training forward splits rows.)
+    """
     d, n, u = c.shape
-    h = hs.shape[3]
     for k in range(d):
         added = bias[k]
         for b in range(n):
@@ -176,31 +177,17 @@ def _lstm_some_units(gates, proj, bias, t, c, hs, row0, col0, kept, keep, mask, 
             cells = c[k, b]
             out = hs[k, t, row0 + b]  # whole rows: a row's slice has no fixed layout
             if mask.size and mask[k, t, row0 + b] == 0:
-                _lstm_masked_step(hs, kept, k, t, row0 + b, col0, h_first[k, b], cells, keep)
-            elif keep:  # two loops, not one with a branch inside: each stays vectorised
-                states = kept[k, t, row0 + b]
-                for j in range(u):
-                    ig, fg, gg, og, cell, hidden = _lstm_cell(
-                        pre[j] + inputs[j] + added[j],
-                        pre[u + j] + inputs[u + j] + added[u + j],
-                        pre[2 * u + j] + inputs[2 * u + j] + added[2 * u + j],
-                        pre[3 * u + j] + inputs[3 * u + j] + added[3 * u + j], cells[j])
-                    states[col0 + j] = ig
-                    states[h + col0 + j] = fg
-                    states[2 * h + col0 + j] = gg
-                    states[3 * h + col0 + j] = og
-                    states[4 * h + col0 + j] = cell
-                    cells[j] = cell
-                    out[col0 + j] = hidden
-            else:
-                for j in range(u):
-                    _, _, _, _, cell, hidden = _lstm_cell(
-                        pre[j] + inputs[j] + added[j],
-                        pre[u + j] + inputs[u + j] + added[u + j],
-                        pre[2 * u + j] + inputs[2 * u + j] + added[2 * u + j],
-                        pre[3 * u + j] + inputs[3 * u + j] + added[3 * u + j], cells[j])
-                    cells[j] = cell
-                    out[col0 + j] = hidden
+                # nothing kept: hs stands in for the kept array the helper does not touch
+                _lstm_masked_step(hs, hs, k, t, row0 + b, col0, h_first[k, b], cells, False)
+                continue
+            for j in range(u):
+                _, _, _, _, cell, hidden = _lstm_cell(
+                    pre[j] + inputs[j] + added[j],
+                    pre[u + j] + inputs[u + j] + added[u + j],
+                    pre[2 * u + j] + inputs[2 * u + j] + added[2 * u + j],
+                    pre[3 * u + j] + inputs[3 * u + j] + added[3 * u + j], cells[j])
+                cells[j] = cell
+                out[col0 + j] = hidden
 
 
 def _gemm_rows(gemm, a, lda, w_t, gates):

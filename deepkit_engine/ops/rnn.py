@@ -512,8 +512,7 @@ def _lstm_forward_fused(fused, xs, w, h0, c0, hs, kept=None, m=None):
     # kept gates written from a unit offset measured slower than the products saved
     units = _unit_parts(h) if gemm is not None and pause is not None and not keep else None
     if units is not None:
-        _lstm_units_fused(fused, gemm, pause, xs, w, h0, c0, hs, bias, target, keep, mask,
-                          units, c_last)
+        _lstm_units_fused(fused, gemm, pause, xs, w, h0, c0, hs, bias, mask, units, c_last)
         return c_last
     w_t = np.ascontiguousarray(w_hh.transpose(0, 2, 1))
 
@@ -566,9 +565,9 @@ def _gate_columns(h, gates, units):
                            for g in range(gates)])
 
 
-def _lstm_units_fused(fused, gemm, pause, xs, w, h0, c0, hs, bias, target, keep, mask, units,
-                      c_last):
-    """The steps of :func:`_lstm_forward_fused` split over ``units``, one thread per range."""
+def _lstm_units_fused(fused, gemm, pause, xs, w, h0, c0, hs, bias, mask, units, c_last):
+    """The steps of :func:`_lstm_forward_fused` split over ``units``, one thread per range
+    (an inference forward: no gates kept)."""
     w_ih, w_hh = w[0], w[1]
     d, t, n, in_size = xs.shape
     h = w_hh.shape[2]
@@ -588,7 +587,7 @@ def _lstm_units_fused(fused, gemm, pause, xs, w, h0, c0, hs, bias, target, keep,
             flags[-1, 0] = 1  # the other parts stop waiting for this one
             raise
         fused.lstm_steps(gemm, pause, w_t, gates, proj, np.ascontiguousarray(bias[:, columns]),
-                         c, hs, 0, r.start, target, keep, mask, h_first, flags, p)
+                         c, hs, 0, r.start, _NOTHING_KEPT, False, mask, h_first, flags, p)
         c_last[:, :, r] = c
     threads.run_together(part, range(len(units)))
 
