@@ -31,6 +31,7 @@ import re
 
 from deepkit_engine import nd
 from deepkit_engine.base import did_you_mean
+from deepkit_engine.ops import get_op
 
 from . import schedules
 
@@ -379,6 +380,7 @@ class SGD(Optimizer):
         super().__init__(learning_rate, **kwargs)
         self.momentum = _check_number("SGD", "momentum", momentum, 0.0, 1.0)
         self.nesterov = bool(nesterov)
+        self._prepared = (None, None, None)  # (key, push, arrays) of the last fused update
 
     def create_state(self, weight):
         return _zeros(weight) if self.momentum else []
@@ -400,12 +402,21 @@ class SGD(Optimizer):
         for _, weight, grad, state, _ in steps:
             inputs += [weight, grad] + ([state[0]] if self.momentum else [])
             weights.append(weight)
-        kwargs = {"lrs": tuple(lr for *_, lr in steps), "wds": (0.0,) * len(steps),
-                  "num_weights": len(steps), "out": weights}
-        if self.momentum:
-            nd.multi_sgd_mom_update(*inputs, momentum=self.momentum, **kwargs)
-        else:
-            nd.multi_sgd_update(*inputs, **kwargs)
+        lrs = tuple(lr for *_, lr in steps)
+        key = (lrs, self.momentum, tuple(map(id, inputs)))
+        last_key, push, _ = self._prepared
+        if key != last_key:
+            # checked once per learning rate and set of arrays, each step is then the push
+            # alone; the arrays are kept with the key (so the ids stay theirs), only the last set
+            params = {"lrs": lrs, "wds": (0.0,) * len(steps), "num_weights": len(steps)}
+            if self.momentum:
+                op = get_op("multi_sgd_mom_update")
+                params["momentum"] = self.momentum
+            else:
+                op = get_op("multi_sgd_update")
+            push = nd.prepare_invoke(op, inputs, op.parse_attrs(params), weights)
+            self._prepared = (key, push, inputs)
+        push()
 
     def update_step(self, param, weight, grad, state, lr):
         if not self.momentum:

@@ -336,8 +336,12 @@ def matmul(xp, a, b, out=None):
     if xp is not np or workers < 2 or a.ndim < 2 or b.ndim < 2:
         return xp.matmul(a, b, out=out)
     m = a.shape[-2]
-    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (m, b.shape[-1])
-    work = math.prod(shape) * a.shape[-1]
+    if a.ndim == 2 and b.ndim == 2:  # the common case, without broadcast_shapes' cost
+        shape = (m, b.shape[1])
+        work = m * b.shape[1] * a.shape[1]
+    else:
+        shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (m, b.shape[-1])
+        work = math.prod(shape) * a.shape[-1]
     if work < MATMUL_MIN_WORK or m < 2 * workers or (
             out is not None and out.strides[-1] != out.itemsize):
         if work >= MATMUL_WIDE_MIN_WORK and _state["blas"] == 1:

@@ -29,7 +29,7 @@ import numpy as _np
 
 import deepkit_engine as dk
 from deepkit_engine import engine, nd
-from deepkit_engine.ndarray.host_work import push_buffer_work
+from deepkit_engine.ndarray.host_work import prepare_buffer_work
 from deepkit_engine.base import did_you_mean
 
 from .. import metrics as core
@@ -263,6 +263,7 @@ class Accuracy(_CoreMetric):
         super().__init__(core.Accuracy(), name, output_names, label_names, axis=axis)
         self.axis = axis
         self._host_order = engine.new_var()
+        self._prepared = (None, None, None)
 
     def update(self, labels, preds):
         pairs = list(_nd_pairs(labels, preds))
@@ -295,14 +296,26 @@ class Accuracy(_CoreMetric):
 
         It counts what the engine ops count (the arg-max, or truncated float
         predictions, against truncated labels), and adds to the same totals.
+        The function is prepared once for the arrays given: a training loop
+        passes the same bound outputs and labels at every batch.
         """
+        arrays = [a for pair in pairs for a in pair]
+        key = tuple(map(id, arrays))
+        last_key, push, _ = self._prepared
+        if key != last_key:  # the arrays are kept with the key, so the ids stay theirs
+            push = self._prepare_host_update(pairs, arrays)
+            self._prepared = (key, push, arrays)
+        self.core.expect_host_update(self._host_order)
+        push()
+
+    def _prepare_host_update(self, pairs, arrays):
         for label, pred in pairs:  # shape errors now, not on a worker
             size = pred.size if pred.shape == label.shape else pred.size // pred.shape[self.axis]
             if size != label.size:
                 raise ValueError(f"Shape of labels {label.size} does not match shape of "
                                  f"predictions {size}")
         axis = self.axis
-        metric = self.core
+        add = self.core.add_on_host
 
         def accumulate(_, buffers):
             for label, pred in zip(buffers[::2], buffers[1::2]):
@@ -313,10 +326,9 @@ class Accuracy(_CoreMetric):
                 if label.dtype.kind == "f":
                     label = _np.trunc(label)
                 correct = _np.count_nonzero(pred.reshape(-1) == label.reshape(-1))
-                metric.add_on_host({"total": correct, "count": label.size})
-        metric.expect_host_update(self._host_order)
-        push_buffer_work(accumulate, [], [a for pair in pairs for a in pair],
-                         order=self._host_order, name="accuracy", read_buffers=True)
+                add({"total": correct, "count": label.size})
+        return prepare_buffer_work(accumulate, [], arrays, order=self._host_order,
+                                   name="accuracy", read_buffers=True)
 
 
 @_alias("top_k_accuracy", "top_k_acc")

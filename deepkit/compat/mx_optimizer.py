@@ -298,6 +298,7 @@ class SGD(Optimizer):
         self.momentum = float(momentum)
         self.lazy_update = lazy_update
         self._fused = {}
+        self._prepared = (None, None, None)
 
     def new_state(self, weight):
         return self._zeros(weight, 1) if self.momentum else []
@@ -324,17 +325,18 @@ class SGD(Optimizer):
             lrs.append(lr * param.lr_mult)
             wds.append(self._wd(param))
         key = ("multi", tuple(lrs), tuple(wds), self.rescale_grad, self._clip_arg(),
-               self.momentum)
-        cached = self._fused.get(key)
-        if cached is None:
+               self.momentum, tuple(map(id, inputs)))
+        last_key, push, _ = self._prepared
+        if key != last_key:
+            # checked once per setting and set of arrays, each step is then the push alone;
+            # the arrays are kept with the key (so the ids stay theirs), only the last set
             op = get_op("_multi_sgd_update")
-            if len(self._fused) > 64:
-                self._fused.clear()
-            cached = self._fused[key] = (op, op.parse_attrs(dict(
-                lrs=key[1], wds=key[2], rescale_grad=key[3], clip_gradient=key[4],
-                momentum=self.momentum, num_args=len(inputs))))
-        op, attrs = cached
-        nd.invoke(op, inputs, attrs, weights + moms)
+            attrs = op.parse_attrs(dict(lrs=key[1], wds=key[2], rescale_grad=key[3],
+                                        clip_gradient=key[4], momentum=self.momentum,
+                                        num_args=len(inputs)))
+            push = nd.prepare_invoke(op, inputs, attrs, weights + moms)
+            self._prepared = (key, push, inputs)
+        push()
         self.iterations += 1
 
     def _fusable(self, pairs):

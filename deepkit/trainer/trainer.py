@@ -36,7 +36,7 @@ import deepkit_engine as dk
 from deepkit_engine import engine
 from deepkit_engine import symbol as sym
 from deepkit_engine.base import DeepkitError
-from deepkit_engine.ndarray.host_work import push_buffer_work
+from deepkit_engine.ndarray.host_work import prepare_buffer_work
 
 from .. import backend, distributed
 from .. import losses as losses_mod
@@ -117,6 +117,7 @@ class Trainer:
         self.compiled_metrics = []
         self.loss_tracker = metrics_mod.Mean(name="loss")
         self._host_metrics_var = engine.new_var()
+        self._host_metrics_prepared = (None, None, None)  # (key, push, what the key names)
         self.stop_training = False
         self.history = None
         self._compile_version = 0
@@ -408,21 +409,38 @@ class Trainer:
         does on a small batch, so where every compiled metric is one of
         :data:`deepkit.metrics.HOST_METRICS`, unmasked and unweighted, one
         queued function computes them all with numpy from the bound outputs
-        and labels, and adds them to the metrics' host accumulators.
+        and labels, and adds them to the metrics' host accumulators. It is
+        prepared once per executor (and set of metrics): each batch then only
+        queues it.
         """
         if isinstance(exe, ExecutorGroup) or self._metric_masks or self.device.is_gpu:
             return False
+        tracker = self.loss_tracker
         metrics = [(i, m) for i, ms in enumerate(self.compiled_metrics) for m in ms]
-        if type(self.loss_tracker) is not metrics_mod.Mean or any(
-                type(m) not in metrics_mod.HOST_METRICS for _, m in metrics):
+        key = (id(exe), id(tracker)) + tuple(id(m) for _, m in metrics)
+        last_key, push, _ = self._host_metrics_prepared
+        if key != last_key:  # the objects are kept with the key, so the ids stay theirs
+            push = self._prepare_host_metrics(exe, tracker, metrics)
+            self._host_metrics_prepared = (key, push, (exe, tracker, metrics))
+        if push is None:
             return False
+        for m in [tracker] + [m for _, m in metrics]:
+            m.expect_host_update(self._host_metrics_var)
+        push()
+        return True
+
+    def _prepare_host_metrics(self, exe, tracker, metrics):
+        """The push of :meth:`_update_metrics_on_host` for ``exe``, or None where it does not
+        apply."""
+        if type(tracker) is not metrics_mod.Mean or any(
+                type(m) not in metrics_mod.HOST_METRICS for _, m in metrics):
+            return None
         outputs, labels = exe.outputs, self.executors().labels(exe)
         if any(labels[i] is None for i, _ in metrics):
-            return False
+            return None
         for i, m in metrics:  # shape errors are raised here, at once
             m.host_check(labels[i], outputs[1 + i])
         n = exe.arg_dict[self.input_names[0]].shape[0]
-        tracker = self.loss_tracker
 
         def accumulate(_, buffers):
             value = buffers[0]
@@ -430,12 +448,9 @@ class Trainer:
             tracker.add_on_host({"total": total, "count": n})
             for k, (_, m) in enumerate(metrics):
                 m.add_on_host(m.host_sums(buffers[1 + 2 * k], buffers[2 + 2 * k]))
-        for m in [tracker] + [m for _, m in metrics]:
-            m.expect_host_update(self._host_metrics_var)
         reads = [outputs[0]] + [a for i, _ in metrics for a in (labels[i], outputs[1 + i])]
-        push_buffer_work(accumulate, [], reads, order=self._host_metrics_var, name="metrics",
-                         read_buffers=True)
-        return True
+        return prepare_buffer_work(accumulate, [], reads, order=self._host_metrics_var,
+                                   name="metrics", read_buffers=True)
 
     def aggregate_logs(self, logs):
         """Epoch and evaluation logs (floats) of all MPI ranks, averaged by samples seen.

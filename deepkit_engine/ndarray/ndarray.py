@@ -21,7 +21,7 @@ from ..ops import registry as _registry
 from ..ops.fluent import attach_operators
 from ..resources import acquire as _acquire_resources
 
-__all__ = ["NDArray", "invoke", "INLINE_MAX_SIZE"]
+__all__ = ["NDArray", "invoke", "prepare_invoke", "INLINE_MAX_SIZE"]
 
 #: Work on at most this many elements runs on the calling thread when ready:
 #: a thread hand-off costs more than the arithmetic.
@@ -668,6 +668,61 @@ def invoke(op, inputs, attrs, out=None, ctx=None):
 
 
 _WRITE_REQS = [("write",) * n for n in range(8)]
+
+
+def prepare_invoke(op, inputs, attrs, out):
+    """A function that pushes ``op`` on these very arrays, checked once: the per-step form of
+    :func:`invoke`.
+
+    Work repeated every training step on the same arrays (an optimizer's
+    update of the same weights, gradients and states) pays :func:`invoke`'s
+    shape and type inference and its checks of ``out`` once, here; each call
+    of the returned function only queues the kernel. It is valid as long as
+    the arrays are (an NDArray's buffer never changes). The pushes are not
+    recorded by autograd: use it for updates, outside ``autograd.record()``.
+
+    Args:
+        op: The :class:`OpDef`; ops that need resources (random state,
+            workspace) are refused.
+        inputs: NDArrays, in the op's input order.
+        attrs: Parsed parameters (``op.parse_attrs``).
+        out: An NDArray or list of NDArrays the op writes.
+
+    Returns:
+        A function of no arguments.
+    """
+    if op.resources:
+        raise DeepkitError(f"prepare_invoke: {op.name} needs resources "
+                           f"({', '.join(op.resources)}); call invoke() for each use")
+    ctx = inputs[0]._ctx
+    in_shapes = [x._data.shape for x in inputs]
+    in_dtypes = [x._data.dtype for x in inputs]
+    for x in inputs:
+        if x._ctx != ctx:
+            raise ContextError(f"{op.name}: inputs are on different contexts ({ctx} and "
+                               f"{x._ctx}); move them with as_in_context()")
+    out_shapes = op.run_infer_shape(attrs, in_shapes, None, in_dtypes)[1]
+    out_dtypes = op.run_infer_type(attrs, in_dtypes, None, in_shapes)[1]
+    outputs = [out] if isinstance(out, NDArray) else list(out)
+    _check_out(op, outputs, out_shapes, out_dtypes, ctx)
+    in_data = [x._data for x in inputs]
+    out_data = [o._data for o in outputs]
+    req = ["write"] * len(outputs)
+    kernel, xp = op.kernel(ctx), ctx.xp
+    small = all(d.size <= INLINE_MAX_SIZE for d in out_data + in_data)
+    reads = [x._var for x in inputs]
+    writes = [o._var for o in outputs]
+    if op.aux:
+        names = op.input_names(attrs)
+        writes += [x._var for x, n in zip(inputs, names) if n in op.aux]
+    name = op.name
+
+    def run():
+        kernel(xp, attrs, in_data, out_data, req)
+
+    def push():
+        _engine_mod._engine.push(run, reads, writes, ctx, name, small)
+    return push
 
 
 def _check_out(op, outputs, shapes, dtypes, ctx):

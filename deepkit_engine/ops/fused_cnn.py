@@ -18,7 +18,6 @@ As in :mod:`.fused_cpu`, the functions are plain Python as written and
 or with ``DEEPKIT_NUMBA=0``, it returns None and callers run numpy's code.
 """
 import math
-import threading
 
 import numpy as np
 
@@ -143,22 +142,10 @@ class _Kernels:
             setattr(self, name, numba.njit(**exact)(globals()[name]))
 
 
-_compiled = {"kernels": None, "tried": False}
-_compile_lock = threading.Lock()
-
-
 def kernels(dtype=np.float32):
     """The compiled kernels for arrays of ``dtype``, or None (numpy code runs instead).
 
     None when ``dtype`` is not float32, when numba is not installed, or when
     ``DEEPKIT_NUMBA`` is ``0``.
     """
-    if np.dtype(dtype) != np.float32 or not fused_cpu.enabled():
-        return None
-    if not _compiled["tried"]:
-        with _compile_lock:
-            if not _compiled["tried"]:
-                numba = fused_cpu.numba_module()
-                _compiled["kernels"] = _Kernels(numba) if numba is not None else None
-                _compiled["tried"] = True
-    return _compiled["kernels"]
+    return fused_cpu.compiled_once(_Kernels, dtype)

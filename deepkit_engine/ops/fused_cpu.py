@@ -21,8 +21,11 @@ import threading
 
 import numpy as np
 
-__all__ = ["enabled", "kernels", "numba_module", "gru_backward_step", "gru_hidden", "gru_step",
-           "lstm_backward_step", "lstm_hidden", "lstm_step", "tanh_", "gru_steps", "lstm_steps"]
+#: The compiled kernels, in the order they are compiled (step kernels before the step loops).
+_KERNEL_NAMES = ("gru_backward_step", "gru_hidden", "gru_step", "lstm_backward_step",
+                 "lstm_hidden", "lstm_step", "tanh_", "gru_steps", "lstm_steps")
+
+__all__ = ["compiled_once", "enabled", "kernels", "numba_module", *_KERNEL_NAMES]
 
 _F32 = np.float32
 _HALF = _F32(0.5)
@@ -535,13 +538,13 @@ class _Kernels:
         _barrier = numba.njit(**options)(_barrier)
         _lstm_all_units = numba.njit(**options)(_lstm_all_units)
         _lstm_some_units = numba.njit(**options)(_lstm_some_units)
-        for name in __all__[3:]:  # the kernels (the step kernels before the step loops)
+        for name in _KERNEL_NAMES:
             setattr(self, name, numba.njit(**options)(globals()[name]))
             if name in ("lstm_step", "gru_step"):
                 globals()[name] = getattr(self, name)
 
 
-_compiled = {"kernels": None, "tried": False}
+_compiled = {}
 _compile_lock = threading.Lock()
 
 
@@ -559,18 +562,33 @@ def numba_module():
     return numba
 
 
+def compiled_once(build, dtype=np.float32):
+    """``build(numba)``, made once per process and kept: the kernels of one module, or None.
+
+    The one place the kernel modules (this one, :mod:`.fused_cnn`,
+    :mod:`.fused_update`) decide whether compiled code runs: None when
+    ``dtype`` is not float32, when numba is not installed, or when
+    ``DEEPKIT_NUMBA`` is ``0``.
+
+    Args:
+        build: A class (or function) taking the numba module and returning
+            the compiled kernels as attributes.
+        dtype: The dtype of the arrays the caller has.
+    """
+    if np.dtype(dtype) != np.float32 or not enabled():
+        return None
+    if build not in _compiled:
+        with _compile_lock:
+            if build not in _compiled:
+                numba = numba_module()
+                _compiled[build] = build(numba) if numba is not None else None
+    return _compiled[build]
+
+
 def kernels(dtype=np.float32):
     """The compiled kernels for arrays of ``dtype``, or None (numpy code runs instead).
 
     None when ``dtype`` is not float32, when numba is not installed, or when
     ``DEEPKIT_NUMBA`` is ``0``.
     """
-    if np.dtype(dtype) != np.float32 or not enabled():
-        return None
-    if not _compiled["tried"]:
-        with _compile_lock:
-            if not _compiled["tried"]:
-                numba = numba_module()
-                _compiled["kernels"] = _Kernels(numba) if numba is not None else None
-                _compiled["tried"] = True
-    return _compiled["kernels"]
+    return compiled_once(_Kernels, dtype)

@@ -18,6 +18,7 @@ import ast
 import numpy as np
 
 from ..base import DTypeError, ShapeError
+from . import fused_update
 from .registry import REQUIRED, OpDef, Param, register, write_result
 
 _COMMON = {
@@ -45,8 +46,31 @@ def _gradient_term(xp, attrs, weight, grad):
     return g
 
 
+def _fused_sgd(xp, attrs, weight, grad, mom, out, lr, wd):
+    """The step in place through :mod:`.fused_update`'s kernel (one pass), or False.
+
+    ``mom`` None: plain SGD. It applies when ``out`` is ``weight`` itself (the
+    usual ``out=weight``); the momentum is updated in place.
+    """
+    kernels = fused_update.kernels() if xp is np and out is weight else None
+    arrays = (weight, grad) if mom is None else (weight, grad, mom)
+    if kernels is None or not fused_update.applies(attrs.clip_gradient, arrays):
+        return False
+    f32 = np.float32
+    if mom is None:
+        kernels.sgd_step(weight.reshape(-1), grad.reshape(-1), f32(attrs.rescale_grad), f32(wd),
+                         f32(lr))
+    else:
+        kernels.sgd_mom_step(weight.reshape(-1), grad.reshape(-1), mom.reshape(-1),
+                             f32(attrs.rescale_grad), f32(wd), f32(lr), f32(attrs.momentum))
+    return True
+
+
 def _sgd_forward(xp, attrs, inputs, outputs, req):
     weight, grad = inputs
+    if req[0] in ("write", "inplace") and _fused_sgd(xp, attrs, weight, grad, None, outputs[0],
+                                                     attrs.lr, attrs.wd):
+        return
     g = _gradient_term(xp, attrs, weight, grad)
     g *= -attrs.lr
     out = outputs[0]
@@ -58,6 +82,9 @@ def _sgd_forward(xp, attrs, inputs, outputs, req):
 
 def _sgd_mom_forward(xp, attrs, inputs, outputs, req):
     weight, grad, mom = inputs
+    if req[0] in ("write", "inplace") and _fused_sgd(xp, attrs, weight, grad, mom, outputs[0],
+                                                     attrs.lr, attrs.wd):
+        return
     g = _gradient_term(xp, attrs, weight, grad)
     mom *= attrs.momentum
     g *= attrs.lr
@@ -205,6 +232,10 @@ def _multi_sgd_forward(xp, attrs, inputs, outputs, req):
     group, n = _multi_group(attrs), len(attrs.lrs)
     for i in range(n):
         weight, grad = inputs[group * i], inputs[group * i + 1]
+        if req[i] in ("write", "inplace") and (
+                not attrs.momentum or req[n + i] in ("write", "inplace")) and _fused_multi_step(
+                xp, attrs, i, weight, grad, inputs, outputs, group, n):
+            continue
         g = grad * attrs.rescale_grad
         if attrs.clip_gradient >= 0:
             xp.clip(g, -attrs.clip_gradient, attrs.clip_gradient, out=g)
@@ -229,6 +260,14 @@ def _multi_sgd_forward(xp, attrs, inputs, outputs, req):
             xp.subtract(weight, g, out=outputs[i])
         else:
             write_result(xp, outputs[i], weight - g, req[i])
+
+
+def _fused_multi_step(xp, attrs, i, weight, grad, inputs, outputs, group, n):
+    """Parameter ``i`` of ``_multi_sgd_update`` in place through the fused kernel, or False."""
+    mom = inputs[group * i + 2] if attrs.momentum else None
+    if mom is not None and outputs[n + i] is not mom:
+        return False
+    return _fused_sgd(xp, attrs, weight, grad, mom, outputs[i], attrs.lrs[i], attrs.wds[i])
 
 
 register(OpDef(
@@ -338,6 +377,9 @@ def _multi_public_forward(momentum, mixed):
             weight, grad = group[0], group[1]
             master = group[-1] if mixed else weight
             lr, wd = attrs.lrs[i], attrs.wds[i]
+            if not (mixed or wd) and req[i] in ("write", "inplace") and _fused_sgd(
+                    xp, attrs, weight, grad, group[2] if momentum else None, outputs[i], lr, 0.0):
+                continue  # without weight decay, the same step as the fused kernel's
             # MXNet's MultiSGDKernel, in the master weights' precision:
             # mom = momentum * mom - lr * wd * w - lr * clip(rescale_grad * grad); w += mom
             g = grad.astype(master.dtype) * attrs.rescale_grad

@@ -7,7 +7,8 @@ import pytest
 
 import deepkit_engine as dk
 from deepkit_engine import engine
-from deepkit_engine.base import ContextError, EngineError, ShapeError
+from deepkit_engine.base import ContextError, DeepkitError, EngineError, ShapeError
+from deepkit_engine.ops import get_op
 from deepkit_engine.testing import assert_almost_equal
 
 nd = dk.nd
@@ -251,3 +252,32 @@ def test_write_async_shape_mismatch_is_raised_at_the_next_wait(ctx):
     assert isinstance(info.value.__cause__, ShapeError)
     x.write_async(lambda: np.ones((2, 3)))
     assert_almost_equal(x, np.ones((2, 3)))  # the array is usable again
+
+
+def test_prepare_invoke_pushes_the_checked_kernel_on_the_same_arrays(ctx):
+    op = get_op("sgd_mom_update")
+    attrs = op.parse_attrs({"lr": 0.5, "momentum": 0.9})
+    w0, g = np.arange(6.0).reshape(2, 3), np.full((2, 3), 2.0)
+    weight, grad, mom = (nd.array(a, ctx=ctx) for a in (w0, g, np.zeros((2, 3))))
+    step = nd.prepare_invoke(op, [weight, grad, mom], attrs, weight)
+    expected_w, expected_m = w0.copy(), np.zeros((2, 3))
+    for _ in range(3):
+        step()
+        expected_m = 0.9 * expected_m - 0.5 * g
+        expected_w += expected_m
+    assert_almost_equal(weight, expected_w)
+    assert_almost_equal(mom, expected_m)
+    grad[:] = 0  # the pushed kernel reads the gradient array as it is then
+    step()
+    assert_almost_equal(weight, expected_w + 0.9 * expected_m)
+
+
+def test_prepare_invoke_checks_once_and_refuses_ops_with_resources():
+    op = get_op("sgd_update")
+    weight, grad = nd.zeros((2, 3)), nd.zeros((2, 3))
+    with pytest.raises(ShapeError, match=r"sgd_update: output 0 has shape \(2, 3\) but out= "
+                                         r"has shape \(3,\)"):
+        nd.prepare_invoke(op, [weight, grad], op.parse_attrs({"lr": 0.1}), nd.zeros(3))
+    dropout = get_op("Dropout")
+    with pytest.raises(DeepkitError, match="Dropout needs resources"):
+        nd.prepare_invoke(dropout, [weight], dropout.parse_attrs({}), nd.zeros((2, 3)))
