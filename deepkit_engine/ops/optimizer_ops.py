@@ -46,15 +46,20 @@ def _gradient_term(xp, attrs, weight, grad):
     return g
 
 
-def _fused_sgd(xp, attrs, weight, grad, mom, out, lr, wd):
-    """The step in place through :mod:`.fused_update`'s kernel (one pass), or False.
+def _update_kernels(xp):
+    """:mod:`.fused_update`'s compiled kernels for numpy arrays, else None."""
+    return fused_update.kernels() if xp is np else None
+
+
+def _fused_sgd(kernels, attrs, weight, grad, mom, out, lr, wd):
+    """The step in place through :mod:`.fused_update`'s ``kernels`` (one pass), or False.
 
     ``mom`` None: plain SGD. It applies when ``out`` is ``weight`` itself (the
     usual ``out=weight``); the momentum is updated in place.
     """
-    kernels = fused_update.kernels() if xp is np and out is weight else None
     arrays = (weight, grad) if mom is None else (weight, grad, mom)
-    if kernels is None or not fused_update.applies(attrs.clip_gradient, arrays):
+    if kernels is None or out is not weight or not fused_update.applies(attrs.clip_gradient,
+                                                                         arrays):
         return False
     f32 = np.float32
     if mom is None:
@@ -68,8 +73,8 @@ def _fused_sgd(xp, attrs, weight, grad, mom, out, lr, wd):
 
 def _sgd_forward(xp, attrs, inputs, outputs, req):
     weight, grad = inputs
-    if req[0] in ("write", "inplace") and _fused_sgd(xp, attrs, weight, grad, None, outputs[0],
-                                                     attrs.lr, attrs.wd):
+    if req[0] in ("write", "inplace") and _fused_sgd(_update_kernels(xp), attrs, weight, grad,
+                                                     None, outputs[0], attrs.lr, attrs.wd):
         return
     g = _gradient_term(xp, attrs, weight, grad)
     g *= -attrs.lr
@@ -82,8 +87,8 @@ def _sgd_forward(xp, attrs, inputs, outputs, req):
 
 def _sgd_mom_forward(xp, attrs, inputs, outputs, req):
     weight, grad, mom = inputs
-    if req[0] in ("write", "inplace") and _fused_sgd(xp, attrs, weight, grad, mom, outputs[0],
-                                                     attrs.lr, attrs.wd):
+    if req[0] in ("write", "inplace") and _fused_sgd(_update_kernels(xp), attrs, weight, grad,
+                                                     mom, outputs[0], attrs.lr, attrs.wd):
         return
     g = _gradient_term(xp, attrs, weight, grad)
     mom *= attrs.momentum
@@ -230,11 +235,12 @@ def _multi_sgd_type(attrs, in_dtypes):
 
 def _multi_sgd_forward(xp, attrs, inputs, outputs, req):
     group, n = _multi_group(attrs), len(attrs.lrs)
+    kernels = _update_kernels(xp)
     for i in range(n):
         weight, grad = inputs[group * i], inputs[group * i + 1]
         if req[i] in ("write", "inplace") and (
                 not attrs.momentum or req[n + i] in ("write", "inplace")) and _fused_multi_step(
-                xp, attrs, i, weight, grad, inputs, outputs, group, n):
+                kernels, attrs, i, weight, grad, inputs, outputs, group, n):
             continue
         g = grad * attrs.rescale_grad
         if attrs.clip_gradient >= 0:
@@ -262,12 +268,12 @@ def _multi_sgd_forward(xp, attrs, inputs, outputs, req):
             write_result(xp, outputs[i], weight - g, req[i])
 
 
-def _fused_multi_step(xp, attrs, i, weight, grad, inputs, outputs, group, n):
+def _fused_multi_step(kernels, attrs, i, weight, grad, inputs, outputs, group, n):
     """Parameter ``i`` of ``_multi_sgd_update`` in place through the fused kernel, or False."""
     mom = inputs[group * i + 2] if attrs.momentum else None
     if mom is not None and outputs[n + i] is not mom:
         return False
-    return _fused_sgd(xp, attrs, weight, grad, mom, outputs[i], attrs.lrs[i], attrs.wds[i])
+    return _fused_sgd(kernels, attrs, weight, grad, mom, outputs[i], attrs.lrs[i], attrs.wds[i])
 
 
 register(OpDef(
@@ -372,13 +378,15 @@ def _multi_public_forward(momentum, mixed):
     stride = len(_multi_stems(momentum, mixed))
 
     def forward(xp, attrs, inputs, outputs, req):
+        kernels = None if mixed else _update_kernels(xp)
         for i in range(attrs.num_weights):
             group = inputs[stride * i:stride * (i + 1)]
             weight, grad = group[0], group[1]
             master = group[-1] if mixed else weight
             lr, wd = attrs.lrs[i], attrs.wds[i]
-            if not (mixed or wd) and req[i] in ("write", "inplace") and _fused_sgd(
-                    xp, attrs, weight, grad, group[2] if momentum else None, outputs[i], lr, 0.0):
+            if not wd and req[i] in ("write", "inplace") and _fused_sgd(
+                    kernels, attrs, weight, grad, group[2] if momentum else None, outputs[i], lr,
+                    0.0):
                 continue  # without weight decay, the same step as the fused kernel's
             # MXNet's MultiSGDKernel, in the master weights' precision:
             # mom = momentum * mom - lr * wd * w - lr * clip(rescale_grad * grad); w += mom
