@@ -39,14 +39,6 @@ def _data(shape, seed=0):
             rng.normal(size=shape).astype(F32))
 
 
-def test_only_float32_takes_the_kernels_and_the_switch_turns_them_off(monkeypatch):
-    assert fused_cnn.kernels(np.float64) is None
-    monkeypatch.setenv("DEEPKIT_NUMBA", "0")
-    assert fused_cnn.kernels(np.float32) is None
-    monkeypatch.setenv("DEEPKIT_NUMBA", "1")
-    assert (fused_cnn.kernels(np.float32) is not None) == HAS_NUMBA
-
-
 # -- the kernels as written (plain Python, tiny arrays) -------------------------------------------
 
 @pytest.mark.parametrize("channels", [(0, 3), (1, 2)])

@@ -11,7 +11,7 @@ from deepkit_engine import autograd, threads
 from deepkit_engine import ndarray as nd
 from deepkit_engine import symbol as sym
 from deepkit_engine.context import cpu
-from deepkit_engine.ops import fused_cpu
+from deepkit_engine.ops import fused_cnn, fused_cpu, fused_update
 from deepkit_engine.ops import rnn as rnn_ops
 from deepkit_engine.ops.registry import get_op
 from deepkit_engine.testing import assert_almost_equal
@@ -40,13 +40,17 @@ def compiled(monkeypatch):
 
 # -- which arrays take the kernels ---------------------------------------------------------------
 
-def test_only_float32_takes_the_kernels_and_the_switch_turns_them_off(monkeypatch):
-    assert fused_cpu.kernels(np.float64) is None
-    assert fused_cpu.kernels(np.float16) is None
+@pytest.mark.parametrize("module", [fused_cpu, fused_cnn, fused_update],
+                         ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_only_float32_takes_the_kernels_and_the_switch_turns_them_off(monkeypatch, module):
+    assert module.kernels(np.float64) is None
+    assert module.kernels(np.float16) is None
     monkeypatch.setenv("DEEPKIT_NUMBA", "0")
-    assert fused_cpu.kernels(np.float32) is None
+    assert module.kernels(np.float32) is None
     monkeypatch.setenv("DEEPKIT_NUMBA", "1")
-    assert (fused_cpu.kernels(np.float32) is not None) == HAS_NUMBA
+    assert (module.kernels(np.float32) is not None) == HAS_NUMBA
+    if HAS_NUMBA:  # compiled once per process: the same kernels each time
+        assert module.kernels(np.float32) is module.kernels(np.float32)
 
 
 # -- the kernels as written (plain Python, tiny arrays) -------------------------------------------

@@ -22,14 +22,6 @@ def _arrays(n=37, seed=0):
     return [rng.normal(size=n).astype(F32) for _ in range(3)]
 
 
-def test_only_float32_takes_the_kernels_and_the_switch_turns_them_off(monkeypatch):
-    assert fused_update.kernels(np.float64) is None
-    monkeypatch.setenv("DEEPKIT_NUMBA", "0")
-    assert fused_update.kernels(np.float32) is None
-    monkeypatch.setenv("DEEPKIT_NUMBA", "1")
-    assert (fused_update.kernels(np.float32) is not None) == HAS_NUMBA
-
-
 def test_kernels_apply_only_without_clipping_to_contiguous_float32_numpy_arrays():
     w, g, m = _arrays()
     assert fused_update.applies(-1.0, (w, g, m))
