@@ -5,7 +5,7 @@ from ..ops import registry as _registry
 from .creation import array
 from .ndarray import NDArray, binary_dispatch, invoke
 
-__all__ = ["make_function", "generate_functions"]
+__all__ = ["PARSED_KEPT", "make_function", "generate_functions"]
 
 
 def _to_nd(value, ctx):
@@ -24,11 +24,44 @@ def _without_graph_attrs(kwargs):
     return {k: v for k, v in kwargs.items() if not _registry.is_graph_attr(k)}
 
 
+#: Keyword values whose parsed params a function keeps for the next call with the same ones.
+_SCALARS = (str, int, float, bool, type(None))
+
+#: Parsed keyword sets kept per function (a loop whose learning rate changes every
+#: step would add one per step: past this many, the kept ones are dropped).
+PARSED_KEPT = 64
+
+
+def _params_key(kwargs):
+    """A key for keyword params given as plain scalars (their types included), or None."""
+    key = []
+    for k, v in kwargs.items():
+        kind = type(v)
+        if kind not in _SCALARS:
+            return None
+        key.append((k, kind, v))
+    return tuple(key)
+
+
 def make_function(op, public_name=None):
-    """Build the imperative function for ``op``: inputs first, params as keywords."""
+    """Build the imperative function for ``op``: inputs first, params as keywords.
+
+    A call with all of the op's inputs as NDArrays, positionally, and its
+    params as plain keyword scalars (``nd.sgd_update(w, g, lr=0.1, out=w)``,
+    the shape of a hand-written training loop's calls) reuses the params
+    parsed for the previous call with the same keywords.
+    """
     has_scalar_form = op.scalar_form is not None
+    inputs_given = None if op.variadic or callable(op.inputs) else len(op.inputs)
+    parsed = {}
 
     def function(*args, out=None, name=None, ctx=None, **kwargs):
+        key = None
+        if len(args) == inputs_given and all(type(a) is NDArray for a in args):
+            key = _params_key(kwargs)
+            attrs = parsed.get(key) if key is not None else None
+            if attrs is not None:
+                return invoke(op, list(args), attrs, out, ctx)
         if has_scalar_form and len(args) == 2 and not kwargs:
             if not (isinstance(args[0], NDArray) and isinstance(args[1], NDArray)):
                 result = binary_dispatch(op, args[0], args[1], out)
@@ -37,6 +70,10 @@ def make_function(op, public_name=None):
         if kwargs:
             kwargs = _without_graph_attrs(kwargs)
         args, arrays, attrs = op.split_call(args, kwargs, lambda v: isinstance(v, NDArray))
+        if key is not None:
+            if len(parsed) >= PARSED_KEPT:
+                parsed.clear()
+            parsed[key] = attrs
         inputs = args
         if not op.variadic:
             names = op.input_names(attrs)

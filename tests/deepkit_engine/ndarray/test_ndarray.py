@@ -8,6 +8,7 @@ import pytest
 import deepkit_engine as dk
 from deepkit_engine import engine
 from deepkit_engine.base import ContextError, DeepkitError, EngineError, ShapeError
+from deepkit_engine.ndarray.functions import PARSED_KEPT
 from deepkit_engine.ops import get_op
 from deepkit_engine.testing import assert_almost_equal
 
@@ -281,3 +282,18 @@ def test_prepare_invoke_checks_once_and_refuses_ops_with_resources():
     dropout = get_op("Dropout")
     with pytest.raises(DeepkitError, match="Dropout needs resources"):
         nd.prepare_invoke(dropout, [weight], dropout.parse_attrs({}), nd.zeros((2, 3)))
+
+
+def test_repeated_calls_reuse_parsed_params_without_hiding_a_change_or_an_error():
+    x = nd.array([[1.0, 5.0], [3.0, 2.0]])
+    for _ in range(3):  # the same keywords: the params parsed at the first call
+        assert_almost_equal(nd.clip(x, a_min=2.0, a_max=4.0), np.clip(x.asnumpy(), 2, 4))
+    assert_almost_equal(nd.clip(x, a_min=1.5, a_max=2.5), np.clip(x.asnumpy(), 1.5, 2.5))
+    assert nd.argmax(x, axis=1).asnumpy().tolist() == [1, 0]
+    assert nd.argmax(x, axis=0).asnumpy().tolist() == [1, 0]
+    with pytest.raises(DeepkitError, match="axis"):  # True is not the int 1 it equals
+        nd.argmax(x, axis=True)
+    for k in range(PARSED_KEPT + 5):  # a learning rate changing every step
+        w = nd.ones(2)
+        nd.sgd_update(w, nd.ones(2), lr=0.01 * k, out=w)
+        assert_almost_equal(w, np.full(2, 1 - 0.01 * k), rtol=1e-6)

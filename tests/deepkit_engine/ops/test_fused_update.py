@@ -59,7 +59,7 @@ def _run(monkeypatch, numba_on, name, params, with_mom, count=1, out_moms=False)
     return [a.asnumpy() for a in weights + moms]
 
 
-CASES = [
+SGD_OP_CALLS = [
     ("sgd_update", {"lr": 0.1, "rescale_grad": 0.25}, False, 1, False),
     ("sgd_update", {"lr": 0.1, "wd": 0.01}, False, 1, False),
     ("sgd_mom_update", {"lr": 0.1, "momentum": 0.9, "rescale_grad": 0.25}, True, 1, False),
@@ -76,7 +76,7 @@ CASES = [
 
 
 @needs_numba
-@pytest.mark.parametrize("name,params,with_mom,count,out_moms", CASES)
+@pytest.mark.parametrize("name,params,with_mom,count,out_moms", SGD_OP_CALLS)
 def test_fused_path_gives_the_numpy_paths_bits(monkeypatch, name, params, with_mom, count,
                                                out_moms):
     fused = _run(monkeypatch, True, name, params, with_mom, count, out_moms)
