@@ -380,7 +380,7 @@ class SGD(Optimizer):
         super().__init__(learning_rate, **kwargs)
         self.momentum = _check_number("SGD", "momentum", momentum, 0.0, 1.0)
         self.nesterov = bool(nesterov)
-        self._prepared = (None, None, None)  # (key, push, arrays) of the last fused update
+        self._prepared = nd.LastPrepared()  # the last fused update's push
 
     def create_state(self, weight):
         return _zeros(weight) if self.momentum else []
@@ -404,10 +404,8 @@ class SGD(Optimizer):
             weights.append(weight)
         lrs = tuple(lr for *_, lr in steps)
         key = (lrs, self.momentum, tuple(map(id, inputs)))
-        last_key, push, _ = self._prepared
-        if key != last_key:
-            # checked once per learning rate and set of arrays, each step is then the push
-            # alone; the arrays are kept with the key (so the ids stay theirs), only the last set
+        push = self._prepared.get(key)
+        if push is None:  # checked once per learning rate and set of arrays: a step is the push
             params = {"lrs": lrs, "wds": (0.0,) * len(steps), "num_weights": len(steps)}
             if self.momentum:
                 op = get_op("multi_sgd_mom_update")
@@ -415,7 +413,7 @@ class SGD(Optimizer):
             else:
                 op = get_op("multi_sgd_update")
             push = nd.prepare_invoke(op, inputs, op.parse_attrs(params), weights)
-            self._prepared = (key, push, inputs)
+            self._prepared.keep(key, push, inputs)
         push()
 
     def update_step(self, param, weight, grad, state, lr):

@@ -263,7 +263,7 @@ class Accuracy(_CoreMetric):
         super().__init__(core.Accuracy(), name, output_names, label_names, axis=axis)
         self.axis = axis
         self._host_order = engine.new_var()
-        self._prepared = (None, None, None)
+        self._prepared = nd.LastPrepared()
 
     def update(self, labels, preds):
         pairs = list(_nd_pairs(labels, preds))
@@ -301,10 +301,10 @@ class Accuracy(_CoreMetric):
         """
         arrays = [a for pair in pairs for a in pair]
         key = tuple(map(id, arrays))
-        last_key, push, _ = self._prepared
-        if key != last_key:  # the arrays are kept with the key, so the ids stay theirs
+        push = self._prepared.get(key)
+        if push is None:
             push = self._prepare_host_update(pairs, arrays)
-            self._prepared = (key, push, arrays)
+            self._prepared.keep(key, push, arrays)
         self.core.expect_host_update(self._host_order)
         push()
 

@@ -298,7 +298,7 @@ class SGD(Optimizer):
         self.momentum = float(momentum)
         self.lazy_update = lazy_update
         self._fused = {}
-        self._prepared = (None, None, None)
+        self._prepared = nd.LastPrepared()
 
     def new_state(self, weight):
         return self._zeros(weight, 1) if self.momentum else []
@@ -326,16 +326,14 @@ class SGD(Optimizer):
             wds.append(self._wd(param))
         key = ("multi", tuple(lrs), tuple(wds), self.rescale_grad, self._clip_arg(),
                self.momentum, tuple(map(id, inputs)))
-        last_key, push, _ = self._prepared
-        if key != last_key:
-            # checked once per setting and set of arrays, each step is then the push alone;
-            # the arrays are kept with the key (so the ids stay theirs), only the last set
+        push = self._prepared.get(key)
+        if push is None:  # checked once per setting and set of arrays: a step is the push
             op = get_op("_multi_sgd_update")
             attrs = op.parse_attrs(dict(lrs=key[1], wds=key[2], rescale_grad=key[3],
                                         clip_gradient=key[4], momentum=self.momentum,
                                         num_args=len(inputs)))
             push = nd.prepare_invoke(op, inputs, attrs, weights + moms)
-            self._prepared = (key, push, inputs)
+            self._prepared.keep(key, push, inputs)
         push()
         self.iterations += 1
 

@@ -117,7 +117,7 @@ class Trainer:
         self.compiled_metrics = []
         self.loss_tracker = metrics_mod.Mean(name="loss")
         self._host_metrics_var = engine.new_var()
-        self._host_metrics_prepared = (None, None, None)  # (key, push, what the key names)
+        self._host_metrics_prepared = dk.nd.LastPrepared()
         self.stop_training = False
         self.history = None
         self._compile_version = 0
@@ -418,11 +418,11 @@ class Trainer:
         tracker = self.loss_tracker
         metrics = [(i, m) for i, ms in enumerate(self.compiled_metrics) for m in ms]
         key = (id(exe), id(tracker)) + tuple(id(m) for _, m in metrics)
-        last_key, push, _ = self._host_metrics_prepared
-        if key != last_key:  # the objects are kept with the key, so the ids stay theirs
-            push = self._prepare_host_metrics(exe, tracker, metrics)
-            self._host_metrics_prepared = (key, push, (exe, tracker, metrics))
+        push = self._host_metrics_prepared.get(key)
         if push is None:
+            push = self._prepare_host_metrics(exe, tracker, metrics)
+            self._host_metrics_prepared.keep(key, push, [exe, tracker] + [m for _, m in metrics])
+        if push is False:
             return False
         for m in [tracker] + [m for _, m in metrics]:
             m.expect_host_update(self._host_metrics_var)
@@ -430,14 +430,14 @@ class Trainer:
         return True
 
     def _prepare_host_metrics(self, exe, tracker, metrics):
-        """The push of :meth:`_update_metrics_on_host` for ``exe``, or None where it does not
+        """The push of :meth:`_update_metrics_on_host` for ``exe``, or False where it does not
         apply."""
         if type(tracker) is not metrics_mod.Mean or any(
                 type(m) not in metrics_mod.HOST_METRICS for _, m in metrics):
-            return None
+            return False
         outputs, labels = exe.outputs, self.executors().labels(exe)
         if any(labels[i] is None for i, _ in metrics):
-            return None
+            return False
         for i, m in metrics:  # shape errors are raised here, at once
             m.host_check(labels[i], outputs[1 + i])
         n = exe.arg_dict[self.input_names[0]].shape[0]

@@ -11,12 +11,12 @@ from .creation import (arange, array, empty, empty_like, eye, from_dlpack, full,
                        ones, waitall, zeros)
 from .functions import generate_functions
 from .functions import make_function as _make_function
-from .ndarray import NDArray, invoke, prepare_invoke
+from .ndarray import LastPrepared, NDArray, invoke, prepare_invoke
 from .serialization import load, save
 
 __all__ = [
     "NDArray", "array", "zeros", "ones", "full", "empty", "arange", "empty_like", "full_like",
-    "waitall", "save", "load", "from_dlpack", "invoke", "prepare_invoke",
+    "waitall", "save", "load", "from_dlpack", "invoke", "prepare_invoke", "LastPrepared",
 ]
 
 _generated = generate_functions(globals())

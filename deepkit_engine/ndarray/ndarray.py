@@ -8,6 +8,7 @@ output shape and dtype at the call (errors are raised there, not later), then
 push the kernel to the engine and return at once; only reading values waits.
 """
 import numbers
+import weakref
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from ..ops import registry as _registry
 from ..ops.fluent import attach_operators
 from ..resources import acquire as _acquire_resources
 
-__all__ = ["NDArray", "invoke", "prepare_invoke", "INLINE_MAX_SIZE"]
+__all__ = ["NDArray", "LastPrepared", "invoke", "prepare_invoke", "INLINE_MAX_SIZE"]
 
 #: Work on at most this many elements runs on the calling thread when ready:
 #: a thread hand-off costs more than the arithmetic.
@@ -668,6 +669,43 @@ def invoke(op, inputs, attrs, out=None, ctx=None):
 
 
 _WRITE_REQS = [("write",) * n for n in range(8)]
+
+
+class LastPrepared:
+    """The last function prepared for a set of objects, dropped as soon as one of them is.
+
+    A training loop pushes the same work on the same arrays every step, so
+    the work is prepared once (:func:`prepare_invoke`,
+    ``host_work.prepare_buffer_work``) and kept under a key naming the
+    objects it was made for (their ``id``). The kept function holds the
+    arrays' buffers, so the entry is dropped as soon as any of the objects
+    is collected: arrays made anew each step (gradients summed over devices)
+    are not kept past their step, and an ``id`` in the key never comes to
+    name another object.
+    """
+
+    __slots__ = ("_key", "_fn", "_refs", "__weakref__")
+
+    def __init__(self):
+        self._key = self._fn = self._refs = None
+
+    def __reduce__(self):  # a copy (or a pickled owner) starts empty
+        return (LastPrepared, ())
+
+    def get(self, key):
+        """The function kept for ``key``, or None."""
+        return self._fn if key == self._key else None
+
+    def keep(self, key, fn, objects):
+        """Keep ``fn`` for ``key`` until one of ``objects`` (weakly referenced) is collected."""
+        holder = weakref.ref(self)
+
+        def drop(_):
+            kept = holder()
+            if kept is not None and kept._key == key:
+                kept._key = kept._fn = kept._refs = None
+        self._key, self._fn = key, fn
+        self._refs = [weakref.ref(o, drop) for o in objects]
 
 
 def prepare_invoke(op, inputs, attrs, out):

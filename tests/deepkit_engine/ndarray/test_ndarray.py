@@ -1,4 +1,6 @@
 """NDArray: creation, reading, copies, indexing, assignment, laziness, errors."""
+import copy
+import gc
 import threading
 import time
 
@@ -297,3 +299,16 @@ def test_repeated_calls_reuse_parsed_params_without_hiding_a_change_or_an_error(
         w = nd.ones(2)
         nd.sgd_update(w, nd.ones(2), lr=0.01 * k, out=w)
         assert_almost_equal(w, np.full(2, 1 - 0.01 * k), rtol=1e-6)
+
+
+def test_last_prepared_keeps_one_function_until_an_object_it_names_is_collected():
+    cache = nd.LastPrepared()
+    a, b = nd.zeros(2), nd.zeros(3)
+    cache.keep((id(a), id(b)), "push", [a, b])
+    assert cache.get((id(a), id(b))) == "push"
+    assert cache.get((id(b), id(a))) is None
+    assert copy.deepcopy(cache).get((id(a), id(b))) is None  # a copy starts empty
+    key = (id(a), id(b))
+    del b
+    gc.collect()
+    assert cache.get(key) is None  # dropped with the array: its id may name another one now
