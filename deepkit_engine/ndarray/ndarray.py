@@ -597,6 +597,28 @@ def invoke(op, inputs, attrs, out=None, ctx=None):
     Returns:
         One NDArray, or a list when the op has several outputs.
     """
+    outputs, run, writes, ctx, small = _checked_call(op, inputs, attrs, out, ctx)
+    if _engine_mod._profiler is not None and out is None:  # profile_memory: new outputs
+        _engine_mod._profiler.allocated(op.name, sum(o._data.nbytes for o in outputs))
+    _engine_mod._engine.push(run, [x._var for x in inputs], writes, ctx, op.name, small)
+    if _tape.active:
+        _tape.record(op, attrs, inputs, outputs)
+    if len(outputs) == 1:
+        return outputs[0]
+    if op.visible_outputs is not None:
+        visible = op.num_visible_outputs(attrs)
+        return outputs[0] if visible == 1 else outputs[:visible]
+    return outputs
+
+
+def _checked_call(op, inputs, attrs, out, ctx):
+    """What :func:`invoke` and :func:`prepare_invoke` push: checked, inferred, ready to run.
+
+    Returns:
+        ``(outputs, run, writes, ctx, small)``: the output NDArrays (``out``,
+        or new ones), the kernel call, the variables it writes, the device,
+        and whether the work is small enough to run inline.
+    """
     if inputs:
         first = inputs[0]
         ctx = first._ctx
@@ -655,17 +677,7 @@ def invoke(op, inputs, attrs, out=None, ctx=None):
     else:
         def run():
             kernel(xp, attrs, in_data, out_data, req)
-    if _engine_mod._profiler is not None and out is None:  # profile_memory: new outputs
-        _engine_mod._profiler.allocated(op.name, sum(d.nbytes for d in out_data))
-    _engine_mod._engine.push(run, [x._var for x in inputs], writes, ctx, op.name, small)
-    if _tape.active:
-        _tape.record(op, attrs, inputs, outputs)
-    if len(outputs) == 1:
-        return outputs[0]
-    if op.visible_outputs is not None:
-        visible = op.num_visible_outputs(attrs)
-        return outputs[0] if visible == 1 else outputs[:visible]
-    return outputs
+    return outputs, run, writes, ctx, small
 
 
 _WRITE_REQS = [("write",) * n for n in range(8)]
@@ -732,31 +744,8 @@ def prepare_invoke(op, inputs, attrs, out):
     if op.resources:
         raise DeepkitError(f"prepare_invoke: {op.name} needs resources "
                            f"({', '.join(op.resources)}); call invoke() for each use")
-    ctx = inputs[0]._ctx
-    in_shapes = [x._data.shape for x in inputs]
-    in_dtypes = [x._data.dtype for x in inputs]
-    for x in inputs:
-        if x._ctx != ctx:
-            raise ContextError(f"{op.name}: inputs are on different contexts ({ctx} and "
-                               f"{x._ctx}); move them with as_in_context()")
-    out_shapes = op.run_infer_shape(attrs, in_shapes, None, in_dtypes)[1]
-    out_dtypes = op.run_infer_type(attrs, in_dtypes, None, in_shapes)[1]
-    outputs = [out] if isinstance(out, NDArray) else list(out)
-    _check_out(op, outputs, out_shapes, out_dtypes, ctx)
-    in_data = [x._data for x in inputs]
-    out_data = [o._data for o in outputs]
-    req = ["write"] * len(outputs)
-    kernel, xp = op.kernel(ctx), ctx.xp
-    small = all(d.size <= INLINE_MAX_SIZE for d in out_data + in_data)
-    reads = [x._var for x in inputs]
-    writes = [o._var for o in outputs]
-    if op.aux:
-        names = op.input_names(attrs)
-        writes += [x._var for x, n in zip(inputs, names) if n in op.aux]
-    name = op.name
-
-    def run():
-        kernel(xp, attrs, in_data, out_data, req)
+    _, run, writes, ctx, small = _checked_call(op, inputs, attrs, out, None)
+    reads, name = [x._var for x in inputs], op.name
 
     def push():
         _engine_mod._engine.push(run, reads, writes, ctx, name, small)
