@@ -37,6 +37,7 @@ import numpy as np
 
 from .. import threads
 from ..base import ParamError, ShapeError
+from . import winograd
 from .registry import OpDef, Param, Shape, register, same_dtype, write_result
 
 _LAYOUTS = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
@@ -493,6 +494,9 @@ def conv_forward(xp, x, w, out, req, geo, groups, bias=None):
     """``out (N, F, *o) (req)= conv(x, w) + bias``; ``o`` is taken from ``out``'s shape."""
     if req == "null":
         return
+    if winograd.applies(xp, x, w, out, geo, groups):
+        winograd.conv_forward(x, w, out, req, geo[3], bias)
+        return
     chunks = _chunks(xp, x.shape[0], _cols_bytes(x, w, out.shape[2:], geo), out.shape[2:], groups)
     if chunks is None:
         _conv_forward(xp, x, w, out, req, geo, groups, bias)
@@ -576,6 +580,9 @@ def conv_data_grad(xp, g, w, out, req, geo, groups):
     """``out (N, C, *sp) (req)=`` the gradient of conv w.r.t. its data, given ograd ``g``."""
     if req == "null":
         return
+    if winograd.applies(xp, g, w, out, geo, groups, data_grad=True):
+        winograd.conv_data_grad(g, w, out, req, geo[3])
+        return
     if _full_conv_ok(geo, out.shape[2:], g.shape[2:]):
         conv_forward(xp, g, _flipped_weight(xp, w, groups), out, req, _full_conv_geometry(geo),
                      groups)
@@ -613,6 +620,9 @@ def _conv_data_grad(xp, g, w, out, req, geo, groups):
 def conv_weight_grad(xp, g, x, out, req, geo, groups):
     """``out (F, C/groups, *kernel) (req)=`` the gradient of conv w.r.t. its weight."""
     if req == "null":
+        return
+    if winograd.applies(xp, x, out, g, geo, groups):
+        winograd.conv_weight_grad(g, x, out, req, geo[3])
         return
     if (xp is np and groups == 1 and out.flags.c_contiguous and x.shape[0] > 1
             and out.nbytes >= IN_PLACE_WEIGHT_GRAD_BYTES):
