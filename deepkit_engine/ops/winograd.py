@@ -161,6 +161,12 @@ def weight_tiles(w, flipped, r0, r1, u):
             _store6(u, 30, r, s, _g(c0[5], c1[5], c2[5]))
 
 
+def _gt_column(du, b, f, c):
+    """``G^T`` applied down column ``b`` of the 6x6 ``dU`` of filter ``f``, channel ``c``."""
+    return _gt(du[b, f, c], du[6 + b, f, c], du[12 + b, f, c], du[18 + b, f, c],
+               du[24 + b, f, c], du[30 + b, f, c])
+
+
 def weight_from_tiles(du, f0, f1, out):
     """``dg = G^T dU G``: the 3x3 weight gradient of filters ``f0:f1`` from ``du[k, f, c]``.
 
@@ -171,18 +177,8 @@ def weight_from_tiles(du, f0, f1, out):
     for f in range(f0, f1):
         for c in range(du.shape[2]):
             # the columns of t = G^T dU (3x6), then the rows of t G
-            c0 = _gt(du[0, f, c], du[6, f, c], du[12, f, c], du[18, f, c], du[24, f, c],
-                     du[30, f, c])
-            c1 = _gt(du[1, f, c], du[7, f, c], du[13, f, c], du[19, f, c], du[25, f, c],
-                     du[31, f, c])
-            c2 = _gt(du[2, f, c], du[8, f, c], du[14, f, c], du[20, f, c], du[26, f, c],
-                     du[32, f, c])
-            c3 = _gt(du[3, f, c], du[9, f, c], du[15, f, c], du[21, f, c], du[27, f, c],
-                     du[33, f, c])
-            c4 = _gt(du[4, f, c], du[10, f, c], du[16, f, c], du[22, f, c], du[28, f, c],
-                     du[34, f, c])
-            c5 = _gt(du[5, f, c], du[11, f, c], du[17, f, c], du[23, f, c], du[29, f, c],
-                     du[35, f, c])
+            c0, c1, c2 = _gt_column(du, 0, f, c), _gt_column(du, 1, f, c), _gt_column(du, 2, f, c)
+            c3, c4, c5 = _gt_column(du, 3, f, c), _gt_column(du, 4, f, c), _gt_column(du, 5, f, c)
             g = out[f, c]
             g[0, 0], g[0, 1], g[0, 2] = _gt(c0[0], c1[0], c2[0], c3[0], c4[0], c5[0])
             g[1, 0], g[1, 1], g[1, 2] = _gt(c0[1], c1[1], c2[1], c3[1], c4[1], c5[1])
@@ -328,12 +324,12 @@ class _Kernels:
     """The compiled transforms (attributes named as the module's functions)."""
 
     def __init__(self, numba):
-        global _bt, _g, _gt, _at, _a, _store6, _at_column
+        global _bt, _g, _gt, _at, _a, _store6, _at_column, _gt_column
         # operations in the order written: no fast math, so results do not depend on the machine
         options = {"nogil": True, "error_model": "numpy", "cache": True}
-        _bt, _g, _gt, _at, _a, _store6, _at_column = (
+        _bt, _g, _gt, _at, _a, _store6, _at_column, _gt_column = (
             numba.njit(inline="always", **options)(fn)
-            for fn in (_bt, _g, _gt, _at, _a, _store6, _at_column))
+            for fn in (_bt, _g, _gt, _at, _a, _store6, _at_column, _gt_column))
         for name in _TRANSFORMS:
             setattr(self, name, numba.njit(**options)(globals()[name]))
 
