@@ -205,9 +205,12 @@ class Executor:
         outputs = heads + [e for e in reversed(grad_entries) if e is not None]
         graph = Graph(outputs)
         self._graph = graph
-        for op in {id(n.op): n.op for n in graph.nodes if n.op is not None}.values():
-            if op.prepare is not None:
-                op.prepare(self._ctx)
+        uses = {}
+        for n in graph.nodes:
+            if n.op is not None and n.op.prepare is not None:
+                uses.setdefault(id(n.op), (n.op, []))[1].append(n.attrs)
+        for op, attrs in uses.values():
+            op.prepare(self._ctx, attrs)
         # a head whose gradient no backward node reads (no path to any argument)
         head_grad_nodes = [hg if hg is not None and id(hg) in graph.node_id else None
                            for hg in head_grad_nodes]

@@ -480,9 +480,10 @@ def _bn_backward(xp, attrs, inputs, outputs, req, is_train=True):
         write_result(xp, dgamma, 0.0, req[1])
 
 
-def _prepare_fused_bn(ctx):
+def _prepare_fused_bn(ctx, attrs):
     """Load the compiled BatchNorm kernels at bind (see ``OpDef.prepare``): tiny calls of
-    each, with the argument types of real calls, compile them or read them from the cache."""
+    each, with the argument types of real calls, compile them or read them from the cache.
+    Every node's params (``attrs``) take the same kernels."""
     if ctx.device_type != "cpu":
         return
     fused = fused_cnn.kernels(np.float32)

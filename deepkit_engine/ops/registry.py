@@ -271,10 +271,10 @@ class OpDef:
             ``name``.
         fluent: ``True`` to offer the op as an NDArray/Symbol method under its
             name (``x.sum(axis=1)``), or the method name(s) to use.
-        prepare: ``prepare(ctx)``, called when an executor that runs the op on
-            ``ctx`` is bound: loads what the kernel compiles on first use (numba
-            kernels), so that neither the time nor the memory of loading them
-            falls into the first training step.
+        prepare: ``prepare(ctx, attrs)``, called when an executor that runs the op
+            on ``ctx`` is bound, with the params of each of its nodes: loads what the
+            kernel compiles on first use (numba kernels), so that neither the time
+            nor the memory of loading them falls into the first training step.
     """
 
     def __init__(self, name, forward, inputs=("data",), params=None, infer_shape=None,

@@ -40,7 +40,7 @@ from .. import threads
 from . import fused_cpu
 from .registry import write_result
 
-__all__ = ["applies", "conv_data_grad", "conv_forward", "conv_weight_grad", "kernels",
+__all__ = ["applies", "conv_data_grad", "conv_forward", "conv_weight_grad", "kernels", "prepare",
            "grad_tiles", "input_tiles", "output_tiles", "weight_tiles", "weight_from_tiles"]
 
 #: Workspace (transformed inputs and products) of the tiles that run at once: bigger batches
@@ -338,6 +338,30 @@ def kernels(dtype=np.float32):
     if os.environ.get("DEEPKIT_WINOGRAD", "1").strip() == "0":
         return None
     return fused_cpu.compiled_once(_Kernels, dtype)
+
+
+def prepare(ctx, attrs):
+    """Load the compiled transforms at bind when a convolution may run here (see
+    ``OpDef.prepare``): tiny calls of each, with the argument types of real calls
+    (planes from :func:`_planes`), compile them or read them from the cache.
+
+    Args:
+        ctx: The executor's context (nothing to load off the CPU).
+        attrs: The params of each node of the op; only 2-D 3x3 kernels need
+            the transforms (a network without them does not load numba here).
+    """
+    if ctx.device_type != "cpu" or not any(tuple(a.kernel) == (3, 3) for a in attrs):
+        return
+    fused = kernels()
+    if fused is None:
+        return
+    x = np.zeros((1, 1, 2, 2), np.float32)
+    u, v = _planes(1, 1), _planes(1, 1)
+    fused.weight_tiles(np.zeros((1, 1, 3, 3), np.float32), False, 0, 1, u)
+    fused.weight_from_tiles(u, 0, 1, np.zeros((1, 1, 3, 3), np.float32))
+    fused.input_tiles(x, 1, 1, _input_plane(1, 1), v)
+    fused.output_tiles(v, _output_plane(1, 1), np.empty(0, np.float32), False, x)
+    fused.grad_tiles(x, _output_plane(1, 1), v)
 
 
 # -- when it runs ----------------------------------------------------------------------------

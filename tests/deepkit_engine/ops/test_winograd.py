@@ -2,6 +2,8 @@
 and the compiled forward, data gradient and weight gradient against the float64
 convolution, directly and through the Convolution and Deconvolution ops."""
 import importlib.util
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -260,3 +262,35 @@ def test_other_convolutions_keep_im2col(monkeypatch):
     monkeypatch.setenv("DEEPKIT_WINOGRAD", "0")
     assert not winograd.applies(np, x, w, out, geo, 1)
     assert convolution.winograd is winograd
+
+
+
+_FIRST_STEP = """
+import numpy as np
+import deepkit_engine as dk
+from deepkit_engine.ops import winograd
+data = dk.sym.Variable("data")
+net = dk.sym.Convolution(data, kernel=(3, 3), pad=(1, 1), num_filter=32, name="conv")
+net = dk.sym.Convolution(net, kernel=(3, 3), pad=(1, 1), num_filter=32, name="conv2")
+exe = net.simple_bind(dk.cpu(), data=(8, 32, 8, 8))
+fused = winograd.kernels()
+loaded = {name: list(getattr(fused, name).signatures) for name in winograd._TRANSFORMS}
+rng = np.random.default_rng(8)
+for arr in exe.arg_dict.values():
+    arr[:] = rng.normal(size=arr.shape)
+exe.forward(is_train=True)
+exe.backward(dk.nd.array(rng.normal(size=(8, 32, 8, 8)).astype(np.float32)))
+dk.nd.waitall()
+for name in winograd._TRANSFORMS:
+    assert loaded[name], name + ": not loaded at bind"
+    assert list(getattr(fused, name).signatures) == loaded[name], name + ": compiled in the step"
+print("ok")
+"""
+
+
+@needs_numba
+def test_binding_loads_every_transform_a_training_step_calls():
+    # a fresh process: nothing compiled before the bind
+    done = subprocess.run([sys.executable, "-c", _FIRST_STEP], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
