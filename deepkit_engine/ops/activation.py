@@ -56,31 +56,76 @@ def _activation_gradient(F, node, ograds):
     if act == "relu":
         return [F._relu_grad(g, y)]
     if act == "sigmoid":
-        return [g * y * (1 - y)]
+        return [F._sigmoid_grad(g, y)]
     if act == "tanh":
-        return [g * (1 - y * y)]
+        return [F._tanh_grad(g, y)]
     x = node.inputs[0]
     if act == "softrelu":
         return [g * F.sigmoid(x)]
     return [g / F.square(1 + F.abs(x))]
 
 
-def _relu_grad_forward(xp, attrs, inputs, outputs, req):
-    g, y = inputs
-    if req[0] == "null":
+#: Elements per block of the activation gradients below: a block's temporaries stay in
+#: the cache, so each pass after the first reads the cache instead of memory (LeNet's
+#: first tanh gradient, 1.5 M values: 4.6 ms as three whole-array passes, 1.4 ms in
+#: blocks of 16 K values, whose Python loop costs, 0.6 ms in blocks of 128 K).
+GRAD_BLOCK = 1 << 17
+
+
+def _blockwise(xp, block, g, y, out):
+    """``block(g, y, out)`` over flat blocks of :data:`GRAD_BLOCK` elements.
+
+    On numpy, contiguous arrays of at least ``threads.UNARY_MIN_SIZE`` elements
+    are also split into one range per kernel pool thread. ``out`` may be ``g``
+    (the ops run in place): a block reads its ``g`` before it writes ``out``.
+    """
+    if xp is not np or not (g.flags.c_contiguous and y.flags.c_contiguous
+                            and out.flags.c_contiguous):
+        block(g, y, out)
         return
-    target = outputs[0] if req[0] != "add" else xp.empty_like(outputs[0])
-    if (xp is np and threads.pool_size() > 1 and g.size >= threads.UNARY_MIN_SIZE
-            and g.flags.c_contiguous and y.flags.c_contiguous and target.flags.c_contiguous):
-        gf, yf, tf = g.reshape(-1), y.reshape(-1), target.reshape(-1)
-        step = -(-g.size // threads.pool_size())
-        threads.parallel_map(
-            lambda i: xp.multiply(gf[i:i + step], yf[i:i + step] > 0, out=tf[i:i + step]),
-            range(0, g.size, step))
-    else:
-        xp.multiply(g, y > 0, out=target)
-    if req[0] == "add":
-        outputs[0] += target
+    gf, yf, of = g.reshape(-1), y.reshape(-1), out.reshape(-1)
+
+    def run(span):
+        for i in range(span[0], span[1], GRAD_BLOCK):
+            j = min(i + GRAD_BLOCK, span[1])
+            block(gf[i:j], yf[i:j], of[i:j])
+
+    parts = threads.pool_size() if g.size >= threads.UNARY_MIN_SIZE else 1
+    step = max(1, -(-g.size // parts))
+    threads.parallel_map(run, [(i, min(i + step, g.size)) for i in range(0, g.size, step)])
+
+
+def _act_grad_forward(block):
+    """The forward kernel of an activation gradient op computing ``block(xp)(g, y, out)``."""
+    def forward(xp, attrs, inputs, outputs, req):
+        g, y = inputs
+        if req[0] == "null":
+            return
+        target = outputs[0] if req[0] != "add" else xp.empty_like(outputs[0])
+        _blockwise(xp, block(xp), g, y, target)
+        if req[0] == "add":
+            outputs[0] += target
+    return forward
+
+
+def _relu_block(xp):
+    return lambda g, y, out: xp.multiply(g, y > 0, out=out)
+
+
+def _tanh_block(xp):
+    def block(g, y, out):
+        t = xp.multiply(y, y)
+        xp.subtract(1, t, out=t)
+        xp.multiply(g, t, out=out)
+    return block
+
+
+def _sigmoid_block(xp):
+    def block(g, y, out):
+        t = xp.subtract(1, y)
+        t *= y
+        xp.multiply(g, t, out=out)
+    return block
 
 
 def _relu_grad_gradient(F, node, ograds):
@@ -88,11 +133,37 @@ def _relu_grad_gradient(F, node, ograds):
     return [F._relu_grad(ograds[0], node.inputs[1]), None]
 
 
+def _tanh_grad_gradient(F, node, ograds):
+    # d/dg g (1 - y^2) = 1 - y^2; d/dy = -2 g y
+    h = ograds[0]
+    g, y = node.inputs
+    return [F._tanh_grad(h, y), h * g * y * -2]
+
+
+def _sigmoid_grad_gradient(F, node, ograds):
+    # d/dg g y (1 - y) = y (1 - y); d/dy = g (1 - 2 y)
+    h = ograds[0]
+    g, y = node.inputs
+    return [F._sigmoid_grad(h, y), h * g * (1 - 2 * y)]
+
+
 register(OpDef(
-    "_relu_grad", _relu_grad_forward, inputs=("ograd", "output"), inplace=((0, 0),),
-    gradient=_relu_grad_gradient,
+    "_relu_grad", _act_grad_forward(_relu_block), inputs=("ograd", "output"),
+    inplace=((0, 0),), gradient=_relu_grad_gradient,
     doc="ReLU's input gradient from its output: ``ograd`` where ``output > 0``, else 0 "
         "(one pass, where ``ograd * sign(output)`` takes two)."))
+
+register(OpDef(
+    "_tanh_grad", _act_grad_forward(_tanh_block), inputs=("ograd", "output"),
+    inplace=((0, 0),), gradient=_tanh_grad_gradient,
+    doc="tanh's input gradient from its output: ``ograd * (1 - output^2)``, in blocks that "
+        "stay in the cache (one op instead of three passes over memory)."))
+
+register(OpDef(
+    "_sigmoid_grad", _act_grad_forward(_sigmoid_block), inputs=("ograd", "output"),
+    inplace=((0, 0),), gradient=_sigmoid_grad_gradient,
+    doc="The logistic function's input gradient from its output: ``ograd * output * (1 - "
+        "output)``, in blocks that stay in the cache."))
 
 
 register(OpDef(

@@ -34,13 +34,51 @@ CASES += [OpCase("_relu_grad", [shape, shape], lambda g, y: g * (y > 0), low=-3,
                  grad=shape == (3, 4))
           for shape in ELEMWISE_SHAPES]
 
+CASES += [OpCase(name, [shape, shape], ref, low=-1, high=1, grad=shape == (3, 4))
+          for name, ref in (("_tanh_grad", lambda g, y: g * (1 - y * y)),
+                            ("_sigmoid_grad", lambda g, y: g * y * (1 - y)))
+          for shape in ELEMWISE_SHAPES]
 
-def test_relu_grad_splits_large_arrays_over_the_pool_exactly():
+
+@pytest.mark.parametrize("name, ref", [
+    ("_relu_grad", lambda g, y: g * (y > 0)),
+    ("_tanh_grad", lambda g, y: g * (1 - y * y)),
+    ("_sigmoid_grad", lambda g, y: g * ((1 - y) * y)),
+])
+def test_activation_grads_split_large_arrays_into_blocks_exactly(name, ref):
     rng = np.random.default_rng(5)
     g = rng.standard_normal((3, 300, 257)).astype(np.float32)  # above the split size
-    y = rng.standard_normal((3, 300, 257)).astype(np.float32)
-    np.testing.assert_array_equal(nd._relu_grad(nd.array(g), nd.array(y)).asnumpy(),
-                                  g * (y > 0))
+    y = rng.uniform(-1, 1, (3, 300, 257)).astype(np.float32)
+    want = ref(g, y)  # numpy's float32 passes, in the order the blocks run them
+    np.testing.assert_array_equal(getattr(nd, name)(nd.array(g), nd.array(y)).asnumpy(), want)
+    out = nd.array(g)
+    getattr(nd, name)(out, nd.array(y), out=out)  # in place over the incoming gradient
+    np.testing.assert_array_equal(out.asnumpy(), want)
+
+
+@pytest.mark.parametrize("act", ["tanh", "sigmoid"])
+def test_tanh_and_sigmoid_gradients_are_one_node_and_differentiate_again(act):
+    exe = sym.Activation(sym.Variable("x"), act_type=act, name="act").simple_bind(
+        None, x=(2, 2))
+    seen = []
+    exe.set_monitor_callback(lambda name, _: seen.append(name))
+    exe.forward(is_train=True)
+    exe.backward(nd.ones((2, 2)))
+    exe.grad_dict["x"].wait_to_read()
+    backward_nodes = [n for n in seen if "_backward_" in n]
+    assert backward_nodes and all(f"_{act}_grad" in n for n in backward_nodes), seen
+    v = np.array([[-1.5, 0.5], [2.0, -0.25]])
+    xa = nd.array(v, dtype="float64")
+    xa.attach_grad()
+    with autograd.record():
+        dx = autograd.grad(nd.Activation(xa, act_type=act), xa, create_graph=True)
+        z = dx.sum()
+    z.backward()
+    f = np.tanh(v) if act == "tanh" else 1 / (1 + np.exp(-v))
+    first = 1 - f * f if act == "tanh" else f * (1 - f)
+    second = -2 * f * first if act == "tanh" else first * (1 - 2 * f)
+    assert_almost_equal(dx, first)
+    assert_almost_equal(xa.grad, second)
 
 
 def test_relu_gradient_is_one_relu_grad_node_and_differentiates_again():
