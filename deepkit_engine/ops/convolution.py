@@ -20,7 +20,9 @@ the forward convolution of the ograd, padded by ``kernel - 1 - pad``, with the
 flipped, channel-exchanged weight (an im2col copy in place of the slice adds).
 On numpy, the batch is cut into chunks of samples that run in parallel on the
 kernel pool (``deepkit_engine.threads``), each with single-threaded BLAS; weight
-gradient chunks are summed. A deconvolution runs the same three
+gradient chunks are summed. float32 3x3 stride-1 convolutions with enough
+channels take Winograd's F(4x4, 3x3) instead, for all three kernels
+(:mod:`.winograd`, with numba). A deconvolution runs the same three
 kernels with the roles exchanged (its forward is a convolution's data
 gradient, its data gradient a convolution's forward, its weight gradient a
 convolution's weight gradient with data and ograd swapped).
