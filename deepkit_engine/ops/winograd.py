@@ -1,36 +1,38 @@
-"""3x3 stride-1 convolutions by Winograd's minimal filtering F(2x2, 3x3), float32 on the CPU.
+"""3x3 stride-1 convolutions by Winograd's minimal filtering F(4x4, 3x3), float32 on the CPU.
 
-A 3x3 convolution computes each 2x2 block of outputs from a 4x4 block of
-inputs with 36 multiply-adds per channel pair. Winograd's F(2x2, 3x3)
+A 3x3 convolution computes each 4x4 block of outputs from a 6x6 block of
+inputs with 144 multiply-adds per channel pair. Winograd's F(4x4, 3x3)
 (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016)
-transforms the 4x4 input tile and the 3x3 filter into 4x4 tiles, multiplies
-them elementwise (16 multiply-adds) and transforms the product back::
+transforms the 6x6 input tile and the 3x3 filter into 6x6 tiles, multiplies
+them elementwise (36 multiply-adds) and transforms the product back::
 
-    V = B^T d B      (input tile, 4x4)      U = G g G^T    (filter, 4x4)
-    M = sum over input channels of U * V    Y = A^T M A    (output, 2x2)
+    V = B^T d B      (input tile, 6x6)      U = G g G^T    (filter, 6x6)
+    M = sum over input channels of U * V    Y = A^T M A    (output, 4x4)
 
-Summed over channels, each of the 16 positions of ``M`` is a matrix product,
+Summed over channels, each of the 36 positions of ``M`` is a matrix product,
 ``M[k] (F, P) = U[k] (F, C) @ V[k] (C, P)`` over the ``P`` tiles of a batch,
-so the convolution becomes 16 GEMMs with 2.25 times fewer multiply-adds than
-im2col's one, plus transforms that are additions only. ResNet's 3x3 layers
-are most of its work, forward and backward alike:
+so the convolution becomes 36 GEMMs with 4 times fewer multiply-adds than
+im2col's one, plus transforms whose multiplications are by small constants.
+ResNet's 3x3 layers are most of its work, forward and backward alike:
 
 - the **data gradient** of a stride-1 convolution is the forward convolution
   of the output gradient (padded by ``2 - pad``) with the flipped weight,
   channels exchanged: the same code, the weight transform reading the
   filter flipped;
 - the **weight gradient** is the adjoint of the forward: with
-  ``dM = A dY A^T`` per output tile, ``dU[k] = dM[k] @ V[k]^T`` (16 GEMMs
+  ``dM = A dY A^T`` per output tile, ``dU[k] = dM[k] @ V[k]^T`` (36 GEMMs
   summed over the tiles, a long inner dimension) and ``dg = G^T dU G``.
 
-Every result is the convolution's exact value in exact arithmetic; in float32
-the transforms add rounding of the order of the inputs' magnitude times
-1e-7 (the tests bound it against the float64 reference). Only float32 numpy
-arrays take this path, with numba's compiled transforms (``deepkit[fast]``);
-float64 (the reference and gradient checks) keeps im2col. ``DEEPKIT_WINOGRAD=0``
-turns it off. As in :mod:`.fused_cpu`, the transforms are plain Python as
-written (readable, and tested on tiny arrays without numba) and compiled once
-per process with numba's on-disk cache.
+Every result is the convolution's exact value in exact arithmetic. In float32
+the transforms' constants (up to 8 in ``A``, 5 in ``B``) amplify rounding:
+results are within about 1e-5 of the largest output, where im2col is within
+about 1e-6 (F(2x2, 3x3) would be within 3e-6, for twice the products' work
+and more data moved). cuDNN and oneDNN make the same trade. Only float32
+numpy arrays take this path, with numba's compiled transforms
+(``deepkit[fast]``); float64 (the reference and gradient checks) keeps
+im2col. ``DEEPKIT_WINOGRAD=0`` turns it off. As in :mod:`.fused_cpu`, the
+transforms are plain Python as written (readable, and tested on tiny arrays
+without numba) and compiled once per process with numba's on-disk cache.
 """
 import os
 
