@@ -92,7 +92,7 @@ class Subgraph:
         shapes, types, memory = self._plan(values)
         graph = self.graph
         arrays = [None] * graph.num_entries
-        resources = {"rng": rng, "is_train": is_train}
+        resources = {"rng": rng, "is_train": is_train, "blas_wide": True}
         arena = xp.empty(max(memory.arena_bytes or 0, 1), np.uint8) \
             if memory.offsets is not None else None
 

@@ -316,6 +316,7 @@ class Executor:
         self._bwd_program = self._program(bwd_nodes, graph, raw, plan, grad_req_of_entry, unread)
         self._internal_var = _engine_mod.Var()
         self._resources = tuple(sorted({r for n in op_nodes for r in n.op.resources}))
+        self._blas_wide = not any(n.op.pool_parallel for n in op_nodes)
         # a pass that draws random numbers writes the generator's variable
         self._resource_writes = _acquire_resources(self._resources, self._ctx, False,
                                                    "executor")[1]
@@ -412,7 +413,7 @@ class Executor:
         node = None
         try:
             available = _acquire_resources(self._resources, self._ctx, is_train,
-                                           replica=replica)[0] \
+                                           replica=replica, blas_wide=self._blas_wide)[0] \
                 if self._resources else None
             monitor = self._monitor
             profiler = _engine_mod._profiler

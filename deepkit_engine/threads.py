@@ -290,7 +290,9 @@ def unary(xp, fn, x, out):
 MATMUL_MIN_WORK = 1 << 24
 
 #: Products from this many multiply-adds up to :data:`MATMUL_MIN_WORK` run with
-#: one BLAS thread per pool thread when no other such product is running.
+#: one BLAS thread per pool thread when no other such product is running and the
+#: caller allows it (``matmul(..., wide=False)`` does not: executors running kernels
+#: that use the pool themselves, see the ``blas_wide`` resource).
 MATMUL_WIDE_MIN_WORK = 1 << 20
 
 _wide = {"setter": None, "looked": False, "lock": threading.Lock()}
@@ -323,7 +325,7 @@ def _wide_matmul(a, b, out, threads_wanted):
     return True
 
 
-def matmul(xp, a, b, out=None):
+def matmul(xp, a, b, out=None, wide=True):
     """``xp.matmul(a, b, out=out)``, the rows of ``a`` split over the kernel pool.
 
     A product big enough to pay for the hand-off (:data:`MATMUL_MIN_WORK`
@@ -331,6 +333,8 @@ def matmul(xp, a, b, out=None):
     ``out``; leading axes broadcast as in ``matmul``), one single-threaded
     BLAS call per pool thread: the cores BLAS does not get (see the module
     docstring) still work on one large product. ``out`` None: a new array.
+    ``wide`` False keeps medium products on one BLAS thread (see
+    :func:`_wide_matmul` and the ``blas_wide`` resource).
     """
     workers = pool_size()
     if xp is not np or workers < 2 or a.ndim < 2 or b.ndim < 2:
@@ -344,7 +348,7 @@ def matmul(xp, a, b, out=None):
         work = math.prod(shape) * a.shape[-1]
     if work < MATMUL_MIN_WORK or m < 2 * workers or (
             out is not None and out.strides[-1] != out.itemsize):
-        if work >= MATMUL_WIDE_MIN_WORK and _state["blas"] == 1:
+        if wide and work >= MATMUL_WIDE_MIN_WORK and _state["blas"] == 1:
             if out is None:
                 out = np.empty(shape, np.result_type(a, b))
             if _wide_matmul(a, b, out, workers):

@@ -49,6 +49,7 @@ of the node's outputs and inputs and of the entries skipping over it are in
 flight.
 """
 from ..ops.registry import get_op
+from ..resources import bound_to_run
 from .node import Node, topo_order
 from .plan_memory import shape_only_inputs, value_inputs
 
@@ -81,11 +82,11 @@ def can_recompute(node):
         return False
     forced = _forced(node)
     if forced is not None:
-        return forced and not node.op.resources
+        return forced and not bound_to_run(node.op.resources)
     op = node.op
     if op.name == "BatchNorm":
         return True
-    if op.resources or op.aux or op.loss_head or op.name in _NEVER:
+    if bound_to_run(op.resources) or op.aux or op.loss_head or op.name in _NEVER:
         return False
     return op.mirror is None or bool(op.mirror)
 
@@ -98,7 +99,7 @@ def is_mirrorable(node):
     if forced is not None:
         return forced
     op = node.op
-    if op.resources or op.aux:
+    if bound_to_run(op.resources) or op.aux:
         return False
     if op.mirror is not None:
         return bool(op.mirror)

@@ -20,7 +20,7 @@ from ..engine import Var as _Var
 from .. import ops as _ops  # noqa: F401 - registers every op family
 from ..ops import registry as _registry
 from ..ops.fluent import attach_operators
-from ..resources import acquire as _acquire_resources
+from ..resources import acquire as _acquire_resources, bound_to_run
 
 __all__ = ["NDArray", "LastPrepared", "invoke", "prepare_invoke", "INLINE_MAX_SIZE"]
 
@@ -732,8 +732,8 @@ def prepare_invoke(op, inputs, attrs, out):
     recorded by autograd: use it for updates, outside ``autograd.record()``.
 
     Args:
-        op: The :class:`OpDef`; ops that need resources (random state,
-            workspace) are refused.
+        op: The :class:`OpDef`; ops whose resources tie them to the moment
+            they run (random state, the training flag) are refused.
         inputs: NDArrays, in the op's input order.
         attrs: Parsed parameters (``op.parse_attrs``).
         out: An NDArray or list of NDArrays the op writes.
@@ -741,7 +741,7 @@ def prepare_invoke(op, inputs, attrs, out):
     Returns:
         A function of no arguments.
     """
-    if op.resources:
+    if bound_to_run(op.resources):
         raise DeepkitError(f"prepare_invoke: {op.name} needs resources "
                            f"({', '.join(op.resources)}); call invoke() for each use")
     _, run, writes, ctx, small = _checked_call(op, inputs, attrs, out, None)

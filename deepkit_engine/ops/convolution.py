@@ -829,7 +829,7 @@ register(OpDef(
     "Convolution", _convolution_forward, inputs=_inputs, params=_params(False),
     infer_shape=_conv_shape, infer_type=same_dtype, partial_infer=True,
     gradient=_conv_gradient, aliases=("Convolution_v1",),
-    prepare=winograd.prepare,
+    prepare=winograd.prepare, pool_parallel=True,
     doc="1-D, 2-D or 3-D convolution (cross-correlation) over NC(D)HW data with weight "
         "(num_filter, C/num_group, *kernel) and optional bias; grouped and depthwise when "
         "num_group > 1."))
@@ -838,7 +838,7 @@ register(OpDef(
     "Deconvolution", _deconvolution_forward, inputs=_inputs, params=_params(True),
     infer_shape=_deconv_shape, infer_type=same_dtype, partial_infer=True,
     gradient=_deconv_gradient,
-    prepare=winograd.prepare,
+    prepare=winograd.prepare, pool_parallel=True,
     doc="Transposed convolution (the gradient of Convolution w.r.t. its data) with weight "
         "(C, num_filter/num_group, *kernel); output size stride*(in-1) + dilate*(kernel-1) + 1 "
         "- 2*pad + adj, or target_shape."))
@@ -848,7 +848,7 @@ register(OpDef(
     inputs=("ograd", "weight", "data"), params=_params(False),
     infer_shape=_backward_data_shape, infer_type=same_dtype, partial_infer=True,
     gradient=_backward_conv_data_gradient,
-    prepare=winograd.prepare,
+    prepare=winograd.prepare, pool_parallel=True,
     doc="Gradient of Convolution w.r.t. its data (col2im of weight^T @ ograd); `data` gives "
         "only the shape."))
 
@@ -857,7 +857,7 @@ register(OpDef(
     inputs=("ograd", "data"), params=_params(False),
     infer_shape=_backward_conv_weight_shape, infer_type=same_dtype, partial_infer=True,
     gradient=_backward_conv_weight_gradient,
-    prepare=winograd.prepare,
+    prepare=winograd.prepare, pool_parallel=True,
     doc="Gradient of Convolution w.r.t. its weight (ograd @ im2col(data)^T, summed over the "
         "batch)."))
 
@@ -866,7 +866,7 @@ register(OpDef(
     inputs=("ograd", "weight", "data"), params=_params(True),
     infer_shape=_backward_deconv_data_shape, infer_type=same_dtype, partial_infer=True,
     gradient=_backward_deconv_data_gradient,
-    prepare=winograd.prepare,
+    prepare=winograd.prepare, pool_parallel=True,
     doc="Gradient of Deconvolution w.r.t. its data (a convolution of ograd); `data` gives "
         "only the shape."))
 
@@ -875,5 +875,5 @@ register(OpDef(
     inputs=("ograd", "data"), params=_params(True),
     infer_shape=_backward_deconv_weight_shape, infer_type=same_dtype, partial_infer=True,
     gradient=_backward_deconv_weight_gradient,
-    prepare=winograd.prepare,
+    prepare=winograd.prepare, pool_parallel=True,
     doc="Gradient of Deconvolution w.r.t. its weight."))

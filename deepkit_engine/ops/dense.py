@@ -39,7 +39,7 @@ def _fc_shape(attrs, in_shapes):
     return ins, [out]
 
 
-def _fc_forward(xp, attrs, inputs, outputs, req):
+def _fc_forward(xp, attrs, inputs, outputs, req, blas_wide=True):
     data, weight = inputs[0], inputs[1]
     out = outputs[0]
     k = weight.shape[1]
@@ -51,7 +51,7 @@ def _fc_forward(xp, attrs, inputs, outputs, req):
         if not attrs.no_bias:
             o2 += inputs[2]
     elif req[0] != "null":
-        threads.matmul(xp, x2, weight.T, o2)
+        threads.matmul(xp, x2, weight.T, o2, wide=blas_wide)
         if not attrs.no_bias:
             o2 += inputs[2]
 
@@ -73,7 +73,7 @@ def _fc_gradient(F, node, ograds):
     return grads
 
 
-def _data_grad_forward(xp, attrs, inputs, outputs, req):
+def _data_grad_forward(xp, attrs, inputs, outputs, req, blas_wide=True):
     g, weight = inputs[0], inputs[1]
     out = outputs[0]
     if req[0] == "null":
@@ -81,7 +81,7 @@ def _data_grad_forward(xp, attrs, inputs, outputs, req):
     h, k = weight.shape
     g2 = _rows_view(g, h, attrs.flatten)
     if req[0] != "add" and out.flags.c_contiguous:
-        threads.matmul(xp, g2, weight, out.reshape(g2.shape[0], k))
+        threads.matmul(xp, g2, weight, out.reshape(g2.shape[0], k), wide=blas_wide)
     else:
         value = (g2 @ weight).reshape(out.shape)
         if req[0] == "add":
@@ -103,7 +103,7 @@ def _data_grad_gradient(F, node, ograds):
             F._fc_weight_grad(g, u, flatten=flat, num_hidden=h), None]
 
 
-def _weight_grad_forward(xp, attrs, inputs, outputs, req):
+def _weight_grad_forward(xp, attrs, inputs, outputs, req, blas_wide=True):
     g, data = inputs
     out = outputs[0]
     if req[0] == "null":
@@ -114,7 +114,7 @@ def _weight_grad_forward(xp, attrs, inputs, outputs, req):
     if req[0] == "add":
         out += g2.T @ x2
     else:
-        threads.matmul(xp, g2.T, x2, out)
+        threads.matmul(xp, g2.T, x2, out, wide=blas_wide)
 
 
 def _weight_grad_shape(attrs, in_shapes):
@@ -142,6 +142,7 @@ _GRAD_PARAMS = {
 
 register(OpDef(
     "_fc_data_grad", _data_grad_forward, inputs=("ograd", "weight", "data"),
+    resources=("blas_wide",),
     params=_GRAD_PARAMS, infer_shape=_data_grad_shape,
     infer_type=lambda attrs, t: (t, [t[0]]), gradient=_data_grad_gradient,
     doc="FullyConnected's data gradient ``ograd @ weight``, shaped as ``data`` (whose "
@@ -149,6 +150,7 @@ register(OpDef(
 
 register(OpDef(
     "_fc_weight_grad", _weight_grad_forward, inputs=("ograd", "data"),
+    resources=("blas_wide",),
     params=_GRAD_PARAMS, infer_shape=_weight_grad_shape,
     infer_type=lambda attrs, t: (t, [t[0]]), gradient=_weight_grad_gradient,
     doc="FullyConnected's weight gradient ``ograd^T @ data``, the data seen as FullyConnected "
@@ -157,6 +159,7 @@ register(OpDef(
 
 register(OpDef(
     "FullyConnected", _fc_forward, inputs=_inputs, infer_shape=_fc_shape, partial_infer=True,
+    resources=("blas_wide",),
     params={"num_hidden": Param(int, doc="Number of output units.", min=1),
             "no_bias": Param(bool, False, "Leave out the bias."),
             "flatten": Param(bool, True, "Flatten all but the first axis of data (else apply "

@@ -526,7 +526,7 @@ register(OpDef(
     doc="Gradient of BatchNorm with respect to data, gamma and beta, from the saved batch "
         "mean and inverse std (the affine map of the moving statistics with "
         "use_global_stats or outside training).",
-    prepare=_prepare_fused_bn))
+    prepare=_prepare_fused_bn, pool_parallel=True))
 
 def _bn_apply_forward(xp, attrs, inputs, outputs, req):
     data, gamma, beta, mean, invstd = inputs
@@ -568,7 +568,7 @@ register(OpDef(
     doc="BatchNorm's training-mode output from given batch statistics (its hidden mean and "
         "inverse-std outputs), computed exactly as BatchNorm computes it: recomputes a "
         "BatchNorm output without touching the moving statistics.",
-    prepare=_prepare_fused_bn))
+    prepare=_prepare_fused_bn, pool_parallel=True))
 
 register(OpDef(
     "BatchNorm", _bn_forward, inputs=("data", "gamma", "beta", "moving_mean", "moving_var"),
@@ -581,7 +581,7 @@ register(OpDef(
     doc="Batch normalization: normalise each channel (``axis``) with the batch mean and "
         "biased variance in training, updating the moving statistics in place, or with the "
         "moving statistics in inference; then scale by gamma and shift by beta.",
-    prepare=_prepare_fused_bn))
+    prepare=_prepare_fused_bn, pool_parallel=True))
 
 
 # -- SyncBatchNorm ---------------------------------------------------------------------

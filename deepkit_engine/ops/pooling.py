@@ -473,7 +473,7 @@ _POOL_PARAMS = {
 }
 
 register(OpDef(
-    "_backward_Pooling", _pool_backward, inputs=_backward_pool_inputs,
+    "_backward_Pooling", _pool_backward, inputs=_backward_pool_inputs, pool_parallel=True,
     params=dict(_POOL_PARAMS), infer_shape=_backward_pool_shape, infer_type=_pool_type,
     partial_infer=True, gradient=_backward_pool_gradient,
     doc="Gradient of Pooling with respect to its data: max routes each output gradient to the "
@@ -481,6 +481,7 @@ register(OpDef(
 
 register(OpDef(
     "Pooling", _pool_forward, params=dict(_POOL_PARAMS), infer_shape=_pool_shape,
+    pool_parallel=True,
     infer_type=_pool_type, partial_infer=True, gradient=_pool_gradient,
     aliases=("Pooling_v1", "_npx_pooling"),
     doc="Max, average, sum or Lp pooling over 1-D, 2-D or 3-D windows of channel-first data, "

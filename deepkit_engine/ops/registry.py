@@ -238,7 +238,8 @@ class OpDef:
         aliases: Other names for the same op (MXNet internal names).
         variadic: Inputs come as ``*args``; their count is param ``num_args``.
         inplace: ``(input_index, output_index)`` pairs that may share memory.
-        resources: Extra kernel arguments: ``'rng'``, ``'is_train'``.
+        resources: Extra kernel arguments: ``'rng'``, ``'is_train'``, ``'replica'``,
+            ``'blas_wide'`` (see :mod:`deepkit_engine.resources`).
         aux: Names of inputs that are auxiliary states: the op updates them
             in place (BatchNorm's moving statistics); they are listed by
             ``list_auxiliary_states`` and get no gradient.
@@ -275,6 +276,10 @@ class OpDef:
             on ``ctx`` is bound, with the params of each of its nodes: loads what the
             kernel compiles on first use (numba kernels), so that neither the time
             nor the memory of loading them falls into the first training step.
+        pool_parallel: The kernel splits its work over the kernel pool and keeps
+            both cores busy by itself (convolutions, pooling, BatchNorm, recurrent
+            layers): an executor running one does not hand matrix products to
+            BLAS's own threads (see ``'blas_wide'``).
     """
 
     def __init__(self, name, forward, inputs=("data",), params=None, infer_shape=None,
@@ -282,9 +287,11 @@ class OpDef:
                  resources=(), gradient=None, differentiable=True, doc="", aux=(),
                  partial_infer=None, loss_head=False, mirror=None, unbroadcast=False,
                  visible_outputs=None, scalar_form=None, reflected_scalar_form=None,
-                 operator=None, operator_alias=None, fluent=False, prepare=None):
+                 operator=None, operator_alias=None, fluent=False, prepare=None,
+                 pool_parallel=False):
         self.name = name
         self.prepare = prepare
+        self.pool_parallel = pool_parallel
         if isinstance(forward, dict):
             self.forward_cpu = forward["cpu"]
             self.forward_gpu = forward.get("gpu", forward["cpu"])

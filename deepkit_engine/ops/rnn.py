@@ -1132,6 +1132,7 @@ _PARAMS = {
 
 register(OpDef(
     "_backward_RNN", _rnn_backward, inputs=_backward_inputs, outputs=_backward_outputs,
+    pool_parallel=True,
     params=dict(_PARAMS), infer_shape=_backward_shape, infer_type=_backward_type,
     partial_infer=True, differentiable=False,
     doc="Gradient of RNN by backpropagation through time: gradients of data, parameters, "
@@ -1139,6 +1140,7 @@ register(OpDef(
 
 register(OpDef(
     "RNN", _rnn_forward, inputs=_inputs, outputs=_outputs, visible_outputs=_visible_outputs,
+    pool_parallel=True,
     params=dict(_PARAMS), infer_shape=_rnn_shape, infer_type=_rnn_type, partial_infer=True,
     resources=("rng", "is_train"), gradient=_rnn_gradient,
     doc="Fused multi-layer (optionally bidirectional) vanilla RNN, LSTM or GRU over a "
