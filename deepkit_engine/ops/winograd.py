@@ -375,8 +375,8 @@ def applies(xp, x, w, out, geo, groups, data_grad=False):
     with padding of at most 2 (the data gradient pads by ``2 - pad``), at
     least :data:`MIN_CHANNELS` channels in and out and
     :data:`MIN_TILES_PER_CHANNEL` output tiles in the batch per channel, and
-    the compiled transforms available. ``x`` and ``out`` are the forward's data and
-    output, or with ``data_grad`` the output gradient and the data gradient.
+    the compiled transforms available. ``x`` and ``out`` are the forward's data
+    and output, or with ``data_grad`` the output gradient and the data gradient.
     """
     kernel, stride, dilate, pad = geo
     if not (xp is np and groups == 1 and tuple(kernel) == (3, 3) and tuple(stride) == (1, 1)
@@ -453,12 +453,11 @@ def _transformed_weight(w, flipped):
 def _forward_tiles(x, u, pad, out, req, bias):
     """``out (req)= conv(x, U) + bias`` from the transformed filters ``u`` (36, F, C)."""
     fused = kernels()
-    n, c, h, w = x.shape
+    n, c = x.shape[:2]
     f = u.shape[1]
     th, tw = _tiles(out.shape[2:])
     per = th * tw
-    no_bias = np.empty(0, np.float32)
-    bias = no_bias if bias is None else np.ascontiguousarray(bias, np.float32)
+    bias = np.empty(0, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
     accumulate = req == "add"
 
     def chunk(r):
