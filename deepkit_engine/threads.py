@@ -37,7 +37,8 @@ import threading
 
 import numpy as np
 
-__all__ = ["blas_threads", "cblas_gemm", "configure", "cpu_cores", "describe", "gemm_nt",
+__all__ = ["blas_threads", "cblas_gemm", "configure", "cpu_cores", "describe", "even_slices",
+           "gemm_nt",
            "local_processes", "matmul", "parallel_map", "pause_function", "pool_size",
            "run_together", "set_blas_threads", "unary"]
 
@@ -204,6 +205,13 @@ def _forget_pool_in_child():
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
+def even_slices(n, parts):
+    """``range(n)`` as up to ``parts`` contiguous slices of near-equal length (one per
+    pool thread, typically), none empty."""
+    step = max(1, -(-n // max(1, min(parts, n))))
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 
 
 def parallel_map(fn, items):

@@ -86,13 +86,12 @@ def _blockwise(xp, block, g, y, out):
     gf, yf, of = g.reshape(-1), y.reshape(-1), out.reshape(-1)
 
     def run(span):
-        for i in range(span[0], span[1], GRAD_BLOCK):
-            j = min(i + GRAD_BLOCK, span[1])
+        for i in range(span.start, span.stop, GRAD_BLOCK):
+            j = min(i + GRAD_BLOCK, span.stop)
             block(gf[i:j], yf[i:j], of[i:j])
 
     parts = threads.pool_size() if g.size >= threads.UNARY_MIN_SIZE else 1
-    step = max(1, -(-g.size // parts))
-    threads.parallel_map(run, [(i, min(i + step, g.size)) for i in range(0, g.size, step)])
+    threads.parallel_map(run, threads.even_slices(g.size, parts))
 
 
 def _act_grad_forward(block):

@@ -659,12 +659,6 @@ IN_PLACE_WEIGHT_GRAD_BYTES = 128 << 10
 IN_PLACE_WORKSPACE_BYTES = 8 << 20
 
 
-def _split(n, parts):
-    """``n`` items as up to ``parts`` contiguous slices of near-equal length."""
-    step = -(-n // max(1, min(parts, n)))
-    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
-
-
 def _weight_grad_in_place(g, x, out, req, geo):
     """The weight gradient on numpy, summed over batch chunks straight into ``out``.
 
@@ -686,7 +680,7 @@ def _weight_grad_in_place(g, x, out, req, geo):
     target = out.reshape(f, c * k)
     size = min(n, max(1, IN_PLACE_WORKSPACE_BYTES // max(c * k * o * x.dtype.itemsize, 1)))
     workspace = np.empty(c * k * size * o, x.dtype)
-    channels = _split(c, threads.pool_size())
+    channels = threads.even_slices(c, threads.pool_size())
     for start in range(0, n, size):
         stop = min(start + size, n)
         chunk = x[start:stop]

@@ -435,18 +435,13 @@ def _sample_bytes(c, f, tiles):
     return POSITIONS * (c + f) * tiles * 4
 
 
-def _split(n, parts):
-    step = -(-n // max(1, min(parts, n)))
-    return [(i, min(i + step, n)) for i in range(0, n, step)]
-
-
 def _transformed_weight(w, flipped):
     """``U`` (36, F, C) of ``w`` (or of the data gradient's flipped filter, (36, C, F))."""
     fused = kernels()
     f, c = w.shape[:2]
     u = _planes(c, f) if flipped else _planes(f, c)
-    threads.parallel_map(lambda r: fused.weight_tiles(w, flipped, r[0], r[1], u),
-                         _split(u.shape[1], threads.pool_size()))
+    threads.parallel_map(lambda r: fused.weight_tiles(w, flipped, r.start, r.stop, u),
+                         threads.even_slices(u.shape[1], threads.pool_size()))
     return u
 
 
@@ -511,21 +506,21 @@ def conv_weight_grad(g, x, out, req, pad):
         v, dm = v_all[:, :, :cols], dm_all[:, :, :cols]
 
         def transform(r, start=start, v=v, dm=dm):
-            a, b = start + r[0], start + r[1]
-            lo, hi = r[0] * per, r[1] * per
+            a, b = start + r.start, start + r.stop
+            lo, hi = r.start * per, r.stop * per
             fused.input_tiles(x[a:b], pad[0], pad[1], _input_plane(th, tw), v[:, :, lo:hi])
             fused.grad_tiles(g[a:b], _output_plane(th, tw), dm[:, :, lo:hi])
 
-        def products(k_range, v=v, dm=dm, accumulate=start > 0):
-            for k in range(*k_range):
+        def products(ks, v=v, dm=dm, accumulate=start > 0):
+            for k in range(ks.start, ks.stop):
                 threads.gemm_nt(dm[k], v[k], du[k], accumulate)
 
-        threads.parallel_map(transform, _split(stop - start, parts))
-        threads.parallel_map(products, _split(POSITIONS, parts))
+        threads.parallel_map(transform, threads.even_slices(stop - start, parts))
+        threads.parallel_map(products, threads.even_slices(POSITIONS, parts))
     if req == "add" or not out.flags.c_contiguous:
         grad = np.empty(out.shape, np.float32)
         fused.weight_from_tiles(du, 0, f, grad)
         write_result(np, out, grad, req)
         return
-    threads.parallel_map(lambda r: fused.weight_from_tiles(du, r[0], r[1], out),
-                         _split(f, parts))
+    threads.parallel_map(lambda r: fused.weight_from_tiles(du, r.start, r.stop, out),
+                         threads.even_slices(f, parts))

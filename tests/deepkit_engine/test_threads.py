@@ -184,3 +184,12 @@ def test_a_forked_child_can_run_a_group_its_parent_was_running():
             os._exit(0 if free else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.parametrize("n, parts, lengths", [
+    (10, 2, [5, 5]), (7, 2, [4, 3]), (3, 4, [1, 1, 1]), (5, 1, [5]), (0, 2, []),
+])
+def test_even_slices_cover_the_range_in_order_without_empty_parts(n, parts, lengths):
+    slices = threads.even_slices(n, parts)
+    assert [s.stop - s.start for s in slices] == lengths
+    assert [i for s in slices for i in range(s.start, s.stop)] == list(range(n))
